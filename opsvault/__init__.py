@@ -1,0 +1,5 @@
+"""opsvault: a GitOps vault and policy engine."""
+
+from __future__ import annotations
+
+__version__ = "0.1.0"

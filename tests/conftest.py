@@ -1,0 +1,59 @@
+"""Guard rails for every test: isolated git config, no OPSVAULT_* leaking in."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pygit2
+import pytest
+
+SIGNATURE = pygit2.Signature("opsvault-test", "test@example.invalid", 0, 0)
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--update-golden",
+        action="store_true",
+        default=False,
+        help="rewrite golden files from current output (review the diff afterwards)",
+    )
+
+
+@pytest.fixture(autouse=True)
+def _isolated_environment(
+    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[None]:
+    gitconfig = tmp_path_factory.mktemp("gitconfig")
+    for level in (
+        pygit2.enums.ConfigLevel.GLOBAL,
+        pygit2.enums.ConfigLevel.XDG,
+        pygit2.enums.ConfigLevel.SYSTEM,
+    ):
+        pygit2.settings.search_path[level] = str(gitconfig)
+    for name in list(os.environ):
+        if name.startswith("OPSVAULT_"):
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("GIT_CONFIG_NOSYSTEM", "1")
+    monkeypatch.setenv("HOME", str(gitconfig))
+    yield
+
+
+@pytest.fixture
+def update_golden(request: pytest.FixtureRequest) -> bool:
+    return bool(request.config.getoption("--update-golden"))
+
+
+def init_repo(path: Path, files: dict[str, str | bytes]) -> pygit2.Repository:
+    """Create a git repo at *path* holding *files* in one commit on ``main``."""
+    repo = pygit2.init_repository(str(path), initial_head="main")
+    for name, content in files.items():
+        target = path / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(content.encode() if isinstance(content, str) else content)
+    repo.index.add_all()
+    repo.index.write()
+    tree = repo.index.write_tree()
+    repo.create_commit("HEAD", SIGNATURE, SIGNATURE, "initial", tree, [])
+    return repo
