@@ -1,0 +1,460 @@
+"""The runner port, its subprocess adapter and a recording stand-in.
+
+A formula's steps are argv lists run in order in a fresh private workspace, with
+an environment holding only PATH, HOME, LANG, the declared secrets and VAULT_*
+metadata, under one hard deadline enforced from outside, with merged output
+captured into a bounded, redacted tail. Runtime semantics are documented for
+formula authors in docs/formulas.md.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import re
+import selectors
+import shutil
+import signal
+import stat
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+from pathlib import Path
+from typing import Protocol
+
+from opsvault.dispatcher.secrets import SECRET_NAME, SecretSource
+from opsvault.errors import InvalidFormulaError, OpsvaultError
+from opsvault.vault.placeholders import render_argv
+
+log = logging.getLogger(__name__)
+
+DEFAULT_PATH = "/usr/local/bin:/usr/bin:/bin"
+"""PATH given to steps unless the composition root passes another one. Never
+inherited from the dispatcher, whose PATH may hold user-writable directories."""
+
+MIN_REDACTED_LENGTH = 4
+"""Secret values shorter than this are not redacted: replacing every 'ab' in the
+output would destroy it while hiding nothing a guess would not find."""
+
+_METADATA_NAME = re.compile(r"VAULT_[A-Z0-9_]+")
+_FIXED_ENV = frozenset({"PATH", "HOME", "LANG"})
+_FIXED_VAULT_ENV = frozenset({"VAULT_ACTION_ID", "VAULT_FORMULA", "VAULT_WORKSPACE"})
+_CHUNK = 64 * 1024
+_POLL_SECONDS = 0.05
+
+
+class Outcome(StrEnum):
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    TIMEOUT = "timeout"
+
+
+class Reason(StrEnum):
+    OK = "ok"
+    EXIT_NONZERO = "exit-nonzero"
+    TIMEOUT = "timeout"
+    SECRET_MISSING = "secret-missing"
+    SPAWN_FAILED = "spawn-failed"
+    BAD_PLACEHOLDER = "bad-placeholder"
+    BAD_REQUEST = "bad-request"
+
+
+@dataclass(frozen=True, slots=True)
+class StepSpec:
+    name: str
+    run: tuple[str, ...]  # argv template, see opsvault.vault.placeholders
+
+
+@dataclass(frozen=True, slots=True)
+class ExecutionRequest:
+    action_id: str
+    formula: str
+    steps: tuple[StepSpec, ...]
+    params: tuple[tuple[str, str], ...]  # scalar params rendered to strings
+    list_params: tuple[tuple[str, tuple[str, ...]], ...]
+    secrets: tuple[
+        str, ...
+    ]  # names declared by the formula; values come from a SecretSource
+    timeout_seconds: float
+    output_limit: int = 64 * 1024  # bytes of output tail kept
+    metadata: tuple[
+        tuple[str, str], ...
+    ] = ()  # extra VAULT_* env, e.g. ("VAULT_PR", "12")
+
+
+@dataclass(frozen=True, slots=True)
+class RunResult:
+    outcome: str  # an Outcome
+    reason: str  # a Reason
+    exit_code: int | None  # of the last step run; negative: killed by that signal
+    failed_step: str | None
+    started_at: float  # wall time, unix seconds, from the runner's clock
+    ended_at: float
+    output_tail: str  # redacted, capped, decoded with errors="replace"
+
+
+class Runner(Protocol):
+    """Execute one action's formula steps."""
+
+    def execute(self, request: ExecutionRequest) -> RunResult:
+        """Run *request* to completion and return what happened.
+
+        Never raises for anything a step or the request does: failures,
+        timeouts, missing secrets and bad placeholders are RunResults (see
+        Reason). Secret values never appear in the returned output_tail.
+        """
+        ...
+
+
+class RedactingTail:
+    """Keep the last *limit* bytes of a byte stream with every secret value redacted.
+
+    Each value of at least MIN_REDACTED_LENGTH bytes becomes ``[REDACTED:NAME]``,
+    also when it straddles chunks: the last ``longest - 1`` bytes are held back
+    until the next chunk. Redaction happens before truncation, so no prefix or
+    suffix of a secret survives at the cut. Memory stays bounded by *limit*, the
+    chunk size and the longest secret.
+    """
+
+    def __init__(self, secrets: Mapping[str, str], limit: int) -> None:
+        self._limit = limit
+        self._markers: dict[bytes, bytes] = {}
+        for name, value in sorted(secrets.items()):
+            raw = value.encode()
+            if len(raw) >= MIN_REDACTED_LENGTH:
+                self._markers.setdefault(raw, f"[REDACTED:{name}]".encode())
+        longest_first = sorted(self._markers, key=len, reverse=True)
+        self._pattern = (
+            re.compile(b"|".join(re.escape(v) for v in longest_first))
+            if longest_first
+            else None
+        )
+        self._hold = len(longest_first[0]) - 1 if longest_first else 0
+        self._pending = b""
+        self._tail = bytearray()
+        self.dropped = 0  # bytes of redacted output cut off the front
+
+    def feed(self, chunk: bytes) -> None:
+        data = self._pending + chunk
+        if self._pattern is None:
+            self._pending = b""
+            self._keep(data)
+            return
+        safe = len(data) - self._hold  # a secret starting before this is wholly in data
+        pos = 0
+        out: list[bytes] = []
+        for match in self._pattern.finditer(data):
+            if match.start() >= safe:
+                break
+            out += (data[pos : match.start()], self._markers[match.group()])
+            pos = match.end()
+        cut = max(pos, safe)
+        out.append(data[pos:cut])
+        self._pending = data[cut:]
+        self._keep(b"".join(out))
+
+    def note(self, text: str) -> None:
+        """Record a line from the runner itself (redacted like step output)."""
+        self.feed(f"[opsvault] {text}\n".encode())
+
+    def text(self) -> str:
+        """Flush what is held back and return the tail."""
+        if self._pending:
+            pending, self._pending = self._pending, b""
+            if self._pattern is not None:
+                pending = self._pattern.sub(lambda m: self._markers[m.group()], pending)
+            self._keep(pending)
+        return bytes(self._tail).decode("utf-8", errors="replace")
+
+    def _keep(self, data: bytes) -> None:
+        self._tail += data
+        excess = len(self._tail) - self._limit
+        if excess > 0:
+            del self._tail[:excess]
+            self.dropped += excess
+
+
+class _SpawnFailed(Exception):
+    pass
+
+
+def _check_request(request: ExecutionRequest) -> str | None:
+    """Return why *request* cannot be run safely, or None. Validation upstream
+    should make this unreachable; the runner re-checks because env names collide."""
+    for name in request.secrets:
+        if (
+            not SECRET_NAME.fullmatch(name)
+            or name in _FIXED_ENV
+            or name.startswith("VAULT_")
+        ):
+            return f"secret name {name!r} is invalid or reserved"
+    for key, _ in request.metadata:
+        if not _METADATA_NAME.fullmatch(key) or key in _FIXED_VAULT_ENV:
+            return f"metadata name {key!r} is invalid or reserved"
+    if not request.timeout_seconds > 0:
+        return f"timeout {request.timeout_seconds!r} is not positive"
+    if request.output_limit < 0:
+        return f"output limit {request.output_limit!r} is negative"
+    return None
+
+
+def _signal_group(pgid: int, signum: int) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):  # already gone
+        os.killpg(pgid, signum)
+
+
+def _leader_exited(pid: int) -> bool:
+    """Return whether *pid* has exited, without reaping it.
+
+    Keeping the zombie keeps its pid (our group id) from being reused, so a
+    later killpg cannot hit an unrelated process group.
+    """
+    try:
+        return (
+            os.waitid(os.P_PID, pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None
+        )
+    except ChildProcessError:
+        return True
+
+
+def _remove_tree(path: Path) -> None:
+    # A step may leave read-only directories behind; make them writable first.
+    for root, dirs, _ in os.walk(path):
+        for name in dirs:
+            target = Path(root, name)
+            if not target.is_symlink():
+                target.chmod(stat.S_IRWXU)
+    shutil.rmtree(path, ignore_errors=True)
+    if path.exists():
+        log.warning("could not remove workspace %s", path)
+
+
+class SubprocessRunner:
+    """Run steps as local subprocesses (argv only, never a shell)."""
+
+    def __init__(
+        self,
+        secrets: SecretSource,
+        workspace_root: Path | None = None,
+        clock: Callable[[], float] = time.time,
+        kill_grace: float = 2.0,
+        path: str = DEFAULT_PATH,
+    ) -> None:
+        self._secrets = secrets
+        self._workspace_root = workspace_root
+        self._clock = clock
+        self._kill_grace = kill_grace
+        self._path = path
+
+    def execute(self, request: ExecutionRequest) -> RunResult:
+        started_at = self._clock()
+        deadline = time.monotonic() + max(request.timeout_seconds, 0.0)
+
+        def finish(
+            tail: RedactingTail,
+            reason: Reason,
+            exit_code: int | None = None,
+            failed_step: str | None = None,
+        ) -> RunResult:
+            outcome = {
+                Reason.OK: Outcome.SUCCEEDED,
+                Reason.TIMEOUT: Outcome.TIMEOUT,
+            }.get(reason, Outcome.FAILED)
+            log.info("action %s: %s (%s)", request.action_id, outcome, reason)
+            return RunResult(
+                outcome.value,
+                reason.value,
+                exit_code,
+                failed_step,
+                started_at,
+                self._clock(),
+                tail.text(),
+            )
+
+        problem = _check_request(request)
+        if problem is not None:
+            tail = RedactingTail({}, request.output_limit)
+            tail.note(f"refused: {problem}")
+            return finish(tail, Reason.BAD_REQUEST)
+        values: dict[str, str] = {}
+        missing: list[str] = []
+        for name in request.secrets:
+            try:
+                value = self._secrets.get(name)
+            except OpsvaultError as exc:
+                log.warning("secret %r: %s", name, exc)
+                value = None
+            if value:
+                values[name] = value
+            else:
+                missing.append(name)
+        tail = RedactingTail(values, request.output_limit)
+        if missing:
+            tail.note(f"missing secrets (nothing was run): {', '.join(missing)}")
+            return finish(tail, Reason.SECRET_MISSING)
+        try:
+            workspace = Path(
+                tempfile.mkdtemp(prefix="opsvault-", dir=self._workspace_root)
+            )
+        except OSError as exc:
+            tail.note(f"cannot create a workspace: {exc}")
+            return finish(tail, Reason.SPAWN_FAILED)
+        try:
+            return self._execute_in(request, workspace, values, deadline, tail, finish)
+        finally:
+            _remove_tree(workspace)
+
+    def _execute_in(
+        self,
+        request: ExecutionRequest,
+        workspace: Path,
+        secrets: Mapping[str, str],
+        deadline: float,
+        tail: RedactingTail,
+        finish: Callable[..., RunResult],
+    ) -> RunResult:
+        home = workspace / ".home"
+        home.mkdir(mode=0o700)
+        values = {f"params.{name}": value for name, value in request.params}
+        values |= {
+            "workspace": str(workspace),
+            "action.id": request.action_id,
+            "python": sys.executable,
+        }
+        lists = {f"params.{name}": items for name, items in request.list_params}
+        argvs: list[tuple[str, ...]] = []
+        for index, step in enumerate(request.steps):
+            try:
+                argvs.append(
+                    render_argv(
+                        step.run,
+                        values,
+                        f"formula {request.formula!r}",
+                        lists=lists,
+                        path=f"$.steps[{index}].run",
+                    )
+                )
+            except InvalidFormulaError as exc:
+                tail.note(f"nothing was run: {exc}")
+                return finish(tail, Reason.BAD_PLACEHOLDER, failed_step=step.name)
+        env = {"PATH": self._path, "HOME": str(home), "LANG": "C.UTF-8"}
+        env |= {
+            "VAULT_ACTION_ID": request.action_id,
+            "VAULT_FORMULA": request.formula,
+            "VAULT_WORKSPACE": str(workspace),
+        }
+        env |= dict(request.metadata)
+        env |= secrets
+        exit_code: int | None = None
+        for step, argv in zip(request.steps, argvs, strict=True):
+            if time.monotonic() >= deadline:
+                tail.note(f"deadline reached before step {step.name!r}")
+                return finish(tail, Reason.TIMEOUT, failed_step=step.name)
+            tail.note(f"step {step.name!r}")
+            try:
+                exit_code, timed_out = self._run_step(
+                    argv, env, workspace, deadline, tail
+                )
+            except _SpawnFailed as exc:
+                tail.note(f"cannot start step {step.name!r}: {exc}")
+                return finish(tail, Reason.SPAWN_FAILED, failed_step=step.name)
+            if timed_out:
+                tail.note(
+                    f"deadline of {request.timeout_seconds}s reached in step {step.name!r}"
+                )
+                return finish(tail, Reason.TIMEOUT, failed_step=step.name)
+            if exit_code != 0:
+                tail.note(f"step {step.name!r} exited with {exit_code}")
+                return finish(tail, Reason.EXIT_NONZERO, exit_code, step.name)
+        return finish(tail, Reason.OK, exit_code)
+
+    def _run_step(
+        self,
+        argv: tuple[str, ...],
+        env: Mapping[str, str],
+        cwd: Path,
+        deadline: float,
+        tail: RedactingTail,
+    ) -> tuple[int, bool]:
+        """Run one step; return (exit code, whether the deadline killed it)."""
+        try:
+            proc = subprocess.Popen(
+                argv,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                env=env,
+                cwd=cwd,
+                start_new_session=True,  # own process group: signals reach every descendant
+                close_fds=True,
+            )
+        except (OSError, ValueError) as exc:
+            raise _SpawnFailed(str(exc)) from exc
+        with proc:
+            timed_out = self._pump(proc, deadline, tail)
+            proc.wait()
+        return proc.returncode, timed_out
+
+    def _pump(
+        self, proc: subprocess.Popen[bytes], deadline: float, tail: RedactingTail
+    ) -> bool:
+        """Copy output into *tail* until the step's group is gone; enforce the deadline."""
+        assert proc.stdout is not None
+        fd = proc.stdout.fileno()
+        group = proc.pid
+        grace = self._kill_grace
+        term_at: float | None = None
+        killed = False
+        exited_at: float | None = None
+        eof = False
+        with selectors.DefaultSelector() as selector:
+            selector.register(fd, selectors.EVENT_READ)
+            while True:
+                now = time.monotonic()
+                if exited_at is None and _leader_exited(proc.pid):
+                    exited_at = now
+                    # Whatever the step left running does not outlive it.
+                    _signal_group(group, signal.SIGKILL)
+                if exited_at is not None and (eof or now >= exited_at + grace):
+                    # Stop reading even if a process that left the group (setsid)
+                    # still holds the pipe open.
+                    return term_at is not None
+                if exited_at is None and term_at is None and now >= deadline:
+                    _signal_group(group, signal.SIGTERM)
+                    term_at = now
+                elif term_at is not None and not killed and now >= term_at + grace:
+                    _signal_group(group, signal.SIGKILL)
+                    killed = True
+                if eof:
+                    time.sleep(_POLL_SECONDS)
+                elif selector.select(timeout=_POLL_SECONDS):
+                    chunk = os.read(fd, _CHUNK)
+                    if chunk:
+                        tail.feed(chunk)
+                    else:
+                        eof = True
+
+
+@dataclass(slots=True)
+class RecordingRunner:
+    """Record every request and return scripted results (then a default success)."""
+
+    results: list[RunResult] = field(default_factory=list)
+    requests: list[ExecutionRequest] = field(default_factory=list)
+
+    @classmethod
+    def scripted(cls, results: Iterable[RunResult]) -> RecordingRunner:
+        return cls(results=list(results))
+
+    def execute(self, request: ExecutionRequest) -> RunResult:
+        self.requests.append(request)
+        if self.results:
+            return self.results.pop(0)
+        return RunResult(
+            Outcome.SUCCEEDED.value, Reason.OK.value, 0, None, 0.0, 0.0, ""
+        )
