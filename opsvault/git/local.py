@@ -1,0 +1,429 @@
+"""``Pygit2OpsRepo``: the OpsRepo port on pygit2, with the git CLI for remotes.
+
+Reads and commits work on objects only (tree builders, in-memory merge indexes),
+so a local-mode work tree and its index are never touched. This is the only
+module that catches ``pygit2.GitError``.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+
+import pygit2
+from pygit2.enums import DeltaStatus, DiffFind, FileMode, RepositoryOpenFlag
+
+from opsvault.errors import GitError, PushRejected
+from opsvault.git import transport
+from opsvault.git.base import (
+    ChangedFile,
+    ChangeKind,
+    CommitInfo,
+    Identity,
+    check_repo_dir,
+    check_repo_path,
+)
+
+_FULL_ID = re.compile(r"^[0-9a-f]{40}$")
+
+_KINDS = {
+    DeltaStatus.ADDED: ChangeKind.ADDED,
+    DeltaStatus.COPIED: ChangeKind.ADDED,
+    DeltaStatus.DELETED: ChangeKind.DELETED,
+    DeltaStatus.RENAMED: ChangeKind.RENAMED,
+}
+
+# pygit2 raises its own GitError and also KeyError/ValueError for bad input.
+_PYGIT2_ERRORS = (pygit2.GitError, KeyError, ValueError)
+
+
+@contextmanager
+def _translated(where: str) -> Iterator[None]:
+    try:
+        yield
+    except _PYGIT2_ERRORS as exc:
+        raise GitError(where, str(exc).strip("'\"") or type(exc).__name__) from exc
+
+
+def _signature(identity: Identity, when: int | None) -> pygit2.Signature:
+    with _translated(f"{identity.name} <{identity.email}>"):
+        if when is None:
+            return pygit2.Signature(identity.name, identity.email)
+        return pygit2.Signature(identity.name, identity.email, when, 0)
+
+
+def _identity(signature: pygit2.Signature) -> Identity:
+    return Identity(signature.name, signature.email)
+
+
+def _check_id(value: str, where: str) -> str:
+    if not _FULL_ID.match(value):
+        raise GitError(where, f"expected a full 40-hex commit id, got {value!r}")
+    return value
+
+
+def _check_name(name: str, kind: str) -> None:
+    if (
+        not name
+        or name.startswith("-")
+        or not pygit2.reference_is_valid_name(f"refs/heads/{name}")
+    ):
+        raise GitError(repr(name), f"not a valid {kind} name")
+
+
+class Pygit2OpsRepo:
+    """An ops repo on disk (bare or with a work tree)."""
+
+    def __init__(self, repo: pygit2.Repository) -> None:
+        self._repo = repo
+
+    @classmethod
+    def open(cls, path: Path | str) -> Pygit2OpsRepo:
+        """Open the repository at exactly *path* (no search upwards)."""
+        with _translated(str(path)):
+            return cls(pygit2.Repository(str(path), RepositoryOpenFlag.NO_SEARCH))
+
+    @classmethod
+    def init(
+        cls, path: Path | str, initial_branch: str = "main", *, bare: bool = False
+    ) -> Pygit2OpsRepo:
+        """Create an empty repository at *path* whose HEAD names *initial_branch*."""
+        _check_name(initial_branch, "branch")
+        with _translated(str(path)):
+            return cls(
+                pygit2.init_repository(
+                    str(path), bare=bare, initial_head=initial_branch
+                )
+            )
+
+    @classmethod
+    def clone(
+        cls, url_or_path: str | Path, path: Path | str, *, bare: bool = False
+    ) -> Pygit2OpsRepo:
+        """Clone *url_or_path* into *path*; ``origin/*`` is populated either way."""
+        transport.clone(str(url_or_path), Path(path), bare=bare)
+        repo = cls.open(path)
+        if bare:  # a bare clone has no remote-tracking refs until the first fetch
+            repo.fetch("origin")
+        return repo
+
+    @property
+    def path(self) -> Path:
+        return Path(self._repo.workdir or self._repo.path)
+
+    @property
+    def _git_dir(self) -> Path:
+        return Path(self._repo.path)
+
+    # -- reading ---------------------------------------------------------------
+
+    def _commit(self, rev: str) -> pygit2.Commit:
+        if not rev:
+            raise GitError(repr(rev), "empty revision")
+        try:
+            obj = (
+                self._repo.get(rev)
+                if _FULL_ID.match(rev)
+                else self._repo.revparse_single(rev)
+            )
+        except _PYGIT2_ERRORS as exc:
+            raise GitError(rev, "unknown revision") from exc
+        if obj is None:
+            raise GitError(rev, "unknown revision")
+        try:
+            return obj.peel(pygit2.Commit)
+        except _PYGIT2_ERRORS as exc:
+            raise GitError(rev, f"names a {obj.type_str}, not a commit") from exc
+
+    def resolve(self, ref: str) -> str:
+        return str(self._commit(ref).id)
+
+    def _blob(self, commit: str, path: str) -> pygit2.Blob | None:
+        check_repo_path(path)
+        tree = self._commit(commit).tree
+        try:
+            obj = tree[path]
+        except _PYGIT2_ERRORS:
+            return None
+        return obj if isinstance(obj, pygit2.Blob) else None
+
+    def read_file(self, commit: str, path: str) -> bytes | None:
+        blob = self._blob(commit, path)
+        return None if blob is None else blob.data
+
+    def blob_id(self, commit: str, path: str) -> str | None:
+        blob = self._blob(commit, path)
+        return None if blob is None else str(blob.id)
+
+    def list_files(self, commit: str, prefix: str) -> tuple[str, ...]:
+        directory = check_repo_dir(prefix)
+        tree: pygit2.Object = self._commit(commit).tree
+        if directory:
+            try:
+                tree = tree[directory]  # type: ignore[index]
+            except _PYGIT2_ERRORS:
+                return ()
+        if not isinstance(tree, pygit2.Tree):
+            return ()
+        found: list[str] = []
+        self._walk(tree, f"{directory}/" if directory else "", found)
+        return tuple(sorted(found))
+
+    def _walk(self, tree: pygit2.Tree, prefix: str, found: list[str]) -> None:
+        for entry in tree:
+            name = f"{prefix}{entry.name}"
+            if entry.filemode == FileMode.TREE:
+                self._walk(self._repo[entry.id].peel(pygit2.Tree), f"{name}/", found)
+            elif entry.filemode != FileMode.COMMIT:  # submodules are not files
+                found.append(name)
+
+    def merge_base(self, a: str, b: str) -> str | None:
+        left, right = self._commit(a), self._commit(b)
+        with _translated(f"{a}...{b}"):
+            base = self._repo.merge_base(left.id, right.id)
+        return None if base is None else str(base)
+
+    def is_ancestor(self, ancestor: str, descendant: str) -> bool:
+        older, newer = self._commit(ancestor), self._commit(descendant)
+        if older.id == newer.id:
+            return True
+        with _translated(f"{ancestor}..{descendant}"):
+            return self._repo.descendant_of(newer.id, older.id)
+
+    def changed_files(self, base: str, head: str) -> tuple[ChangedFile, ...]:
+        head_commit = self._commit(head)
+        fork = self.merge_base(base, head)
+        if fork is None:
+            raise GitError(f"{base}...{head}", "the histories are unrelated")
+        with _translated(f"{base}...{head}"):
+            diff = self._repo[fork].peel(pygit2.Tree).diff_to_tree(head_commit.tree)
+            diff.find_similar(
+                flags=DiffFind.FIND_RENAMES | DiffFind.FIND_EXACT_MATCH_ONLY
+            )
+            changes = []
+            for delta in diff.deltas:
+                kind = _KINDS.get(delta.status, ChangeKind.MODIFIED)
+                if kind is ChangeKind.DELETED:
+                    changes.append(ChangedFile(delta.old_file.path, kind))
+                elif kind is ChangeKind.RENAMED:
+                    changes.append(
+                        ChangedFile(delta.new_file.path, kind, delta.old_file.path)
+                    )
+                else:
+                    changes.append(ChangedFile(delta.new_file.path, kind))
+        return tuple(sorted(changes, key=lambda c: (c.path, c.kind, c.old_path or "")))
+
+    def log_first_parent(self, commit: str, limit: int) -> tuple[str, ...]:
+        current = self._commit(commit)
+        ids: list[str] = []
+        with _translated(commit):
+            while len(ids) < limit:
+                ids.append(str(current.id))
+                if not current.parent_ids:
+                    break
+                current = self._repo[current.parent_ids[0]].peel(pygit2.Commit)
+        return tuple(ids)
+
+    def commit_info(self, commit: str) -> CommitInfo:
+        c = self._commit(commit)
+        return CommitInfo(
+            id=str(c.id),
+            parents=tuple(str(p) for p in c.parent_ids),
+            author=_identity(c.author),
+            committer=_identity(c.committer),
+            message=c.message,
+            time=c.commit_time,
+        )
+
+    # -- writing objects ---------------------------------------------------------
+
+    def commit_files(
+        self,
+        parent: str | None,
+        changes: Mapping[str, bytes | None],
+        message: str,
+        author: Identity,
+        committer: Identity | None = None,
+        when: int | None = None,
+    ) -> str:
+        for path in changes:
+            check_repo_path(path)
+        parents = [] if parent is None else [self._commit(parent)]
+        author_sig = _signature(author, when)
+        committer_sig = _signature(committer or author, when)
+        with _translated("commit_files"):
+            base = parents[0].tree if parents else None
+            tree = self._build_tree(base, dict(changes), "")
+            if tree is None:
+                tree = self._repo.TreeBuilder().write()
+            oid = self._repo.create_commit(
+                None, author_sig, committer_sig, message, tree, [p.id for p in parents]
+            )
+        return str(oid)
+
+    def _build_tree(
+        self, tree: pygit2.Tree | None, changes: dict[str, bytes | None], prefix: str
+    ) -> pygit2.Oid | None:
+        """Write *tree* with *changes* (paths relative to it) applied; None if it ends empty."""
+        builder = (
+            self._repo.TreeBuilder(tree)
+            if tree is not None
+            else self._repo.TreeBuilder()
+        )
+        leaves: dict[str, bytes | None] = {}
+        subdirs: dict[str, dict[str, bytes | None]] = {}
+        for path, content in changes.items():
+            head, slash, rest = path.partition("/")
+            if slash:
+                subdirs.setdefault(head, {})[rest] = content
+            else:
+                leaves[head] = content
+        for name, content in sorted(leaves.items()):
+            where = f"{prefix}{name}"
+            if name in subdirs:
+                raise GitError(where, "changed both as a file and as a directory")
+            existing = tree[name] if tree is not None and name in tree else None
+            if existing is not None and existing.filemode in (
+                FileMode.TREE,
+                FileMode.COMMIT,
+            ):
+                raise GitError(where, "is a directory, not a file")
+            if content is None:
+                if existing is not None:
+                    builder.remove(name)
+                continue
+            mode = FileMode.BLOB
+            if existing is not None and existing.filemode == FileMode.BLOB_EXECUTABLE:
+                mode = FileMode.BLOB_EXECUTABLE
+            builder.insert(name, self._repo.create_blob(content), mode)
+        for name, subchanges in sorted(subdirs.items()):
+            where = f"{prefix}{name}"
+            existing = tree[name] if tree is not None and name in tree else None
+            subtree: pygit2.Tree | None = None
+            if existing is not None:
+                if existing.filemode != FileMode.TREE:
+                    if all(content is None for content in subchanges.values()):
+                        continue  # deleting below a file: nothing there to delete
+                    raise GitError(where, "is a file, cannot hold other files")
+                subtree = self._repo[existing.id].peel(pygit2.Tree)
+            written = self._build_tree(subtree, subchanges, f"{where}/")
+            if written is None:
+                if existing is not None:
+                    builder.remove(name)
+            else:
+                builder.insert(name, written, FileMode.TREE)
+        return builder.write() if len(builder) else None
+
+    def merge(
+        self,
+        base: str,
+        head: str,
+        message: str,
+        author: Identity,
+        when: int | None = None,
+    ) -> str:
+        ours, theirs = self._commit(base), self._commit(head)
+        where = f"{base}...{head}"
+        if self.is_ancestor(str(theirs.id), str(ours.id)):
+            raise GitError(
+                where, f"{base!r} already contains {head!r}; nothing to merge"
+            )
+        signature = _signature(author, when)
+        with _translated(where):
+            index = self._repo.merge_commits(ours, theirs)
+            if index.conflicts is not None:
+                paths = sorted(
+                    {
+                        entry.path
+                        for triple in index.conflicts
+                        for entry in triple
+                        if entry
+                    }
+                )
+                raise GitError(where, f"merge conflicts in {paths!r}")
+            tree = index.write_tree(self._repo)
+            oid = self._repo.create_commit(
+                None, signature, signature, message, tree, [ours.id, theirs.id]
+            )
+        return str(oid)
+
+    # -- refs --------------------------------------------------------------------
+
+    def _ref_target(self, ref: str) -> str | None:
+        reference = self._repo.references.get(ref)
+        if reference is None:
+            return None
+        if reference.type != pygit2.enums.ReferenceType.DIRECT:
+            raise GitError(ref, "is a symbolic ref; update the ref it points to")
+        return str(reference.target)
+
+    def update_ref(self, ref: str, new: str, expected_old: str | None) -> None:
+        if not ref.startswith("refs/") or not pygit2.reference_is_valid_name(ref):
+            raise GitError(repr(ref), "not a valid full ref name")
+        target = self._commit(new).id
+        if expected_old is not None:
+            _check_id(expected_old, ref)
+        try:
+            with self._repo.transaction() as txn:
+                txn.lock_ref(
+                    ref
+                )  # held until commit: the check and the write are atomic
+                current = self._ref_target(ref)
+                if current != expected_old:
+                    raise PushRejected(ref, f"is at {current!r}, not {expected_old!r}")
+                txn.set_target(ref, target, message=f"opsvault: update {ref}")
+        except pygit2.GitError as exc:
+            if "lock" in str(exc).lower():  # another writer holds the ref right now
+                raise PushRejected(
+                    ref, f"is being updated by someone else: {exc}"
+                ) from exc
+            raise GitError(ref, str(exc)) from exc
+
+    def branches(self, prefix: str = "") -> dict[str, str]:
+        found: dict[str, str] = {}
+        start = f"refs/heads/{prefix}"
+        with _translated("branches"):
+            for name in self._repo.references:
+                if not name.startswith(start):
+                    continue
+                try:
+                    commit = self._repo.references[name].peel(pygit2.Commit)
+                except _PYGIT2_ERRORS:
+                    continue  # a branch that names no commit is nothing we can use
+                found[name.removeprefix("refs/heads/")] = str(commit.id)
+        return found
+
+    def delete_branch(self, name: str) -> None:
+        _check_name(name, "branch")
+        branch = self._repo.branches.local.get(name)
+        if branch is None:
+            raise GitError(name, "no such branch")
+        with _translated(name):
+            branch.delete()
+
+    # -- remotes -----------------------------------------------------------------
+
+    def _check_remote(self, remote: str) -> None:
+        if remote.startswith("-") or remote not in self._repo.remotes.names():
+            raise GitError(repr(remote), "no such remote")
+
+    def fetch(self, remote: str = "origin") -> None:
+        self._check_remote(remote)
+        transport.fetch(self._git_dir, remote)
+
+    def push(
+        self, branch: str, new: str, expected_old: str | None, remote: str = "origin"
+    ) -> None:
+        _check_name(branch, "branch")
+        self._check_remote(remote)
+        new_id = self.resolve(new)
+        where = f"{remote}/{branch}"
+        if expected_old is not None:
+            _check_id(expected_old, where)
+            if not self.is_ancestor(expected_old, new_id):
+                raise GitError(
+                    where, f"{new_id!r} does not descend from {expected_old!r}"
+                )
+        transport.push_cas(self._git_dir, remote, branch, new_id, expected_old)
