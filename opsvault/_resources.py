@@ -22,4 +22,6 @@ def data_dir(name: str) -> Path:
     checkout = Path(__file__).resolve().parent.parent / name
     if checkout.is_dir():
         return checkout
-    raise LookupError(f"opsvault data directory {name!r} is missing from this installation")
+    raise LookupError(
+        f"opsvault data directory {name!r} is missing from this installation"
+    )

@@ -51,7 +51,9 @@ class InvalidFileError(OpsvaultError):
     def __init__(self, where: str, problems: Iterable[Problem]) -> None:
         self.where = where
         self.problems = tuple(problems)
-        lines = [p.render(where) for p in self.problems] or [f"{where}: invalid {self.kind}"]
+        lines = [p.render(where) for p in self.problems] or [
+            f"{where}: invalid {self.kind}"
+        ]
         super().__init__("\n".join(lines))
 
 
@@ -124,8 +126,13 @@ class ForgeUnavailable(ForgeError):
 class RunnerError(OpsvaultError):
     """Executing a step failed in a way that is not the step's own exit status."""
 
-    def __init__(self, command: str, problem: str, exit_code_seen: int | None = None,
-                 output_tail: str = "") -> None:
+    def __init__(
+        self,
+        command: str,
+        problem: str,
+        exit_code_seen: int | None = None,
+        output_tail: str = "",
+    ) -> None:
         self.command = command
         self.problem = problem
         self.exit_code_seen = exit_code_seen

@@ -16,7 +16,15 @@ import click
 from opsvault.errors import OpsvaultError
 
 # name -> "module:attribute" of a click command or group.
-COMMANDS: dict[str, str] = {}
+COMMANDS: dict[str, str] = {
+    "validate": "opsvault.cli.vault:validate",
+    "classify": "opsvault.cli.vault:classify",
+    "request": "opsvault.cli.vault:request",
+    "formulas": "opsvault.cli.vault:formulas",
+    "policy": "opsvault.cli.policy:policy",
+    "init": "opsvault.cli.init:init",
+    "demo": "opsvault.cli.demo:demo",
+}
 
 
 class LazyGroup(click.Group):
@@ -63,5 +71,7 @@ def main(argv: list[str] | None = None) -> Any:
         sys.exit(exc.exit_code)
     except Exception:
         traceback.print_exc()
-        click.echo("Error: internal error (a bug in opsvault); please report it", err=True)
+        click.echo(
+            "Error: internal error (a bug in opsvault); please report it", err=True
+        )
         sys.exit(3)

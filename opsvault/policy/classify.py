@@ -1,0 +1,387 @@
+"""The deterministic classifier: a pure function of (change, policy, formulas).
+
+The tier of an action is the maximum over everything that applies (see
+``classify_action``); the tier of a change is the maximum over its files (see
+``classify_change``). Nothing a proposer writes can lower a tier: its own
+``blast_radius`` only joins the maximum, and policy and formulas always come
+from the base side of a change.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+from opsvault.errors import InvalidFileError, Problem
+from opsvault.git.base import ChangedFile, ChangeKind
+from opsvault.policy.glob import glob_match, name_match
+from opsvault.policy.model import Policy, Rule, Tier
+from opsvault.vault.formula import Formula, ParamValue
+from opsvault.vault.request import (
+    ACTIONS_DIR,
+    Action,
+    action_id_for,
+    id_problems,
+    parse_action,
+)
+
+# Changes to these never get below HIGH and are never merged by the dispatcher,
+# whatever policy says: they change the gate itself or what the vault has done.
+FLOOR_PATTERNS: tuple[tuple[str, str], ...] = (
+    ("vault/policy.toml", "the policy itself"),
+    ("vault/formulas/**", "formulas (what actions run)"),
+    ("vault/running/**", "dispatcher bookkeeping"),
+    ("vault/fired/**", "the record of executed actions"),
+    ("vault/rejected/**", "the record of refused actions"),
+    ("vault/HALT", "the kill switch"),
+    (".forgejo/**", "CI/workflow files"),
+    (".gitea/**", "CI/workflow files"),
+    (".github/**", "CI/workflow files"),
+    (".woodpecker/**", "CI/workflow files"),
+    (".woodpecker.yml", "CI/workflow files"),
+    (".woodpecker.yaml", "CI/workflow files"),
+    (".gitlab-ci.yml", "CI/workflow files"),
+    (".drone.yml", "CI/workflow files"),
+    (".ci/**", "CI/workflow files"),
+    (".gitmodules", "submodules (code from elsewhere)"),
+    (".gitattributes", "git attributes (filters, merge drivers)"),
+)
+
+
+class Source(StrEnum):
+    """Where a reason comes from; stored in results and shown to approvers."""
+
+    POLICY_FORMULA = "policy-formula"
+    FORMULA = "formula"
+    DEFAULT = "default"
+    RULE = "rule"
+    ACTION = "action"
+    HUMAN = "human"
+    PATH = "path"
+    FLOOR = "floor"
+    INVALID = "invalid"
+
+
+@dataclass(frozen=True, slots=True)
+class Reason:
+    tier: Tier
+    source: Source
+    detail: str
+
+    def render(self) -> str:
+        return f"{self.tier.label}: {self.detail}"
+
+
+@dataclass(frozen=True, slots=True)
+class Classification:
+    tier: Tier
+    reasons: tuple[Reason, ...]
+
+
+def _join(reasons: Sequence[Reason]) -> Classification:
+    return Classification(max(r.tier for r in reasons), tuple(reasons))
+
+
+def formula_tier_reason(
+    name: str | None, formula: Formula | None, policy: Policy
+) -> Reason:
+    """Return the reason giving an action its base tier from its formula."""
+    if name is not None:
+        tier = policy.formula_tier(name)
+        if tier is not None:
+            return Reason(
+                tier,
+                Source.POLICY_FORMULA,
+                f"policy [formulas] sets {name!r} to {tier.label}",
+            )
+        if formula is not None and formula.blast_radius is not None:
+            return Reason(
+                formula.blast_radius,
+                Source.FORMULA,
+                f"formula {name!r} has blast_radius {formula.blast_radius.label}",
+            )
+        if formula is not None:
+            return Reason(
+                policy.default_tier,
+                Source.DEFAULT,
+                f"formula {name!r} sets no blast_radius: default_tier",
+            )
+    what = "no formula" if name is None else f"unknown formula {name!r}"
+    return Reason(
+        policy.default_tier,
+        Source.DEFAULT,
+        f"{what}: default_tier {policy.default_tier.label}",
+    )
+
+
+def effective_params(action: Action, formula: Formula | None) -> dict[str, ParamValue]:
+    """Return the action's params with the formula's defaults filled in."""
+    values: dict[str, ParamValue] = {}
+    if formula is not None:
+        values.update(
+            (spec.name, spec.default)
+            for spec in formula.params
+            if spec.default is not None
+        )
+    values.update(action.params)
+    return values
+
+
+def effective_secrets(action: Action, formula: Formula | None) -> frozenset[str]:
+    """Return every secret the action would receive: the formula's and the action's own."""
+    return frozenset(action.secrets) | frozenset(formula.secrets if formula else ())
+
+
+def _same(a: object, b: object) -> bool:
+    # True == 1 in Python; a rule on `count = 1` must not match `count = true`.
+    return type(a) is type(b) and a == b
+
+
+def rule_matches(rule: Rule, action: Action, formula: Formula | None) -> bool:
+    """Return whether every condition of *rule* holds for *action*."""
+    when = rule.when
+    if when.formula_any and action.formula not in when.formula_any:
+        return False
+    if when.secrets_any:
+        secrets = effective_secrets(action, formula)
+        if not any(name_match(p, s) for p in when.secrets_any for s in secrets):
+            return False
+    params = effective_params(action, formula)
+    for name, wanted in when.params:
+        if name not in params:
+            return False
+        value = params[name]
+        items: Iterable[object] = value if isinstance(value, tuple) else (value,)
+        if not any(_same(item, w) for item in items for w in wanted):
+            return False
+    return True
+
+
+def classify_action(
+    action: Action, formula: Formula | None, policy: Policy
+) -> Classification:
+    """Return the tier of *action* and every reason that contributed.
+
+    *formula* is the formula the action names as found on the base side, or
+    None when it is unknown (fails closed to ``default_tier``). The tier is the
+    maximum of the formula's tier (policy ``[formulas]`` entry, else the
+    formula's ``blast_radius``, else ``default_tier``), every matching rule, the
+    action's own ``blast_radius`` and HIGH for a human request.
+    """
+    if action.is_human_request:
+        reasons = [
+            Reason(
+                Tier.HIGH,
+                Source.HUMAN,
+                "a request for a human ([action_required]) is always high",
+            )
+        ]
+    else:
+        reasons = [formula_tier_reason(action.formula, formula, policy)]
+    reasons.extend(
+        Reason(rule.tier, Source.RULE, f"rule {rule.name!r} matches")
+        for rule in policy.rules
+        if rule_matches(rule, action, formula)
+    )
+    if action.blast_radius is not None:
+        reasons.append(
+            Reason(
+                action.blast_radius,
+                Source.ACTION,
+                f"the action asks for blast_radius {action.blast_radius.label}",
+            )
+        )
+    return _join(reasons)
+
+
+def floor_reason(path: str) -> Reason | None:
+    """Return the built-in HIGH floor that *path* hits, if any."""
+    for pattern, why in FLOOR_PATTERNS:
+        if glob_match(pattern, path):
+            return Reason(
+                Tier.HIGH,
+                Source.FLOOR,
+                f"{path}: changes {why}; built-in floor, never auto-merged",
+            )
+    return None
+
+
+def classify_path(path: str, policy: Policy) -> Classification:
+    """Return the tier of a change to a file that is not a new action file."""
+    floor = floor_reason(path)
+    if floor is not None:
+        return _join([floor])
+    matched = [
+        Reason(
+            rule.tier,
+            Source.PATH,
+            f"{path}: [[paths]] {rule.pattern!r} is {rule.tier.label}",
+        )
+        for rule in policy.paths
+        if glob_match(rule.pattern, path)
+    ]
+    if matched:
+        # Every matching pattern counts, so a broad low rule cannot mask a narrower high one.
+        return _join(matched)
+    return _join(
+        [
+            Reason(
+                policy.default_tier,
+                Source.DEFAULT,
+                f"{path}: no [[paths]] rule: default_tier",
+            )
+        ]
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class BaseState:
+    """What the base side of a change provides: trusted inputs only."""
+
+    policy: Policy
+    formulas: Mapping[str, Formula] = field(hash=False)
+    known_ids: Collection[str] = field(
+        default=frozenset(), hash=False
+    )  # every id ever used at base
+
+
+@dataclass(frozen=True, slots=True)
+class FileVerdict:
+    path: str
+    kind: ChangeKind
+    classification: Classification
+    problems: tuple[Problem, ...] = ()
+    action: Action | None = None
+    protected: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class ChangeVerdict:
+    tier: Tier
+    files: tuple[FileVerdict, ...]
+
+    @property
+    def refused(self) -> bool:
+        """True when any file is invalid: the change must not be merged by anyone via the vault."""
+        return any(f.problems for f in self.files)
+
+    @property
+    def protected(self) -> bool:
+        """True when a built-in floor applies: only an admin may merge, never the dispatcher."""
+        return any(f.protected for f in self.files)
+
+    @property
+    def actions(self) -> tuple[Action, ...]:
+        return tuple(f.action for f in self.files if f.action is not None)
+
+    @property
+    def reasons(self) -> tuple[Reason, ...]:
+        return tuple(r for f in self.files for r in f.classification.reasons)
+
+
+def is_action_path(path: str) -> bool:
+    return path.startswith(ACTIONS_DIR + "/")
+
+
+def _existing_action_verdict(path: str, kind: ChangeKind) -> FileVerdict:
+    verb = {ChangeKind.DELETED: "deletes", ChangeKind.RENAMED: "renames"}.get(
+        kind, "modifies"
+    )
+    reason = Reason(
+        Tier.HIGH,
+        Source.FLOOR,
+        f"{path}: {verb} an existing action file; built-in floor",
+    )
+    return FileVerdict(path, kind, _join([reason]), protected=True)
+
+
+def classify_new_action(
+    path: str, content: bytes | None, base: BaseState
+) -> FileVerdict:
+    """Return the verdict for an action file the change adds at *path*."""
+    from opsvault.policy.assess import assess_action  # assess builds on classify
+
+    def refused(problems: Sequence[Problem]) -> FileVerdict:
+        reason = Reason(
+            base.policy.default_tier,
+            Source.INVALID,
+            f"{path}: invalid action file, refused",
+        )
+        return FileVerdict(path, ChangeKind.ADDED, _join([reason]), tuple(problems))
+
+    rest = path[len(ACTIONS_DIR) + 1 :]
+    if "/" in rest or not rest.endswith(".toml"):
+        return refused(
+            [Problem("$", f"only <id>.toml files belong directly in {ACTIONS_DIR}/")]
+        )
+    stem = action_id_for(path)
+    problems = [Problem("$", m) for m in id_problems(stem)]
+    if not problems and stem in base.known_ids:
+        problems.append(
+            Problem(
+                "$",
+                f"the id {stem!r} was used before; ids are never reused, pick a new one",
+            )
+        )
+    if problems or content is None:
+        return refused(problems or [Problem("$", "file content is missing")])
+    try:
+        action = parse_action(content, path)
+    except InvalidFileError as exc:
+        return refused(exc.problems)
+    assessment = assess_action(action, base.formulas, base.policy, now=None)
+    return FileVerdict(
+        path,
+        ChangeKind.ADDED,
+        assessment.classification,
+        assessment.problems,
+        action=action,
+    )
+
+
+def classify_change(
+    changes: Sequence[ChangedFile], head_files: Mapping[str, bytes], base: BaseState
+) -> ChangeVerdict:
+    """Return the tier of a whole change and a verdict per changed file.
+
+    *changes* are the files the change touches relative to the merge base,
+    *head_files* the content at the head of the new action files, and *base*
+    the policy, formulas and used ids of the base branch (never of the head).
+    New action files are judged by content; modifying, renaming or deleting an
+    existing action file hits a HIGH floor; every other file goes through the
+    built-in floors, then ``[[paths]]``, then ``default_tier``. An empty change
+    gets ``default_tier``.
+    """
+    verdicts: list[FileVerdict] = []
+    for change in sorted(changes, key=lambda c: c.path):
+        if change.kind is ChangeKind.RENAMED and change.old_path is not None:
+            # A rename is a deletion of the old path and an addition of the new one.
+            verdicts.extend(
+                _verdicts_for(change.old_path, ChangeKind.DELETED, head_files, base)
+            )
+            verdicts.extend(
+                _verdicts_for(change.path, ChangeKind.ADDED, head_files, base)
+            )
+        else:
+            verdicts.extend(_verdicts_for(change.path, change.kind, head_files, base))
+    if not verdicts:
+        empty = Reason(
+            base.policy.default_tier,
+            Source.DEFAULT,
+            "the change touches no file: default_tier",
+        )
+        return ChangeVerdict(empty.tier, ())
+    return ChangeVerdict(max(v.classification.tier for v in verdicts), tuple(verdicts))
+
+
+def _verdicts_for(
+    path: str, kind: ChangeKind, head_files: Mapping[str, bytes], base: BaseState
+) -> list[FileVerdict]:
+    if is_action_path(path):
+        if kind is ChangeKind.ADDED:
+            return [classify_new_action(path, head_files.get(path), base)]
+        return [_existing_action_verdict(path, kind)]
+    classification = classify_path(path, base.policy)
+    protected = any(r.source is Source.FLOOR for r in classification.reasons)
+    return [FileVerdict(path, kind, classification, protected=protected)]

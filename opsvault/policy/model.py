@@ -1,0 +1,114 @@
+"""Policy value types: tiers, approvers, path rules, escalation rules, secrets, sinks."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import timedelta
+from enum import IntEnum, StrEnum
+
+
+class Tier(IntEnum):
+    """Blast-radius tier; ordered so that ``max`` is the escalation lattice."""
+
+    LOW = 1
+    MEDIUM = 2
+    HIGH = 3
+
+    @property
+    def label(self) -> str:
+        return self.name.lower()
+
+    @classmethod
+    def parse(cls, text: str) -> Tier:
+        """Return the tier named *text* (``low``, ``medium``, ``high``); raise ValueError otherwise."""
+        try:
+            return cls[text.upper()]
+        except KeyError:
+            raise ValueError(f"{text!r} is not a tier (low, medium, high)") from None
+
+    def __str__(self) -> str:
+        return self.label
+
+
+class MergeMode(StrEnum):
+    AUTO = "auto"
+    REVIEWER = "reviewer"
+    ADMIN = "admin"
+
+
+@dataclass(frozen=True, slots=True)
+class Principals:
+    users: frozenset[str] = frozenset()
+    teams: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True, slots=True)
+class TierSettings:
+    merge: MergeMode
+    deadline: timedelta
+    veto_window: timedelta | None = None
+    notify: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class PathRule:
+    pattern: str
+    tier: Tier
+
+
+@dataclass(frozen=True, slots=True)
+class RuleCondition:
+    """Every given part must hold for the rule to match (an empty part is not checked)."""
+
+    params: tuple[tuple[str, tuple[str | int | bool, ...]], ...] = ()
+    secrets_any: tuple[str, ...] = ()
+    formula_any: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True, slots=True)
+class Rule:
+    name: str
+    tier: Tier
+    when: RuleCondition
+
+
+@dataclass(frozen=True, slots=True)
+class Sink:
+    name: str
+    kind: str
+    url: str
+    token_secret: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Policy:
+    """The parsed ``vault/policy.toml``. Build it with ``policy.parse.parse_policy``."""
+
+    default_tier: Tier
+    tiers: dict[Tier, TierSettings] = field(hash=False)
+    admins: Principals = Principals()
+    reviewers: Principals = Principals()
+    bots: Principals = Principals()
+    formulas: tuple[tuple[str, Tier], ...] = ()
+    paths: tuple[PathRule, ...] = ()
+    rules: tuple[Rule, ...] = ()
+    secrets_allowed: frozenset[str] = frozenset()
+    secrets_by_formula: tuple[tuple[str, frozenset[str]], ...] = ()
+    sinks: tuple[Sink, ...] = ()
+
+    def formula_tier(self, name: str) -> Tier | None:
+        """Return the tier policy assigns to formula *name*, or None if it names none."""
+        for formula, tier in self.formulas:
+            if formula == name:
+                return tier
+        return None
+
+    def secrets_for(self, formula: str) -> frozenset[str]:
+        """Return the secrets *formula* may receive: scoped to it and globally allowed."""
+        for name, secrets in self.secrets_by_formula:
+            if name == formula:
+                return secrets & self.secrets_allowed
+        return frozenset()
+
+    def settings(self, tier: Tier) -> TierSettings:
+        return self.tiers[tier]

@@ -1,0 +1,164 @@
+"""Parse ``vault/policy.toml`` into a Policy, reporting every problem at once."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from opsvault.errors import PolicyError, Problem
+from opsvault.policy.model import (
+    MergeMode,
+    PathRule,
+    Policy,
+    Principals,
+    Rule,
+    RuleCondition,
+    Sink,
+    Tier,
+    TierSettings,
+)
+from opsvault.vault.duration import parse_duration
+from opsvault.vault.schema import parse_toml, schema_problems
+
+POLICY_PATH = "vault/policy.toml"
+
+
+def parse_policy(text: str | bytes, where: str = POLICY_PATH) -> Policy:
+    """Return the Policy in *text*; raise PolicyError listing every problem.
+
+    Beyond the schema: tier order (low may not need more approval than high is
+    fine, but ``merge = "auto"`` is allowed only on low), notify names must exist,
+    and secrets scoped to a formula must be globally allowed.
+    """
+    data = parse_toml(text, where, PolicyError)
+    problems = schema_problems(data, "policy")
+    if problems:
+        raise PolicyError(where, problems)
+    problems = _semantic_problems(data)
+    if problems:
+        raise PolicyError(where, problems)
+    return _build(data)
+
+
+def _semantic_problems(data: dict[str, Any]) -> list[Problem]:
+    problems: list[Problem] = []
+    sinks = set(data.get("notify", {}))
+    for tier_name, settings in data["tiers"].items():
+        if settings["merge"] == "auto" and tier_name != "low":
+            problems.append(
+                Problem(
+                    f"$.tiers.{tier_name}.merge",
+                    "'auto' is allowed only for the low tier; use 'reviewer' or 'admin'",
+                )
+            )
+        if tier_name == "high" and settings["merge"] != "admin":
+            problems.append(
+                Problem(
+                    "$.tiers.high.merge", "the high tier must be merged by an admin"
+                )
+            )
+        if "veto_window" in settings and tier_name != "medium":
+            problems.append(
+                Problem(
+                    f"$.tiers.{tier_name}.veto_window",
+                    "a veto window exists only for the medium tier",
+                )
+            )
+        for i, name in enumerate(settings.get("notify", [])):
+            if name not in sinks:
+                problems.append(
+                    Problem(
+                        f"$.tiers.{tier_name}.notify[{i}]",
+                        f"no sink {name!r}; define [notify.{name}] or remove it",
+                    )
+                )
+    allowed = set(data.get("secrets", {}).get("allowed", []))
+    for formula, names in data.get("secrets", {}).get("formulas", {}).items():
+        for i, name in enumerate(names):
+            if name not in allowed:
+                problems.append(
+                    Problem(
+                        f"$.secrets.formulas[{formula!r}][{i}]",
+                        f"{name!r} is not in secrets.allowed; add it there or remove it here",
+                    )
+                )
+    seen: set[str] = set()
+    for i, rule in enumerate(data.get("rules", [])):
+        if rule["name"] in seen:
+            problems.append(
+                Problem(f"$.rules[{i}].name", f"duplicate rule name {rule['name']!r}")
+            )
+        seen.add(rule["name"])
+    for i, path_rule in enumerate(data.get("paths", [])):
+        pattern = path_rule["pattern"]
+        if any(part in ("", ".", "..") for part in pattern.split("/")):
+            problems.append(
+                Problem(
+                    f"$.paths[{i}].pattern",
+                    f"{pattern!r} has an empty, '.' or '..' segment",
+                )
+            )
+    return problems
+
+
+def _principals(data: dict[str, Any] | None) -> Principals:
+    data = data or {}
+    return Principals(
+        frozenset(data.get("users", [])), frozenset(data.get("teams", []))
+    )
+
+
+def _param_values(value: Any) -> tuple[str | int | bool, ...]:
+    return tuple(value) if isinstance(value, list) else (value,)
+
+
+def _build(data: dict[str, Any]) -> Policy:
+    tiers = {
+        Tier.parse(name): TierSettings(
+            merge=MergeMode(settings["merge"]),
+            deadline=parse_duration(settings["deadline"]),
+            veto_window=parse_duration(settings["veto_window"])
+            if "veto_window" in settings
+            else None,
+            notify=tuple(settings.get("notify", [])),
+        )
+        for name, settings in data["tiers"].items()
+    }
+    rules = tuple(
+        Rule(
+            name=rule["name"],
+            tier=Tier.parse(rule["tier"]),
+            when=RuleCondition(
+                params=tuple(
+                    (name, _param_values(value))
+                    for name, value in rule["when"].get("params", {}).items()
+                ),
+                secrets_any=tuple(rule["when"].get("secrets_any", [])),
+                formula_any=frozenset(rule["when"].get("formula_any", [])),
+            ),
+        )
+        for rule in data.get("rules", [])
+    )
+    secrets = data.get("secrets", {})
+    return Policy(
+        default_tier=Tier.parse(data["default_tier"]),
+        tiers=tiers,
+        admins=_principals(data.get("admins")),
+        reviewers=_principals(data.get("reviewers")),
+        bots=_principals(data.get("bots")),
+        formulas=tuple(
+            (name, Tier.parse(tier)) for name, tier in data.get("formulas", {}).items()
+        ),
+        paths=tuple(
+            PathRule(p["pattern"], Tier.parse(p["tier"])) for p in data.get("paths", [])
+        ),
+        rules=rules,
+        secrets_allowed=frozenset(secrets.get("allowed", [])),
+        secrets_by_formula=tuple(
+            (name, frozenset(names))
+            for name, names in secrets.get("formulas", {}).items()
+        ),
+        sinks=tuple(
+            Sink(name, sink["kind"], sink["url"], sink.get("token_secret"))
+            for name, sink in data.get("notify", {}).items()
+        ),
+    )

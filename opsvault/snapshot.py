@@ -1,0 +1,153 @@
+"""Read an ops repo's trusted inputs (policy, formulas, used ids) from one snapshot.
+
+A snapshot is either a directory (``vault classify FILE --ops DIR``) or a
+commit of a git repository (the base side of a change, as the dispatcher reads
+it). Both give the same BaseState, so a classification can be reproduced from
+(commit, change).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+from typing import Protocol
+
+from opsvault._resources import data_dir
+from opsvault.errors import ConfigError, InvalidFileError
+from opsvault.git.base import OpsRepo
+from opsvault.policy.classify import BaseState
+from opsvault.policy.model import Policy
+from opsvault.policy.parse import POLICY_PATH, parse_policy
+from opsvault.vault.formula import Formula, parse_formula
+
+FORMULAS_DIR = "vault/formulas"
+RECORD_DIRS = ("vault/actions", "vault/running", "vault/fired", "vault/rejected")
+
+
+class Snapshot(Protocol):
+    """Read-only view of an ops repo at one point; paths are repo-relative posix."""
+
+    @property
+    def label(self) -> str: ...
+
+    def read_file(self, path: str) -> bytes | None: ...
+    def list_files(self, prefix: str) -> tuple[str, ...]: ...
+
+
+@dataclass(frozen=True, slots=True)
+class DirSnapshot:
+    root: Path
+
+    @property
+    def label(self) -> str:
+        return str(self.root)
+
+    def read_file(self, path: str) -> bytes | None:
+        target = self.root / path
+        return target.read_bytes() if target.is_file() else None
+
+    def list_files(self, prefix: str) -> tuple[str, ...]:
+        base = self.root / prefix
+        if not base.is_dir():
+            return ()
+        return tuple(
+            sorted(
+                p.relative_to(self.root).as_posix()
+                for p in base.rglob("*")
+                if p.is_file()
+            )
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class CommitSnapshot:
+    repo: OpsRepo
+    commit: str
+
+    @property
+    def label(self) -> str:
+        return self.commit[:12]
+
+    def read_file(self, path: str) -> bytes | None:
+        return self.repo.read_file(self.commit, path)
+
+    def list_files(self, prefix: str) -> tuple[str, ...]:
+        return self.repo.list_files(self.commit, prefix)
+
+
+@cache
+def load_builtin_formulas() -> dict[str, Formula]:
+    """Return the formulas shipped with opsvault, by name."""
+    root = data_dir("formulas")
+    return {
+        f.name: f
+        for f in (
+            parse_formula(p.read_bytes(), f"formulas/{p.name}")
+            for p in sorted(root.glob("*.toml"))
+        )
+    }
+
+
+def iter_local_formulas(
+    snapshot: Snapshot,
+) -> Iterator[tuple[str, Formula | InvalidFileError]]:
+    """Yield (path, formula or the error that makes it unusable) for the ops repo's own formulas."""
+    for path in snapshot.list_files(FORMULAS_DIR):
+        if not path.endswith(".toml") or path.count("/") != 2:
+            continue
+        content = snapshot.read_file(path)
+        try:
+            yield path, parse_formula(content or b"", path)
+        except InvalidFileError as exc:
+            yield path, exc
+
+
+def load_formulas(snapshot: Snapshot) -> dict[str, Formula]:
+    """Return built-in formulas overlaid with the snapshot's valid ``vault/formulas/*.toml``.
+
+    An invalid ops formula is left out, so actions naming it fail closed as
+    unknown; ``vault policy check`` reports it.
+    """
+    formulas = dict(load_builtin_formulas())
+    for _path, formula in iter_local_formulas(snapshot):
+        if isinstance(formula, Formula):
+            formulas[formula.name] = formula
+    return formulas
+
+
+def load_policy(snapshot: Snapshot) -> Policy:
+    """Return the snapshot's policy; ConfigError if absent, PolicyError if invalid."""
+    content = snapshot.read_file(POLICY_PATH)
+    if content is None:
+        raise ConfigError(
+            f"{snapshot.label}",
+            f"no {POLICY_PATH} here",
+            "point --ops at an ops repo made by `vault init`",
+        )
+    return parse_policy(content, POLICY_PATH)
+
+
+def used_ids(snapshot: Snapshot) -> frozenset[str]:
+    """Return every action id present in the snapshot's actions, running, fired or rejected."""
+    return frozenset(
+        path.rsplit("/", 1)[-1].removesuffix(".toml")
+        for directory in RECORD_DIRS
+        for path in snapshot.list_files(directory)
+        if path.endswith(".toml")
+    )
+
+
+def load_base_state(snapshot: Snapshot) -> BaseState:
+    """Return the trusted inputs of classification taken from *snapshot*."""
+    return BaseState(load_policy(snapshot), load_formulas(snapshot), used_ids(snapshot))
+
+
+def find_ops_root(start: Path) -> Path | None:
+    """Return the nearest directory at or above *start* that holds vault/policy.toml."""
+    start = start.resolve()
+    for candidate in (start, *start.parents):
+        if (candidate / POLICY_PATH).is_file():
+            return candidate
+    return None

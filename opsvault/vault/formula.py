@@ -1,0 +1,220 @@
+"""Formula files: reusable, parameterised operations with argv steps."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import PurePosixPath
+from typing import Any
+
+from opsvault.errors import InvalidFormulaError, Problem
+from opsvault.policy.model import Tier
+from opsvault.vault.duration import parse_duration
+from opsvault.vault.schema import anchored, parse_toml, schema_problems
+
+DEFAULT_TIMEOUT = timedelta(minutes=15)
+
+ParamValue = str | int | bool | tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class ParamSpec:
+    name: str
+    type: str  # string | integer | boolean | array (of strings)
+    required: bool = False
+    pattern: str | None = None
+    default: ParamValue | None = None
+    minimum: int | None = None
+    maximum: int | None = None
+    description: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Step:
+    name: str
+    run: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Formula:
+    name: str
+    description: str
+    steps: tuple[Step, ...]
+    blast_radius: Tier | None = None
+    idempotent: bool = False
+    timeout: timedelta = DEFAULT_TIMEOUT
+    locks: tuple[str, ...] = ()
+    params: tuple[ParamSpec, ...] = ()
+    secrets: tuple[str, ...] = ()
+
+    def param(self, name: str) -> ParamSpec | None:
+        for spec in self.params:
+            if spec.name == name:
+                return spec
+        return None
+
+
+def parse_formula(text: str | bytes, where: str) -> Formula:
+    """Return the Formula in *text* read from *where*; raise InvalidFormulaError listing every problem.
+
+    The name must equal the file stem, param patterns must compile, defaults must
+    fit their param, and every step placeholder must name a declared param or a
+    runtime value (``workspace``, ``action.id``, ``python``).
+    """
+    data = parse_toml(text, where, InvalidFormulaError)
+    problems = schema_problems(data, "formula")
+    if problems:
+        raise InvalidFormulaError(where, problems)
+    formula = _build(data)
+    problems = _semantic_problems(formula, where)
+    if problems:
+        raise InvalidFormulaError(where, problems)
+    return formula
+
+
+def _build(data: dict[str, Any]) -> Formula:
+    params = tuple(
+        ParamSpec(
+            name=name,
+            type=spec["type"],
+            required=spec.get("required", False),
+            pattern=spec.get("pattern"),
+            default=tuple(spec["default"])
+            if isinstance(spec.get("default"), list)
+            else spec.get("default"),
+            minimum=spec.get("minimum"),
+            maximum=spec.get("maximum"),
+            description=spec.get("description", ""),
+        )
+        for name, spec in sorted(data.get("params", {}).items())
+    )
+    return Formula(
+        name=data["name"],
+        description=data["description"],
+        steps=tuple(Step(s["name"], tuple(s["run"])) for s in data["steps"]),
+        blast_radius=Tier.parse(data["blast_radius"])
+        if "blast_radius" in data
+        else None,
+        idempotent=data.get("idempotent", False),
+        timeout=parse_duration(data["timeout"])
+        if "timeout" in data
+        else DEFAULT_TIMEOUT,
+        locks=tuple(data.get("locks", [])),
+        params=params,
+        secrets=tuple(data.get("secrets", {}).get("required", [])),
+    )
+
+
+def _semantic_problems(formula: Formula, where: str) -> list[Problem]:
+    from opsvault.vault.placeholders import KNOWN_NAMES, placeholders_in
+
+    problems: list[Problem] = []
+    stem = PurePosixPath(where).stem
+    if formula.name != stem:
+        problems.append(
+            Problem("$.name", f"{formula.name!r} must equal the file stem {stem!r}")
+        )
+    for spec in formula.params:
+        problems.extend(_param_spec_problems(spec))
+    declared = {f"params.{spec.name}" for spec in formula.params}
+    array_params = {
+        f"params.{spec.name}" for spec in formula.params if spec.type == "array"
+    }
+    for i, step in enumerate(formula.steps):
+        at = f"$.steps[{i}].run"
+        try:
+            placeholders_in(step.run, where, at)
+        except InvalidFormulaError as exc:
+            problems.extend(exc.problems)
+            continue
+        for j, arg in enumerate(step.run):
+            for name in sorted(placeholders_in([arg], where)):
+                if name not in declared and name not in KNOWN_NAMES:
+                    problems.append(
+                        Problem(
+                            f"{at}[{j}]",
+                            f"placeholder {{{name}}} is not a declared param",
+                        )
+                    )
+                elif name in array_params and arg != f"{{{name}}}":
+                    problems.append(
+                        Problem(
+                            f"{at}[{j}]",
+                            f"array placeholder {{{name}}} must stand alone",
+                        )
+                    )
+    try:
+        lock_names = placeholders_in(formula.locks, where, "$.locks")
+    except InvalidFormulaError as exc:
+        problems.extend(exc.problems)
+    else:
+        for name in sorted(lock_names - (declared - array_params)):
+            problems.append(
+                Problem(
+                    "$.locks", f"placeholder {{{name}}} is not a scalar declared param"
+                )
+            )
+    return problems
+
+
+def _param_spec_problems(spec: ParamSpec) -> list[Problem]:
+    at = f"$.params.{spec.name}"
+    problems: list[Problem] = []
+    if spec.pattern is not None:
+        if spec.type not in ("string", "array"):
+            problems.append(
+                Problem(
+                    f"{at}.pattern", f"a pattern applies to strings, not {spec.type}"
+                )
+            )
+        try:
+            re.compile(anchored(spec.pattern))
+        except re.error as exc:
+            return [
+                *problems,
+                Problem(f"{at}.pattern", f"not a valid regular expression: {exc}"),
+            ]
+    if spec.default is not None:
+        problems.extend(
+            Problem(f"{at}.default", m)
+            for m in param_value_problems(spec, spec.default)
+        )
+        if spec.required:
+            problems.append(Problem(at, "a required param cannot have a default"))
+    return problems
+
+
+def param_value_problems(spec: ParamSpec, value: object) -> list[str]:
+    """Return what is wrong with *value* for param *spec* (empty when it fits)."""
+    if spec.type == "boolean":
+        return [] if isinstance(value, bool) else [f"expected a boolean, got {value!r}"]
+    if spec.type == "integer":
+        if isinstance(value, bool) or not isinstance(value, int):
+            return [f"expected an integer, got {value!r}"]
+        if spec.minimum is not None and value < spec.minimum:
+            return [f"{value!r} is below the minimum {spec.minimum!r}"]
+        if spec.maximum is not None and value > spec.maximum:
+            return [f"{value!r} is above the maximum {spec.maximum!r}"]
+        return []
+    if spec.type == "string":
+        if not isinstance(value, str):
+            return [f"expected a string, got {value!r}"]
+        return _string_problems(spec, value)
+    if not isinstance(value, tuple | list) or not all(
+        isinstance(v, str) for v in value
+    ):
+        return [f"expected an array of strings, got {value!r}"]
+    return [
+        f"item {i}: {m}"
+        for i, item in enumerate(value)
+        for m in _string_problems(spec, item)
+    ]
+
+
+def _string_problems(spec: ParamSpec, value: str) -> list[str]:
+    if "\x00" in value:
+        return [f"{value!r} contains a NUL character"]
+    if spec.pattern is not None and not re.fullmatch(anchored(spec.pattern), value):
+        return [f"{value!r} does not match {spec.pattern!r}"]
+    return []
