@@ -27,6 +27,9 @@ from opsvault.git.base import (
 )
 
 _FULL_ID = re.compile(r"^[0-9a-f]{40}$")
+_HEX = re.compile(r"^[0-9a-fA-F]{4,40}$")
+# A name, then an optional ancestry suffix; "~" and "^" cannot occur in ref names.
+_REVISION = re.compile(r"^(?P<name>[^~^:@{}\s]+)(?P<suffix>(?:[~^][0-9]*)*)$")
 
 _KINDS = {
     DeltaStatus.ADDED: ChangeKind.ADDED,
@@ -103,10 +106,17 @@ class Pygit2OpsRepo:
         cls, url_or_path: str | Path, path: Path | str, *, bare: bool = False
     ) -> Pygit2OpsRepo:
         """Clone *url_or_path* into *path*; ``origin/*`` is populated either way."""
-        transport.clone(str(url_or_path), Path(path), bare=bare)
-        repo = cls.open(path)
-        if bare:  # a bare clone has no remote-tracking refs until the first fetch
-            repo.fetch("origin")
+        if not bare:
+            transport.clone(str(url_or_path), Path(path))
+            return cls.open(path)
+        # Not `git clone --bare`: it would copy every remote branch (and tag) to a
+        # local ref, where stale copies and proposer-chosen names only confuse.
+        repo = cls.init(path, bare=True)
+        with _translated(str(url_or_path)):
+            repo._repo.remotes.create(
+                "origin", str(url_or_path), "+refs/heads/*:refs/remotes/origin/*"
+            )
+        repo.fetch("origin")
         return repo
 
     @property
@@ -120,22 +130,52 @@ class Pygit2OpsRepo:
     # -- reading ---------------------------------------------------------------
 
     def _commit(self, rev: str) -> pygit2.Commit:
-        if not rev:
-            raise GitError(repr(rev), "empty revision")
+        match = _REVISION.match(rev)
+        if match is None:
+            raise GitError(rev if rev else repr(rev), "unknown revision")
+        oid = self._lookup_name(match["name"])
+        if oid is None:
+            raise GitError(rev, "unknown revision")
         try:
-            obj = (
-                self._repo.get(rev)
-                if _FULL_ID.match(rev)
-                else self._repo.revparse_single(rev)
-            )
+            obj = self._repo.revparse_single(f"{oid}{match['suffix']}")
         except _PYGIT2_ERRORS as exc:
             raise GitError(rev, "unknown revision") from exc
-        if obj is None:
-            raise GitError(rev, "unknown revision")
         try:
             return obj.peel(pygit2.Commit)
         except _PYGIT2_ERRORS as exc:
             raise GitError(rev, f"names a {obj.type_str}, not a commit") from exc
+
+    def _lookup_name(self, name: str) -> pygit2.Oid | None:
+        """Return the object a name (no ``~``/``^`` suffix) means, or None.
+
+        Stricter than git's rules on purpose: a hex string is an object id
+        first, ``<remote>/<branch>`` is a remote-tracking ref whenever
+        ``<remote>`` is configured, then ``refs/heads/<name>``; tags are never
+        guessed. So a proposer cannot shadow ``origin/main`` by pushing a branch
+        or tag of that name.
+        """
+        if _HEX.match(name):
+            try:
+                oid = self._repo.revparse_single(name).id
+            except _PYGIT2_ERRORS:
+                oid = None
+            if oid is not None:
+                return oid
+        if name == "HEAD" or name.startswith("refs/"):
+            candidates = [name]
+        else:
+            candidates = [f"refs/heads/{name}"]
+            first = name.partition("/")[0]
+            if first in self._repo.remotes.names():
+                candidates.insert(0, f"refs/remotes/{name}")
+        for candidate in candidates:
+            try:
+                target = self._repo.lookup_reference(candidate).resolve().target
+            except _PYGIT2_ERRORS:
+                continue
+            if isinstance(target, pygit2.Oid):
+                return target
+        return None
 
     def resolve(self, ref: str) -> str:
         return str(self._commit(ref).id)

@@ -108,12 +108,20 @@ def _run(
         raise GitError(where, f"cannot run git: {exc}") from exc
 
 
-def clone(url: str, dest: Path, *, bare: bool) -> None:
-    """Clone *url* into *dest* (a bare repo if *bare*)."""
-    args = ["clone", "--quiet", "--no-recurse-submodules"]
-    if bare:
-        args.append("--bare")
-    run_git([*args, "--", url, str(dest)], url)
+def clone(url: str, dest: Path) -> None:
+    """Clone *url* into a new work tree at *dest*, without tags."""
+    run_git(
+        [
+            "clone",
+            "--quiet",
+            "--no-tags",
+            "--no-recurse-submodules",
+            "--",
+            url,
+            str(dest),
+        ],
+        url,
+    )
 
 
 def fetch(git_dir: Path, remote: str) -> None:

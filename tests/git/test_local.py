@@ -97,10 +97,46 @@ def test_resolve_unknown_ref_raises_naming_it(remote: Pygit2OpsRepo, ref: str) -
 def test_resolve_refuses_objects_that_are_not_commits(remote: Pygit2OpsRepo) -> None:
     blob = remote.blob_id("main", "README.md")
     assert blob is not None
-    for ref in (blob, "main:README.md", "main^{tree}"):
-        with pytest.raises(GitError, match="not a commit") as info:
+    with pytest.raises(GitError, match="not a commit") as info:
+        remote.resolve(blob)
+    assert info.value.where == blob
+    for ref in ("main:README.md", "main^{tree}", "main@{0}", "main..main"):
+        with pytest.raises(GitError):
             remote.resolve(ref)
-        assert info.value.where == ref
+
+
+def test_resolve_follows_ancestry_suffixes(
+    remote: Pygit2OpsRepo, clone_of: CloneOf
+) -> None:
+    seed = _main(remote)
+    child = remote.commit_files(seed, {"x": b"x"}, "x", AUTHOR, when=WHEN)
+    remote.update_ref("refs/heads/main", child, seed)
+    local = clone_of("local")
+    assert remote.resolve("main~1") == remote.resolve("main^") == seed
+    assert local.resolve("origin/main^1") == seed
+    assert local.resolve(f"{child[:12]}~1") == seed
+
+
+def test_resolve_cannot_be_shadowed_by_branches_or_tags(
+    remote: Pygit2OpsRepo, tmp_path: Path
+) -> None:
+    seed = _main(remote)
+    evil = remote.commit_files(
+        seed, {"vault/policy.toml": b"evil"}, "e", AUTHOR, when=WHEN
+    )
+    remote.update_ref("refs/heads/origin/main", evil, None)
+    remote.update_ref("refs/tags/origin/main", evil, None)
+    remote.update_ref("refs/tags/main", evil, None)
+    for bare in (False, True):
+        local = Pygit2OpsRepo.clone(remote.path, tmp_path / f"clone-{bare}", bare=bare)
+        local.update_ref(
+            "refs/heads/origin/main", evil, local.branches().get("origin/main")
+        )
+        local.update_ref("refs/tags/origin/main", evil, None)
+        assert local.resolve("origin/main") == seed
+        assert local.resolve("refs/remotes/origin/main") == seed
+        assert local.resolve("refs/heads/origin/main") == evil
+    assert remote.resolve("main") == seed
 
 
 def test_read_file_returns_content_or_none(remote: Pygit2OpsRepo) -> None:
@@ -726,3 +762,28 @@ def _race(jobs: list[Callable[[], None]]) -> list[BaseException | None]:
     for thread in threads:
         thread.join()
     return outcomes
+
+
+def test_update_ref_while_another_writer_holds_the_lock_is_rejected(
+    remote: Pygit2OpsRepo,
+) -> None:
+    seed = _main(remote)
+    other = remote.commit_files(seed, {"x": b"x"}, "x", AUTHOR, when=WHEN)
+    lock = remote.path / "refs" / "heads" / "main.lock"
+    lock.write_text(other + "\n")
+    with pytest.raises(PushRejected):
+        remote.update_ref("refs/heads/main", other, seed)
+    lock.unlink()
+    remote.update_ref("refs/heads/main", other, seed)
+    assert _main(remote) == other
+
+
+def test_update_ref_in_a_work_tree_repo_without_configured_identity(
+    tmp_path: Path,
+) -> None:
+    init_repo(tmp_path / "ops", {"a": "a"})
+    repo = Pygit2OpsRepo.open(tmp_path / "ops")
+    head = repo.resolve("HEAD")
+    child = repo.commit_files(head, {"b": b"b"}, "b", AUTHOR, when=WHEN)
+    repo.update_ref("refs/heads/main", child, head)
+    assert repo.resolve("HEAD") == child
