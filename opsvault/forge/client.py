@@ -276,9 +276,10 @@ class ForgejoClient:
         self._write(attempt, lambda: True if self._branch_has(proposal) else None)
 
     def _find_pull(self, proposal: Proposal) -> PullRequest | None:
+        # The head is the route's trailing wildcard, so its slashes stay unescaped.
         try:
             data = self._session.json(
-                "GET", self._r(f"/pulls/{_seg(proposal.base)}/{_seg(proposal.branch)}")
+                "GET", self._r(f"/pulls/{_seg(proposal.base)}/{_path(proposal.branch)}")
             )
         except ForgeNotFound:
             return None
