@@ -25,6 +25,7 @@ from opsvault.git.base import (
     check_repo_dir,
     check_repo_path,
 )
+from opsvault.git.trees import apply_changes
 
 _FULL_ID = re.compile(r"^[0-9a-f]{40}$")
 _HEX = re.compile(r"^[0-9a-fA-F]{4,40}$")
@@ -295,66 +296,11 @@ class Pygit2OpsRepo:
         committer_sig = _signature(committer or author, when)
         with _translated("commit_files"):
             base = parents[0].tree if parents else None
-            tree = self._build_tree(base, dict(changes), "")
-            if tree is None:
-                tree = self._repo.TreeBuilder().write()
+            tree = apply_changes(self._repo, base, changes)
             oid = self._repo.create_commit(
                 None, author_sig, committer_sig, message, tree, [p.id for p in parents]
             )
         return str(oid)
-
-    def _build_tree(
-        self, tree: pygit2.Tree | None, changes: dict[str, bytes | None], prefix: str
-    ) -> pygit2.Oid | None:
-        """Write *tree* with *changes* (paths relative to it) applied; None if it ends empty."""
-        builder = (
-            self._repo.TreeBuilder(tree)
-            if tree is not None
-            else self._repo.TreeBuilder()
-        )
-        leaves: dict[str, bytes | None] = {}
-        subdirs: dict[str, dict[str, bytes | None]] = {}
-        for path, content in changes.items():
-            head, slash, rest = path.partition("/")
-            if slash:
-                subdirs.setdefault(head, {})[rest] = content
-            else:
-                leaves[head] = content
-        for name, content in sorted(leaves.items()):
-            where = f"{prefix}{name}"
-            if name in subdirs:
-                raise GitError(where, "changed both as a file and as a directory")
-            existing = tree[name] if tree is not None and name in tree else None
-            if existing is not None and existing.filemode in (
-                FileMode.TREE,
-                FileMode.COMMIT,
-            ):
-                raise GitError(where, "is a directory, not a file")
-            if content is None:
-                if existing is not None:
-                    builder.remove(name)
-                continue
-            mode = FileMode.BLOB
-            if existing is not None and existing.filemode == FileMode.BLOB_EXECUTABLE:
-                mode = FileMode.BLOB_EXECUTABLE
-            builder.insert(name, self._repo.create_blob(content), mode)
-        for name, subchanges in sorted(subdirs.items()):
-            where = f"{prefix}{name}"
-            existing = tree[name] if tree is not None and name in tree else None
-            subtree: pygit2.Tree | None = None
-            if existing is not None:
-                if existing.filemode != FileMode.TREE:
-                    if all(content is None for content in subchanges.values()):
-                        continue  # deleting below a file: nothing there to delete
-                    raise GitError(where, "is a file, cannot hold other files")
-                subtree = self._repo[existing.id].peel(pygit2.Tree)
-            written = self._build_tree(subtree, subchanges, f"{where}/")
-            if written is None:
-                if existing is not None:
-                    builder.remove(name)
-            else:
-                builder.insert(name, written, FileMode.TREE)
-        return builder.write() if len(builder) else None
 
     def merge(
         self,
