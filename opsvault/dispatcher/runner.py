@@ -27,7 +27,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Protocol
 
-from opsvault.dispatcher.secrets import SECRET_NAME, SecretSource
+from opsvault.dispatcher.secrets import SECRET_NAME, RedactingTail, SecretSource
 from opsvault.errors import InvalidFormulaError, OpsvaultError
 from opsvault.vault.placeholders import render_argv
 
@@ -36,10 +36,6 @@ log = logging.getLogger(__name__)
 DEFAULT_PATH = "/usr/local/bin:/usr/bin:/bin"
 """PATH given to steps unless the composition root passes another one. Never
 inherited from the dispatcher, whose PATH may hold user-writable directories."""
-
-MIN_REDACTED_LENGTH = 4
-"""Secret values shorter than this are not redacted: replacing every 'ab' in the
-output would destroy it while hiding nothing a guess would not find."""
 
 _METADATA_NAME = re.compile(r"VAULT_[A-Z0-9_]+")
 _FIXED_ENV = frozenset({"PATH", "HOME", "LANG"})
@@ -111,76 +107,21 @@ class Runner(Protocol):
         ...
 
 
-class RedactingTail:
-    """Keep the last *limit* bytes of a byte stream with every secret value redacted.
-
-    Each value of at least MIN_REDACTED_LENGTH bytes becomes ``[REDACTED:NAME]``,
-    also when it straddles chunks: the last ``longest - 1`` bytes are held back
-    until the next chunk. Redaction happens before truncation, so no prefix or
-    suffix of a secret survives at the cut. Memory stays bounded by *limit*, the
-    chunk size and the longest secret.
-    """
-
-    def __init__(self, secrets: Mapping[str, str], limit: int) -> None:
-        self._limit = limit
-        self._markers: dict[bytes, bytes] = {}
-        for name, value in sorted(secrets.items()):
-            raw = value.encode()
-            if len(raw) >= MIN_REDACTED_LENGTH:
-                self._markers.setdefault(raw, f"[REDACTED:{name}]".encode())
-        longest_first = sorted(self._markers, key=len, reverse=True)
-        self._pattern = (
-            re.compile(b"|".join(re.escape(v) for v in longest_first))
-            if longest_first
-            else None
-        )
-        self._hold = len(longest_first[0]) - 1 if longest_first else 0
-        self._pending = b""
-        self._tail = bytearray()
-        self.dropped = 0  # bytes of redacted output cut off the front
-
-    def feed(self, chunk: bytes) -> None:
-        data = self._pending + chunk
-        if self._pattern is None:
-            self._pending = b""
-            self._keep(data)
-            return
-        safe = len(data) - self._hold  # a secret starting before this is wholly in data
-        pos = 0
-        out: list[bytes] = []
-        for match in self._pattern.finditer(data):
-            if match.start() >= safe:
-                break
-            out += (data[pos : match.start()], self._markers[match.group()])
-            pos = match.end()
-        cut = max(pos, safe)
-        out.append(data[pos:cut])
-        self._pending = data[cut:]
-        self._keep(b"".join(out))
-
-    def note(self, text: str) -> None:
-        """Record a line from the runner itself (redacted like step output)."""
-        self.feed(f"[opsvault] {text}\n".encode())
-
-    def text(self) -> str:
-        """Flush what is held back and return the tail."""
-        if self._pending:
-            pending, self._pending = self._pending, b""
-            if self._pattern is not None:
-                pending = self._pattern.sub(lambda m: self._markers[m.group()], pending)
-            self._keep(pending)
-        return bytes(self._tail).decode("utf-8", errors="replace")
-
-    def _keep(self, data: bytes) -> None:
-        self._tail += data
-        excess = len(self._tail) - self._limit
-        if excess > 0:
-            del self._tail[:excess]
-            self.dropped += excess
-
-
 class _SpawnFailed(Exception):
     pass
+
+
+@dataclass(frozen=True, slots=True)
+class _End:
+    """How an execution ended, before the clock and the tail are read."""
+
+    reason: Reason
+    tail: RedactingTail
+    exit_code: int | None = None
+    failed_step: str | None = None
+
+
+_OUTCOMES = {Reason.OK: Outcome.SUCCEEDED, Reason.TIMEOUT: Outcome.TIMEOUT}
 
 
 def _check_request(request: ExecutionRequest) -> str | None:
@@ -254,34 +195,30 @@ class SubprocessRunner:
     def execute(self, request: ExecutionRequest) -> RunResult:
         started_at = self._clock()
         deadline = time.monotonic() + max(request.timeout_seconds, 0.0)
+        tail = RedactingTail({}, max(request.output_limit, 0))
+        end = self._prepare_and_run(request, deadline, tail)
+        outcome = _OUTCOMES.get(end.reason, Outcome.FAILED)
+        log.info(
+            "action %s: %s (%s)", request.action_id, outcome.value, end.reason.value
+        )
+        return RunResult(
+            outcome=outcome.value,
+            reason=end.reason.value,
+            exit_code=end.exit_code,
+            failed_step=end.failed_step,
+            started_at=started_at,
+            ended_at=self._clock(),
+            output_tail=end.tail.text(),
+        )
 
-        def finish(
-            tail: RedactingTail,
-            reason: Reason,
-            exit_code: int | None = None,
-            failed_step: str | None = None,
-        ) -> RunResult:
-            outcome = {
-                Reason.OK: Outcome.SUCCEEDED,
-                Reason.TIMEOUT: Outcome.TIMEOUT,
-            }.get(reason, Outcome.FAILED)
-            log.info("action %s: %s (%s)", request.action_id, outcome, reason)
-            return RunResult(
-                outcome.value,
-                reason.value,
-                exit_code,
-                failed_step,
-                started_at,
-                self._clock(),
-                tail.text(),
-            )
-
+    def _prepare_and_run(
+        self, request: ExecutionRequest, deadline: float, tail: RedactingTail
+    ) -> _End:
         problem = _check_request(request)
         if problem is not None:
-            tail = RedactingTail({}, request.output_limit)
             tail.note(f"refused: {problem}")
-            return finish(tail, Reason.BAD_REQUEST)
-        values: dict[str, str] = {}
+            return _End(Reason.BAD_REQUEST, tail)
+        secrets: dict[str, str] = {}
         missing: list[str] = []
         for name in request.secrets:
             try:
@@ -290,34 +227,33 @@ class SubprocessRunner:
                 log.warning("secret %r: %s", name, exc)
                 value = None
             if value:
-                values[name] = value
+                secrets[name] = value
             else:
                 missing.append(name)
-        tail = RedactingTail(values, request.output_limit)
+        tail = RedactingTail(secrets, request.output_limit)
         if missing:
             tail.note(f"missing secrets (nothing was run): {', '.join(missing)}")
-            return finish(tail, Reason.SECRET_MISSING)
+            return _End(Reason.SECRET_MISSING, tail)
         try:
             workspace = Path(
                 tempfile.mkdtemp(prefix="opsvault-", dir=self._workspace_root)
             )
         except OSError as exc:
             tail.note(f"cannot create a workspace: {exc}")
-            return finish(tail, Reason.SPAWN_FAILED)
+            return _End(Reason.SPAWN_FAILED, tail)
         try:
-            return self._execute_in(request, workspace, values, deadline, tail, finish)
+            return self._run_steps(request, workspace, secrets, deadline, tail)
         finally:
             _remove_tree(workspace)
 
-    def _execute_in(
+    def _run_steps(
         self,
         request: ExecutionRequest,
         workspace: Path,
         secrets: Mapping[str, str],
         deadline: float,
         tail: RedactingTail,
-        finish: Callable[..., RunResult],
-    ) -> RunResult:
+    ) -> _End:
         home = workspace / ".home"
         home.mkdir(mode=0o700)
         values = {f"params.{name}": value for name, value in request.params}
@@ -341,7 +277,7 @@ class SubprocessRunner:
                 )
             except InvalidFormulaError as exc:
                 tail.note(f"nothing was run: {exc}")
-                return finish(tail, Reason.BAD_PLACEHOLDER, failed_step=step.name)
+                return _End(Reason.BAD_PLACEHOLDER, tail, failed_step=step.name)
         env = {"PATH": self._path, "HOME": str(home), "LANG": "C.UTF-8"}
         env |= {
             "VAULT_ACTION_ID": request.action_id,
@@ -354,7 +290,7 @@ class SubprocessRunner:
         for step, argv in zip(request.steps, argvs, strict=True):
             if time.monotonic() >= deadline:
                 tail.note(f"deadline reached before step {step.name!r}")
-                return finish(tail, Reason.TIMEOUT, failed_step=step.name)
+                return _End(Reason.TIMEOUT, tail, failed_step=step.name)
             tail.note(f"step {step.name!r}")
             try:
                 exit_code, timed_out = self._run_step(
@@ -362,16 +298,16 @@ class SubprocessRunner:
                 )
             except _SpawnFailed as exc:
                 tail.note(f"cannot start step {step.name!r}: {exc}")
-                return finish(tail, Reason.SPAWN_FAILED, failed_step=step.name)
+                return _End(Reason.SPAWN_FAILED, tail, failed_step=step.name)
             if timed_out:
                 tail.note(
                     f"deadline of {request.timeout_seconds}s reached in step {step.name!r}"
                 )
-                return finish(tail, Reason.TIMEOUT, failed_step=step.name)
+                return _End(Reason.TIMEOUT, tail, failed_step=step.name)
             if exit_code != 0:
                 tail.note(f"step {step.name!r} exited with {exit_code}")
-                return finish(tail, Reason.EXIT_NONZERO, exit_code, step.name)
-        return finish(tail, Reason.OK, exit_code)
+                return _End(Reason.EXIT_NONZERO, tail, exit_code, step.name)
+        return _End(Reason.OK, tail, exit_code)
 
     def _run_step(
         self,

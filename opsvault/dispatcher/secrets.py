@@ -1,6 +1,7 @@
-"""Where secret values come from: a directory of files, ``OPSVAULT_SECRET_*`` or a chain.
+"""Secret values: where they come from, and how they are kept out of what is recorded.
 
-Names are restricted to ``^[A-Z][A-Z0-9_]*$`` so a name is always a safe file
+Sources: a directory of files, ``OPSVAULT_SECRET_*`` variables, or a chain of
+both. Names are restricted to ``^[A-Z][A-Z0-9_]*$`` so a name is always a safe file
 name and a safe environment variable name.
 """
 
@@ -15,6 +16,10 @@ from opsvault.errors import RunnerError
 
 SECRET_NAME = re.compile(r"[A-Z][A-Z0-9_]*")
 ENV_PREFIX = "OPSVAULT_SECRET_"
+
+MIN_REDACTED_LENGTH = 4
+"""Secret values shorter than this are not redacted: replacing every 'ab' in the
+output would destroy it while hiding nothing a guess would not find."""
 
 
 class SecretSource(Protocol):
@@ -103,3 +108,71 @@ class ChainSecrets:
 
     def __repr__(self) -> str:
         return f"ChainSecrets{self.sources!r}"
+
+
+class RedactingTail:
+    """Keep the last *limit* bytes of a byte stream with every secret value redacted.
+
+    Each value of at least MIN_REDACTED_LENGTH bytes becomes ``[REDACTED:NAME]``,
+    also when it straddles chunks: the last ``longest - 1`` bytes are held back
+    until the next chunk. Redaction happens before truncation, so no prefix or
+    suffix of a secret survives at the cut. Memory stays bounded by *limit*, the
+    chunk size and the longest secret.
+    """
+
+    def __init__(self, secrets: Mapping[str, str], limit: int) -> None:
+        self._limit = limit
+        self._markers: dict[bytes, bytes] = {}
+        for name, value in sorted(secrets.items()):
+            raw = value.encode()
+            if len(raw) >= MIN_REDACTED_LENGTH:
+                self._markers.setdefault(raw, f"[REDACTED:{name}]".encode())
+        longest_first = sorted(self._markers, key=len, reverse=True)
+        self._pattern = (
+            re.compile(b"|".join(re.escape(v) for v in longest_first))
+            if longest_first
+            else None
+        )
+        self._hold = len(longest_first[0]) - 1 if longest_first else 0
+        self._pending = b""
+        self._tail = bytearray()
+        self.dropped = 0  # bytes of redacted output cut off the front
+
+    def feed(self, chunk: bytes) -> None:
+        data = self._pending + chunk
+        if self._pattern is None:
+            self._pending = b""
+            self._keep(data)
+            return
+        safe = len(data) - self._hold  # a secret starting before this is wholly in data
+        pos = 0
+        out: list[bytes] = []
+        for match in self._pattern.finditer(data):
+            if match.start() >= safe:
+                break
+            out += (data[pos : match.start()], self._markers[match.group()])
+            pos = match.end()
+        cut = max(pos, safe)
+        out.append(data[pos:cut])
+        self._pending = data[cut:]
+        self._keep(b"".join(out))
+
+    def note(self, text: str) -> None:
+        """Record a line from the runner itself (redacted like step output)."""
+        self.feed(f"[opsvault] {text}\n".encode())
+
+    def text(self) -> str:
+        """Flush what is held back and return the tail."""
+        if self._pending:
+            pending, self._pending = self._pending, b""
+            if self._pattern is not None:
+                pending = self._pattern.sub(lambda m: self._markers[m.group()], pending)
+            self._keep(pending)
+        return bytes(self._tail).decode("utf-8", errors="replace")
+
+    def _keep(self, data: bytes) -> None:
+        self._tail += data
+        excess = len(self._tail) - self._limit
+        if excess > 0:
+            del self._tail[:excess]
+            self.dropped += excess

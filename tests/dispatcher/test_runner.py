@@ -6,6 +6,7 @@ import os
 import sys
 import time
 from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -16,12 +17,11 @@ from opsvault.dispatcher.runner import (
     DEFAULT_PATH,
     ExecutionRequest,
     RecordingRunner,
-    RedactingTail,
     RunResult,
     StepSpec,
     SubprocessRunner,
 )
-from opsvault.dispatcher.secrets import EnvSecrets
+from opsvault.dispatcher.secrets import DirectorySecrets, EnvSecrets, RedactingTail
 
 SECRET = "hunter2-very-secret-value"
 
@@ -385,3 +385,24 @@ def test_python_placeholder_is_this_interpreter(runner: SubprocessRunner) -> Non
 def test_results_hold_plain_strings(runner: SubprocessRunner) -> None:
     result = runner.execute(request(("true",)))
     assert type(result.outcome) is str and type(result.reason) is str
+
+
+def test_refused_directory_secret_is_missing_and_not_read(tmp_path: Path) -> None:
+    (tmp_path / "host-file").write_text("not for steps")
+    secrets_dir = tmp_path / "secrets"
+    secrets_dir.mkdir()
+    (secrets_dir / "TOKEN").symlink_to(tmp_path / "host-file")
+    runner = SubprocessRunner(DirectorySecrets(secrets_dir), workspace_root=tmp_path)
+    result = runner.execute(request(("true",), secrets=["TOKEN"]))
+    assert (result.outcome, result.reason) == ("failed", "secret-missing")
+    assert "not for steps" not in result.output_tail
+
+
+def test_concurrent_executions_are_independent(runner: SubprocessRunner) -> None:
+    code = "import sys, time; time.sleep(0.2); print('done', sys.argv[1])"
+    reqs = [request(py(code, "{params.n}"), params={"n": str(i)}) for i in range(4)]
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        results = list(pool.map(runner.execute, reqs))
+    for i, result in enumerate(results):
+        assert result.outcome == "succeeded"
+        assert f"done {i}\n" in result.output_tail
