@@ -13,7 +13,8 @@ import pytest
 from opsvault.planner.check import check_plan
 from opsvault.planner.render import parse_plan, render_plan
 from opsvault.planner.update import update_plan
-from tests.planner.support import load_facts, render_report
+
+from .support import load_facts, render_report
 
 GOLDEN = Path(__file__).parent / "golden"
 CASES = sorted(path.stem for path in GOLDEN.glob("*.toml"))
