@@ -1,0 +1,79 @@
+"""Every response fixture written by hand conforms to Forgejo's swagger definitions."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from jsonschema import Draft4Validator
+
+from .support import RESPONSES, load_http, load_json
+
+SWAGGER = json.loads((Path(__file__).parent / "swagger.v1.json").read_text(encoding="utf-8"))
+
+# fixture file -> swagger definition; "[X]" means an array of X.
+DEFINITIONS = {
+    "branch-protection-main.json": "BranchProtection",
+    "combined-status.json": "CombinedStatus",
+    "comment-created.json": "Comment",
+    "comment-edited.json": "Comment",
+    "comments-7.json": "[Comment]",
+    "commit-status.json": "CommitStatus",
+    "contents-action.json": "ContentsResponse",
+    "error-branch-delete.json": "APIError",
+    "error-branch-exists.json": "APIError",
+    "error-head-out-of-date.json": "APIError",
+    "error-not-allowed.json": "APIError",
+    "error-not-found.json": "APINotFound",
+    "error-pull-exists.json": "APIError",
+    "error-try-again-later.json": "APIError",
+    "files-response.json": "FilesResponse",
+    "issue-7-labels.json": "[Label]",
+    "issues.json": "[Issue]",
+    "label-created.json": "Label",
+    "labels.json": "[Label]",
+    "permission-alice.json": "RepoCollaboratorPermission",
+    "pull-7-closed.json": "PullRequest",
+    "pull-7-files-stale.json": "[ChangedFile]",
+    "pull-7-files.json": "[ChangedFile]",
+    "pull-7-merged.json": "PullRequest",
+    "pull-7-open.json": "PullRequest",
+    "review-approved.json": "PullReview",
+    "teams-acme.json": "[Team]",
+    "user-alice.json": "User",
+    "user-opsvault-bot.json": "User",
+}
+
+
+def validator_for(definition: str) -> Draft4Validator:
+    if definition.startswith("["):
+        schema: dict[str, Any] = {
+            "type": "array",
+            "items": {"$ref": f"#/definitions/{definition[1:-1]}"},
+        }
+    else:
+        schema = {"$ref": f"#/definitions/{definition}"}
+    schema["definitions"] = SWAGGER["definitions"]
+    return Draft4Validator(schema)
+
+
+def test_every_json_fixture_has_a_definition() -> None:
+    assert sorted(p.name for p in RESPONSES.glob("*.json")) == sorted(DEFINITIONS)
+
+
+@pytest.mark.parametrize(("name", "definition"), sorted(DEFINITIONS.items()))
+def test_fixture_conforms_to_swagger(name: str, definition: str) -> None:
+    errors = sorted(validator_for(definition).iter_errors(load_json(name)), key=str)
+    assert [f"{e.json_path}: {e.message}" for e in errors] == []
+
+
+def test_settings_fixture_conforms() -> None:
+    _, body = load_http("forgejo-GET-settings-api.http")
+    assert not list(validator_for("GeneralAPISettings").iter_errors(json.loads(body)))
+
+
+def test_validator_catches_a_wrong_type() -> None:
+    bad = dict(load_json("pull-7-open.json"), number="seven")
+    assert list(validator_for("PullRequest").iter_errors(bad))
