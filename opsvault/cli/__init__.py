@@ -39,6 +39,15 @@ class LazyGroup(click.Group):
             return command
         return super().get_command(ctx, cmd_name)
 
+    def invoke(self, ctx: click.Context) -> Any:
+        # Expected failures print one line and exit with their own code, here rather
+        # than in main() so that every way of invoking the group behaves the same.
+        try:
+            return super().invoke(ctx)
+        except OpsvaultError as exc:
+            click.echo(f"Error: {exc}", err=True)
+            ctx.exit(exc.exit_code)
+
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="opsvault")
@@ -65,9 +74,6 @@ def main(argv: list[str] | None = None) -> Any:
         exc.show()
         sys.exit(exc.exit_code)
     except click.exceptions.Exit as exc:
-        sys.exit(exc.exit_code)
-    except OpsvaultError as exc:
-        click.echo(f"Error: {exc}", err=True)
         sys.exit(exc.exit_code)
     except Exception:
         traceback.print_exc()
