@@ -101,11 +101,11 @@ def main(
 ) -> int:
     """Run the hook and return the exit status."""
     stream = out or sys.stdout
+    # A program of its own, run as a step: its environment is its input.
+    env = os.environ if environ is None else environ
     args = _parser().parse_args(argv)
     try:
-        headers = build_headers(
-            args.header, args.header_from_env, environ or os.environ
-        )
+        headers = build_headers(args.header, args.header_from_env, env)
         if not args.url.startswith(("https://", "http://")):
             raise UsageError(
                 f"--url {args.url!r}: only http:// and https:// are allowed"

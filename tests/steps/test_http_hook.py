@@ -149,7 +149,7 @@ def test_non_http_url_is_refused() -> None:
         {},
         httpx.MockTransport(lambda r: httpx.Response(200)),
     )
-    assert status == 2
+    assert (status, "'PROCESS_TOKEN' is empty" in out) == (2, True)
     assert "only http:// and https://" in out
 
 
@@ -160,3 +160,15 @@ def test_long_body_is_cut_to_an_excerpt() -> None:
     )
     assert status == 0
     assert out.splitlines()[1] == "body: " + "x" * 20 + "…"
+
+
+def test_an_empty_environment_is_not_the_process_environment(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("PROCESS_TOKEN", "from-process")
+    status, out = _call(
+        ["--url", "https://h.example/", "--header-from-env", "X=PROCESS_TOKEN"],
+        {},
+        httpx.MockTransport(lambda r: httpx.Response(200)),
+    )
+    assert (status, "'PROCESS_TOKEN' is empty" in out) == (2, True)
