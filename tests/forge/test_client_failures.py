@@ -45,6 +45,7 @@ class FakeForge:
             answer = answer(request)
         if isinstance(answer, Exception):
             raise answer
+        assert isinstance(answer, httpx.Response)
         return answer
 
 
@@ -60,7 +61,9 @@ def mocked(
     return make_client(transport=httpx.MockTransport(forge))
 
 
-def ok(data: Any, status: int = 200, **headers: str) -> httpx.Response:
+def ok(
+    data: Any, status: int = 200, headers: dict[str, str] | None = None
+) -> httpx.Response:
     return httpx.Response(status, json=data, headers=headers)
 
 
@@ -116,9 +119,12 @@ def test_pagination_retries_a_page_without_repeating_items(
     page = [dict(pr, number=n) for n in range(50)]
     pages = iter(
         [
-            ok(page[:50], **{"X-Total-Count": "60"}),
+            ok(page[:50], headers={"X-Total-Count": "60"}),
             status(502),
-            ok([dict(pr, number=n) for n in range(50, 60)], **{"X-Total-Count": "60"}),
+            ok(
+                [dict(pr, number=n) for n in range(50, 60)],
+                headers={"X-Total-Count": "60"},
+            ),
         ]
     )
     forge.on("GET", "/settings/api", ok(SETTINGS))
@@ -259,7 +265,9 @@ def test_lost_post_gives_up_as_outcome_unknown(
         backoff=Backoff(attempts=2, base=0.1, cap=1.0),
     )
     forge.on("POST", "/repos/acme/ops/pulls/7/reviews", status(500))
-    forge.on("GET", "/repos/acme/ops/pulls/7/reviews", ok([], **{"X-Total-Count": "0"}))
+    forge.on(
+        "GET", "/repos/acme/ops/pulls/7/reviews", ok([], headers={"X-Total-Count": "0"})
+    )
     forge.on("GET", "/settings/api", ok(SETTINGS))
 
     with pytest.raises(ForgeOutcomeUnknown):

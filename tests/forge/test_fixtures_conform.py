@@ -11,7 +11,9 @@ from jsonschema import Draft4Validator
 
 from .support import RESPONSES, load_http, load_json
 
-SWAGGER = json.loads((Path(__file__).parent / "swagger.v1.json").read_text(encoding="utf-8"))
+SWAGGER = json.loads(
+    (Path(__file__).parent / "swagger.v1.json").read_text(encoding="utf-8")
+)
 
 # fixture file -> swagger definition; "[X]" means an array of X.
 DEFINITIONS = {

@@ -20,7 +20,13 @@ from .support import HEAD, TOKEN, load_json
 def test_repr_and_str_mask_the_token(make_client: Callable[..., ForgejoClient]) -> None:
     token = ForgeToken(TOKEN)
     client = make_client()
-    for text in (repr(token), str(token), f"{token}", repr(client), repr(client._session)):
+    for text in (
+        repr(token),
+        str(token),
+        f"{token}",
+        repr(client),
+        repr(client._session),
+    ):
         assert TOKEN not in text
     assert "***" in repr(client)
     assert token.reveal() == TOKEN

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
 from pathlib import Path
@@ -98,7 +99,11 @@ def test_merged_event() -> None:
     body = (WEBHOOKS / name).read_bytes()
     event = parse_event(body, _headers(name, body))
     assert event is not None
-    assert (event.action, event.state, event.merged) == ("closed", PullState.CLOSED, True)
+    assert (event.action, event.state, event.merged) == (
+        "closed",
+        PullState.CLOSED,
+        True,
+    )
     assert event.merged_by and event.merge_commit_sha
 
 
@@ -106,7 +111,9 @@ def test_closed_without_merge_and_sync() -> None:
     name = "forgejo-pull_request-closed-not-merged.json"
     body = (WEBHOOKS / name).read_bytes()
     event = parse_event(body, _headers(name, body))
-    assert event is not None and event.merged is False and event.state is PullState.CLOSED
+    assert (
+        event is not None and event.merged is False and event.state is PullState.CLOSED
+    )
     name = "forgejo-pull_request-synchronized.json"
     body = (WEBHOOKS / name).read_bytes()
     event = parse_event(body, _headers(name, body))
@@ -166,7 +173,10 @@ def test_form_content_type_signs_the_payload_field() -> None:
 
 
 def test_other_events_are_ignored() -> None:
-    assert parse_event(b"{}", {"X-Forgejo-Event": "push", "X-Forgejo-Event-Type": "push"}) is None
+    assert (
+        parse_event(b"{}", {"X-Forgejo-Event": "push", "X-Forgejo-Event-Type": "push"})
+        is None
+    )
     assert parse_event(b"{}", {}) is None
 
 
@@ -187,10 +197,8 @@ def test_arbitrary_bodies_raise_only_webhook_rejected(body: bytes) -> None:
     headers = {"X-Forgejo-Event-Type": "pull_request", "X-Forgejo-Signature": "00"}
     with pytest.raises(WebhookRejected):
         verify_signature(body, headers, SECRET)
-    try:
+    with contextlib.suppress(WebhookRejected):
         parse_event(body, headers)
-    except WebhookRejected:
-        pass
 
 
 def test_delivery_seen_deduplicates_and_is_bounded() -> None:
