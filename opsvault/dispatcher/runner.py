@@ -164,19 +164,28 @@ def _leader_exited(pid: int) -> bool:
 
 
 def _remove_tree(path: Path) -> None:
-    # A step may leave read-only directories behind; make them writable first.
+    # A step may leave unreadable or read-only directories behind; open them up
+    # top-down (os.walk lists a directory before descending into it).
+    with contextlib.suppress(OSError):
+        path.chmod(stat.S_IRWXU)
     for root, dirs, _ in os.walk(path):
         for name in dirs:
             target = Path(root, name)
             if not target.is_symlink():
-                target.chmod(stat.S_IRWXU)
+                with contextlib.suppress(OSError):
+                    target.chmod(stat.S_IRWXU)
     shutil.rmtree(path, ignore_errors=True)
     if path.exists():
         log.warning("could not remove workspace %s", path)
 
 
 class SubprocessRunner:
-    """Run steps as local subprocesses (argv only, never a shell)."""
+    """Run steps as local subprocesses (argv only, never a shell).
+
+    *path* is the PATH steps get (see DEFAULT_PATH). *kill_grace* is the time
+    between SIGTERM and SIGKILL at the deadline. One instance may serve several
+    worker threads at once: each execution keeps its state on its own stack.
+    """
 
     def __init__(
         self,

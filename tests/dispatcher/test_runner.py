@@ -135,7 +135,8 @@ def test_workspace_is_private_fresh_and_removed(
         "import os, stat, sys; ws = sys.argv[1]; "
         "print(oct(stat.S_IMODE(os.stat(ws).st_mode)), os.getcwd() == ws, sorted(os.listdir(ws)), "
         "oct(stat.S_IMODE(os.stat(os.environ['HOME']).st_mode))); "
-        "os.makedirs(ws + '/ro/sub'); os.chmod(ws + '/ro', 0o500)"
+        "os.makedirs(ws + '/ro/sub/deep'); os.chmod(ws + '/ro/sub', 0o000); "
+        "os.chmod(ws + '/ro', 0o500)"
     )
     result = runner.execute(request(py(code, "{workspace}")))
     assert result.outcome == "succeeded", result.output_tail
