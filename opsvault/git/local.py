@@ -32,6 +32,9 @@ _HEX = re.compile(r"^[0-9a-fA-F]{4,40}$")
 # A name, then an optional ancestry suffix; "~" and "^" cannot occur in ref names.
 _REVISION = re.compile(r"^(?P<name>[^~^:@{}\s]+)(?P<suffix>(?:[~^][0-9]*)*)$")
 
+_TREE_CACHE_SIZE = 1024
+_FILE_MODES = (FileMode.BLOB, FileMode.BLOB_EXECUTABLE, FileMode.LINK)
+
 _KINDS = {
     DeltaStatus.ADDED: ChangeKind.ADDED,
     DeltaStatus.COPIED: ChangeKind.ADDED,
@@ -82,6 +85,7 @@ class Pygit2OpsRepo:
 
     def __init__(self, repo: pygit2.Repository) -> None:
         self._repo = repo
+        self._trees: dict[pygit2.Oid, pygit2.Tree] = {}
 
     @classmethod
     def open(cls, path: Path | str) -> Pygit2OpsRepo:
@@ -181,31 +185,48 @@ class Pygit2OpsRepo:
     def resolve(self, ref: str) -> str:
         return str(self._commit(ref).id)
 
-    def _blob(self, commit: str, path: str) -> pygit2.Blob | None:
-        check_repo_path(path)
-        tree = self._commit(commit).tree
-        try:
-            obj = tree[path]
-        except _PYGIT2_ERRORS:
+    def _tree(self, oid: pygit2.Oid) -> pygit2.Tree:
+        # libgit2 does not cache trees over 4 KiB, and a path lookup through
+        # `tree["a/b/c"]` re-reads and re-parses every directory on the way.
+        # Objects are immutable, so parsed trees are kept by id (bounded).
+        tree = self._trees.get(oid)
+        if tree is None:
+            if len(self._trees) >= _TREE_CACHE_SIZE:
+                self._trees.clear()
+            tree = self._repo[oid].peel(pygit2.Tree)
+            self._trees[oid] = tree
+        return tree
+
+    def _find(self, commit: str, parts: list[str]) -> pygit2.Object | None:
+        """Return the tree entry at path *parts* below *commit*'s root (the root if empty)."""
+        node: pygit2.Object = self._tree(self._commit(commit).tree_id)
+        for part in parts:
+            if not isinstance(node, pygit2.Tree):
+                return None
+            try:
+                entry = node[part]
+            except KeyError:
+                return None
+            node = self._tree(entry.id) if entry.filemode == FileMode.TREE else entry
+        return node
+
+    def _blob(self, commit: str, path: str) -> pygit2.Object | None:
+        entry = self._find(commit, check_repo_path(path).split("/"))
+        if entry is None or entry.filemode not in _FILE_MODES:
             return None
-        return obj if isinstance(obj, pygit2.Blob) else None
+        return entry
 
     def read_file(self, commit: str, path: str) -> bytes | None:
-        blob = self._blob(commit, path)
-        return None if blob is None else blob.data
+        entry = self._blob(commit, path)
+        return None if entry is None else entry.peel(pygit2.Blob).data
 
     def blob_id(self, commit: str, path: str) -> str | None:
-        blob = self._blob(commit, path)
-        return None if blob is None else str(blob.id)
+        entry = self._blob(commit, path)
+        return None if entry is None else str(entry.id)
 
     def list_files(self, commit: str, prefix: str) -> tuple[str, ...]:
         directory = check_repo_dir(prefix)
-        tree: pygit2.Object = self._commit(commit).tree
-        if directory:
-            try:
-                tree = tree[directory]  # type: ignore[index]
-            except _PYGIT2_ERRORS:
-                return ()
+        tree = self._find(commit, directory.split("/") if directory else [])
         if not isinstance(tree, pygit2.Tree):
             return ()
         found: list[str] = []
@@ -216,8 +237,8 @@ class Pygit2OpsRepo:
         for entry in tree:
             name = f"{prefix}{entry.name}"
             if entry.filemode == FileMode.TREE:
-                self._walk(self._repo[entry.id].peel(pygit2.Tree), f"{name}/", found)
-            elif entry.filemode != FileMode.COMMIT:  # submodules are not files
+                self._walk(self._tree(entry.id), f"{name}/", found)
+            elif entry.filemode in _FILE_MODES:  # not submodules
                 found.append(name)
 
     def merge_base(self, a: str, b: str) -> str | None:

@@ -8,13 +8,12 @@ from pathlib import Path
 
 import pygit2
 import pytest
-from conftest import SIGNATURE, init_repo
 
 from opsvault.errors import GitError
 from opsvault.git.base import ChangedFile, ChangeKind, Identity, OpsRepo
 from opsvault.git.local import Pygit2OpsRepo
-
-from .conftest import AUTHOR, SEED_FILES, WHEN
+from tests.conftest import SIGNATURE, init_repo
+from tests.git.conftest import AUTHOR, SEED_FILES, WHEN
 
 CloneOf = Callable[[str], Pygit2OpsRepo]
 
@@ -329,20 +328,22 @@ def test_changed_files_of_unrelated_histories_raises(remote: Pygit2OpsRepo) -> N
         remote.changed_files(_main(remote), lonely)
 
 
-def test_changed_files_cost_follows_the_change_not_the_tree(
-    remote: Pygit2OpsRepo,
-) -> None:
+def test_large_directories_read_correctly_across_commits(remote: Pygit2OpsRepo) -> None:
     files: dict[str, bytes | None] = {
-        f"knowledge/{i:04}.md": b"%d\n" % i for i in range(1000)
+        f"knowledge/{i:03}.md": b"%d\n" % i for i in range(300)
     }
     big = remote.commit_files(_main(remote), files, "big", AUTHOR, when=WHEN)
     head = remote.commit_files(
-        big, {"knowledge/0500.md": b"x"}, "one", AUTHOR, when=WHEN
+        big, {"knowledge/150.md": b"x"}, "one", AUTHOR, when=WHEN
     )
     assert remote.changed_files(big, head) == (
-        ChangedFile("knowledge/0500.md", ChangeKind.MODIFIED),
+        ChangedFile("knowledge/150.md", ChangeKind.MODIFIED),
     )
-    assert len(remote.list_files(head, "knowledge")) == 1000
+    assert remote.list_files(head, "knowledge") == tuple(sorted(files))
+    # parsed trees are cached by id; each commit still sees its own content
+    assert remote.read_file(big, "knowledge/150.md") == b"150\n"
+    assert remote.read_file(head, "knowledge/150.md") == b"x"
+    assert remote.read_file(head, "knowledge/299.md") == b"299\n"
 
 
 # -- commit_files ------------------------------------------------------------------

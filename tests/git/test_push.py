@@ -11,12 +11,11 @@ from functools import partial
 from pathlib import Path
 
 import pytest
-from conftest import init_repo
 
 from opsvault.errors import GitError, PushRejected
 from opsvault.git.local import Pygit2OpsRepo
-
-from .conftest import AUTHOR, WHEN
+from tests.conftest import init_repo
+from tests.git.conftest import AUTHOR, WHEN
 
 CloneOf = Callable[[str], Pygit2OpsRepo]
 
