@@ -251,26 +251,32 @@ class ForgejoClient:
             return False
 
     def _create_branch_with_files(self, proposal: Proposal) -> None:
-        body = {
+        def b64(content: bytes) -> str:
+            return base64.b64encode(content).decode("ascii")
+
+        body: dict[str, Any] = {
             "branch": proposal.base,
             "new_branch": proposal.branch,
             "message": proposal.message,
-            "files": [
-                {
-                    "operation": "create",
-                    "path": p,
-                    "content": base64.b64encode(c).decode("ascii"),
-                }
-                for p, c in proposal.files
-            ],
         }
+        if len(proposal.files) == 1:
+            # §5.1: one file, one commit on a new branch.
+            ((path, content),) = proposal.files
+            url = self._r(f"/contents/{_path(path)}")
+            body["content"] = b64(content)
+        else:
+            url = self._r("/contents")
+            body["files"] = [
+                {"operation": "create", "path": p, "content": b64(c)}
+                for p, c in proposal.files
+            ]
 
         def attempt() -> bool:
-            response = self._session.send("POST", self._r("/contents"), body=body)
+            response = self._session.send("POST", url, body=body)
             if response.status_code == 422 and self._branch_has(proposal):
                 return True  # an earlier attempt created it (§5.1: 422 = branch exists)
             if not response.is_success:
-                raise error_for("POST", self._r("/contents"), response)
+                raise error_for("POST", url, response)
             return True
 
         self._write(attempt, lambda: True if self._branch_has(proposal) else None)

@@ -345,13 +345,7 @@ def _contents_body() -> dict[str, object]:
         "branch": "main",
         "new_branch": BRANCH,
         "message": "vault: request restart-web-20261121-1",
-        "files": [
-            {
-                "operation": "create",
-                "path": ACTION,
-                "content": base64.b64encode(content).decode("ascii"),
-            }
-        ],
+        "content": base64.b64encode(content).decode("ascii"),
     }
 
 
@@ -359,8 +353,8 @@ def test_open_proposal_creates_branch_file_and_pull(
     httpserver: HTTPServer, client: ForgejoClient
 ) -> None:
     httpserver.expect_oneshot_request(
-        f"{REPO}/contents", method="POST", headers=AUTH, json=_contents_body()
-    ).respond_with_json(load_json("files-response.json"), status=201)
+        f"{REPO}/contents/{ACTION}", method="POST", headers=AUTH, json=_contents_body()
+    ).respond_with_json(load_json("file-response.json"), status=201)
     httpserver.expect_oneshot_request(
         f"{REPO}/pulls",
         method="POST",
@@ -383,7 +377,7 @@ def test_open_proposal_again_reuses_branch_and_pull(
     httpserver: HTTPServer, client: ForgejoClient
 ) -> None:
     httpserver.expect_oneshot_request(
-        f"{REPO}/contents", method="POST", json=_contents_body()
+        f"{REPO}/contents/{ACTION}", method="POST", json=_contents_body()
     ).respond_with_json(load_json("error-branch-exists.json"), status=422)
     httpserver.expect_oneshot_request(
         f"{REPO}/contents/{ACTION}", method="GET", query_string={"ref": BRANCH}
@@ -399,3 +393,34 @@ def test_open_proposal_again_reuses_branch_and_pull(
 
     httpserver.check_assertions()
     assert pr.number == 7
+
+
+def test_open_proposal_with_several_files_commits_once(
+    httpserver: HTTPServer, client: ForgejoClient
+) -> None:
+    files = ((ACTION, b"a = 1\n"), ("knowledge/web.md", b"# web\n"))
+    proposal = Proposal(BRANCH, "main", "t", "b", "m", files)
+    httpserver.expect_oneshot_request(
+        f"{REPO}/contents",
+        method="POST",
+        headers=AUTH,
+        json={
+            "branch": "main",
+            "new_branch": BRANCH,
+            "message": "m",
+            "files": [
+                {"operation": "create", "path": ACTION, "content": "YSA9IDEK"},
+                {
+                    "operation": "create",
+                    "path": "knowledge/web.md",
+                    "content": "IyB3ZWIK",
+                },
+            ],
+        },
+    ).respond_with_json(load_json("files-response.json"), status=201)
+    httpserver.expect_oneshot_request(f"{REPO}/pulls", method="POST").respond_with_json(
+        load_json("pull-7-open.json"), status=201
+    )
+
+    assert client.open_proposal(proposal).number == 7
+    httpserver.check_assertions()

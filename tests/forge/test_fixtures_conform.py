@@ -31,6 +31,7 @@ DEFINITIONS = {
     "error-not-found.json": "APINotFound",
     "error-pull-exists.json": "APIError",
     "error-try-again-later.json": "APIError",
+    "file-response.json": "FileResponse",
     "files-response.json": "FilesResponse",
     "issue-7-labels.json": "[Label]",
     "issues.json": "[Issue]",
