@@ -25,7 +25,11 @@ def parse_ref(text: str) -> IssueRef:
 
 
 def load_facts(path: Path) -> Facts:
-    data = tomllib.loads(path.read_text(encoding="utf-8"))
+    return parse_facts(path.read_text(encoding="utf-8"))
+
+
+def parse_facts(text: str) -> Facts:
+    data = tomllib.loads(text)
     vault = data.get("vault", {})
     return Facts(
         issues={parse_ref(k): IssueState(v) for k, v in data.get("issues", {}).items()},
