@@ -192,7 +192,7 @@ class OpsRepo(Protocol):
         """Create a merge commit with parents (*base*, *head*); return its id.
 
         Never fast-forwards and moves no ref. Raise GitError if the trees
-        conflict or if *base* already contains *head*.
+        conflict, if *base* already contains *head*, or if they share no history.
         """
         ...
 

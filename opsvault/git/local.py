@@ -154,10 +154,9 @@ class Pygit2OpsRepo:
         """Return the object a name (no ``~``/``^`` suffix) means, or None.
 
         Stricter than git's rules on purpose: a hex string is an object id
-        first, ``<remote>/<branch>`` is a remote-tracking ref whenever
-        ``<remote>`` is configured, then ``refs/heads/<name>``; tags are never
-        guessed. So a proposer cannot shadow ``origin/main`` by pushing a branch
-        or tag of that name.
+        first, then ``refs/remotes/<name>`` (only fetch writes there), then
+        ``refs/heads/<name>``; tags are never guessed. So a proposer cannot
+        shadow ``origin/main`` by pushing a branch or tag of that name.
         """
         if _HEX.match(name):
             try:
@@ -169,10 +168,7 @@ class Pygit2OpsRepo:
         if name == "HEAD" or name.startswith("refs/"):
             candidates = [name]
         else:
-            candidates = [f"refs/heads/{name}"]
-            first = name.partition("/")[0]
-            if first in self._repo.remotes.names():
-                candidates.insert(0, f"refs/remotes/{name}")
+            candidates = [f"refs/remotes/{name}", f"refs/heads/{name}"]
         for candidate in candidates:
             try:
                 target = self._repo.lookup_reference(candidate).resolve().target
@@ -333,6 +329,8 @@ class Pygit2OpsRepo:
     ) -> str:
         ours, theirs = self._commit(base), self._commit(head)
         where = f"{base}...{head}"
+        if self.merge_base(str(ours.id), str(theirs.id)) is None:
+            raise GitError(where, "refusing to merge unrelated histories")
         if self.is_ancestor(str(theirs.id), str(ours.id)):
             raise GitError(
                 where, f"{base!r} already contains {head!r}; nothing to merge"

@@ -505,3 +505,9 @@ def test_merge_of_an_already_merged_head_raises(remote: Pygit2OpsRepo) -> None:
     later = remote.commit_files(seed, {"x": b"x"}, "later", AUTHOR, when=WHEN)
     with pytest.raises(GitError, match="already contains"):
         remote.merge(later, seed, "merge", AUTHOR, when=WHEN)
+
+
+def test_merge_of_unrelated_histories_raises(remote: Pygit2OpsRepo) -> None:
+    lonely = remote.commit_files(None, {"x": b"x"}, "unrelated", AUTHOR, when=WHEN)
+    with pytest.raises(GitError, match="unrelated"):
+        remote.merge(_main(remote), lonely, "merge", AUTHOR, when=WHEN)
