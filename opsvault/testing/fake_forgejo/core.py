@@ -276,8 +276,10 @@ class ForgeCore:
                 f"{branch_prefix}0", changes, "bulk change", sig, sig, parent=base
             )
             numbers = []
+            refs: dict[str, str] = {}
             for n in range(count):
-                target.git.set_ref(f"refs/heads/{branch_prefix}{n}", head)
+                if n:  # branch 0 was created by the commit
+                    refs[f"refs/heads/{branch_prefix}{n}"] = head
                 issue = self._new_issue(
                     target,
                     title.format(n=n),
@@ -288,8 +290,9 @@ class ForgeCore:
                 issue.pull = PullInfo(
                     f"{branch_prefix}{n}", target.default_branch, head_sha=head
                 )
-                target.git.set_ref(f"refs/pull/{issue.number}/head", head)
+                refs[f"refs/pull/{issue.number}/head"] = head
                 numbers.append(issue.number)
+            target.git.set_refs_packed(refs)
             return numbers
 
     # -- lookups -------------------------------------------------------------

@@ -76,6 +76,17 @@ class GitStore:
     def set_ref(self, name: str, sha: str) -> None:
         self.repo.references.create(name, pygit2.Oid(hex=sha), force=True)
 
+    def set_refs_packed(self, refs: Mapping[str, str]) -> None:
+        """Create many new refs at once through ``packed-refs`` (one file write, not one per ref)."""
+        with self.lock:
+            packed = self.path / "packed-refs"
+            lines = packed.read_text().splitlines() if packed.exists() else []
+            body = [line for line in lines if line and not line.startswith("#")]
+            body += [f"{sha} {name}" for name, sha in refs.items()]
+            body.sort(key=lambda line: line.split(" ", 1)[1])
+            header = "# pack-refs with: peeled fully-peeled sorted "
+            packed.write_text("\n".join([header, *body]) + "\n")
+
     def delete_branch(self, branch: str) -> None:
         self.repo.references.delete(f"refs/heads/{branch}")
 

@@ -186,6 +186,7 @@ class Renderer:
         *,
         head_sha: str,
         base_sha: str,
+        repo_json: Json | None = None,
     ) -> Json:
         pull = issue.pull
         assert pull is not None
@@ -199,7 +200,7 @@ class Renderer:
             and not is_draft(issue.title)
             and repo.git.mergeable(base_sha, head_sha)
         )
-        repo_json = self.repo(repo, viewer)
+        repo_json = repo_json or self.repo(repo, viewer)
         head_live = repo.git.tip(pull.head_branch) is not None
         out.update(
             draft=is_draft(issue.title),

@@ -40,10 +40,9 @@ def _pull_json(
     repo_json: Json | None = None,
 ) -> Json:
     head, base = forge.sync_pull(repo, issue)
-    out = forge.render.pull(repo, issue, req.viewer, head_sha=head, base_sha=base)
-    if repo_json is not None:
-        out["head"]["repo"] = out["base"]["repo"] = repo_json
-    return out
+    return forge.render.pull(
+        repo, issue, req.viewer, head_sha=head, base_sha=base, repo_json=repo_json
+    )
 
 
 def list_pulls(forge: ForgeCore, req: Request) -> Reply:

@@ -22,6 +22,8 @@ from urllib.parse import unquote
 
 import jsonschema
 
+from opsvault.testing.fake_forgejo.fastcheck import Check, FastChecker
+
 SWAGGER_PATH = Path(__file__).with_name("swagger.v1.json")
 
 # Documented deviations of real Forgejo from its own swagger (API-NOTES.md §0.3).
@@ -123,6 +125,11 @@ class SpecValidator:
         self._resp_defs = _strict_objects(swagger["definitions"], nullable=True)
         self._named_responses: Mapping[str, Any] = swagger["responses"]
         self._validators: dict[tuple[str, str], jsonschema.Draft4Validator] = {}
+        self._fast = {
+            "req": FastChecker(self._req_defs),
+            "resp": FastChecker(self._resp_defs),
+        }
+        self._fast_checks: dict[tuple[str, str], Check] = {}
         self._routes: list[tuple[re.Pattern[str], tuple[str, ...], Operation]] = []
         for template, item in swagger["paths"].items():
             shared = item.get("parameters", [])
@@ -194,6 +201,13 @@ class SpecValidator:
     def _errors(
         self, key: str, schema: Mapping[str, Any], value: object, *, response: bool
     ) -> list[str]:
+        kind = "resp" if response else "req"
+        fast = self._fast_checks.get((kind, key))
+        if fast is None:
+            fast = self._fast[kind].compile(schema)
+            self._fast_checks[(kind, key)] = fast
+        if self._fast[kind].run(fast, value):
+            return []
         validator = self._validator(key, schema, response=response)
         leaves = (leaf for e in validator.iter_errors(value) for leaf in _leaves(e))
         return sorted({f"{e.json_path}: {_short(e.message)}" for e in leaves})
