@@ -408,6 +408,23 @@ class Pygit2OpsRepo:
         with _translated(name):
             branch.delete()
 
+    def checkout(self, branch: str) -> None:
+        """Switch HEAD, the index and the work tree to local *branch* (local mode only).
+
+        Not part of OpsRepo: it is the one call that writes a work tree. It
+        never overwrites uncommitted changes (libgit2 SAFE, recreating missing
+        files); raise GitError if they would be lost, if the repo is bare, or
+        if the branch does not exist.
+        """
+        _check_name(branch, "branch")
+        if self._repo.is_bare:
+            raise GitError(str(self.path), "a bare repository has no work tree")
+        ref = f"refs/heads/{branch}"
+        if self._repo.references.get(ref) is None:
+            raise GitError(branch, "no such branch")
+        with _translated(branch):
+            self._repo.checkout(ref)
+
     # -- remotes -----------------------------------------------------------------
 
     def _check_remote(self, remote: str) -> None:

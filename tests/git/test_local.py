@@ -511,3 +511,32 @@ def test_merge_of_unrelated_histories_raises(remote: Pygit2OpsRepo) -> None:
     lonely = remote.commit_files(None, {"x": b"x"}, "unrelated", AUTHOR, when=WHEN)
     with pytest.raises(GitError, match="unrelated"):
         remote.merge(_main(remote), lonely, "merge", AUTHOR, when=WHEN)
+
+
+def test_checkout_fills_the_work_tree_and_keeps_local_changes(tmp_path: Path) -> None:
+    repo = Pygit2OpsRepo.init(tmp_path / "ops")
+    (tmp_path / "ops" / "mine.txt").write_text("untracked")
+    first = repo.commit_files(
+        None, {"a/b.txt": b"1", "c.txt": b"2"}, "init", AUTHOR, when=WHEN
+    )
+    repo.update_ref("refs/heads/main", first, None)
+    repo.checkout("main")
+    raw = pygit2.Repository(str(tmp_path / "ops"))
+    assert (tmp_path / "ops" / "a" / "b.txt").read_bytes() == b"1"
+    assert raw.status() == {"mine.txt": pygit2.enums.FileStatus.WT_NEW}
+    assert raw.head.shorthand == "main"
+
+    second = repo.commit_files(first, {"c.txt": b"3"}, "change", AUTHOR, when=WHEN)
+    repo.update_ref("refs/heads/other", second, None)
+    (tmp_path / "ops" / "c.txt").write_text("local edit")
+    with pytest.raises(GitError):
+        repo.checkout("other")
+    assert (tmp_path / "ops" / "c.txt").read_text() == "local edit"
+    assert raw.head.shorthand == "main"
+    with pytest.raises(GitError):
+        repo.checkout("missing")
+
+
+def test_checkout_in_a_bare_repo_raises(remote: Pygit2OpsRepo) -> None:
+    with pytest.raises(GitError, match="bare"):
+        remote.checkout("main")
