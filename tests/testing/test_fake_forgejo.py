@@ -437,3 +437,39 @@ def test_contents_raw_branches_and_privileges(world: World) -> None:
     redirect = world.outsider.get("/orgs/ops/members/alice")
     assert redirect.status_code == 303
     assert world.alice.get("/orgs/ops/members/alice").status_code == 204
+
+
+def test_files_report_forgejo_statuses(fake_forgejo: FakeForgejo) -> None:
+    token = fake_forgejo.add_user("bob")
+    fake_forgejo.create_repo(
+        "bob", "r", {"keep.txt": "1\n", "old.txt": "same\n" * 20, "gone.txt": "x\n"}
+    )
+    fake_forgejo.push(
+        "bob/r",
+        "topic",
+        {
+            "keep.txt": "2\n",
+            "old.txt": None,
+            "new.txt": "same\n" * 20,
+            "gone.txt": None,
+            "add.txt": "a\n",
+        },
+        author="bob",
+    )
+    number = fake_forgejo.open_pull("bob/r", head="topic", title="t", author="bob")
+    with _client(fake_forgejo, token) as client:
+        answer = client.get(f"/repos/bob/r/pulls/{number}/files", params={"limit": 2})
+        files = answer.json()
+        assert (
+            answer.headers["X-PerPage"] == "2" and answer.headers["X-HasMore"] == "true"
+        )
+        files += client.get(
+            f"/repos/bob/r/pulls/{number}/files", params={"limit": 2, "page": 2}
+        ).json()
+    got = {f["filename"]: (f["status"], f["previous_filename"]) for f in files}
+    assert got == {
+        "add.txt": ("added", ""),
+        "gone.txt": ("deleted", ""),
+        "keep.txt": ("changed", ""),
+        "new.txt": ("renamed", "old.txt"),
+    }
