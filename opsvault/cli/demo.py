@@ -74,14 +74,11 @@ def demo(directory: Path | None, as_json: bool) -> None:
         return
     click.echo(f"ops repo: {target} (policy: vault/policy.toml on main)\n")
     for r in results:
-        flags = [
-            f
-            for f, on in (("REFUSED", r["refused"]), ("admin only", r["protected"]))
-            if on
-        ]
-        click.echo(
-            f"proposal vault/{r['proposal']}: {r['tier'].upper()}{'  [' + ', '.join(flags) + ']' if flags else ''}"
+        headline = (
+            f"REFUSED (would be {r['tier']})" if r["refused"] else r["tier"].upper()
         )
+        flags = "  [admin only: built-in floor]" if r["protected"] else ""
+        click.echo(f"proposal vault/{r['proposal']}: {headline}{flags}")
         for f in r["files"]:
             for reason in f["reasons"]:
                 click.echo(f"    {reason['tier']}: {reason['detail']}")

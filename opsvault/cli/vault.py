@@ -56,7 +56,9 @@ def _kind(path: Path) -> str:
     return "action"
 
 
-def _check_file(path: Path, ops: Path | None, now: datetime) -> FileReport:
+def _check_file(
+    path: Path, ops: Path | None, now: datetime, base: Any = None
+) -> FileReport:
     from opsvault.policy.assess import assess_action
     from opsvault.policy.parse import parse_policy
     from opsvault.snapshot import DirSnapshot, load_base_state
@@ -81,7 +83,7 @@ def _check_file(path: Path, ops: Path | None, now: datetime) -> FileReport:
                 return FileReport(
                     where, kind, (), note="form only: no ops repo to check against"
                 )
-            base = load_base_state(DirSnapshot(ops))
+            base = base or load_base_state(DirSnapshot(ops))
             assessment = assess_action(action, base.formulas, base.policy, now)
             return FileReport(
                 where, kind, assessment.problems, assessment.classification
@@ -89,6 +91,13 @@ def _check_file(path: Path, ops: Path | None, now: datetime) -> FileReport:
     except InvalidFileError as exc:
         return FileReport(where, kind, exc.problems)
     return FileReport(where, kind, ())
+
+
+def _base_for(root: Path | None) -> Any:
+    """Return the base state of the ops repo at *root*, loaded once for a whole run."""
+    from opsvault.snapshot import DirSnapshot, load_base_state
+
+    return load_base_state(DirSnapshot(root)) if root is not None else None
 
 
 def _ops_for(ops: Path | None, paths: list[Path]) -> Path | None:
@@ -123,7 +132,8 @@ def validate(paths: tuple[Path, ...], ops: Path | None, as_json: bool) -> None:
     files = _expand(paths)
     root = _ops_for(ops, files)
     now = datetime.now(UTC)
-    reports = [_check_file(path, root, now) for path in files]
+    base = _base_for(root)
+    reports = [_check_file(path, root, now, base) for path in files]
     if as_json:
         echo_json(
             {
@@ -233,7 +243,8 @@ def classify(
     if root is None:
         raise click.UsageError("no ops repo found above the files; pass --ops DIR")
     now = datetime.now(UTC)
-    reports = [_check_file(path, root, now) for path in files]
+    base = _base_for(root)
+    reports = [_check_file(path, root, now, base) for path in files]
     if as_json:
         echo_json(
             {
