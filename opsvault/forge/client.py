@@ -282,15 +282,13 @@ class ForgejoClient:
         self._write(attempt, lambda: True if self._branch_has(proposal) else None)
 
     def _find_pull(self, proposal: Proposal) -> PullRequest | None:
-        # The head is the route's trailing wildcard, so its slashes stay unescaped.
-        try:
-            data = self._session.json(
-                "GET", self._r(f"/pulls/{_seg(proposal.base)}/{_path(proposal.branch)}")
-            )
-        except ForgeNotFound:
-            return None
-        pr = parse_pull_request(data)
-        return pr if pr.state is PullState.OPEN else None
+        # Only on recovery paths (409, lost answer). GET /pulls/{base}/{head}
+        # would be one request, but it returns PRs in any state; listing open
+        # PRs finds exactly the one that blocks a new PR for this head.
+        for pr in self.fetch_pull_requests(ListState.OPEN):
+            if pr.head_ref == proposal.branch and pr.base_ref == proposal.base:
+                return pr
+        return None
 
     def _create_pull(self, proposal: Proposal) -> PullRequest:
         body = {

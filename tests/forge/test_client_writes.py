@@ -386,8 +386,15 @@ def test_open_proposal_again_reuses_branch_and_pull(
         load_json("error-pull-exists.json"), status=409
     )
     httpserver.expect_oneshot_request(
-        f"{REPO}/pulls/main/{BRANCH}", method="GET"
-    ).respond_with_json(load_json("pull-7-open.json"))
+        f"{REPO}/pulls",
+        method="GET",
+        query_string={
+            "state": "open",
+            "sort": "recentupdate",
+            "page": "1",
+            "limit": "50",
+        },
+    ).respond_with_json([load_json("pull-7-open.json")], headers={"X-Total-Count": "1"})
 
     pr = client.open_proposal(_proposal())
 

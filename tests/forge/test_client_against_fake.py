@@ -1,0 +1,271 @@
+"""Every ForgejoClient call against the stateful, swagger-checked fake Forgejo."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from opsvault.errors import ForgeConflict, ForgeNotFound
+from opsvault.forge.base import (
+    CommitStatus,
+    FileStatus,
+    ListState,
+    Permission,
+    Proposal,
+    PullState,
+    ReviewState,
+    StatusState,
+)
+from opsvault.forge.client import ForgejoClient
+from opsvault.forge.session import Backoff
+from opsvault.forge.token import ForgeToken
+from opsvault.testing.fake_forgejo.model import BranchProtection as RuleModel
+from opsvault.testing.fake_forgejo.server import FakeForgejo
+
+REPO = "acme/ops"
+ACTION = "vault/actions/restart-web-1.toml"
+CONTENT = b'formula = "restart-web"\ncontext = "wedged"\n'
+MARKER = "<!-- opsvault:tier -->"
+
+
+@dataclass
+class World:
+    forge: FakeForgejo
+    bot: ForgejoClient
+    dev: ForgejoClient
+
+
+def _client(forge: FakeForgejo, token: str) -> ForgejoClient:
+    return ForgejoClient(
+        forge.url,
+        "acme",
+        "ops",
+        ForgeToken(token),
+        sleep=lambda _: None,
+        rng=random.Random(3),
+        backoff=Backoff(attempts=4, base=0.01, cap=0.05),
+        timeout=5.0,
+    )
+
+
+@pytest.fixture
+def world(fake_forgejo: FakeForgejo) -> Iterator[World]:
+    forge = fake_forgejo
+    bot_token = forge.add_user("opsvault-bot", is_bot=True)
+    dev_token = forge.add_user("dev-bot", is_bot=True)
+    forge.add_user("alice")
+    forge.add_user("mallory")
+    forge.add_org("acme")
+    forge.create_repo(
+        "acme", "ops", {"vault/policy.toml": "schema = 1\n", "README.md": "ops\n"}
+    )
+    forge.add_team(
+        "acme",
+        "Owners",
+        "owner",
+        members=["opsvault-bot"],
+        includes_all_repositories=True,
+    )
+    forge.add_team("acme", "ops-admins", "write", members=["alice"], repos=[REPO])
+    forge.add_collaborator(REPO, "dev-bot", "write")
+    forge.add_collaborator(REPO, "mallory", "read")
+    bot, dev = _client(forge, bot_token), _client(forge, dev_token)
+    yield World(forge, bot, dev)
+    bot.close()
+    dev.close()
+
+
+def _propose(world: World, name: str = "restart-web-1") -> int:
+    proposal = Proposal(
+        branch=f"vault/{name}",
+        base="main",
+        title=f"vault: {name}",
+        body="Proposed by dev-bot",
+        message=f"vault: request {name}",
+        files=((f"vault/actions/{name}.toml", CONTENT),),
+    )
+    pr = world.dev.open_proposal(proposal)
+    assert pr.state is PullState.OPEN and pr.author == "dev-bot"
+    assert pr.head_ref == f"vault/{name}" and pr.base_ref == "main"
+    return pr.number
+
+
+def test_proposal_is_listed_read_and_its_files_bound_to_head(world: World) -> None:
+    number = _propose(world)
+
+    listed = world.bot.fetch_pull_requests(ListState.OPEN)
+    pr = world.bot.fetch_pull_request(number)
+    files = world.bot.fetch_changed_files(number, pr.head_sha)
+
+    assert [p.number for p in listed] == [number]
+    assert [(f.filename, f.status) for f in files] == [(ACTION, FileStatus.ADDED)]
+    assert world.bot.fetch_file(ACTION, pr.head_sha) == CONTENT
+    assert world.bot.fetch_file("vault/policy.toml", "main") == b"schema = 1\n"
+    with pytest.raises(ForgeNotFound):
+        world.bot.fetch_file(ACTION, "main")
+
+
+def test_open_proposal_twice_reuses_branch_and_pull(world: World) -> None:
+    first = _propose(world)
+    assert _propose(world) == first
+
+
+def test_watermark_stops_listing(world: World) -> None:
+    _propose(world)
+    later = datetime.now(UTC) + timedelta(days=1)
+    assert world.bot.fetch_pull_requests(updated_since=later) == []
+
+
+def test_comments_are_upserted_by_marker_never_duplicated(world: World) -> None:
+    number = _propose(world)
+    world.dev.create_comment(number, f"{MARKER}\nTier: low, trust me")  # a spoof
+
+    first = world.bot.upsert_comment(number, MARKER, "Tier: low")
+    again = world.bot.upsert_comment(number, MARKER, "Tier: low")
+    edited = world.bot.upsert_comment(number, MARKER, "Tier: high")
+
+    comments = world.bot.fetch_comments(number)
+    ours = [c for c in comments if c.author == "opsvault-bot"]
+    assert first.id == again.id == edited.id
+    assert [c.body for c in ours] == [f"{MARKER}\nTier: high"]
+    assert any(c.author == "dev-bot" and "trust me" in c.body for c in comments)
+    assert world.bot.edit_comment(first.id, "plain").body == "plain"
+
+
+def test_labels_are_ensured_added_and_removed(world: World) -> None:
+    number = _propose(world)
+
+    label = world.bot.ensure_label("vault/tier-low", "2ea44f", "low tier")
+    assert world.bot.ensure_label("vault/tier-low", "2ea44f", "low tier") == label
+    world.bot.ensure_label("bug", "ee0701")
+    names = [x.name for x in world.bot.add_labels(number, ["vault/tier-low", "bug"])]
+    world.bot.remove_label(number, "vault/tier-low")
+    world.bot.remove_label(number, "not-there")
+
+    assert sorted(names) == ["bug", "vault/tier-low"]
+    assert world.bot.fetch_pull_request(number).labels == ("bug",)
+
+
+def test_status_review_and_pinned_merge(world: World) -> None:
+    number = _propose(world)
+    head = world.bot.fetch_pull_request(number).head_sha
+
+    world.bot.set_commit_status(
+        head, CommitStatus(StatusState.SUCCESS, "vault/tier", "low")
+    )
+    review = world.bot.approve(number, head, "low tier")
+    result = world.bot.merge(number, head)
+    again = world.bot.merge(number, head)
+
+    assert review.state is ReviewState.APPROVED and review.commit_id == head
+    assert [r.reviewer for r in world.bot.fetch_reviews(number)] == ["opsvault-bot"]
+    assert result.already_merged is False and result.merge_commit_sha
+    assert again.already_merged is True
+    merged = world.bot.fetch_pull_request(number)
+    assert merged.merged and merged.merged_by == "opsvault-bot"
+    assert world.bot.fetch_file(ACTION, "main") == CONTENT
+
+
+def test_merge_refuses_a_moved_head(world: World) -> None:
+    number = _propose(world)
+    old = world.bot.fetch_pull_request(number).head_sha
+    world.forge.push(
+        REPO, "vault/restart-web-1", {ACTION: b"changed\n"}, author="dev-bot"
+    )
+
+    with pytest.raises(ForgeConflict, match="head moved"):
+        world.bot.merge(number, old)
+    assert not world.bot.fetch_pull_request(number).merged
+
+
+def test_merge_with_dropped_answer_reports_merged_once(world: World) -> None:
+    number = _propose(world)
+    head = world.bot.fetch_pull_request(number).head_sha
+    world.forge.faults.drop_after_write("POST", "/repos/*/pulls/*/merge")
+
+    result = world.bot.merge(number, head)
+
+    assert result.already_merged is True
+    merges = world.forge.requests.snapshot()[
+        "POST /repos/{owner}/{repo}/pulls/{index}/merge"
+    ]
+    assert merges == 1
+
+
+def test_comment_with_dropped_answer_is_not_duplicated(world: World) -> None:
+    number = _propose(world)
+    world.forge.faults.drop_after_write("POST", "/repos/*/issues/*/comments")
+
+    world.bot.create_comment(number, "Fired: succeeded")
+
+    bodies = [c.body for c in world.bot.fetch_comments(number)]
+    assert bodies.count("Fired: succeeded") == 1
+
+
+def test_reads_survive_injected_5xx(world: World) -> None:
+    number = _propose(world)
+    world.forge.faults.fail("GET", "/repos/*/pulls/*", status=502, times=2)
+    assert world.bot.fetch_pull_request(number).number == number
+
+
+def test_close_pull_request(world: World) -> None:
+    number = _propose(world)
+    closed = world.bot.close_pull_request(number)
+    assert closed.state is PullState.CLOSED and not closed.merged
+    assert world.bot.fetch_pull_requests(ListState.OPEN) == []
+    assert [p.number for p in world.bot.fetch_pull_requests(ListState.CLOSED)] == [
+        number
+    ]
+
+
+def test_people_and_privileges(world: World) -> None:
+    assert world.bot.is_team_member("acme/ops-admins", "alice") is True
+    assert world.bot.is_team_member("acme/ops-admins", "mallory") is False
+    assert world.bot.fetch_permission("dev-bot") is Permission.WRITE
+    assert world.bot.fetch_permission("mallory") is Permission.READ
+    with pytest.raises(ForgeNotFound):
+        world.bot.is_team_member("acme/nobody", "alice")
+
+
+def test_issues_for_the_planner(world: World) -> None:
+    done = world.forge.add_issue(REPO, "done thing", author="alice", state="closed")
+    todo = world.forge.add_issue(REPO, "open thing", author="alice")
+    _propose(world)  # PRs are not issues
+
+    issues = {i.number: i.state for i in world.bot.fetch_issues()}
+
+    assert issues == {done: PullState.CLOSED, todo: PullState.OPEN}
+
+
+def test_branch_protection(world: World) -> None:
+    world.forge.protect_branch(
+        REPO,
+        RuleModel(
+            "main",
+            enable_push=True,
+            enable_push_whitelist=True,
+            push_whitelist_usernames=("opsvault-bot",),
+            required_approvals=1,
+            approvals_whitelist_username=("alice",),
+            enable_approvals_whitelist=True,
+        ),
+    )
+    rule = world.bot.fetch_branch_protection("main")
+    assert rule is not None
+    assert rule.push_whitelist_usernames == ("opsvault-bot",)
+    assert rule.approvals_whitelist_usernames == ("alice",)
+    assert world.bot.fetch_branch_protection("dev") is None
+
+
+def test_pagination_over_many_pulls(world: World) -> None:
+    numbers = world.forge.create_pulls_bulk(REPO, 120, author="dev-bot")
+    world.bot.begin_tick()
+
+    prs = world.bot.fetch_pull_requests()
+
+    assert sorted(p.number for p in prs) == sorted(numbers)
+    assert world.bot.requests_made == 1 + 3  # settings + 3 pages of at most 50
