@@ -302,3 +302,34 @@ def test_update_ref_in_a_work_tree_repo_without_configured_identity(
     child = repo.commit_files(head, {"b": b"b"}, "b", AUTHOR, when=WHEN)
     repo.update_ref("refs/heads/main", child, head)
     assert repo.resolve("HEAD") == child
+
+
+def test_push_expecting_a_branch_that_does_not_exist_is_rejected(
+    remote: Pygit2OpsRepo, clone_of: CloneOf
+) -> None:
+    local = clone_of("local")
+    seed = local.resolve("origin/main")
+    child = local.commit_files(seed, {"x": b"x"}, "x", AUTHOR, when=WHEN)
+    with pytest.raises(PushRejected):
+        local.push("vault/never-created", child, seed)
+    assert remote.branches("vault/") == {}
+
+
+def test_fetch_from_an_unreachable_remote_is_a_git_error(
+    clone_of: CloneOf, tmp_path: Path
+) -> None:
+    local = clone_of("local")
+    subprocess.run(
+        [
+            "git",
+            f"--git-dir={local.path}",
+            "remote",
+            "add",
+            "gone",
+            str(tmp_path / "gone"),
+        ],
+        check=True,
+    )
+    with pytest.raises(GitError) as info:
+        local.fetch("gone")
+    assert info.value.where == "gone"
