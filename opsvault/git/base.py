@@ -120,9 +120,12 @@ class OpsRepo(Protocol):
     def resolve(self, ref: str) -> str:
         """Return the 40-hex id of the commit *ref* names.
 
-        *ref* may be a branch, a full ref, a (short) sha, ``HEAD`` or
-        ``origin/main``; annotated tags are peeled. Raise GitError whose ``where``
-        is *ref* if it is unknown or does not name a commit.
+        *ref* is a (short) sha, ``HEAD``, a full ref (``refs/...``, annotated
+        tags peeled), ``origin/main`` (``refs/remotes/`` first) or a local
+        branch, optionally followed by ``~N``/``^N``. Tags are never guessed
+        from a bare name, so a pushed branch or tag cannot shadow
+        ``origin/main``. Raise GitError whose ``where`` is *ref* if it is
+        unknown or does not name a commit.
         """
         ...
 

@@ -540,3 +540,14 @@ def test_checkout_fills_the_work_tree_and_keeps_local_changes(tmp_path: Path) ->
 def test_checkout_in_a_bare_repo_raises(remote: Pygit2OpsRepo) -> None:
     with pytest.raises(GitError, match="bare"):
         remote.checkout("main")
+
+
+def test_resolve_peels_annotated_tags_named_in_full(remote: Pygit2OpsRepo) -> None:
+    seed = _main(remote)
+    raw = pygit2.Repository(str(remote.path))
+    raw.create_tag(
+        "v1", pygit2.Oid(hex=seed), pygit2.enums.ObjectType.COMMIT, SIGNATURE, "v1"
+    )
+    assert remote.resolve("refs/tags/v1") == seed
+    with pytest.raises(GitError):
+        remote.resolve("v1")  # tags are never guessed from a bare name
