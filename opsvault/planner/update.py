@@ -155,6 +155,25 @@ def _update_item(
     issues: Mapping[IssueRef, IssueState],
     vault: VaultFacts,
 ) -> tuple[ItemLine, list[Change]]:
+    # Removing a marker can reshape the text around it (a reference or another
+    # marker may appear or vanish), so repeat until a pass changes nothing: that
+    # is what makes the update idempotent. Only marker removals (which shorten
+    # the text) can make a further pass do work, so this bound always suffices.
+    changes: list[Change] = []
+    for _ in range(2 * len(line.text) + 3):
+        line, step = _update_item_once(number, line, issues, vault)
+        if not step:
+            break
+        changes.extend(step)
+    return line, changes
+
+
+def _update_item_once(
+    number: int,
+    line: ItemLine,
+    issues: Mapping[IssueRef, IssueState],
+    vault: VaultFacts,
+) -> tuple[ItemLine, list[Change]]:
     states = {ref: issues[ref] for ref in line.refs if ref in issues}
     changes: list[Change] = []
     new = line
@@ -184,11 +203,11 @@ def _update_item(
 
     annotated = with_annotations(new, states)
     if annotated != new:
-        before = dict(item_annotations(new))
+        pairs = zip(item_annotations(new), item_annotations(annotated), strict=True)
         moved = [
-            f"{ref} {_state_word(before.get(ref, ()))} → {states[ref]}"
-            for ref, words in item_annotations(annotated)
-            if before.get(ref, ()) != words
+            f"{ref} {_state_word(old)} → {states[ref]}"
+            for (ref, old), (_, words) in pairs
+            if old != words
         ]
         changes.append(
             Change(number, ChangeKind.ANNOTATION, "annotation " + ", ".join(moved))
