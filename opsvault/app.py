@@ -1,0 +1,41 @@
+"""The composition of one running opsvault: settings and the adapters behind each port.
+
+Built by the composition roots (``cli`` and ``dispatcher.service``) with
+``config.build_app``; passed down explicitly, never held in a module global.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from opsvault.config import Settings
+    from opsvault.dispatcher.mainline import Mainline
+    from opsvault.dispatcher.notify import Notifier
+    from opsvault.dispatcher.runner import Runner
+    from opsvault.forge.base import Forge
+    from opsvault.git.base import OpsRepo
+
+
+def _no_checkpoint(name: str) -> None:
+    return None
+
+
+@dataclass(slots=True)
+class App:
+    settings: Settings
+    forge: Forge
+    repo: OpsRepo
+    mainline: Mainline
+    runner: Runner
+    notifier: Notifier
+    state_dir: Path
+    identity: (
+        str  # the dispatcher's own forge user: it merges low tier and writes records
+    )
+    # Called with a name at each step between claim and result ("claimed", "executed",
+    # "recorded"); the exactly-once tests kill the process there. A no-op otherwise.
+    checkpoint: Callable[[str], None] = field(default=_no_checkpoint)

@@ -1,0 +1,91 @@
+"""The ops repo's main branch as the dispatcher sees it: read it, and move it by compare-and-swap.
+
+Two adapters: ``RemoteMainline`` (a clone of the forge's repo: fetch, then a
+non-force push) and ``LocalMainline`` (local mode: the ops repo itself; the
+branch ref is swapped in place). Either way ``publish`` raises PushRejected
+when main moved since it was read: someone else won, re-read and re-plan.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from opsvault.errors import GitError
+from opsvault.git.base import OpsRepo
+
+
+class Mainline(Protocol):
+    @property
+    def branch(self) -> str: ...
+
+    def refresh(self) -> str:
+        """Bring main up to date (fetch) and return its commit id."""
+        ...
+
+    def publish(self, new: str, expected_old: str) -> None:
+        """Move main from *expected_old* to *new*; raise PushRejected if it was elsewhere."""
+        ...
+
+    def fetch_pull_head(self, number: int, sha: str) -> bool:
+        """Make commit *sha* (the head of PR *number*) available locally; return whether it is."""
+        ...
+
+
+class RemoteMainline:
+    def __init__(
+        self, repo: OpsRepo, branch: str = "main", remote: str = "origin"
+    ) -> None:
+        self.repo = repo
+        self._branch = branch
+        self.remote = remote
+
+    @property
+    def branch(self) -> str:
+        return self._branch
+
+    def refresh(self) -> str:
+        self.repo.fetch(self.remote)
+        return self.repo.resolve(f"{self.remote}/{self._branch}")
+
+    def publish(self, new: str, expected_old: str) -> None:
+        self.repo.push(self._branch, new, expected_old, self.remote)
+
+    def fetch_pull_head(self, number: int, sha: str) -> bool:
+        if self._has(sha):
+            return True
+        self.repo.fetch_refspec(
+            self.remote,
+            f"+refs/pull/{number}/head:refs/remotes/{self.remote}/pull/{number}",
+        )
+        return self._has(sha)
+
+    def _has(self, sha: str) -> bool:
+        try:
+            self.repo.commit_info(sha)
+        except GitError:  # not fetched (yet)
+            return False
+        return True
+
+
+class LocalMainline:
+    """Local mode: main is a branch of the ops repo itself; proposals are branches in it."""
+
+    def __init__(self, repo: OpsRepo, branch: str = "main") -> None:
+        self.repo = repo
+        self._branch = branch
+
+    @property
+    def branch(self) -> str:
+        return self._branch
+
+    def refresh(self) -> str:
+        return self.repo.resolve(f"refs/heads/{self._branch}")
+
+    def publish(self, new: str, expected_old: str) -> None:
+        self.repo.update_ref(f"refs/heads/{self._branch}", new, expected_old)
+        sync = getattr(self.repo, "sync_worktree", None)
+        if sync is not None:
+            sync(self._branch)
+
+    def fetch_pull_head(self, number: int, sha: str) -> bool:
+        return True  # every proposal is already a local branch

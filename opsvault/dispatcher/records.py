@@ -1,0 +1,105 @@
+"""Where an action is in its life, and the result record written when it ends (pure).
+
+Paths on main: ``vault/actions/<id>.toml`` (approved, waiting), ``vault/running/<id>.toml``
+plus ``<id>.claim.json`` (claimed), ``vault/fired/YYYY/MM/<id>.toml`` plus
+``<id>.result.json`` (executed or done), ``vault/rejected/YYYY/MM/...`` (refused,
+rejected, expired). Archiving by month keeps a tick's work independent of history.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+ACTIONS = "vault/actions"
+RUNNING = "vault/running"
+FIRED = "vault/fired"
+REJECTED = "vault/rejected"
+HALT = "vault/HALT"
+
+
+class Outcome(StrEnum):
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    TIMEOUT = "timeout"
+    INTERRUPTED = "interrupted"
+    DONE = "done"
+    REJECTED = "rejected"
+    EXPIRED = "expired"
+    REFUSED = "refused"
+
+    @property
+    def archive(self) -> str:
+        """Return the directory family this outcome is archived under."""
+        if self in (Outcome.REJECTED, Outcome.EXPIRED, Outcome.REFUSED):
+            return REJECTED
+        return FIRED
+
+
+def action_path(action_id: str) -> str:
+    return f"{ACTIONS}/{action_id}.toml"
+
+
+def running_path(action_id: str) -> str:
+    return f"{RUNNING}/{action_id}.toml"
+
+
+def claim_path(action_id: str) -> str:
+    return f"{RUNNING}/{action_id}.claim.json"
+
+
+def archive_paths(outcome: Outcome, action_id: str, when: datetime) -> tuple[str, str]:
+    """Return (action file path, result path) for an outcome recorded at *when*."""
+    folder = f"{outcome.archive}/{when:%Y}/{when:%m}"
+    return f"{folder}/{action_id}.toml", f"{folder}/{action_id}.result.json"
+
+
+@dataclass(frozen=True, slots=True)
+class ResultRecord:
+    """Everything DESIGN.md asks a result to hold. Times are ISO 8601 UTC strings."""
+
+    id: str
+    outcome: Outcome
+    reason: str  # reason code, see docs/lifecycle.md
+    tier: str | None = None
+    reasons: tuple[str, ...] = ()
+    action_sha256: str | None = None
+    policy_commit: str | None = None
+    formula: str | None = None
+    formula_sha256: str | None = None
+    pr: int | None = None
+    proposer: str | None = None
+    approver: str | None = None
+    head_commit: str | None = None
+    merge_commit: str | None = None
+    dispatcher: str | None = None
+    started_at: str | None = None
+    ended_at: str | None = None
+    exit_code: int | None = None
+    output_tail: str = ""
+    detail: str = ""
+    attempt: int = 1
+    extra: dict[str, Any] = field(default_factory=dict, hash=False)
+
+
+def render_record(record: ResultRecord) -> bytes:
+    """Return the record as stable, human-diffable JSON bytes."""
+    data = asdict(record)
+    data["outcome"] = str(record.outcome)
+    data["reasons"] = list(record.reasons)
+    return (
+        json.dumps(data, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+    ).encode()
+
+
+def parse_record(content: bytes) -> ResultRecord:
+    """Return the record in *content* (inverse of render_record); raise ValueError if malformed."""
+    data = json.loads(content)
+    if not isinstance(data, dict):
+        raise ValueError("a result record is a JSON object")
+    data["outcome"] = Outcome(data["outcome"])
+    data["reasons"] = tuple(data.get("reasons", ()))
+    return ResultRecord(**data)
