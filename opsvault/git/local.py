@@ -372,9 +372,8 @@ class Pygit2OpsRepo:
             _check_id(expected_old, ref)
         try:
             with self._repo.transaction() as txn:
-                txn.lock_ref(
-                    ref
-                )  # held until commit: the check and the write are atomic
+                # The lock is held until commit, so the check and the write are atomic.
+                txn.lock_ref(ref)
                 current = self._ref_target(ref)
                 if current != expected_old:
                     raise PushRejected(ref, f"is at {current!r}, not {expected_old!r}")
