@@ -39,7 +39,9 @@ used before (in actions, running, fired or rejected) is refused.
 def _type(spec: dict[str, Any], defs: dict[str, Any]) -> str:
     if "$ref" in spec:
         name = spec["$ref"].rsplit("/", 1)[-1]
-        return _type({**defs[name], **{k: v for k, v in spec.items() if k != "$ref"}}, defs)
+        return _type(
+            {**defs[name], **{k: v for k, v in spec.items() if k != "$ref"}}, defs
+        )
     if "enum" in spec:
         return " \\| ".join(f"`{v!r}`".replace("'", '"') for v in spec["enum"])
     if "const" in spec:
@@ -62,17 +64,26 @@ def _type(spec: dict[str, Any], defs: dict[str, Any]) -> str:
 
 def _rows(spec: dict[str, Any], defs: dict[str, Any], prefix: str) -> list[str]:
     if "$ref" in spec:
-        spec = {**defs[spec["$ref"].rsplit("/", 1)[-1]], **{k: v for k, v in spec.items() if k != "$ref"}}
+        spec = {
+            **defs[spec["$ref"].rsplit("/", 1)[-1]],
+            **{k: v for k, v in spec.items() if k != "$ref"},
+        }
     rows: list[str] = []
     required = set(spec.get("required", []))
     for name, child in spec.get("properties", {}).items():
         resolved = defs[child["$ref"].rsplit("/", 1)[-1]] if "$ref" in child else child
         key = f"{prefix}{name}"
-        description = child.get("description", resolved.get("description", "")).replace("|", "\\|")
-        rows.append(f"| `{key}` | {_type(child, defs)} | {'yes' if name in required else 'no'} | {description} |")
+        description = child.get("description", resolved.get("description", "")).replace(
+            "|", "\\|"
+        )
+        rows.append(
+            f"| `{key}` | {_type(child, defs)} | {'yes' if name in required else 'no'} | {description} |"
+        )
         if resolved.get("type") == "object" and "properties" in resolved:
             rows.extend(_rows(resolved, defs, f"{key}."))
-        if resolved.get("type") == "array" and "properties" in resolved.get("items", {}):
+        if resolved.get("type") == "array" and "properties" in resolved.get(
+            "items", {}
+        ):
             rows.extend(_rows(resolved["items"], defs, f"{key}[]."))
         extra = resolved.get("additionalProperties")
         if isinstance(extra, dict) and "properties" in extra:
