@@ -24,6 +24,7 @@ COMMANDS: dict[str, str] = {
     "policy": "opsvault.cli.policy:policy",
     "init": "opsvault.cli.init:init",
     "demo": "opsvault.cli.demo:demo",
+    "plan": "opsvault.cli.plan:plan",
 }
 
 

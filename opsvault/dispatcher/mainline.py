@@ -12,6 +12,7 @@ from typing import Protocol
 
 from opsvault.errors import GitError
 from opsvault.git.base import OpsRepo
+from opsvault.git.local import Pygit2OpsRepo
 
 
 class Mainline(Protocol):
@@ -70,7 +71,7 @@ class RemoteMainline:
 class LocalMainline:
     """Local mode: main is a branch of the ops repo itself; proposals are branches in it."""
 
-    def __init__(self, repo: OpsRepo, branch: str = "main") -> None:
+    def __init__(self, repo: Pygit2OpsRepo, branch: str = "main") -> None:
         self.repo = repo
         self._branch = branch
 
@@ -83,9 +84,8 @@ class LocalMainline:
 
     def publish(self, new: str, expected_old: str) -> None:
         self.repo.update_ref(f"refs/heads/{self._branch}", new, expected_old)
-        sync = getattr(self.repo, "sync_worktree", None)
-        if sync is not None:
-            sync(self._branch)
+        # An operator may have main checked out: move a clean work tree along.
+        self.repo.sync_worktree(self._branch, expected_old)
 
     def fetch_pull_head(self, number: int, sha: str) -> bool:
         return True  # every proposal is already a local branch

@@ -215,6 +215,10 @@ class OpsRepo(Protocol):
         """Delete local branch *name*; raise GitError if absent or checked out."""
         ...
 
+    def fetch_refspec(self, remote: str, refspec: str) -> None:
+        """Fetch one explicit ``<src>:<dst>`` refspec from *remote* (a PR head, say)."""
+        ...
+
     def fetch(self, remote: str = "origin") -> None:
         """Mirror every branch of *remote* into ``refs/remotes/<remote>/*`` (pruning).
 

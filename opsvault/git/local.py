@@ -424,6 +424,48 @@ class Pygit2OpsRepo:
         with _translated(branch):
             self._repo.checkout(ref)
 
+    def sync_worktree(self, branch: str, old: str) -> bool:
+        """Bring a clean work tree on *branch* forward after the ref moved from *old*.
+
+        Local mode only: the dispatcher moves ``main`` by compare-and-swap while an
+        operator may have it checked out. Touch nothing (return False) when the
+        repo is bare, HEAD is another branch, the index or a tracked file differs
+        from *old*, or an untracked file stands where the new commit puts one.
+        Return True when the work tree and index now match the branch.
+        """
+        repo = self._repo
+        if (
+            repo.is_bare
+            or repo.head_is_detached
+            or repo.head.name != f"refs/heads/{branch}"
+        ):
+            return False
+        with _translated(branch):
+            new = self.resolve(f"refs/heads/{branch}")
+            index = repo.index
+            index.read()
+            if str(index.write_tree()) != str(self._commit(old).tree.id):
+                return False
+            wt_changes = (
+                pygit2.enums.FileStatus.WT_MODIFIED
+                | pygit2.enums.FileStatus.WT_DELETED
+                | pygit2.enums.FileStatus.WT_TYPECHANGE
+                | pygit2.enums.FileStatus.WT_RENAMED
+            )
+            status = repo.status()
+            if any(flags & wt_changes for flags in status.values()):
+                return False
+            untracked = {
+                p for p, f in status.items() if f & pygit2.enums.FileStatus.WT_NEW
+            }
+            if untracked & {c.path for c in self.changed_files(old, new)}:
+                return False
+            tree = self._commit(new).tree
+            repo.checkout_tree(tree, strategy=pygit2.enums.CheckoutStrategy.FORCE)  # type: ignore[no-untyped-call]
+            index.read_tree(tree)
+            index.write()
+        return True
+
     # -- remotes -----------------------------------------------------------------
 
     def _check_remote(self, remote: str) -> None:
@@ -433,6 +475,13 @@ class Pygit2OpsRepo:
     def fetch(self, remote: str = "origin") -> None:
         self._check_remote(remote)
         transport.fetch(self._git_dir, remote)
+
+    def fetch_refspec(self, remote: str, refspec: str) -> None:
+        """Fetch one explicit refspec from *remote* (e.g. ``+refs/pull/7/head:refs/remotes/origin/pull/7``)."""
+        self._check_remote(remote)
+        if refspec.lstrip("+").startswith("-") or ":" not in refspec:
+            raise GitError(repr(refspec), "a refspec is <src>:<dst>")
+        transport.fetch_refspec(self._git_dir, remote, refspec)
 
     def push(
         self, branch: str, new: str, expected_old: str | None, remote: str = "origin"

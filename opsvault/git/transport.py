@@ -143,6 +143,23 @@ def fetch(git_dir: Path, remote: str) -> None:
     )
 
 
+def fetch_refspec(git_dir: Path, remote: str, refspec: str) -> None:
+    """Fetch one explicit *refspec* from *remote* (e.g. a pull request's head)."""
+    run_git(
+        [
+            "fetch",
+            "--quiet",
+            "--no-tags",
+            "--no-recurse-submodules",
+            "--",
+            remote,
+            refspec,
+        ],
+        remote,
+        git_dir,
+    )
+
+
 def push_cas(
     git_dir: Path, remote: str, branch: str, new: str, expected_old: str | None
 ) -> None:

@@ -551,3 +551,37 @@ def test_resolve_peels_annotated_tags_named_in_full(remote: Pygit2OpsRepo) -> No
     assert remote.resolve("refs/tags/v1") == seed
     with pytest.raises(GitError):
         remote.resolve("v1")  # tags are never guessed from a bare name
+
+
+def test_sync_worktree_moves_a_clean_checkout_forward(tmp_path: Path) -> None:
+    from opsvault.git.base import Identity
+
+    init_repo(tmp_path / "w", {"a.txt": "one\n", "keep.txt": "k\n"})
+    repo = Pygit2OpsRepo.open(tmp_path / "w")
+    old = repo.resolve("main")
+    new = repo.commit_files(
+        old,
+        {"a.txt": b"two\n", "b.txt": b"new\n", "keep.txt": None},
+        "m",
+        Identity("t", "t@x"),
+        when=0,
+    )
+    repo.update_ref("refs/heads/main", new, old)
+    assert repo.sync_worktree("main", old) is True
+    assert (tmp_path / "w" / "a.txt").read_text() == "two\n"
+    assert (tmp_path / "w" / "b.txt").read_text() == "new\n"
+    assert not (tmp_path / "w" / "keep.txt").exists()
+    assert pygit2.Repository(str(tmp_path / "w")).status() == {}
+
+
+def test_sync_worktree_leaves_local_changes_alone(tmp_path: Path) -> None:
+    from opsvault.git.base import Identity
+
+    init_repo(tmp_path / "w", {"a.txt": "one\n"})
+    (tmp_path / "w" / "a.txt").write_text("mine\n")
+    repo = Pygit2OpsRepo.open(tmp_path / "w")
+    old = repo.resolve("main")
+    new = repo.commit_files(old, {"a.txt": b"two\n"}, "m", Identity("t", "t@x"), when=0)
+    repo.update_ref("refs/heads/main", new, old)
+    assert repo.sync_worktree("main", old) is False
+    assert (tmp_path / "w" / "a.txt").read_text() == "mine\n"
