@@ -25,6 +25,7 @@ COMMANDS: dict[str, str] = {
     "init": "opsvault.cli.init:init",
     "demo": "opsvault.cli.demo:demo",
     "plan": "opsvault.cli.plan:plan",
+    "status": "opsvault.cli.status:status",
 }
 
 
