@@ -132,6 +132,17 @@ class Pygit2OpsRepo:
     def _git_dir(self) -> Path:
         return Path(self._repo.path)
 
+    @property
+    def git_dir(self) -> Path:
+        """Return the git directory (``.git`` of a work tree, or the bare repo itself)."""
+        return self._git_dir
+
+    def config_value(self, name: str) -> str | None:
+        """Return the git config value *name* (e.g. ``opsvault.operator``), or None if unset."""
+        with _translated(name):
+            config = self._repo.config
+            return str(config[name]) if name in config else None
+
     # -- reading ---------------------------------------------------------------
 
     def _commit(self, rev: str) -> pygit2.Commit:
