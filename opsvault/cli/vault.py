@@ -277,21 +277,10 @@ def classify(
 
 
 def _classify_change(ops: Path, base: str, head: str) -> Any:
+    from opsvault.changes import classify_ref_change
     from opsvault.git.local import Pygit2OpsRepo
-    from opsvault.policy.classify import classify_change, is_action_path
-    from opsvault.snapshot import CommitSnapshot, load_base_state
 
-    repo = Pygit2OpsRepo.open(ops)
-    base_commit, head_commit = repo.resolve(base), repo.resolve(head)
-    state = load_base_state(CommitSnapshot(repo, base_commit))
-    changes = repo.changed_files(base_commit, head_commit)
-    head_files = {
-        c.path: content
-        for c in changes
-        if is_action_path(c.path)
-        and (content := repo.read_file(head_commit, c.path)) is not None
-    }
-    return classify_change(changes, head_files, state)
+    return classify_ref_change(Pygit2OpsRepo.open(ops), base, head).verdict
 
 
 def _typed(spec: Any, raw: list[str], formula: str) -> Any:
