@@ -1,0 +1,74 @@
+"""The dispatcher's local cache in ``state_dir``: a watermark and timers, never the truth.
+
+Where an action is in its life is read from git and the forge on every tick.
+This file only saves requests: the listing watermark (so an idle tick costs one
+forge request), the timers of open pull requests (deadline, veto window), what
+was already published, notified or approved for a head, and which PR a merge
+commit belongs to. Losing it costs one full listing and, at worst, one repeated
+notification; it never changes a decision about firing.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+CACHE_FILE = "dispatcher-cache.json"
+
+
+@dataclass(slots=True)
+class PullEntry:
+    head: str
+    head_seen_at: str  # ISO time this head was first classified
+    tier: str
+    due: str  # ISO time the PR needs attention even if nothing happens
+    published: str = ""  # fingerprint of what was last published for this head
+    notified_head: str | None = None
+    approved_head: str | None = None
+
+
+@dataclass(slots=True)
+class Cache:
+    watermark: str | None = None
+    pulls: dict[str, PullEntry] = field(default_factory=dict)
+    merges: dict[str, int] = field(default_factory=dict)  # merge commit id -> PR number
+
+    def to_json(self) -> str:
+        return json.dumps(
+            {
+                "watermark": self.watermark,
+                "pulls": {
+                    n: asdict(p)
+                    for n, p in sorted(self.pulls.items(), key=lambda kv: int(kv[0]))
+                },
+                "merges": self.merges,
+            },
+            indent=1,
+            sort_keys=True,
+        )
+
+
+def load_cache(state_dir: Path) -> Cache:
+    """Return the cache in *state_dir*; an absent or unreadable one is an empty cache."""
+    try:
+        data: dict[str, Any] = json.loads((state_dir / CACHE_FILE).read_text())
+        return Cache(
+            watermark=data.get("watermark"),
+            pulls={n: PullEntry(**p) for n, p in data.get("pulls", {}).items()},
+            merges={str(k): int(v) for k, v in data.get("merges", {}).items()},
+        )
+    except (OSError, ValueError, TypeError):
+        return Cache()
+
+
+def write_cache(state_dir: Path, cache: Cache) -> None:
+    """Replace the cache file atomically."""
+    state_dir.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=state_dir, prefix=".cache-")
+    with os.fdopen(fd, "w") as fh:
+        fh.write(cache.to_json())
+    os.replace(tmp, state_dir / CACHE_FILE)

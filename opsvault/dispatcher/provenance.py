@@ -1,0 +1,137 @@
+"""How did an action file reach main? Gather the facts ``state.verify_merge`` judges.
+
+Walks main's first-parent history back to the commit that introduced the file
+(bounded: actions fire soon after they are merged), finds the pull request that
+merge belongs to, re-classifies the merged change against the policy at the
+merge's base, and resolves the merger's roles from that policy.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+
+from opsvault.dispatcher.state import MergeFacts, Refusal, Role
+from opsvault.forge.base import Forge, ListState, PullRequest
+from opsvault.git.base import OpsRepo
+from opsvault.policy.classify import (
+    BaseState,
+    ChangeVerdict,
+    classify_change,
+    is_action_path,
+)
+from opsvault.policy.model import Policy, Principals
+from opsvault.snapshot import CommitSnapshot, load_base_state
+
+MAX_WALK = 500  # first-parent commits searched for the one that introduced an action
+
+
+@dataclass(frozen=True, slots=True)
+class Provenance:
+    introduced_by: str  # the merge commit
+    base_commit: str  # its first parent: where policy and formulas are read
+    head_commit: str  # its second parent: the merged PR head
+    pull: PullRequest
+    verdict: ChangeVerdict
+    base: BaseState
+    facts: MergeFacts
+
+
+def introducing_commit(
+    repo: OpsRepo, main: str, path: str, limit: int = MAX_WALK
+) -> str | None:
+    """Return the first-parent commit of *main* that added *path*, or None past *limit*."""
+    commit = main
+    for _ in range(limit):
+        parents = repo.commit_info(commit).parents
+        if not parents or repo.blob_id(parents[0], path) is None:
+            return commit
+        commit = parents[0]
+    return None
+
+
+def in_principals(user: str, principals: Principals, forge: Forge) -> bool:
+    if user in principals.users:
+        return True
+    return any(forge.is_team_member(team, user) for team in sorted(principals.teams))
+
+
+def roles_of(
+    user: str, proposer: str, identity: str, policy: Policy, forge: Forge
+) -> frozenset[Role]:
+    """Return what *user* is under *policy* when merging a change proposed by *proposer*."""
+    roles: set[Role] = set()
+    if user == proposer:
+        roles.add(Role.PROPOSER)
+    if user == identity:
+        roles.add(Role.DISPATCHER)
+    if in_principals(user, policy.bots, forge):
+        roles.add(Role.BOT)
+    if in_principals(user, policy.admins, forge):
+        roles.add(Role.ADMIN)
+    if in_principals(user, policy.reviewers, forge):
+        roles.add(Role.REVIEWER)
+    return frozenset(roles)
+
+
+def find_pull(
+    forge: Forge, merge_commit: str, commit_time: int, known: dict[str, int]
+) -> PullRequest | None:
+    """Return the merged PR whose merge commit is *merge_commit*, or None."""
+    from datetime import UTC, datetime
+
+    if merge_commit in known:
+        pull = forge.fetch_pull_request(known[merge_commit])
+        return pull if pull.merged and pull.merge_commit_sha == merge_commit else None
+    since = datetime.fromtimestamp(commit_time, UTC) - timedelta(hours=1)
+    for pull in forge.fetch_pull_requests(ListState.CLOSED, updated_since=since):
+        if pull.merged and pull.merge_commit_sha == merge_commit:
+            known[merge_commit] = pull.number
+            return pull
+    return None
+
+
+def establish(
+    repo: OpsRepo,
+    forge: Forge,
+    main: str,
+    path: str,
+    identity: str,
+    known_merges: dict[str, int],
+) -> Provenance | Refusal:
+    """Return the provenance of the action at *path* on *main*, or why it has none."""
+    commit = introducing_commit(repo, main, path)
+    if commit is None:
+        return Refusal.PROVENANCE_UNKNOWN
+    info = repo.commit_info(commit)
+    if len(info.parents) < 2:
+        return Refusal.NO_MERGE
+    base_commit, head_commit = info.parents[0], info.parents[1]
+    pull = find_pull(forge, commit, info.time, known_merges)
+    if pull is None:
+        return Refusal.NO_PULL_REQUEST
+    base = load_base_state(CommitSnapshot(repo, base_commit))
+    changes = repo.changed_files(base_commit, head_commit)
+    head_files = {
+        c.path: content
+        for c in changes
+        if is_action_path(c.path)
+        and (content := repo.read_file(head_commit, c.path)) is not None
+    }
+    verdict = classify_change(changes, head_files, base)
+    merger = pull.merged_by
+    facts = MergeFacts(
+        tier=verdict.tier,
+        protected=verdict.protected,
+        refused=verdict.refused,
+        merger=merger,
+        merger_roles=roles_of(merger, pull.author, identity, base.policy, forge)
+        if merger
+        else frozenset(),
+        proposer=pull.author,
+        pr_created_at=pull.created_at,
+        merged_at=pull.merged_at,
+        head_matches=pull.head_sha == head_commit,
+        blob_matches=repo.blob_id(main, path) == repo.blob_id(head_commit, path),
+    )
+    return Provenance(commit, base_commit, head_commit, pull, verdict, base, facts)

@@ -1,0 +1,421 @@
+"""The pull-request phase of a tick: classify, publish, and act on each changed PR.
+
+A PR is looked at when it changed since the last tick (the forge lists them by
+recent update and the listing stops at the watermark) or when one of its
+timers (deadline, veto window) is due. Everything published is idempotent:
+one commit status, one tier label, one comment kept up to date.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+
+from opsvault.dispatcher.cache import Cache, PullEntry
+from opsvault.dispatcher.fire import iso, parse_iso, sha256
+from opsvault.dispatcher.mainline import Mainline
+from opsvault.dispatcher.notify import Notification, Notifier, sinks_named
+from opsvault.dispatcher.records import Outcome, ResultRecord
+from opsvault.dispatcher.report import Decision
+from opsvault.dispatcher.state import Act, PullFacts, decide_pull, next_timer
+from opsvault.errors import ForgeConflict, ForgeUnavailable, OpsvaultError
+from opsvault.forge.base import (
+    CommitStatus,
+    Forge,
+    ListState,
+    PullRequest,
+    PullState,
+    ReviewState,
+    StatusState,
+)
+from opsvault.git.base import OpsRepo
+from opsvault.policy.classify import (
+    BaseState,
+    ChangeVerdict,
+    classify_change,
+    is_action_path,
+)
+from opsvault.policy.model import Policy, Tier
+from opsvault.vault.request import action_id_for, id_problems
+
+log = logging.getLogger(__name__)
+
+TIER_MARKER = "<!-- opsvault:tier -->"
+STATUS_CONTEXT = "vault/tier"
+LABELS = {
+    "vault/tier-low": ("2e7d32", "opsvault: low tier (merged by the dispatcher)"),
+    "vault/tier-medium": ("f9a825", "opsvault: medium tier (a reviewer merges)"),
+    "vault/tier-high": ("c62828", "opsvault: high tier (an admin merges)"),
+    "vault/refused": ("6a1b9a", "opsvault: invalid, will not be merged or fired"),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class RecordIntent:
+    """An archive record for an action that never reached main (closed or expired PR)."""
+
+    action_id: str
+    content: bytes
+    record: ResultRecord
+
+
+@dataclass(slots=True)
+class PullsOutcome:
+    decisions: list[Decision] = field(default_factory=list)
+    records: list[RecordIntent] = field(default_factory=list)
+    merged: int = 0
+
+
+@dataclass(slots=True)
+class PullContext:
+    forge: Forge
+    repo: OpsRepo
+    mainline: Mainline
+    notifier: Notifier
+    identity: str
+    now: datetime
+    dry_run: bool
+    cache: Cache
+    labels_ready: bool = False
+    approvals_needed: int | None = None
+
+
+def process_pulls(ctx: PullContext, main: str, base: BaseState) -> PullsOutcome:
+    """Look at every PR that changed or is due, and act on it. ForgeUnavailable ends the phase."""
+    out = PullsOutcome()
+    cache = ctx.cache
+    if cache.watermark is None:
+        listed = ctx.forge.fetch_pull_requests(ListState.OPEN)
+    else:
+        listed = ctx.forge.fetch_pull_requests(
+            ListState.ALL, updated_since=parse_iso(cache.watermark)
+        )
+    seen = {pr.number for pr in listed}
+    due = [
+        int(n)
+        for n, entry in cache.pulls.items()
+        if int(n) not in seen and parse_iso(entry.due) <= ctx.now
+    ]
+    pulls = listed + [ctx.forge.fetch_pull_request(n) for n in sorted(due)]
+    for pr in pulls:
+        if pr.base_ref != ctx.mainline.branch:
+            continue
+        try:
+            if pr.state is PullState.OPEN:
+                _open_pull(ctx, main, base, pr, out)
+            else:
+                _closed_pull(ctx, main, base, pr, out)
+        except ForgeUnavailable:
+            raise
+        except OpsvaultError as exc:
+            # One bad PR never stops the tick; it is looked at again next time.
+            out.decisions.append(Decision(f"pr#{pr.number}", "error", str(exc)))
+            entry = cache.pulls.get(str(pr.number))
+            if entry is not None:
+                entry.due = iso(ctx.now)
+    return out
+
+
+def classify_pull(
+    repo: OpsRepo, main: str, head: str, base: BaseState
+) -> ChangeVerdict:
+    """Return the verdict on the change *head* brings to *main*, judged by *base* (main's policy)."""
+    changes = repo.changed_files(main, head)
+    head_files = {
+        c.path: content
+        for c in changes
+        if is_action_path(c.path)
+        and (content := repo.read_file(head, c.path)) is not None
+    }
+    return classify_change(changes, head_files, base)
+
+
+def _open_pull(
+    ctx: PullContext, main: str, base: BaseState, pr: PullRequest, out: PullsOutcome
+) -> None:
+    subject = f"pr#{pr.number}"
+    if not ctx.mainline.fetch_pull_head(pr.number, pr.head_sha):
+        out.decisions.append(
+            Decision(subject, "waiting", "the head commit is not fetchable yet")
+        )
+        return
+    verdict = classify_pull(ctx.repo, main, pr.head_sha, base)
+    policy = base.policy
+    entry = ctx.cache.pulls.get(str(pr.number))
+    if entry is None or entry.head != pr.head_sha:
+        entry = PullEntry(
+            head=pr.head_sha,
+            head_seen_at=iso(ctx.now),
+            tier=verdict.tier.label,
+            due=iso(ctx.now),
+        )
+        ctx.cache.pulls[str(pr.number)] = entry
+    wants_reviews = (
+        verdict.tier is Tier.MEDIUM
+        and policy.settings(Tier.MEDIUM).veto_window is not None
+    )
+    request_changes = wants_reviews and any(
+        r.state is ReviewState.REQUEST_CHANGES and not r.dismissed and not r.stale
+        for r in ctx.forge.fetch_reviews(pr.number)
+    )
+    facts = PullFacts(
+        number=pr.number,
+        head_sha=pr.head_sha,
+        created_at=pr.created_at or ctx.now,
+        head_seen_at=parse_iso(entry.head_seen_at),
+        labels=frozenset(pr.labels),
+        verdict=verdict,
+        request_changes=request_changes,
+        notified_head=entry.notified_head,
+        approvals_needed=0,
+        approved_head=entry.approved_head,
+        now=ctx.now,
+    )
+    effects = decide_pull(facts, policy)
+    if any(e.act in (Act.MERGE, Act.APPROVE) for e in effects):
+        facts = replace(facts, approvals_needed=_approvals_needed(ctx))
+        effects = decide_pull(facts, policy)
+    entry.tier = verdict.tier.label
+    entry.due = iso(next_timer(facts, policy))
+    out.decisions.append(Decision(subject, "classified", _summary(verdict)))
+    for effect in effects:
+        if effect.act is Act.PUBLISH:
+            _publish(ctx, pr, verdict, policy, entry)
+        elif effect.act is Act.APPROVE:
+            if not ctx.dry_run:
+                ctx.forge.approve(
+                    pr.number, effect.head_sha, "opsvault: low tier, approved for merge"
+                )
+                entry.approved_head = effect.head_sha
+            out.decisions.append(Decision(subject, "approved", effect.head_sha[:12]))
+        elif effect.act is Act.MERGE:
+            _merge(ctx, pr, effect.head_sha, verdict, effect.detail, out)
+        elif effect.act is Act.NOTIFY:
+            _notify(ctx, pr, verdict, policy, effect.detail)
+            entry.notified_head = effect.head_sha
+            out.decisions.append(Decision(subject, "notified", effect.detail))
+        elif effect.act is Act.EXPIRE:
+            _expire(ctx, pr, verdict, effect.detail, out)
+
+
+def _approvals_needed(ctx: PullContext) -> int:
+    if ctx.approvals_needed is None:
+        protection = ctx.forge.fetch_branch_protection(ctx.mainline.branch)
+        ctx.approvals_needed = protection.required_approvals if protection else 0
+    return ctx.approvals_needed
+
+
+def _summary(verdict: ChangeVerdict) -> str:
+    flags = [
+        f
+        for f, on in (("refused", verdict.refused), ("admin only", verdict.protected))
+        if on
+    ]
+    return verdict.tier.label + (f" ({', '.join(flags)})" if flags else "")
+
+
+def who_may_merge(tier: Tier, protected: bool, policy: Policy) -> str:
+    def names(p: object) -> str:
+        users = sorted(getattr(p, "users", ()))
+        teams = sorted(getattr(p, "teams", ()))
+        return ", ".join([*(f"@{u}" for u in users), *teams]) or "nobody configured"
+
+    if tier is Tier.HIGH or protected:
+        return f"an admin ({names(policy.admins)}), never the proposer"
+    if tier is Tier.MEDIUM:
+        return f"a reviewer or admin ({names(policy.reviewers)}; {names(policy.admins)}), never the proposer"
+    return "the dispatcher merges it"
+
+
+def render_comment(pr: PullRequest, verdict: ChangeVerdict, policy: Policy) -> str:
+    lines = [
+        TIER_MARKER,
+        f"**opsvault**: this change is **{verdict.tier.label.upper()}** tier at `{pr.head_sha[:12]}`.",
+        "",
+    ]
+    if verdict.refused:
+        lines.append("It is **refused**: fix these problems and push again.")
+        lines.extend(
+            f"- `{f.path}`: `{p.path}`: {p.message}"
+            for f in verdict.files
+            for p in f.problems
+        )
+        lines.append("")
+    else:
+        lines.append(
+            f"Who may merge: {who_may_merge(verdict.tier, verdict.protected, policy)}."
+        )
+        lines.append("")
+    lines.append("Reasons:")
+    lines.extend(f"- {r.render()}" for r in verdict.reasons)
+    return "\n".join(lines) + "\n"
+
+
+def _publish(
+    ctx: PullContext,
+    pr: PullRequest,
+    verdict: ChangeVerdict,
+    policy: Policy,
+    entry: PullEntry,
+) -> None:
+    body = render_comment(pr, verdict, policy)
+    fingerprint = hashlib.sha256(f"{pr.head_sha}\n{body}".encode()).hexdigest()[:16]
+    if entry.published == fingerprint or ctx.dry_run:
+        return
+    label = "vault/refused" if verdict.refused else f"vault/tier-{verdict.tier.label}"
+    if not ctx.labels_ready:
+        for name, (color, description) in LABELS.items():
+            ctx.forge.ensure_label(name, color, description)
+        ctx.labels_ready = True
+    for stale in set(pr.labels) & (set(LABELS) - {label}):
+        ctx.forge.remove_label(pr.number, stale)
+    if label not in pr.labels:
+        ctx.forge.add_labels(pr.number, [label])
+    state = StatusState.FAILURE if verdict.refused else StatusState.SUCCESS
+    description = (
+        f"refused ({verdict.tier.label})"
+        if verdict.refused
+        else f"{verdict.tier.label} tier"
+    )
+    ctx.forge.set_commit_status(
+        pr.head_sha, CommitStatus(state, STATUS_CONTEXT, description)
+    )
+    ctx.forge.upsert_comment(pr.number, TIER_MARKER, body)
+    entry.published = fingerprint
+
+
+def _merge(
+    ctx: PullContext,
+    pr: PullRequest,
+    head: str,
+    verdict: ChangeVerdict,
+    why: str,
+    out: PullsOutcome,
+) -> None:
+    subject = f"pr#{pr.number}"
+    if ctx.dry_run:
+        out.decisions.append(Decision(subject, "would merge", f"{why} at {head[:12]}"))
+        return
+    try:
+        result = ctx.forge.merge(
+            pr.number,
+            head,
+            message=f"vault: merge #{pr.number} ({verdict.tier.label} tier)",
+        )
+    except ForgeConflict as exc:
+        out.decisions.append(Decision(subject, "merge refused by forge", str(exc)))
+        return
+    if result.merge_commit_sha:
+        ctx.cache.merges[result.merge_commit_sha] = pr.number
+    ctx.cache.pulls.pop(str(pr.number), None)
+    out.merged += 1
+    again = " (an earlier attempt had merged it)" if result.already_merged else ""
+    out.decisions.append(Decision(subject, "merged", f"{why} at {head[:12]}{again}"))
+
+
+def _notify(
+    ctx: PullContext, pr: PullRequest, verdict: ChangeVerdict, policy: Policy, why: str
+) -> None:
+    if ctx.dry_run:
+        return
+    settings = policy.settings(verdict.tier)
+    approvers = (
+        policy.admins
+        if verdict.tier is Tier.HIGH or verdict.protected
+        else policy.reviewers
+    )
+    notification = Notification(
+        event="approval-needed",
+        title=f"#{pr.number} needs a {verdict.tier.label}-tier merge",
+        body=f"{pr.title}\n\n{why}. Who may merge: {who_may_merge(verdict.tier, verdict.protected, policy)}.",
+        tier=verdict.tier.label,
+        url=pr.html_url,
+        action_ids=tuple(a.id for a in verdict.actions),
+        mentions=tuple(sorted(approvers.users)) + tuple(sorted(approvers.teams)),
+    )
+    failed = ctx.notifier.notify(sinks_named(policy, settings.notify), notification)
+    if failed:
+        log.warning("pr#%s: notification to %s failed", pr.number, ", ".join(failed))
+
+
+def _expire(
+    ctx: PullContext,
+    pr: PullRequest,
+    verdict: ChangeVerdict,
+    why: str,
+    out: PullsOutcome,
+) -> None:
+    subject = f"pr#{pr.number}"
+    out.decisions.append(Decision(subject, "expired", why))
+    if ctx.dry_run:
+        return
+    ctx.forge.create_comment(pr.number, f"**opsvault**: closed as expired: {why}.")
+    ctx.forge.close_pull_request(pr.number)
+    ctx.cache.pulls.pop(str(pr.number), None)
+    out.records.extend(
+        _intents(ctx, pr, verdict, Outcome.EXPIRED, "deadline-passed", why)
+    )
+
+
+def _closed_pull(
+    ctx: PullContext, main: str, base: BaseState, pr: PullRequest, out: PullsOutcome
+) -> None:
+    ctx.cache.pulls.pop(str(pr.number), None)
+    if pr.merged:
+        if pr.merge_commit_sha:
+            ctx.cache.merges[pr.merge_commit_sha] = pr.number
+        return
+    if not ctx.mainline.fetch_pull_head(pr.number, pr.head_sha):
+        return
+    verdict = classify_pull(ctx.repo, main, pr.head_sha, base)
+    intents = _intents(
+        ctx,
+        pr,
+        verdict,
+        Outcome.REJECTED,
+        "closed-unmerged",
+        "the pull request was closed without merging",
+    )
+    if intents:
+        out.records.extend(intents)
+        out.decisions.append(
+            Decision(
+                f"pr#{pr.number}", "rejected", ", ".join(i.action_id for i in intents)
+            )
+        )
+
+
+def _intents(
+    ctx: PullContext,
+    pr: PullRequest,
+    verdict: ChangeVerdict,
+    outcome: Outcome,
+    reason: str,
+    detail: str,
+) -> list[RecordIntent]:
+    intents = []
+    for f in verdict.files:
+        if not is_action_path(f.path) or f.kind.value != "added":
+            continue
+        action_id = action_id_for(f.path)
+        content = ctx.repo.read_file(pr.head_sha, f.path)
+        if id_problems(action_id) or content is None:
+            continue  # an invalid id never becomes a record path
+        record = ResultRecord(
+            id=action_id,
+            outcome=outcome,
+            reason=reason,
+            detail=detail,
+            tier=verdict.tier.label,
+            reasons=tuple(r.render() for r in verdict.reasons),
+            action_sha256=sha256(content),
+            pr=pr.number,
+            proposer=pr.author,
+            head_commit=pr.head_sha,
+            dispatcher=ctx.identity,
+            ended_at=iso(ctx.now),
+        )
+        intents.append(RecordIntent(action_id, content, record))
+    return intents

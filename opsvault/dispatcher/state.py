@@ -1,0 +1,211 @@
+"""Pure decisions of the dispatcher: what to do with a pull request, and whether an action may fire.
+
+Nothing here does I/O or reads the clock: the tick gathers facts (from git and
+the forge), calls these functions, and applies the effects they return.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+
+from opsvault.policy.classify import ChangeVerdict
+from opsvault.policy.model import Policy, Tier
+
+HOLD_LABEL = "vault/hold"
+
+
+class Role(StrEnum):
+    """What a forge user is, as far as approving goes (resolved by the shell)."""
+
+    ADMIN = "admin"
+    REVIEWER = "reviewer"
+    BOT = "bot"
+    DISPATCHER = "dispatcher"
+    PROPOSER = "proposer"
+
+
+# ---------------------------------------------------------------------------
+# Pull requests
+
+
+@dataclass(frozen=True, slots=True)
+class PullFacts:
+    number: int
+    head_sha: str
+    created_at: datetime
+    head_seen_at: (
+        datetime  # when this head was first classified (veto windows restart on push)
+    )
+    labels: frozenset[str]
+    verdict: ChangeVerdict
+    request_changes: bool  # a current review asks for changes (a veto)
+    notified_head: str | None  # the head approvers were last notified about
+    approvals_needed: int  # branch protection's required approvals (0 if none)
+    approved_head: str | None  # the head the dispatcher last approved
+    now: datetime
+
+
+class Act(StrEnum):
+    PUBLISH = "publish"  # commit status, tier label, the one kept-up-to-date comment
+    APPROVE = "approve"
+    MERGE = "merge"
+    NOTIFY = "notify"
+    EXPIRE = "expire"  # close as expired and record it
+
+
+@dataclass(frozen=True, slots=True)
+class Effect:
+    act: Act
+    head_sha: str
+    detail: str = ""
+
+
+def decide_pull(facts: PullFacts, policy: Policy) -> list[Effect]:
+    """Return what the dispatcher does with one open pull request, in order.
+
+    Always publish. Past the tier's deadline: expire (nothing else). A refused
+    change is never merged. Low: approve if branch protection needs an
+    approval, then merge pinned to the classified head — unless a built-in floor
+    applies. Medium and high: notify approvers once per head; medium merges after
+    an unvetoed ``veto_window`` (no hold label, no request for changes, measured
+    from when this head was first seen). High is never merged by the dispatcher.
+    """
+    verdict = facts.verdict
+    tier = verdict.tier
+    settings = policy.settings(tier)
+    head = facts.head_sha
+    effects = [Effect(Act.PUBLISH, head)]
+    if facts.now - facts.created_at > settings.deadline:
+        return [
+            *effects,
+            Effect(Act.EXPIRE, head, f"unmerged after the {tier.label} deadline"),
+        ]
+    if verdict.refused:
+        return effects
+    if tier is Tier.LOW and not verdict.protected:
+        if facts.approvals_needed and facts.approved_head != head:
+            effects.append(Effect(Act.APPROVE, head))
+        effects.append(Effect(Act.MERGE, head, "low tier"))
+        return effects
+    if facts.notified_head != head:
+        effects.append(
+            Effect(Act.NOTIFY, head, f"{tier.label} tier waits for an eligible merger")
+        )
+    window = settings.veto_window
+    if (
+        tier is Tier.MEDIUM
+        and window is not None
+        and not verdict.protected
+        and HOLD_LABEL not in facts.labels
+        and not facts.request_changes
+        and facts.now - facts.head_seen_at >= window
+    ):
+        if facts.approvals_needed and facts.approved_head != head:
+            effects.append(Effect(Act.APPROVE, head))
+        effects.append(
+            Effect(Act.MERGE, head, f"veto window of {window} passed unvetoed")
+        )
+    return effects
+
+
+def next_timer(facts: PullFacts, policy: Policy) -> datetime:
+    """Return when this PR next needs attention without any new event (deadline or veto window)."""
+    settings = policy.settings(facts.verdict.tier)
+    due = facts.created_at + settings.deadline
+    if facts.verdict.tier is Tier.MEDIUM and settings.veto_window is not None:
+        due = min(due, facts.head_seen_at + settings.veto_window)
+    return due
+
+
+# ---------------------------------------------------------------------------
+# Firing
+
+
+class Refusal(StrEnum):
+    """Reason codes for refusing to fire an action (docs/lifecycle.md)."""
+
+    NO_MERGE = "no-merge"  # reached main without a merge commit
+    NO_PULL_REQUEST = "no-pull-request"  # a merge no pull request accounts for
+    HEAD_MISMATCH = "head-mismatch"  # the merged head is not the PR's head
+    CHANGED_AFTER_MERGE = (
+        "changed-after-merge"  # the blob on main differs from the merged one
+    )
+    INVALID = "invalid"  # the merged change does not validate against the base policy
+    PROTECTED_CHANGE = (
+        "protected-change"  # merged together with a floor path, not by an admin
+    )
+    MERGED_BY_PROPOSER = "merged-by-proposer"
+    MERGED_BY_BOT = "merged-by-bot"
+    MERGER_NOT_ELIGIBLE = "merger-not-eligible"
+    VETO_WINDOW_NOT_PASSED = "veto-window-not-passed"
+    PROVENANCE_UNKNOWN = (
+        "provenance-unknown"  # the introducing commit is too far back to check
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class MergeFacts:
+    """What the shell established about how an action reached main."""
+
+    tier: Tier
+    protected: bool
+    refused: bool
+    merger: str | None
+    merger_roles: frozenset[Role]
+    proposer: str
+    pr_created_at: datetime | None
+    merged_at: datetime | None
+    head_matches: bool
+    blob_matches: bool
+
+
+def may_merge(tier: Tier, roles: frozenset[Role], protected: bool) -> bool:
+    """Return whether a user with *roles* may merge a change of *tier* (bots and proposers never)."""
+    if Role.BOT in roles or Role.PROPOSER in roles:
+        return False
+    if tier is Tier.HIGH or protected:
+        return Role.ADMIN in roles
+    if tier is Tier.MEDIUM:
+        return bool(roles & {Role.ADMIN, Role.REVIEWER})
+    return bool(roles & {Role.ADMIN, Role.REVIEWER, Role.DISPATCHER})
+
+
+def verify_merge(facts: MergeFacts, policy: Policy) -> Refusal | None:
+    """Return why an action merged this way must not fire, or None if it may.
+
+    The merger must be eligible for the tier recomputed from the policy at the
+    merge's base: admins for high (and for any change hitting a built-in floor),
+    reviewers or admins for medium — or the dispatcher itself once the medium
+    veto window passed — and the dispatcher, reviewers or admins for low; never
+    the proposer, never a bot. The merged head and the blob must be the
+    classified ones.
+    """
+    if not facts.head_matches:
+        return Refusal.HEAD_MISMATCH
+    if not facts.blob_matches:
+        return Refusal.CHANGED_AFTER_MERGE
+    if facts.refused:
+        return Refusal.INVALID
+    roles = facts.merger_roles
+    if facts.merger is None:
+        return Refusal.NO_PULL_REQUEST
+    if Role.PROPOSER in roles:
+        return Refusal.MERGED_BY_PROPOSER
+    if Role.BOT in roles:
+        return Refusal.MERGED_BY_BOT
+    if may_merge(facts.tier, roles, facts.protected):
+        return None
+    if facts.protected:
+        return Refusal.PROTECTED_CHANGE
+    window = policy.settings(Tier.MEDIUM).veto_window
+    if facts.tier is Tier.MEDIUM and Role.DISPATCHER in roles and window is not None:
+        if (
+            facts.pr_created_at
+            and facts.merged_at
+            and facts.merged_at - facts.pr_created_at >= window
+        ):
+            return None
+        return Refusal.VETO_WINDOW_NOT_PASSED
+    return Refusal.MERGER_NOT_ELIGIBLE

@@ -1,0 +1,188 @@
+"""A dispatcher wired to the fake Forgejo, with real git on both sides."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from opsvault._resources import data_dir
+from opsvault.app import App
+from opsvault.config import DispatcherSettings, Settings
+from opsvault.dispatcher.mainline import RemoteMainline
+from opsvault.dispatcher.notify import RecordingNotifier
+from opsvault.dispatcher.report import TickReport
+from opsvault.dispatcher.runner import RecordingRunner, Runner
+from opsvault.dispatcher.tick import tick
+from opsvault.forge.client import ForgejoClient
+from opsvault.forge.token import ForgeToken
+from opsvault.git.local import Pygit2OpsRepo
+from opsvault.testing.fake_forgejo.server import FakeForgejo
+
+REPO = "acme/ops"
+T0 = datetime(2026, 11, 21, 12, 0, tzinfo=UTC)
+
+POLICY_EXTRA = """
+[notify.ops]
+kind = "webhook"
+url = "https://hooks.example.invalid/ops"
+"""
+
+
+def template_files(
+    policy_edit: Callable[[str], str] | None = None,
+) -> dict[str, str | bytes]:
+    root = data_dir("ops-template")
+    files: dict[str, str | bytes] = {
+        p.relative_to(root).as_posix(): p.read_bytes()
+        for p in root.rglob("*")
+        if p.is_file()
+    }
+    policy = (root / "vault" / "policy.toml").read_text()
+    policy = policy.replace(
+        "[reviewers]               # may merge medium\nusers = []",
+        '[reviewers]               # may merge medium\nusers = ["bob"]',
+    )
+    policy = policy.replace(
+        'merge = "admin"\nnotify = []', 'merge = "admin"\nnotify = ["ops"]'
+    )
+    policy += POLICY_EXTRA
+    if policy_edit is not None:
+        policy = policy_edit(policy)
+    files["vault/policy.toml"] = policy
+    return files
+
+
+NOOP = 'formula = "noop"\ncontext = "smoke test"\nparams = {{ message = "{msg}" }}\n'
+HOOK = 'formula = "http-hook"\ncontext = "deploy"\nsecrets = ["HOOK_TOKEN"]\nparams = {{ url = "https://deploy.example.org/{n}" }}\n'
+HUMAN = (
+    'context = "rotate the key"\n[action_required]\ndescription = "rotate it by hand"\n'
+)
+GIT_MAKE = 'formula = "git-make"\ncontext = "release"\nparams = {{ repo = "https://git.example.org/acme/app", ref = "v{n}", target = "release" }}\n'
+
+
+@dataclass
+class Harness:
+    forge: FakeForgejo
+    root: Path
+    tokens: dict[str, str]
+    runner: Runner = field(default_factory=RecordingRunner)
+    notifier: RecordingNotifier = field(default_factory=RecordingNotifier)
+    identity: str = "vault-bot"
+    clock: datetime = T0
+    clients: list[ForgejoClient] = field(default_factory=list)
+
+    def client(self, user: str) -> ForgejoClient:
+        client = ForgejoClient(
+            self.forge.url,
+            "acme",
+            "ops",
+            ForgeToken(self.tokens[user]),
+            sleep=lambda s: None,
+        )
+        self.clients.append(client)
+        return client
+
+    def close(self) -> None:
+        for client in self.clients:
+            client.close()
+        self.forge.stop()
+
+    def app(self, name: str = "d1", **dispatcher: object) -> App:
+        clone = self.root / f"{name}.git"
+        if not clone.exists():
+            repo = Pygit2OpsRepo.clone(
+                str(self.forge.repo(REPO).git.path), clone, bare=True
+            )
+        else:
+            repo = Pygit2OpsRepo.open(clone)
+        settings = Settings(
+            dispatcher=DispatcherSettings(
+                identity=self.identity,
+                state_dir=self.root / f"{name}-state",
+                **dispatcher,
+            )
+        )  # type: ignore[arg-type]
+        return App(
+            settings=settings,
+            forge=self.client(self.identity),
+            repo=repo,
+            mainline=RemoteMainline(repo),
+            runner=self.runner,
+            notifier=self.notifier,
+            state_dir=settings.dispatcher.state_dir,
+            identity=self.identity,
+        )
+
+    def propose(
+        self,
+        action_id: str,
+        content: str,
+        *,
+        author: str = "dev-bot",
+        extra: dict[str, str | bytes | None] | None = None,
+    ) -> int:
+        files: dict[str, str | bytes | None] = {
+            f"vault/actions/{action_id}.toml": content,
+            **(extra or {}),
+        }
+        branch = f"vault/{action_id}"
+        self.forge.push(
+            REPO, branch, files, author=author, message=f"propose {action_id}"
+        )
+        return self.forge.open_pull(
+            REPO, head=branch, title=f"propose {action_id}", author=author
+        )
+
+    def pull(self, number: int):  # type: ignore[no-untyped-def]
+        return self.client("alice").fetch_pull_request(number)
+
+    def merge_as(self, user: str, number: int) -> None:
+        pr = self.pull(number)
+        self.client(user).merge(number, pr.head_sha)
+
+    def tick(
+        self,
+        app: App | None = None,
+        *,
+        at: timedelta = timedelta(0),
+        dry_run: bool = False,
+    ) -> TickReport:
+        return tick(app or self.app(), self.clock + at, dry_run=dry_run)
+
+    def main_files(self, prefix: str) -> list[str]:
+        store = self.forge.repo(REPO).git
+        repo = Pygit2OpsRepo.open(store.path)
+        return list(repo.list_files(repo.resolve("refs/heads/main"), prefix))
+
+    def main_file(self, path: str) -> bytes | None:
+        repo = Pygit2OpsRepo.open(self.forge.repo(REPO).git.path)
+        return repo.read_file(repo.resolve("refs/heads/main"), path)
+
+
+def make_harness(
+    tmp_path: Path, policy_edit: Callable[[str], str] | None = None
+) -> Harness:
+    forge = FakeForgejo(tmp_path / "forge", clock=lambda: T0)
+    forge.start()
+    tokens = {
+        "alice": forge.add_user("alice"),
+        "bob": forge.add_user("bob"),
+        "dev-bot": forge.add_user("dev-bot", is_bot=True),
+        "planner-bot": forge.add_user("planner-bot", is_bot=True),
+        "vault-bot": forge.add_user("vault-bot"),
+        "mallory": forge.add_user("mallory"),
+    }
+    forge.add_org("acme")
+    forge.create_repo("acme", "ops", template_files(policy_edit))
+    for user, access in (
+        ("alice", "admin"),
+        ("bob", "write"),
+        ("dev-bot", "write"),
+        ("planner-bot", "write"),
+        ("vault-bot", "admin"),
+        ("mallory", "write"),
+    ):
+        forge.add_collaborator(REPO, user, access)
+    return Harness(forge, tmp_path, tokens)
