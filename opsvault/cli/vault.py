@@ -5,12 +5,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from opsvault.cli.options import echo_json, json_option, ops_option, resolve_ops
 from opsvault.errors import InvalidFileError, OpsvaultError, Problem
+
+if TYPE_CHECKING:
+    from opsvault.forge.base import Forge, Proposal
 
 
 @dataclass(frozen=True, slots=True)
@@ -353,6 +356,18 @@ def new_action_id(
 @click.option(
     "--requested-by", help="Informational: who asks (the PR author is authoritative)."
 )
+@click.option(
+    "--open-pr",
+    is_flag=True,
+    help="Propose it on the forge: branch vault/<id> off main and a pull request. "
+    "Nothing is written to the working tree.",
+)
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="The opsvault configuration file naming the forge (with --open-pr).",
+)
 @ops_option
 @json_option
 def request(
@@ -364,6 +379,8 @@ def request(
     blast_radius: str | None,
     unblocks: tuple[str, ...],
     requested_by: str | None,
+    open_pr: bool,
+    config_path: Path | None,
     ops: Path | None,
     as_json: bool,
 ) -> None:
@@ -374,10 +391,17 @@ def request(
     (`<formula>-<yyyymmdd>-<n>`, never used in actions, running, fired or
     rejected). Commit it on a branch and open a pull request to propose it.
 
+    With --open-pr the file goes straight to the forge instead: a branch
+    `vault/<id>` off main holding only that file, and a pull request whose
+    body carries the context, the tier and its reasons. The forge comes from
+    the configuration (--config, OPSVAULT_* variables). Running it again with
+    the same --id and arguments reuses the branch and the pull request.
+
     \b
-    Example:
+    Examples:
       vault request http-hook --param url=https://deploy.example/hook \\
         --context "publish the release notes" --secret HOOK_TOKEN
+      vault request noop --context "smoke test" --id smoke-1 --open-pr --json
     """
     import tomlkit
 
@@ -385,6 +409,8 @@ def request(
     from opsvault.snapshot import DirSnapshot, load_base_state, used_ids
     from opsvault.vault.request import parse_action
 
+    if config_path is not None and not open_pr:
+        raise click.UsageError("--config is used only with --open-pr")
     root = resolve_ops(ops)
     snapshot = DirSnapshot(root)
     base = load_base_state(snapshot)
@@ -407,6 +433,12 @@ def request(
         typed[name] = _typed(spec, values, formula) if spec is not None else values[0]
     now = datetime.now(UTC)
     taken = set(used_ids(snapshot))
+    forge = _open_forge(config_path) if open_pr else None
+    if forge is not None:
+        click.get_current_context().call_on_close(lambda: _close(forge))
+    if forge is not None and action_id is None:
+        # A proposal not merged yet holds its id on its branch only.
+        taken |= _proposed_ids(forge)
     new_id = action_id or new_action_id(formula, now, taken)
     if new_id in taken:
         raise OpsvaultError(
@@ -432,15 +464,97 @@ def request(
     )
     if assessment.problems:
         raise InvalidFileError(where, assessment.problems)
+    tier = assessment.classification.tier.label
+    if forge is not None:
+        pull = forge.open_proposal(
+            _proposal(new_id, where, text, context, assessment.classification)
+        )
+        if as_json:
+            echo_json(
+                {
+                    "id": new_id,
+                    "path": where,
+                    "tier": tier,
+                    "branch": pull.head_ref,
+                    "pr": pull.number,
+                    "url": pull.html_url,
+                }
+            )
+        else:
+            link = f": {pull.html_url}" if pull.html_url else ""
+            click.echo(f"proposed {where} (tier {tier}) in PR #{pull.number}{link}")
+        return
     target = root / where
     target.parent.mkdir(parents=True, exist_ok=True)
     with target.open("x", encoding="utf-8") as fh:  # never overwrite
         fh.write(text)
-    tier = assessment.classification.tier.label
     if as_json:
         echo_json({"id": new_id, "path": where, "tier": tier})
     else:
         click.echo(f"wrote {where} (tier {tier})")
+
+
+PROPOSAL_BRANCH_PREFIX = "vault/"
+PROPOSAL_BASE = "main"
+
+
+def _open_forge(config_path: Path | None) -> Forge:
+    """Return the forge the configuration names (file, OPSVAULT_* variables).
+
+    A request needs only the forge API, so in Forgejo mode no clone of the ops
+    repo is made (build_app would make one in the dispatcher's state directory).
+    """
+    import os
+
+    from opsvault.config import ForgeKind, build_app, load_settings
+
+    settings = load_settings(os.environ, config_path)
+    if settings.forge.kind is ForgeKind.FORGEJO and settings.forge.token is not None:
+        from opsvault.forge.client import ForgejoClient
+
+        owner, name = settings.forge.repo.split("/", 1)
+        return ForgejoClient(settings.forge.url, owner, name, settings.forge.token)
+    return build_app(settings, os.environ).forge
+
+
+def _close(forge: Forge) -> None:
+    # The Forge port has no close(); the HTTP adapter holds a connection pool.
+    close = getattr(forge, "close", None)
+    if callable(close):
+        close()
+
+
+def _proposed_ids(forge: Forge) -> set[str]:
+    return {
+        pr.head_ref.removeprefix(PROPOSAL_BRANCH_PREFIX)
+        for pr in forge.fetch_pull_requests()
+        if pr.head_ref.startswith(PROPOSAL_BRANCH_PREFIX)
+    }
+
+
+def _proposal(
+    action_id: str, path: str, text: str, context: str, classification: Any
+) -> Proposal:
+    """Return the proposal of one new action file; equal inputs give an equal proposal."""
+    from opsvault.forge.base import Proposal
+
+    reasons = "\n".join(f"- {r.render()}" for r in classification.reasons)
+    body = (
+        f"{context}\n\n"
+        f"Proposes `{path}`.\n\n"
+        f"Tier when requested: **{classification.tier.label}**\n\n"
+        f"Reasons:\n{reasons or '- (none)'}\n\n"
+        "The dispatcher classifies this change again against the policy on "
+        f"`{PROPOSAL_BASE}`; its verdict is the one that counts.\n"
+    )
+    return Proposal(
+        branch=f"{PROPOSAL_BRANCH_PREFIX}{action_id}",
+        base=PROPOSAL_BASE,
+        title=f"vault: {action_id} ({classification.tier.label})",
+        body=body,
+        message=f"vault: request {action_id}",
+        files=((path, text.encode()),),
+    )
 
 
 @click.command()
