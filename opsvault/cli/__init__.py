@@ -24,6 +24,8 @@ COMMANDS: dict[str, str] = {
     "policy": "opsvault.cli.policy:policy",
     "init": "opsvault.cli.init:init",
     "demo": "opsvault.cli.demo:demo",
+    "approve": "opsvault.cli.local:approve",
+    "reject": "opsvault.cli.local:reject",
     "plan": "opsvault.cli.plan:plan",
     "status": "opsvault.cli.status:status",
 }
