@@ -24,6 +24,7 @@ COMMANDS: dict[str, str] = {
     "policy": "opsvault.cli.policy:policy",
     "init": "opsvault.cli.init:init",
     "demo": "opsvault.cli.demo:demo",
+    "dispatcher": "opsvault.cli.dispatch:dispatcher",
     "approve": "opsvault.cli.local:approve",
     "reject": "opsvault.cli.local:reject",
     "plan": "opsvault.cli.plan:plan",

@@ -1,0 +1,162 @@
+"""`vault dispatcher`: run the dispatcher service, or check its configuration.
+
+This module is a composition root: it reads the process environment once and
+hands it to ``config.load_settings`` and ``config.build_app``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from opsvault.cli.options import echo_json, json_option
+from opsvault.config import Settings, build_app, load_settings, settings_data
+from opsvault.dispatcher.report import TickReport, render_report, report_data
+from opsvault.dispatcher.service import run_service
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+EXIT_ABANDONED = 1
+
+
+def config_option(f: F) -> F:
+    return click.option(
+        "--config",
+        "config_path",
+        type=click.Path(dir_okay=False, path_type=Path),
+        default=None,
+        help="The dispatcher configuration (TOML; see docs/operating.md). "
+        "Without it: OPSVAULT_* variables and defaults only.",
+    )(f)
+
+
+def _configure_logging(level: int) -> None:
+    # Only when nothing is configured yet: an embedding program (or pytest) keeps its own.
+    root = logging.getLogger()
+    if not root.handlers:
+        logging.basicConfig(
+            level=level,
+            stream=sys.stderr,
+            format="%(levelname)s %(name)s: %(message)s",
+        )
+
+
+def _printer(as_json: bool, *, lines: bool) -> Callable[[TickReport], None]:
+    def show(report: TickReport) -> None:
+        if not as_json:
+            click.echo(render_report(report))
+        elif lines:  # the service prints one JSON document per line (JSON Lines)
+            click.echo(json.dumps(report_data(report), sort_keys=True))
+        else:
+            echo_json(report_data(report))
+
+    return show
+
+
+@click.group()
+def dispatcher() -> None:
+    """Run the dispatcher, or check its configuration.
+
+    The dispatcher reconciles the ops repo with its pull requests or proposal
+    branches: it classifies, merges what its tier allows, fires approved
+    actions exactly once and records every result in git.
+    """
+
+
+@dispatcher.command()
+@config_option
+@click.option(
+    "--once",
+    is_flag=True,
+    help="Run one tick, print its report and exit: 0 if the tick had no errors, 1 otherwise.",
+)
+@click.option(
+    "--dry-run",
+    is_flag=True,
+    help="Decide, but write nothing: no merge, commit, comment or execution.",
+)
+@json_option
+@click.pass_context
+def run(
+    ctx: click.Context,
+    config_path: Path | None,
+    once: bool,
+    dry_run: bool,
+    as_json: bool,
+) -> None:
+    """Run the dispatcher in the foreground, printing each tick's report.
+
+    Stops on SIGTERM or SIGINT: no new tick starts, and a running one may finish
+    within dispatcher.grace. A tick that fails is logged and the next one
+    retries. Exit status 78 means a configuration problem (every one is listed).
+    """
+    settings = load_settings(os.environ, config_path)
+    _configure_logging(logging.WARNING if once else logging.INFO)
+    app = build_app(settings, os.environ)
+    try:
+        result = run_service(
+            app,
+            settings.dispatcher.interval,
+            once=once,
+            dry_run=dry_run,
+            on_report=_printer(as_json, lines=not once),
+        )
+    finally:
+        close = getattr(app.forge, "close", None)
+        if callable(close):
+            close()
+    if once:
+        report = result.last_report
+        ctx.exit(0 if report is not None and report.ok else 1)
+    if result.abandoned:
+        # A worker thread still runs the tick and would keep the interpreter alive;
+        # leave now, as a crash would: the next start recovers its claims.
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(EXIT_ABANDONED)
+
+
+def _render_settings(settings: Settings) -> str:
+    lines = [
+        f"# effective settings; file: {settings.file if settings.file else '(none)'}"
+    ]
+    for section, values in settings_data(settings).items():
+        lines.append(f"\n[{section}]")
+        for key, value in values.items():
+            if key == "token":
+                source = "OPSVAULT_FORGE_TOKEN or forge.token_file"
+                shown = "set (masked)" if value else "not set"
+                lines.append(f"# token: {shown}, from {source}")
+                continue
+            text = f"{key} = {json.dumps(value)}"
+            lines.append(f"{text:<44} # {settings.source_of(f'{section}.{key}')}")
+    return "\n".join(lines)
+
+
+@dispatcher.command("check-config")
+@config_option
+@json_option
+def check_config(config_path: Path | None, as_json: bool) -> None:
+    """Validate the configuration and print the effective settings (the token masked).
+
+    Each value is shown with where it came from: the file, an OPSVAULT_*
+    variable, or the default. Exit status 78 lists every problem found.
+    """
+    settings = load_settings(os.environ, config_path)
+    if as_json:
+        echo_json(
+            {
+                "file": str(settings.file) if settings.file else None,
+                "settings": settings_data(settings),
+                "sources": dict(settings.sources),
+            }
+        )
+    else:
+        click.echo(_render_settings(settings))
