@@ -28,10 +28,9 @@ from opsvault.policy.model import Policy, Sink
 
 log = logging.getLogger(__name__)
 
-EVENTS = frozenset(
+EVENTS = frozenset(  # what Notification.event may say (docs/operating-notifications.md)
     {"approval-needed", "refused", "interrupted", "unprovenanced", "failed", "expired"}
 )
-SINK_KINDS = frozenset({"webhook", "ntfy"})
 SOURCE = "opsvault"
 
 # ntfy priorities 1..5 by name; an admin should be woken for what needs a human now.
