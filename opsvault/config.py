@@ -224,7 +224,7 @@ def _layer_file(path: Path, layers: _Layers) -> None:
                 layers.origins[(section, key)] = (where, json_path)
                 continue
             if (section, key) in _PATH_KEYS:
-                value = str(path.parent / value)  # an absolute value stays as it is
+                value = str(path.absolute().parent / value)  # absolute stays as is
             layers.set((section, key), value, where, json_path)
 
 
@@ -594,10 +594,7 @@ def build_app(settings: Settings, environ: Mapping[str, str]) -> App:
     forge: Forge
     mainline: Mainline
     if forge_settings.kind is ForgeKind.LOCAL:
-        # LocalForge is being written alongside; drop the ignore once it has landed.
-        from opsvault.forge.local import (  # type: ignore[import-untyped,unused-ignore]
-            LocalForge,
-        )
+        from opsvault.forge.local import LocalForge
 
         if forge_settings.path is None:
             raise ConfigError("forge.path", "required when forge.kind is 'local'")

@@ -3,11 +3,8 @@ from __future__ import annotations
 import json
 import logging
 import re
-import sys
-import types
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
 
 import pygit2
 import pytest
@@ -393,36 +390,11 @@ def test_the_forgejo_example_is_valid(tmp_path: Path) -> None:
 # -- build_app ------------------------------------------------------------------------
 
 
-class _StandInLocalForge:
-    def __init__(
-        self,
-        repo: Any,
-        acting_user: str,
-        *,
-        base_branch: str = "main",
-        operator: str = "operator",
-    ) -> None:
-        self.repo = repo
-        self.acting_user = acting_user
-        self.operator = operator
-
-
-@pytest.fixture
-def local_forge(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Use a stand-in while opsvault.forge.local is still being written."""
-    try:
-        import opsvault.forge.local  # noqa: F401
-    except ImportError:
-        module = types.ModuleType("opsvault.forge.local")
-        module.LocalForge = _StandInLocalForge  # type: ignore[attr-defined]
-        monkeypatch.setitem(sys.modules, "opsvault.forge.local", module)
-
-
-@pytest.mark.usefixtures("local_forge")
 def test_build_app_local_mode(ops: Path, tmp_path: Path) -> None:
     from opsvault.dispatcher.mainline import LocalMainline
     from opsvault.dispatcher.notify import WebhookNotifier
     from opsvault.dispatcher.runner import SubprocessRunner
+    from opsvault.forge.local import LocalForge
 
     (tmp_path / "secrets").mkdir()
     environ = {
@@ -439,7 +411,7 @@ def test_build_app_local_mode(ops: Path, tmp_path: Path) -> None:
     assert app.state_dir.is_dir()
     assert app.repo.path == ops
     assert app.mainline.refresh() == str(pygit2.Repository(str(ops)).head.target)
-    assert getattr(app.forge, "operator", "alice") == "alice"
+    assert isinstance(app.forge, LocalForge)
 
 
 def test_build_app_forgejo_mode_clones_once_without_credentials(tmp_path: Path) -> None:

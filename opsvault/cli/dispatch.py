@@ -46,6 +46,8 @@ def _configure_logging(level: int) -> None:
             stream=sys.stderr,
             format="%(levelname)s %(name)s: %(message)s",
         )
+        # APScheduler reports every job run at INFO; its warnings (missed runs) stay.
+        logging.getLogger("apscheduler").setLevel(max(level, logging.WARNING))
 
 
 def _printer(as_json: bool, *, lines: bool) -> Callable[[TickReport], None]:

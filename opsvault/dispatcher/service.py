@@ -271,9 +271,9 @@ def run_service(
     with signals:
         scheduler.start()
         log.info(
-            "dispatcher %r ticking every %ss%s",
+            "dispatcher %r ticking every %s%s",
             app.identity,
-            interval.total_seconds(),
+            interval,
             " (dry run)" if dry_run else "",
         )
         try:
@@ -285,8 +285,8 @@ def run_service(
             scheduler.shutdown(wait=False)
     if not finished:
         log.warning(
-            "a job is still running after the %ss grace; leaving it to be recovered",
-            grace.total_seconds(),
+            "a job is still running after the %s grace; leaving it to be recovered",
+            grace,
         )
     log.info("dispatcher stopped after %d tick(s)", job.ticks)
     return job.result(abandoned=not finished)

@@ -22,23 +22,6 @@ from opsvault.errors import ForgeUnavailable
 TOKEN = "cli-test-token-0123456789abcdef"
 
 
-class _StandInLocalForge:
-    def __init__(self, repo: Any, acting_user: str, **options: Any) -> None:
-        self.repo = repo
-        self.acting_user = acting_user
-
-
-@pytest.fixture(autouse=True)
-def _local_forge(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Use a stand-in while opsvault.forge.local is still being written."""
-    try:
-        import opsvault.forge.local  # noqa: F401
-    except ImportError:
-        module = types.ModuleType("opsvault.forge.local")
-        module.LocalForge = _StandInLocalForge  # type: ignore[attr-defined]
-        monkeypatch.setitem(sys.modules, "opsvault.forge.local", module)
-
-
 def fake_tick_module(
     monkeypatch: pytest.MonkeyPatch,
     tick: Callable[..., TickReport],
