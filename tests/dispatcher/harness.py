@@ -71,6 +71,9 @@ class Harness:
     notifier: RecordingNotifier = field(default_factory=RecordingNotifier)
     identity: str = "vault-bot"
     clock: datetime = T0
+    now: list[datetime] = field(
+        default_factory=lambda: [T0]
+    )  # the fake forge's clock, shared
     clients: list[ForgejoClient] = field(default_factory=list)
 
     def client(self, user: str) -> ForgejoClient:
@@ -142,14 +145,20 @@ class Harness:
         pr = self.pull(number)
         self.client(user).merge(number, pr.head_sha)
 
+    def at(self, offset: timedelta) -> datetime:
+        """Move the shared clock (forge and dispatcher) to T0 + *offset*."""
+        self.now[0] = self.clock + offset
+        return self.now[0]
+
     def tick(
         self,
         app: App | None = None,
         *,
-        at: timedelta = timedelta(0),
+        at: timedelta | None = None,
         dry_run: bool = False,
     ) -> TickReport:
-        return tick(app or self.app(), self.clock + at, dry_run=dry_run)
+        when = self.at(at) if at is not None else self.now[0]
+        return tick(app or self.app(), when, dry_run=dry_run)
 
     def main_files(self, prefix: str) -> list[str]:
         store = self.forge.repo(REPO).git
@@ -164,7 +173,8 @@ class Harness:
 def make_harness(
     tmp_path: Path, policy_edit: Callable[[str], str] | None = None
 ) -> Harness:
-    forge = FakeForgejo(tmp_path / "forge", clock=lambda: T0)
+    now = [T0]
+    forge = FakeForgejo(tmp_path / "forge", clock=lambda: now[0])
     forge.start()
     tokens = {
         "alice": forge.add_user("alice"),
@@ -185,4 +195,4 @@ def make_harness(
         ("mallory", "write"),
     ):
         forge.add_collaborator(REPO, user, access)
-    return Harness(forge, tmp_path, tokens)
+    return Harness(forge, tmp_path, tokens, now=now)
