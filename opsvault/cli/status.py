@@ -82,7 +82,7 @@ def fetch_status(
         snapshot = CommitSnapshot(repo, repo.resolve(ref or "main"))
     result = collect_status(snapshot, load_base_state(snapshot), now, recent)
     if isinstance(snapshot, CommitSnapshot) and repo is not None:
-        result = replace(result, proposals=_proposals(root, repo, snapshot.commit))
+        result = replace(result, proposals=_proposals(repo, snapshot.commit))
     return result
 
 
@@ -94,11 +94,9 @@ def _open_repo(root: Path) -> Pygit2OpsRepo | None:
     return Pygit2OpsRepo.open(root)
 
 
-def _proposals(
-    root: Path, repo: Pygit2OpsRepo, base: str
-) -> tuple[PendingProposal, ...]:
-    # _classify_change is the same code path as `vault classify --base --head`.
-    from opsvault.cli.vault import _classify_change
+def _proposals(repo: Pygit2OpsRepo, base: str) -> tuple[PendingProposal, ...]:
+    # The same classification as `vault classify --base --head` and `vault approve`.
+    from opsvault.changes import classify_ref_change
     from opsvault.dispatcher.status import PendingProposal
     from opsvault.errors import OpsvaultError
 
@@ -107,7 +105,7 @@ def _proposals(
         if repo.is_ancestor(head, base):
             continue  # merged (or nothing new)
         try:
-            verdict = _classify_change(root, base, head)
+            verdict = classify_ref_change(repo, base, head).verdict
         except OpsvaultError as exc:
             found.append(PendingProposal(branch, head, None, True, problem=str(exc)))
             continue
