@@ -149,7 +149,7 @@ def test_state_lives_in_the_git_dir_as_json(
     assert forge.state_path == repo.git_dir / "opsvault" / "forge.json"
     data = json.loads(forge.state_path.read_text())
     assert [p["branch"] for p in data["pulls"]] == ["vault/noop-1"]
-    assert not [p for p in forge.state_path.parent.iterdir() if p.suffix == ".tmp"]
+    assert not [p for p in forge.state_path.parent.iterdir() if p.name.startswith(".")]
 
 
 def test_listing_is_most_recent_first_and_stops_at_the_watermark(
