@@ -14,6 +14,7 @@ configuration in one pass: ``InvalidConfigError`` lists them all, each shaped
 
 from __future__ import annotations
 
+import base64
 import logging
 import os
 import re
@@ -24,6 +25,7 @@ from datetime import timedelta
 from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 from opsvault.errors import ConfigError, InvalidFileError
 from opsvault.forge.token import DEFAULT_TOKEN_VARIABLE, ForgeToken
@@ -441,14 +443,11 @@ def _build(layers: _Layers, environ: Mapping[str, str], file: Path | None) -> Se
         )
     state_dir = _path(layers, ("dispatcher", "state_dir"))
     if state_dir is None:
-        # Local mode keeps its state next to the repository's own, out of the work tree.
+        state_dir = DEFAULT_STATE_DIR
+        # Local mode keeps its state beside the repository's own, out of the work tree.
         local_git = ops_path / ".git" if ops_path is not None else None
-        use_local = (
-            kind is ForgeKind.LOCAL and local_git is not None and local_git.is_dir()
-        )
-        state_dir = (
-            local_git / "opsvault" if use_local and local_git else DEFAULT_STATE_DIR
-        )
+        if kind is ForgeKind.LOCAL and local_git is not None and local_git.is_dir():
+            state_dir = local_git / "opsvault"
     issues = v.get(("planner", "issues_repo"), ())
     defaults = DispatcherSettings()
     return Settings(
@@ -548,6 +547,31 @@ def settings_data(settings: Settings) -> dict[str, dict[str, Any]]:
             "interval": render_duration(p.interval),
             "issues_repo": list(p.issues_repo),
         },
+    }
+
+
+def git_auth_environment(settings: Settings) -> dict[str, str]:
+    """Return the environment that lets a git subprocess authenticate to the forge over HTTPS.
+
+    Git reads ``GIT_CONFIG_COUNT``/``GIT_CONFIG_KEY_n``/``GIT_CONFIG_VALUE_n`` as
+    configuration (git 2.31+), so the credentials stay out of argv (visible to
+    every local user) and out of the clone's stored URL. The header is scoped to
+    the clone URL's origin. Empty for local mode, non-HTTPS URLs (ssh keys, plain
+    http never gets a token) or without a token. The values hold the token:
+    never log them.
+    """
+    forge = settings.forge
+    if forge.kind is not ForgeKind.FORGEJO or forge.token is None:
+        return {}
+    url = urlsplit(forge.clone_url)
+    if url.scheme != "https" or not url.hostname or "@" in url.netloc:
+        return {}
+    credentials = f"{settings.dispatcher.identity}:{forge.token.reveal()}"
+    basic = base64.b64encode(credentials.encode("utf-8")).decode("ascii")
+    return {
+        "GIT_CONFIG_COUNT": "1",
+        "GIT_CONFIG_KEY_0": f"http.https://{url.netloc}/.extraHeader",
+        "GIT_CONFIG_VALUE_0": f"Authorization: Basic {basic}",
     }
 
 

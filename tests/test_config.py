@@ -460,3 +460,27 @@ def test_build_app_reports_an_unusable_state_dir(tmp_path: Path, ops: Path) -> N
 def test_default_settings_are_constructible() -> None:
     settings = Settings()
     assert re.search(r"token=None", repr(settings))
+
+
+def test_git_auth_environment_carries_the_token_for_https_only(tmp_path: Path) -> None:
+    import base64
+
+    from opsvault.config import git_auth_environment
+
+    environ = {"OPSVAULT_FORGE_TOKEN": TOKEN}
+    settings = load_settings(environ, forgejo_config(tmp_path))
+    env = git_auth_environment(settings)
+    assert env["GIT_CONFIG_COUNT"] == "1"
+    assert env["GIT_CONFIG_KEY_0"] == "http.https://forge.example.org/.extraHeader"
+    scheme, encoded = env["GIT_CONFIG_VALUE_0"].removeprefix("Authorization: ").split()
+    assert scheme == "Basic"
+    assert base64.b64decode(encoded).decode() == f"vault-bot:{TOKEN}"
+    for git_url in (
+        "ssh://git@forge.example.org/acme/ops.git",
+        "http://forge.example.org/acme/ops.git",
+        str(tmp_path),
+    ):
+        other = load_settings(
+            {**environ, "OPSVAULT_FORGE_GIT_URL": git_url}, forgejo_config(tmp_path)
+        )
+        assert git_auth_environment(other) == {}
