@@ -405,6 +405,8 @@ class LocalForge:
             if pull is not None:
                 if pull.head_sha == tip and not main_moved:
                     continue
+                if pull.head_sha != tip:
+                    self._pin_head(pull.number, tip)
                 if self.repo.is_ancestor(tip, main):
                     state.pulls[pull.number] = self._merged_by_hand(
                         replace(pull, head_sha=tip), main, now
@@ -421,6 +423,7 @@ class LocalForge:
             title, _, body = info.message.strip().partition("\n")
             number = state.next_number
             state.next_number += 1
+            self._pin_head(number, tip)
             state.pulls[number] = _Pull(
                 number=number,
                 branch=name,
@@ -446,6 +449,22 @@ class LocalForge:
                     updated_at=now,
                 )
         state.main_seen = main
+
+    def _pin_head(self, number: int, head: str) -> None:
+        """Point ``refs/pull/<n>/head`` at *head*, as Forgejo does.
+
+        It keeps the commits of closed and merged PRs (whose branches are
+        deleted) safe from ``git gc``, so their diff can still be read.
+        """
+        ref = f"refs/pull/{number}/head"
+        try:
+            try:
+                current: str | None = self.repo.resolve(ref)
+            except GitError:
+                current = None
+            self.repo.update_ref(ref, head, current)
+        except GitError as exc:
+            log.warning("could not set %s to %s: %s", ref, head, exc)
 
     def _merged_by_hand(self, pull: _Pull, main: str, now: datetime) -> _Pull:
         """Record *pull* as merged outside LocalForge, by the author of its merge commit.

@@ -224,7 +224,9 @@ def test_merge_is_pinned_to_the_head_and_idempotent(
         new,
     )
     assert pr.merge_commit_sha == result.merge_commit_sha
-    # The PR's diff stays what it was, although main now contains it.
+    # The PR's diff stays what it was, although main now contains it, and its
+    # head stays referenced (as on Forgejo) so gc keeps it.
+    assert repo.resolve("refs/pull/1/head") == new
     assert {f.filename for f in forge.fetch_changed_files(1, new)} == {
         "vault/actions/noop-1.toml",
         "knowledge/late.md",
