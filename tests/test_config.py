@@ -484,3 +484,36 @@ def test_git_auth_environment_carries_the_token_for_https_only(tmp_path: Path) -
             {**environ, "OPSVAULT_FORGE_GIT_URL": git_url}, forgejo_config(tmp_path)
         )
         assert git_auth_environment(other) == {}
+
+
+def test_the_error_example_in_the_docs_is_what_opsvault_prints(tmp_path: Path) -> None:
+    text = (ROOT / "docs" / "operating.md").read_text()
+    block = text.split("shaped `<file or variable>: <path>: <what>; <fix>`:\n\n```\n")[
+        1
+    ]
+    documented = block.split("```")[0].splitlines()
+    token_file = write(tmp_path / "token", TOKEN, mode=0o644)
+    config = forgejo_config(
+        tmp_path, f'token_file = "{token_file}"\n[dispatcher]\ninterval = "1h30m"\n'
+    )
+    with pytest.raises(InvalidConfigError) as exc:
+        load_settings({"OPSVAULT_DISPATCHER_MAX_CONCURRENCY": "four"}, config)
+    printed = str(exc.value).replace(str(tmp_path), "/etc/opsvault").splitlines()
+    assert sorted(documented) == sorted(printed)
+
+
+def test_the_systemd_unit_in_the_docs_outlasts_the_grace() -> None:
+    text = (ROOT / "docs" / "operating.md").read_text()
+    unit = text.split("```ini\n")[1].split("```")[0]
+    options = dict(
+        line.split("=", 1)
+        for line in unit.splitlines()
+        if "=" in line and not line.startswith("#")
+    )
+    assert options["Type"] == "simple"
+    assert options["KillSignal"] == "SIGTERM"
+    assert options["ExecStart"].endswith(
+        "vault dispatcher run --config /etc/opsvault/dispatcher.toml"
+    )
+    assert int(options["TimeoutStopSec"]) > Settings().dispatcher.grace.total_seconds()
+    assert "78" in options["RestartPreventExitStatus"]
