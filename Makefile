@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 run: $(STAMP)
-	$(BIN)/vault demo
+	$(BIN)/vault demo --dir demo
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

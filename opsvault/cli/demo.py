@@ -1,14 +1,15 @@
 """`vault demo`: the quick start's main job on the embedded default (local mode, no forge).
 
-It creates a local ops repo from the template, proposes the sample actions
-shipped with opsvault as branches ``vault/<id>`` (exactly what an agent does in
-local mode), and classifies each proposal the way the dispatcher will: the
-change the branch brings, against the policy and formulas of ``main``.
+The first run creates a local ops repo from the template in ``DIR/ops`` and
+proposes the sample actions shipped with opsvault as branches ``vault/<id>``
+(exactly what an agent does in local mode). Every run then starts the real
+dispatcher service on it, in the foreground, printing each tick's decisions:
+low tier is merged and fired, medium and high wait for ``vault approve``.
 """
 
 from __future__ import annotations
 
-import tempfile
+import os
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,7 @@ from opsvault.cli.options import echo_json, json_option
 from opsvault.git.base import Identity
 
 PROPOSER = Identity("demo-agent", "demo-agent@localhost")
+OPERATOR = "alice"  # an admin in the template's policy
 
 
 def propose(repo: Any, action_id: str, content: bytes, when: int | None = None) -> str:
@@ -34,45 +36,38 @@ def propose(repo: Any, action_id: str, content: bytes, when: int | None = None) 
     return str(commit)
 
 
-def run_demo(directory: Path) -> list[dict[str, Any]]:
-    """Create the demo ops repo in *directory*, propose every sample, and return each verdict."""
+def create_demo(ops: Path) -> list[dict[str, Any]]:
+    """Create the demo ops repo at *ops*, propose every sample, and return each verdict."""
     from opsvault._resources import data_dir
+    from opsvault.changes import classify_ref_change
     from opsvault.cli.init import create_ops_repo
-    from opsvault.cli.vault import _classify_change
     from opsvault.git.local import Pygit2OpsRepo
     from opsvault.report import change_verdict_data
 
-    create_ops_repo(directory)
-    repo = Pygit2OpsRepo.open(directory)
+    create_ops_repo(ops)
+    repo = Pygit2OpsRepo.open(ops)
     results = []
     for sample in sorted(data_dir("examples").joinpath("proposals").glob("*.toml")):
         action_id = sample.stem
         propose(repo, action_id, sample.read_bytes())
-        verdict = _classify_change(directory, "main", f"vault/{action_id}")
+        verdict = classify_ref_change(repo, "main", f"vault/{action_id}").verdict
         results.append({"proposal": action_id, **change_verdict_data(verdict)})
     return results
 
 
-@click.command()
-@click.option(
-    "--dir",
-    "directory",
-    type=click.Path(file_okay=False, path_type=Path),
-    help="Where to create the demo ops repo (default: a new temporary directory).",
-)
-@json_option
-def demo(directory: Path | None, as_json: bool) -> None:
-    """Run the local-mode demo: scaffold an ops repo, propose the samples, classify them.
+def demo_config(directory: Path, interval: str) -> Path:
+    """Write the demo's local-mode dispatcher config and return its path."""
+    config = directory / "dispatcher.toml"
+    config.write_text(
+        "# The demo's dispatcher: local mode, no forge. See examples/dispatcher.toml.\n"
+        f'[forge]\nkind = "local"\npath = "{(directory / "ops").resolve()}"\noperator = "{OPERATOR}"\n'
+        f'[dispatcher]\nidentity = "vault-bot"\ninterval = "{interval}"\n'
+        f'state_dir = "{(directory / "state").resolve()}"\n'
+    )
+    return config
 
-    Nothing leaves this machine: the ops repo is a local git repository and
-    each proposal is a branch `vault/<id>`.
-    """
-    target = directory or Path(tempfile.mkdtemp(prefix="opsvault-demo-"))
-    results = run_demo(target)
-    if as_json:
-        echo_json({"ops_repo": str(target), "proposals": results})
-        return
-    click.echo(f"ops repo: {target} (policy: vault/policy.toml on main)\n")
+
+def _show_proposals(results: list[dict[str, Any]]) -> None:
     for r in results:
         headline = (
             f"REFUSED (would be {r['tier']})" if r["refused"] else r["tier"].upper()
@@ -84,9 +79,88 @@ def demo(directory: Path | None, as_json: bool) -> None:
                 click.echo(f"    {reason['tier']}: {reason['detail']}")
             for p in f["problems"]:
                 click.echo(f"    problem: {f['path']}: {p['path']}: {p['message']}")
-    click.echo(
-        "\nlow: the dispatcher merges and fires it; medium: a reviewer merges; high: an admin merges."
+
+
+@click.command()
+@click.option(
+    "--dir",
+    "directory",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("demo"),
+    show_default=True,
+    help="Where the demo lives: DIR/ops (the ops repo), DIR/state, DIR/dispatcher.toml. Created on the first run, reused after.",
+)
+@click.option(
+    "--once",
+    is_flag=True,
+    help="Run one tick and exit (non-interactive; what the tests run).",
+)
+@click.option(
+    "--interval",
+    default="5s",
+    show_default=True,
+    help="Time between ticks of the demo dispatcher.",
+)
+@json_option
+def demo(directory: Path, once: bool, interval: str, as_json: bool) -> None:
+    """Run opsvault for real on a local demo ops repo: no forge, no server.
+
+    The first run creates DIR/ops from the template and proposes the sample
+    actions (low, medium, high, a human request, one trying to lower its own
+    tier, one refused). Then the dispatcher service runs in the foreground:
+    it merges and fires low tier, and the others wait for an approval, which
+    you give from a second terminal:
+
+    \b
+      .venv/bin/vault approve rotate-dns-key-20261121-1 --ops demo/ops --as alice
+      .venv/bin/vault reject purge-cache-20261121-1 --reason "not now" --ops demo/ops --as alice
+      .venv/bin/vault status --ops demo/ops
+
+    Stop it with Ctrl-C.
+    """
+    from opsvault.cli.dispatch import _printer
+    from opsvault.config import build_app, load_settings
+    from opsvault.dispatcher.report import report_data
+    from opsvault.dispatcher.service import run_service
+
+    ops = directory / "ops"
+    created: list[dict[str, Any]] = []
+    if not (ops / "vault" / "policy.toml").is_file():
+        directory.mkdir(parents=True, exist_ok=True)
+        created = create_demo(ops)
+    config = demo_config(directory, interval)
+    settings = load_settings(
+        {k: v for k, v in os.environ.items() if not k.startswith("OPSVAULT_")}, config
     )
-    click.echo(
-        f"try: vault classify --ops {target} --base main --head vault/<id> --explain"
-    )
+    app = build_app(settings, {})
+    if not as_json:
+        click.echo(
+            f"ops repo: {ops} ({'created' if created else 'reused'}; policy: vault/policy.toml on main)"
+        )
+        _show_proposals(created)
+        click.echo(
+            f"\nIn a second terminal: .venv/bin/vault approve rotate-dns-key-20261121-1 --ops {ops} --as {OPERATOR}"
+        )
+        click.echo(
+            f"Then watch the next tick record it; `.venv/bin/vault status --ops {ops}` shows the state.\n"
+        )
+    reports: list[Any] = []
+    try:
+        run_service(
+            app,
+            settings.dispatcher.interval,
+            once=once,
+            on_report=(reports.append if as_json else _printer(False, lines=True)),
+        )
+    finally:
+        close = getattr(app.forge, "close", None)
+        if callable(close):
+            close()
+    if as_json:
+        echo_json(
+            {
+                "ops_repo": str(ops),
+                "proposals": created,
+                "ticks": [report_data(r) for r in reports],
+            }
+        )

@@ -18,7 +18,7 @@ import click
 
 from opsvault.cli.options import echo_json, json_option, ops_option, resolve_ops
 from opsvault.errors import ConfigError, OpsvaultError, Problem
-from opsvault.forge.base import ListState, PullRequest, PullState
+from opsvault.forge.base import Forge, ListState, PullRequest, PullState
 from opsvault.forge.local import PROPOSAL_PREFIXES, LocalForge
 from opsvault.git.local import Pygit2OpsRepo
 from opsvault.policy.classify import ChangeVerdict
@@ -95,29 +95,30 @@ def _find_open(forge: LocalForge, branch: str) -> PullRequest:
 
 
 def eligibility_problems(
-    user: str, proposer: str, tier: Tier, protected: bool, policy: Policy
+    user: str, proposer: str, tier: Tier, protected: bool, policy: Policy, forge: Forge
 ) -> list[str]:
     """Return why *user* may not approve a change of *tier* under *policy* ([] if they may).
 
-    Local mode knows no teams, so only the ``users`` of ``[admins]`` and
-    ``[reviewers]`` count. Never the proposer, never a bot; admins for high
-    and for anything behind a built-in floor, reviewers or admins for medium
-    and low (low is normally merged by the dispatcher itself).
+    The decision is the dispatcher's own rule (``dispatcher.state.may_merge``
+    over ``provenance.roles_of``), so an approval given here is exactly one the
+    dispatcher accepts at fire time; this function only explains a refusal.
     """
+    from opsvault.dispatcher.provenance import roles_of
+    from opsvault.dispatcher.state import Role, may_merge
+
+    roles = roles_of(user, proposer, "", policy, forge)
+    if may_merge(tier, roles, protected):
+        return []
     admins, reviewers = policy.admins.users, policy.reviewers.users
-    if user == proposer:
+    if Role.PROPOSER in roles:
         return [f"{user!r} proposed this change and cannot approve it"]
-    if user in policy.bots.users:
+    if Role.BOT in roles:
         return [f"{user!r} is a bot ([bots] in vault/policy.toml) and cannot approve"]
     if tier is Tier.HIGH or protected:
-        if user in admins:
-            return []
         why = "a built-in floor applies" if protected else "the change is high tier"
         return [
             f"{why}: only an admin may approve ({_names(admins)}); {user!r} is not one"
         ]
-    if user in admins or user in reviewers:
-        return []
     return [
         f"a {tier.label} change needs a reviewer or admin "
         f"({_names(reviewers | admins)}); {user!r} is neither"
@@ -200,7 +201,7 @@ def approve(
     else:
         policy = load_policy(CommitSnapshot(repo, classified.base_commit))
         problems = eligibility_problems(
-            who.user, pr.author, verdict.tier, verdict.protected, policy
+            who.user, pr.author, verdict.tier, verdict.protected, policy, forge
         )
     if problems:
         if as_json:

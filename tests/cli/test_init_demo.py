@@ -49,7 +49,7 @@ def test_init_force_refuses_to_overwrite(tmp_path: Path) -> None:
 
 def test_demo_shows_all_three_tiers_with_reasons(tmp_path: Path) -> None:
     result = CliRunner().invoke(
-        cli, ["demo", "--dir", str(tmp_path / "demo"), "--json"]
+        cli, ["demo", "--dir", str(tmp_path / "demo"), "--once", "--json"]
     )
     assert result.exit_code == 0, result.output
     proposals = {p["proposal"]: p for p in json.loads(result.output)["proposals"]}
@@ -57,12 +57,23 @@ def test_demo_shows_all_three_tiers_with_reasons(tmp_path: Path) -> None:
     assert tiers == {"low", "medium", "high"}
     assert proposals["smuggle-secret-20261121-1"]["refused"] is True
     assert all(f["reasons"] for p in proposals.values() for f in p["files"])
-    repo = pygit2.Repository(str(tmp_path / "demo"))
-    assert set(repo.branches.local) >= {f"vault/{name}" for name in proposals}
+    repo = pygit2.Repository(str(tmp_path / "demo" / "ops"))
+    pending = {name for name, p in proposals.items() if p["tier"] != "low" or p["refused"]}
+    assert set(repo.branches.local) >= {f"vault/{name}" for name in pending}
+    # the demo ran the real dispatcher: the low-tier proposal was merged and fired
+    (tick,) = json.loads(result.output)["ticks"]
+    events = {(d["subject"], d["event"]) for d in tick["decisions"]}
+    assert ("action:noop-smoke-20261121-1", "succeeded") in events
+    assert tick["commits"] == 2
 
 
 def test_demo_text_output(tmp_path: Path) -> None:
-    result = CliRunner().invoke(cli, ["demo", "--dir", str(tmp_path / "demo")])
+    result = CliRunner().invoke(cli, ["demo", "--dir", str(tmp_path / "demo"), "--once"])
     assert result.exit_code == 0
     assert "proposal vault/noop-smoke-20261121-1: LOW" in result.output
     assert "REFUSED" in result.output
+    assert "vault approve rotate-dns-key-20261121-1" in result.output
+    # a second run reuses the demo repo and its proposals
+    again = CliRunner().invoke(cli, ["demo", "--dir", str(tmp_path / "demo"), "--once"])
+    assert again.exit_code == 0
+    assert "(reused;" in again.output
