@@ -10,7 +10,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from opsvault.git.base import OpsRepo
-from opsvault.policy.classify import ChangeVerdict, classify_change, is_action_path
+from opsvault.policy.classify import (
+    BaseState,
+    ChangeVerdict,
+    classify_change,
+    is_action_path,
+)
 from opsvault.snapshot import CommitSnapshot, load_base_state
 
 
@@ -31,6 +36,21 @@ def classify_ref_change(repo: OpsRepo, base: str, head: str) -> ClassifiedChange
     """
     base_commit, head_commit = repo.resolve(base), repo.resolve(head)
     state = load_base_state(CommitSnapshot(repo, base_commit))
+    return ClassifiedChange(
+        base_commit,
+        head_commit,
+        classify_commits(repo, base_commit, head_commit, state),
+    )
+
+
+def classify_commits(
+    repo: OpsRepo, base_commit: str, head_commit: str, state: BaseState
+) -> ChangeVerdict:
+    """Return the verdict on what *head_commit* changes relative to its merge base with *base_commit*.
+
+    *state* must be the trusted inputs read at *base_commit* (or the branch the
+    change would merge into); only the proposed action files are read at the head.
+    """
     changes = repo.changed_files(base_commit, head_commit)
     head_files = {
         c.path: content
@@ -38,5 +58,4 @@ def classify_ref_change(repo: OpsRepo, base: str, head: str) -> ClassifiedChange
         if is_action_path(c.path)
         and (content := repo.read_file(head_commit, c.path)) is not None
     }
-    verdict = classify_change(changes, head_files, state)
-    return ClassifiedChange(base_commit, head_commit, verdict)
+    return classify_change(changes, head_files, state)

@@ -13,6 +13,7 @@ import logging
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 
+from opsvault.changes import classify_commits
 from opsvault.dispatcher.cache import Cache, PullEntry
 from opsvault.dispatcher.fire import iso, parse_iso, sha256
 from opsvault.dispatcher.mainline import Mainline
@@ -34,7 +35,6 @@ from opsvault.git.base import OpsRepo
 from opsvault.policy.classify import (
     BaseState,
     ChangeVerdict,
-    classify_change,
     is_action_path,
 )
 from opsvault.policy.model import Policy, Tier
@@ -118,20 +118,6 @@ def process_pulls(ctx: PullContext, main: str, base: BaseState) -> PullsOutcome:
     return out
 
 
-def classify_pull(
-    repo: OpsRepo, main: str, head: str, base: BaseState
-) -> ChangeVerdict:
-    """Return the verdict on the change *head* brings to *main*, judged by *base* (main's policy)."""
-    changes = repo.changed_files(main, head)
-    head_files = {
-        c.path: content
-        for c in changes
-        if is_action_path(c.path)
-        and (content := repo.read_file(head, c.path)) is not None
-    }
-    return classify_change(changes, head_files, base)
-
-
 def _open_pull(
     ctx: PullContext, main: str, base: BaseState, pr: PullRequest, out: PullsOutcome
 ) -> None:
@@ -141,7 +127,7 @@ def _open_pull(
             Decision(subject, "waiting", "the head commit is not fetchable yet")
         )
         return
-    verdict = classify_pull(ctx.repo, main, pr.head_sha, base)
+    verdict = classify_commits(ctx.repo, main, pr.head_sha, base)
     policy = base.policy
     entry = ctx.cache.pulls.get(str(pr.number))
     if entry is None or entry.head != pr.head_sha:
@@ -369,7 +355,7 @@ def _closed_pull(
         return
     if not ctx.mainline.fetch_pull_head(pr.number, pr.head_sha):
         return
-    verdict = classify_pull(ctx.repo, main, pr.head_sha, base)
+    verdict = classify_commits(ctx.repo, main, pr.head_sha, base)
     intents = _intents(
         ctx,
         pr,
