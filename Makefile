@@ -31,6 +31,7 @@ test: lint typecheck unit
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/classify.py
+	$(BIN)/python benchmarks/dispatcher.py
 
 clean:
 	rm -rf $(VENV) build dist .mypy_cache .ruff_cache
