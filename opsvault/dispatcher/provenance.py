@@ -84,11 +84,15 @@ def find_pull(
         pull = forge.fetch_pull_request(known[merge_commit])
         return pull if pull.merged and pull.merge_commit_sha == merge_commit else None
     since = datetime.fromtimestamp(commit_time, UTC) - timedelta(hours=1)
+    found = None
     for pull in forge.fetch_pull_requests(ListState.CLOSED, updated_since=since):
-        if pull.merged and pull.merge_commit_sha == merge_commit:
-            known[merge_commit] = pull.number
-            return pull
-    return None
+        if pull.merged and pull.merge_commit_sha:
+            # Remember every merge the listing shows, not only this one: the other
+            # actions of the tick then cost one GET each instead of a full listing.
+            known[pull.merge_commit_sha] = pull.number
+            if pull.merge_commit_sha == merge_commit:
+                found = pull
+    return found
 
 
 def establish(
