@@ -13,6 +13,7 @@ import json
 import signal
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -50,14 +51,15 @@ def claim_deadline(vault: Harness, action_id: str) -> datetime:
     return parse_iso(data["deadline"])
 
 
-def record_of(vault: Harness, action_id: str) -> dict:
+def record_of(vault: Harness, action_id: str) -> dict[str, Any]:
     paths = [
         p
         for p in vault.main_files("vault/fired")
         if p.endswith(f"/{action_id}.result.json")
     ]
     assert len(paths) == 1, paths
-    return json.loads(vault.main_file(paths[0]) or b"")
+    record: dict[str, Any] = json.loads(vault.main_file(paths[0]) or b"")
+    return record
 
 
 def nothing_left(vault: Harness) -> bool:
