@@ -1,82 +1,45 @@
-"""`vault plan`: keep ``prerequisites.md`` true to the vault (and, later, to issue states).
+"""`vault plan`: keep ``prerequisites.md`` true to the vault and to issue states.
 
-The shell around the pure planner (opsvault.planner): read the file and the
-vault directories of an ops repo working tree, call ``update_plan`` or
-``check_plan``, print a diff and the reasons, and write the file back. In this
-local mode there is no forge, so issue states are unknown and only vault-based
-updates apply. The PR-based write flow comes with the dispatcher (docs/planner.md).
+The command is a composition root around ``opsvault.planner.job``:
+
+* ``--config FILE``: build the App the dispatcher would (``build_app``) and run
+  ``run_planner_job``: issue states from the forge, the update proposed as a
+  ``plan/*`` PR (Forgejo) or committed to main (local mode);
+* ``--ops DIR`` of a git repo: local mode without a forge: read main, commit
+  the update to main, and let a clean work tree follow;
+* ``--ops DIR`` of a plain directory: read and write the file in place.
+
+Without a forge, issue states are unknown and only vault-based updates apply.
 """
 
 from __future__ import annotations
 
-import difflib
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
-from datetime import date, datetime
-from pathlib import Path, PurePosixPath
-from typing import Any
+import os
+from collections.abc import Mapping
+from dataclasses import replace
+from datetime import UTC, date, datetime
+from pathlib import Path
 
 import click
 
 from opsvault.cli.options import echo_json, json_option
 from opsvault.errors import ConfigError
-from opsvault.planner.check import Finding, Severity, check_plan
-from opsvault.planner.model import (
-    Change,
-    IssueRef,
-    IssueState,
-    Plan,
-    VaultFacts,
-    marker_paths,
+from opsvault.git.base import Identity
+from opsvault.planner.facts import load_vault_facts
+from opsvault.planner.job import (
+    PLAN_FILE,
+    PlannerSetup,
+    PlanReport,
+    decode_plan,
+    evaluate,
+    run_planner,
+    run_planner_job,
 )
-from opsvault.planner.render import parse_plan, render_plan
-from opsvault.planner.update import update_plan
+from opsvault.planner.model import IssueRef, IssueState, Plan, marker_paths
+from opsvault.planner.render import render_plan
+from opsvault.snapshot import DirSnapshot
 
-PLAN_FILE = "prerequisites.md"
-NO_FORGE = "issue states not checked: no forge configured"
-
-
-@dataclass(frozen=True, slots=True)
-class PlanReport:
-    """What one `vault plan` run found and did."""
-
-    path: str
-    changes: tuple[Change, ...]
-    findings: tuple[Finding, ...]
-    diff: str
-    written: bool
-    notes: tuple[str, ...]
-
-    @property
-    def changed(self) -> bool:
-        return bool(self.changes)
-
-    @property
-    def errors(self) -> int:
-        return sum(1 for f in self.findings if f.severity is Severity.ERROR)
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "path": self.path,
-            "changed": self.changed,
-            "written": self.written,
-            "issues_checked": NO_FORGE not in self.notes,
-            "notes": list(self.notes),
-            "changes": [
-                {"line": c.line, "kind": str(c.kind), "reason": c.reason}
-                for c in self.changes
-            ],
-            "findings": [
-                {
-                    "path": f.path,
-                    "line": f.line,
-                    "severity": str(f.severity),
-                    "message": f.message,
-                }
-                for f in self.findings
-            ],
-            "diff": self.diff,
-        }
+PLANNER_IDENTITY = Identity("opsvault-planner", "opsvault-planner@localhost")
 
 
 def load_plan(path: Path) -> Plan:
@@ -89,56 +52,11 @@ def load_plan(path: Path) -> Plan:
         ) from None
     except OSError as exc:
         raise ConfigError(str(path), f"cannot read: {exc.strerror}") from exc
-    try:
-        return parse_plan(data.decode("utf-8"))
-    except UnicodeDecodeError as exc:
-        raise ConfigError(str(path), f"not UTF-8 at byte {exc.start}") from exc
+    return decode_plan(data, str(path))
 
 
 def write_plan(path: Path, plan: Plan) -> None:
     path.write_bytes(render_plan(plan).encode("utf-8"))
-
-
-def load_vault_facts(ops: Path, paths: Iterable[str]) -> VaultFacts:
-    """Return the vault facts of the working tree at *ops*.
-
-    Pending: ``vault/actions/*.toml``; running: ``vault/running/*.toml``; fired
-    and rejected: ``<id>.toml`` anywhere below ``vault/fired`` and
-    ``vault/rejected``; existing paths: those of *paths* (relative, inside the
-    repo) that exist. Open proposals are not visible here.
-    """
-    vault = ops / "vault"
-
-    def stems(directory: Path, pattern: str) -> frozenset[str]:
-        if not directory.is_dir():
-            return frozenset()
-        return frozenset(p.stem for p in directory.glob(pattern) if p.is_file())
-
-    def exists(relative: str) -> bool:
-        pure = PurePosixPath(relative)
-        return (
-            not pure.is_absolute() and ".." not in pure.parts and (ops / pure).exists()
-        )
-
-    return VaultFacts(
-        pending=stems(vault / "actions", "*.toml"),
-        running=stems(vault / "running", "*.toml"),
-        fired=stems(vault / "fired", "**/*.toml"),
-        rejected=stems(vault / "rejected", "**/*.toml"),
-        existing_paths=frozenset(p for p in paths if exists(p)),
-    )
-
-
-def plan_diff(name: str, before: Plan, after: Plan) -> str:
-    """Return a unified diff of two plans, line endings as they are in the file."""
-    old = [line.text + line.eol for line in before.lines]
-    new = [line.text + line.eol for line in after.lines]
-    out = []
-    for line in difflib.unified_diff(old, new, f"a/{name}", f"b/{name}"):
-        if not line.endswith(("\n", "\r")):
-            line += "\n\\ No newline at end of file\n"
-        out.append(line)
-    return "".join(out)
 
 
 def run_plan(
@@ -150,26 +68,62 @@ def run_plan(
 ) -> PlanReport:
     """Update ``ops/prerequisites.md`` from the vault (and *issues*, when given).
 
-    Writes the file only if *write* and something changed. ``issues`` None means
-    no forge: issue states are unknown, and the report notes it.
+    A git repo is read at main (open proposal branches count as pending) and
+    the update is committed to main; the work tree follows if it is clean and
+    on main. A plain directory is read and written in place. Nothing is
+    written unless *write* and something changed. ``issues`` None means no
+    forge: issue states are unknown, and the report notes it.
     """
+    if (ops / ".git").exists():
+        return _run_local_git(ops, today, issues, write)
     path = ops / PLAN_FILE
     plan = load_plan(path)
-    vault = load_vault_facts(ops, marker_paths(plan))
-    known = issues if issues is not None else {}
-    updated, changes = update_plan(plan, known, vault, today)
-    findings = check_plan(plan, known, vault, path=str(path))
-    written = write and bool(changes)
-    if written:
+    vault = load_vault_facts(DirSnapshot(ops), marker_paths(plan))
+    report, updated = evaluate(str(path), plan, issues, vault, today)
+    if write and report.changes:
         write_plan(path, updated)
-    return PlanReport(
-        path=str(path),
-        changes=changes,
-        findings=findings,
-        diff=plan_diff(PLAN_FILE, plan, updated),
-        written=written,
-        notes=() if issues is not None else (NO_FORGE,),
+        return replace(report, written=True)
+    return report
+
+
+def _run_local_git(
+    ops: Path,
+    today: date,
+    issues: Mapping[IssueRef, IssueState] | None,
+    write: bool,
+) -> PlanReport:
+    from opsvault.dispatcher.mainline import LocalMainline
+    from opsvault.forge.local import LocalForge
+    from opsvault.git.local import Pygit2OpsRepo
+
+    repo = Pygit2OpsRepo.open(ops)
+    name, email = repo.config_value("user.name"), repo.config_value("user.email")
+    identity = Identity(name, email) if name and email else PLANNER_IDENTITY
+    known = dict(issues) if issues is not None else None
+    setup = PlannerSetup(
+        repo=repo,
+        mainline=LocalMainline(repo),
+        forge=LocalForge(repo, acting_user=identity.name),
+        identity=identity,
+        propose=False,
+        issues=(lambda wanted: known) if known is not None else None,
+        path=str(ops / PLAN_FILE),
     )
+    report = run_planner(setup, today, write=write)
+    main = report.commit or report.base
+    if main is None:
+        return report
+    try:
+        local = (ops / PLAN_FILE).read_bytes()
+    except OSError:
+        local = None
+    if local != repo.read_file(main, PLAN_FILE):
+        note = (
+            f"the work tree's {PLAN_FILE} differs from main "
+            "(local changes, or main not checked out); the planner reads and writes main"
+        )
+        return replace(report, notes=(*report.notes, note))
+    return report
 
 
 @click.command("plan")
@@ -177,11 +131,19 @@ def run_plan(
     "--ops",
     "ops",
     type=click.Path(file_okay=False, path_type=Path),
-    default=".",
-    show_default=True,
-    help="The ops repo working tree holding prerequisites.md.",
+    default=None,
+    help="The ops repo holding prerequisites.md (default: .). A git repo is read "
+    "at main and the update committed to main.",
 )
-@click.option("--dry-run", is_flag=True, help="Show the diff; do not write the file.")
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="The dispatcher configuration: read issue states from its forge and "
+    "propose the update as a PR (local mode: commit it to main).",
+)
+@click.option("--dry-run", is_flag=True, help="Show the diff; write nothing.")
 @click.option(
     "--check", is_flag=True, help="Lint the file; exit 1 on errors. Never writes."
 )
@@ -193,24 +155,58 @@ def run_plan(
     help="The date for `Last updated` (default: today).",
 )
 def plan(
-    ops: Path, dry_run: bool, check: bool, as_json: bool, today: datetime | None
+    ops: Path | None,
+    config_path: Path | None,
+    dry_run: bool,
+    check: bool,
+    as_json: bool,
+    today: datetime | None,
 ) -> None:
-    """Keep prerequisites.md true to the vault: tick boxes, clear markers, fix statuses.
+    """Keep prerequisites.md true to the vault and issues: tick boxes, clear markers, fix statuses.
 
     Only checkboxes, open/closed annotations, blocked-on-vault markers, Status
     words and the Last updated date change; every other byte is kept. Without
-    a forge, issue states are not checked.
+    a forge (no --config, or a local-mode one), issue states are not checked.
     """
-    day = today.date() if today is not None else date.today()
-    report = run_plan(ops, day, write=not (dry_run or check))
+    if ops is not None and config_path is not None:
+        raise click.UsageError(
+            "--ops and --config: pass one; the configuration names the ops repo"
+        )
+    write = not (dry_run or check)
+    if config_path is not None:
+        report = _run_configured(config_path, today, write)
+    else:
+        day = today.date() if today is not None else date.today()
+        report = run_plan(ops if ops is not None else Path("."), day, write=write)
     if as_json:
         echo_json(report.to_json())
     elif check:
         _echo_check(report)
     else:
-        _echo_update(report, dry_run)
+        _echo_update(report)
     if check and report.errors:
         click.get_current_context().exit(1)
+
+
+def _run_configured(
+    config_path: Path, today: datetime | None, write: bool
+) -> PlanReport:
+    # A composition root: the environment is read here and nowhere below.
+    from opsvault.config import build_app, load_settings
+
+    settings = load_settings(os.environ, config_path)
+    app = build_app(settings, os.environ)
+    try:
+        return run_planner_job(
+            app,
+            datetime.now(UTC),
+            today=today.date() if today is not None else None,
+            write=write,
+        )
+    finally:
+        close = getattr(app.forge, "close", None)
+        if callable(close):
+            close()
 
 
 def _echo_check(report: PlanReport) -> None:
@@ -222,7 +218,7 @@ def _echo_check(report: PlanReport) -> None:
     click.echo(f"{report.errors} error(s), {warnings} warning(s)")
 
 
-def _echo_update(report: PlanReport, dry_run: bool) -> None:
+def _echo_update(report: PlanReport) -> None:
     for note in report.notes:
         click.echo(f"note: {note}")
     if not report.changes:
@@ -232,7 +228,16 @@ def _echo_update(report: PlanReport, dry_run: bool) -> None:
     for change in report.changes:
         click.echo(f"{report.path}:{change.line}: {change.reason}")
     count = f"{len(report.changes)} change(s)"
-    if dry_run:
-        click.echo(f"dry run: {report.path} not written ({count})")
-    else:
+    if report.pull_number is not None:
+        click.echo(
+            f"proposed in PR #{report.pull_number} ({report.branch}): "
+            f"{report.pull_url or '(no url)'} ({count})"
+        )
+        for number in report.superseded:
+            click.echo(f"closed PR #{number}: superseded")
+    elif report.commit is not None:
+        click.echo(f"committed {report.commit[:12]} to main ({count})")
+    elif report.written:
         click.echo(f"wrote {report.path} ({count})")
+    else:
+        click.echo(f"dry run: {report.path} not written ({count})")

@@ -1,0 +1,408 @@
+"""Run the planner on an ops repo's main and bring the result back to main.
+
+The shell around the pure planner: read ``prerequisites.md`` and the vault at
+main (plus the actions open proposals add), fetch the states of the issues the
+plan references, call ``update_plan`` and ``check_plan``, then write:
+
+* **direct** (local mode): commit the new file on main and move main by
+  compare-and-swap; when main moved meanwhile, plan again on the new main;
+* **proposal** (a forge): open the PR ``plan/<date>-<hash of the content>``,
+  which the dispatcher merges as low tier. The same content gives the same
+  branch, so running again reuses the PR; an older open planner PR is closed
+  as superseded.
+
+``run_planner_job(app, now)`` is what the dispatcher service schedules every
+``planner.interval`` and what ``vault plan --config`` runs.
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import logging
+import threading
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, replace
+from datetime import UTC, date, datetime
+from typing import TYPE_CHECKING, Any
+
+from opsvault.config import ForgeKind
+from opsvault.errors import ConfigError, OpsvaultError, PushRejected
+from opsvault.forge.base import Forge, ListState, Proposal, PullRequest
+from opsvault.git.base import Identity, OpsRepo
+from opsvault.planner.check import Finding, Severity, check_plan
+from opsvault.planner.facts import (
+    ForgeIssues,
+    fetch_issue_states,
+    fetch_proposed_actions,
+    forgejo_client_opener,
+    load_vault_facts,
+)
+from opsvault.planner.model import (
+    Change,
+    IssueRef,
+    IssueState,
+    Plan,
+    VaultFacts,
+    marker_paths,
+    refs,
+)
+from opsvault.planner.render import parse_plan, render_plan
+from opsvault.planner.update import update_plan
+from opsvault.snapshot import CommitSnapshot
+
+if TYPE_CHECKING:
+    from opsvault.app import App
+    from opsvault.dispatcher.mainline import Mainline
+    from opsvault.dispatcher.report import TickReport
+    from opsvault.dispatcher.service import TickFunction
+
+log = logging.getLogger(__name__)
+
+PLAN_FILE = "prerequisites.md"
+NO_FORGE = "issue states not checked: no forge configured"
+PLAN_BRANCH_PREFIX = "plan/"
+PUBLISH_ATTEMPTS = 5
+
+IssueStates = Callable[[frozenset[IssueRef]], Mapping[IssueRef, IssueState]]
+
+
+@dataclass(frozen=True, slots=True)
+class PlanReport:
+    """What one planner run found and did."""
+
+    path: str
+    changes: tuple[Change, ...]
+    findings: tuple[Finding, ...]
+    diff: str
+    written: bool
+    notes: tuple[str, ...]
+    base: str | None = None  # the main commit the plan was read from (git only)
+    commit: str | None = None  # the commit now on main (direct write)
+    branch: str | None = None  # the proposal branch (proposal write)
+    pull_number: int | None = None
+    pull_url: str = ""
+    superseded: tuple[int, ...] = ()  # older planner PRs closed in favour of this one
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.changes)
+
+    @property
+    def errors(self) -> int:
+        return sum(1 for f in self.findings if f.severity is Severity.ERROR)
+
+    @property
+    def issues_checked(self) -> bool:
+        return NO_FORGE not in self.notes
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "path": self.path,
+            "changed": self.changed,
+            "written": self.written,
+            "issues_checked": self.issues_checked,
+            "notes": list(self.notes),
+            "base": self.base,
+            "commit": self.commit,
+            "proposal": (
+                None
+                if self.branch is None
+                else {
+                    "branch": self.branch,
+                    "number": self.pull_number,
+                    "url": self.pull_url,
+                    "superseded": list(self.superseded),
+                }
+            ),
+            "changes": [
+                {"line": c.line, "kind": str(c.kind), "reason": c.reason}
+                for c in self.changes
+            ],
+            "findings": [
+                {
+                    "path": f.path,
+                    "line": f.line,
+                    "severity": str(f.severity),
+                    "message": f.message,
+                }
+                for f in self.findings
+            ],
+            "diff": self.diff,
+        }
+
+    def summary(self) -> str:
+        """Return one line saying what the run did, for logs."""
+        count = f"{len(self.changes)} change(s)"
+        if not self.changes:
+            return f"{self.path} is up to date"
+        if self.pull_number is not None:
+            return f"{self.path}: {count} proposed in PR #{self.pull_number} {self.pull_url}".rstrip()
+        if self.commit is not None:
+            return f"{self.path}: {count} committed to main as {self.commit[:12]}"
+        if self.written:
+            return f"{self.path}: {count} written"
+        return f"{self.path}: {count} not written (dry run)"
+
+
+# -- pure steps ------------------------------------------------------------------------
+
+
+def decode_plan(data: bytes, where: str) -> Plan:
+    """Return the plan in UTF-8 *data*; raise ConfigError naming *where* if it is not UTF-8."""
+    try:
+        return parse_plan(data.decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        raise ConfigError(where, f"not UTF-8 at byte {exc.start}") from exc
+
+
+def plan_diff(name: str, before: Plan, after: Plan) -> str:
+    """Return a unified diff of two plans, line endings as they are in the file."""
+    old = [line.text + line.eol for line in before.lines]
+    new = [line.text + line.eol for line in after.lines]
+    out = []
+    for line in difflib.unified_diff(old, new, f"a/{name}", f"b/{name}"):
+        if not line.endswith(("\n", "\r")):
+            line += "\n\\ No newline at end of file\n"
+        out.append(line)
+    return "".join(out)
+
+
+def evaluate(
+    path: str,
+    plan: Plan,
+    issues: Mapping[IssueRef, IssueState] | None,
+    vault: VaultFacts,
+    today: date,
+) -> tuple[PlanReport, Plan]:
+    """Return the report (nothing written yet) and the updated plan.
+
+    *issues* None means no forge: issue states are unknown, and the report notes it.
+    """
+    known = issues if issues is not None else {}
+    updated, changes = update_plan(plan, known, vault, today)
+    report = PlanReport(
+        path=path,
+        changes=changes,
+        findings=check_plan(plan, known, vault, path=path),
+        diff=plan_diff(PLAN_FILE, plan, updated),
+        written=False,
+        notes=() if issues is not None else (NO_FORGE,),
+    )
+    return report, updated
+
+
+def plan_branch(today: date, content: bytes) -> str:
+    """Return ``plan/<today>-<12 hex of sha256(content)>``: same content, same branch."""
+    digest = hashlib.sha256(content).hexdigest()[:12]
+    return f"{PLAN_BRANCH_PREFIX}{today.isoformat()}-{digest}"
+
+
+def change_lines(changes: tuple[Change, ...]) -> str:
+    """Return one ``- line N: reason`` line per change."""
+    return "\n".join(f"- line {c.line}: {c.reason}" for c in changes)
+
+
+def commit_message(report: PlanReport) -> str:
+    return (
+        f"planner: update {PLAN_FILE} ({len(report.changes)} change(s))\n\n"
+        f"{change_lines(report.changes)}\n"
+    )
+
+
+def proposal_body(report: PlanReport) -> str:
+    base = f" at `{report.base[:12]}`" if report.base else ""
+    return (
+        f"Bookkeeping by the planner on `{PLAN_FILE}` from main{base} "
+        "(docs/planner.md). It only touches that file, so the dispatcher merges "
+        "it as low tier.\n\n"
+        f"{change_lines(report.changes)}\n\n"
+        f"```diff\n{report.diff}```\n"
+    )
+
+
+# -- the shell -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class PlannerSetup:
+    """Where the planner reads and writes, and how it learns issue states.
+
+    *forge* lists open proposals (and receives the planner's PR when
+    *propose*); *issues* None means issue states are unknown.
+    """
+
+    repo: OpsRepo
+    mainline: Mainline
+    forge: Forge
+    identity: Identity
+    propose: bool
+    issues: IssueStates | None = None
+    path: str = PLAN_FILE
+
+
+def run_planner(setup: PlannerSetup, today: date, *, write: bool = True) -> PlanReport:
+    """Update ``prerequisites.md`` on main from the facts; write it back if *write*.
+
+    Raise ConfigError when main has no ``prerequisites.md``, PushRejected when
+    main kept moving for every attempt, and what the forge or git raise.
+    """
+    for attempt in range(1, PUBLISH_ATTEMPTS + 1):
+        main = setup.mainline.refresh()
+        report, content, pulls = _plan_at(setup, main, today)
+        if not write or not report.changes:
+            return report
+        if setup.propose:
+            return _propose(setup, report, content, pulls, today)
+        new = setup.repo.commit_files(
+            main, {PLAN_FILE: content}, commit_message(report), setup.identity
+        )
+        try:
+            setup.mainline.publish(new, main)
+        except PushRejected:
+            log.info("main moved while planning (attempt %d); planning again", attempt)
+            continue
+        return replace(report, written=True, commit=new)
+    raise PushRejected(
+        setup.mainline.branch,
+        f"kept moving; the planner gave up after {PUBLISH_ATTEMPTS} attempts",
+    )
+
+
+def _plan_at(
+    setup: PlannerSetup, main: str, today: date
+) -> tuple[PlanReport, bytes, list[PullRequest]]:
+    snapshot = CommitSnapshot(setup.repo, main)
+    where = f"{setup.path} at {main[:12]}"
+    data = snapshot.read_file(PLAN_FILE)
+    if data is None:
+        raise ConfigError(
+            where, "no such file", f"commit a {PLAN_FILE} (see docs/planner.md)"
+        )
+    plan = decode_plan(data, where)
+    pulls = setup.forge.fetch_pull_requests(ListState.OPEN)
+    proposed = fetch_proposed_actions(pulls, setup.mainline, setup.repo, main)
+    vault = load_vault_facts(snapshot, marker_paths(plan), proposed)
+    issues = setup.issues(refs(plan)) if setup.issues is not None else None
+    report, updated = evaluate(setup.path, plan, issues, vault, today)
+    return replace(report, base=main), render_plan(updated).encode("utf-8"), pulls
+
+
+def _propose(
+    setup: PlannerSetup,
+    report: PlanReport,
+    content: bytes,
+    pulls: list[PullRequest],
+    today: date,
+) -> PlanReport:
+    branch = plan_branch(today, content)
+    title = f"planner: update {PLAN_FILE} ({len(report.changes)} change(s))"
+    pr = setup.forge.open_proposal(
+        Proposal(
+            branch=branch,
+            base=setup.mainline.branch,
+            title=title,
+            body=proposal_body(report),
+            message=commit_message(report),
+            files=((PLAN_FILE, content),),
+        )
+    )
+    superseded = []
+    for old in pulls:
+        if (
+            old.head_ref.startswith(PLAN_BRANCH_PREFIX)
+            and old.head_ref != branch
+            and old.number != pr.number
+            and old.author == setup.identity.name
+        ):
+            try:
+                setup.forge.create_comment(
+                    old.number, f"Superseded by #{pr.number}: the plan moved on."
+                )
+                setup.forge.close_pull_request(old.number)
+            except OpsvaultError as exc:  # merged meanwhile, say: nothing to undo
+                log.info("PR #%d not closed: %s", old.number, exc)
+                continue
+            superseded.append(old.number)
+    return replace(
+        report,
+        written=True,
+        branch=branch,
+        pull_number=pr.number,
+        pull_url=pr.html_url,
+        superseded=tuple(superseded),
+    )
+
+
+def default_issues_repo(app: App) -> str:
+    """Return the repo ``#N`` means: the first ``planner.issues_repo``, else the ops repo."""
+    issues_repo = app.settings.planner.issues_repo
+    return issues_repo[0] if issues_repo else app.settings.forge.repo
+
+
+def run_planner_job(
+    app: App, now: datetime, *, today: date | None = None, write: bool = True
+) -> PlanReport:
+    """Run the planner on *app*'s ops repo: what the dispatcher schedules.
+
+    With a Forgejo forge, issue states come from the forge and the update is
+    proposed as a PR; in local mode issue states are unknown and the update is
+    committed to main directly, as ``app.identity``. *today* defaults to the
+    date of *now*.
+    """
+    day = today if today is not None else now.date()
+    forge_settings = app.settings.forge
+    identity = Identity(app.identity, f"{app.identity}@opsvault.invalid")
+    if forge_settings.kind is not ForgeKind.FORGEJO:
+        setup = PlannerSetup(app.repo, app.mainline, app.forge, identity, False)
+        return run_planner(setup, day, write=write)
+    default_repo = default_issues_repo(app)
+    opener = forgejo_client_opener(forge_settings.url, forge_settings.token)
+    with ForgeIssues(forge_settings.repo, app.forge, opener) as lister:
+
+        def states(wanted: frozenset[IssueRef]) -> Mapping[IssueRef, IssueState]:
+            return fetch_issue_states(wanted, default_repo, lister)
+
+        setup = PlannerSetup(
+            app.repo, app.mainline, app.forge, identity, True, issues=states
+        )
+        return run_planner(setup, day, write=write)
+
+
+class PlannerJob:
+    """The dispatcher's scheduled planner run, kept apart from ticks.
+
+    A tick and the planner share the App's repository handle, which is not
+    safe to use from two threads at once, so both take :attr:`lock`
+    (:meth:`serialize` wraps the tick). Errors propagate to the service,
+    which logs them and runs the job again at its next interval.
+    """
+
+    def __init__(
+        self,
+        app: App,
+        *,
+        write: bool = True,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self.app = app
+        self.write = write
+        self.clock = clock
+        self.lock = threading.Lock()
+        self.last_report: PlanReport | None = None
+
+    def __call__(self) -> None:
+        with self.lock:
+            report = run_planner_job(self.app, self.clock(), write=self.write)
+        self.last_report = report
+        log.info("planner: %s", report.summary())
+
+    def serialize(self, tick: TickFunction) -> TickFunction:
+        """Return *tick* taking :attr:`lock`, so it never overlaps a planner run."""
+        lock = self.lock
+
+        def locked(app: App, now: datetime, *, dry_run: bool = False) -> TickReport:
+            with lock:
+                return tick(app, now, dry_run=dry_run)
+
+        return locked
