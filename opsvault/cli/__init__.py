@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import importlib
 import sys
-import traceback
 from typing import Any
 
 import click
@@ -81,6 +80,8 @@ def main(argv: list[str] | None = None) -> Any:
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
     except Exception:
+        import traceback  # only on the error path: keeps cold start small
+
         traceback.print_exc()
         click.echo(
             "Error: internal error (a bug in opsvault); please report it", err=True

@@ -111,8 +111,21 @@ def _toml_message(raw: str) -> str:
     return f"TOML syntax error at end of file: {what}"
 
 
+@cache
+def _fast(name: str) -> Callable[[Any], bool]:
+    from opsvault.vault.fastcheck import compile_schema
+
+    return compile_schema(load_schema(name), anchored)
+
+
 def schema_problems(data: Any, name: str) -> list[Problem]:
-    """Return every problem of *data* against schema *name*, sorted by JSON path."""
+    """Return every problem of *data* against schema *name*, sorted by JSON path.
+
+    A fast check answers for valid documents; jsonschema (slow to import) is
+    consulted only to explain a document the fast check does not accept.
+    """
+    if _fast(name)(data):
+        return []
     problems = [_problem(err) for err in _validator(name).iter_errors(data)]
     return sorted(set(problems), key=lambda p: (p.path, p.message))
 
