@@ -18,6 +18,8 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Protocol
 
+from opsvault.errors import ForgeConflict
+
 
 class PullState(StrEnum):
     OPEN = "open"
@@ -349,3 +351,28 @@ def ensure_marker(body: str, marker: str) -> str:
 
 def labels_named(labels: Iterable[Label]) -> tuple[str, ...]:
     return tuple(label.name for label in labels)
+
+
+def settle_merge(pr: PullRequest, head_sha: str) -> MergeResult | None:
+    """Return what a merge pinned to *head_sha* already amounts to, judging from *pr*.
+
+    ``MergeResult(already_merged=True)`` when *pr* is merged at *head_sha*; None
+    when it is still open at *head_sha* (a merge may go ahead). Raise
+    ForgeConflict when it was merged at another head, closed, or its head moved:
+    the classified head is no longer what would be merged.
+    """
+    if pr.merged:
+        if pr.head_sha != head_sha:
+            raise ForgeConflict(
+                f"PR #{pr.number}: merged at {pr.head_sha!r}, not at {head_sha!r}"
+            )
+        return MergeResult(
+            pr.number, head_sha, pr.merge_commit_sha, already_merged=True
+        )
+    if pr.state is PullState.CLOSED:
+        raise ForgeConflict(f"PR #{pr.number}: closed without merge")
+    if pr.head_sha != head_sha:
+        raise ForgeConflict(
+            f"PR #{pr.number}: head moved from {head_sha!r} to {pr.head_sha!r}"
+        )
+    return None

@@ -33,10 +33,10 @@ from opsvault.forge.base import (
     Permission,
     Proposal,
     PullRequest,
-    PullState,
     Review,
     ReviewState,
     ensure_marker,
+    settle_merge,
 )
 from opsvault.forge.errors import ForgeOutcomeUnknown
 from opsvault.forge.parse import (
@@ -339,21 +339,9 @@ class ForgejoClient:
                 if response.status_code not in (403, 405, 409):
                     raise problem
             # §10, §16: 403/405/409 and lost answers can follow a successful merge.
-            pr = self.fetch_pull_request(number)
-            if pr.merged:
-                if pr.head_sha != head_sha:
-                    raise ForgeConflict(
-                        f"PR #{number}: merged at {pr.head_sha!r}, not at {head_sha!r}"
-                    )
-                return MergeResult(
-                    number, head_sha, pr.merge_commit_sha, already_merged=True
-                )
-            if pr.state is PullState.CLOSED:
-                raise ForgeConflict(f"PR #{number}: closed without merge")
-            if pr.head_sha != head_sha:
-                raise ForgeConflict(
-                    f"PR #{number}: head moved from {head_sha!r} to {pr.head_sha!r}"
-                )
+            settled = settle_merge(self.fetch_pull_request(number), head_sha)
+            if settled is not None:
+                return settled
             if not _merge_may_succeed_later(problem) or n == attempts - 1:
                 raise problem
             self._session.wait(n)

@@ -57,6 +57,7 @@ from opsvault.forge.base import (
     ReviewState,
     StatusState,
     ensure_marker,
+    settle_merge,
 )
 from opsvault.git.base import ChangeKind, Identity
 from opsvault.git.local import Pygit2OpsRepo
@@ -587,20 +588,11 @@ class LocalForge:
         with self._session() as s:
             self._discover(s)
             pull = self._pull(s, number)
-            if pull.merged:
-                if pull.head_sha != head_sha:
-                    raise ForgeConflict(
-                        f"PR #{number}: merged at {pull.head_sha!r}, not at {head_sha!r}"
-                    )
-                return MergeResult(
-                    number, head_sha, pull.merge_commit_sha, already_merged=True
-                )
-            if pull.state is PullState.CLOSED:
-                raise ForgeConflict(f"PR #{number}: closed without merge")
-            if pull.head_sha != head_sha:
-                raise ForgeConflict(
-                    f"PR #{number}: head moved from {head_sha!r} to {pull.head_sha!r}"
-                )
+            settled = settle_merge(
+                self._to_pull_request(pull, self.repo.resolve(self._main_ref)), head_sha
+            )
+            if settled is not None:
+                return settled
             if style is not MergeStyle.MERGE:
                 raise ForgeConflict(
                     f"PR #{number}: local mode merges with {MergeStyle.MERGE.value!r} "
