@@ -63,6 +63,7 @@ PLAN_FILE = "prerequisites.md"
 NO_FORGE = "issue states not checked: no forge configured"
 PLAN_BRANCH_PREFIX = "plan/"
 PUBLISH_ATTEMPTS = 5
+GIT_REMOTE = "origin"  # the forge, in the dispatcher's clone (config.build_app)
 
 IssueStates = Callable[[frozenset[IssueRef]], Mapping[IssueRef, IssueState]]
 
@@ -229,7 +230,11 @@ class PlannerSetup:
     """Where the planner reads and writes, and how it learns issue states.
 
     *forge* lists open proposals (and receives the planner's PR when
-    *propose*); *issues* None means issue states are unknown.
+    *propose*); *issues* None means issue states are unknown. *remote*: push
+    the proposal branch there with git before asking the forge for the PR,
+    because Forgejo's contents API only creates files and cannot put a new
+    version of an existing one on a new branch; ``open_proposal`` then finds
+    the branch with the right content and reuses it.
     """
 
     repo: OpsRepo
@@ -239,6 +244,7 @@ class PlannerSetup:
     propose: bool
     issues: IssueStates | None = None
     path: str = PLAN_FILE
+    remote: str | None = None
 
 
 def run_planner(setup: PlannerSetup, today: date, *, write: bool = True) -> PlanReport:
@@ -253,7 +259,7 @@ def run_planner(setup: PlannerSetup, today: date, *, write: bool = True) -> Plan
         if not write or not report.changes:
             return report
         if setup.propose:
-            return _propose(setup, report, content, pulls, today)
+            return _propose(setup, report, content, pulls, today, main)
         new = setup.repo.commit_files(
             main, {PLAN_FILE: content}, commit_message(report), setup.identity
         )
@@ -294,8 +300,17 @@ def _propose(
     content: bytes,
     pulls: list[PullRequest],
     today: date,
+    main: str,
 ) -> PlanReport:
     branch = plan_branch(today, content)
+    if setup.remote is not None:
+        tip = setup.repo.commit_files(
+            main, {PLAN_FILE: content}, commit_message(report), setup.identity
+        )
+        try:
+            setup.repo.push(branch, tip, None, setup.remote)
+        except PushRejected:  # pushed by an earlier run: same name, same content
+            log.info("branch %r exists already; reusing it", branch)
     title = f"planner: update {PLAN_FILE} ({len(report.changes)} change(s))"
     pr = setup.forge.open_proposal(
         Proposal(
@@ -364,7 +379,13 @@ def run_planner_job(
             return fetch_issue_states(wanted, default_repo, lister)
 
         setup = PlannerSetup(
-            app.repo, app.mainline, app.forge, identity, True, issues=states
+            app.repo,
+            app.mainline,
+            app.forge,
+            identity,
+            True,
+            issues=states,
+            remote=GIT_REMOTE,
         )
         return run_planner(setup, day, write=write)
 
