@@ -102,6 +102,12 @@ def run(
     settings = load_settings(os.environ, config_path)
     _configure_logging(logging.WARNING if once else logging.INFO)
     app = build_app(settings, os.environ)
+    # The planner runs every planner.interval beside the ticks, never at the same
+    # time as one (they share the repository); a failed run is logged, not fatal.
+    from opsvault.dispatcher.tick import tick
+    from opsvault.planner.job import PlannerJob
+
+    planner = PlannerJob(app, write=not dry_run)
     try:
         result = run_service(
             app,
@@ -109,6 +115,8 @@ def run(
             once=once,
             dry_run=dry_run,
             on_report=_printer(as_json, lines=not once),
+            planner_job=planner,
+            tick=planner.serialize(tick),
         )
     finally:
         close = getattr(app.forge, "close", None)
