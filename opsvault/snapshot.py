@@ -8,7 +8,7 @@ it). Both give the same BaseState, so a classification can be reproduced from
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -34,6 +34,7 @@ class Snapshot(Protocol):
 
     def read_file(self, path: str) -> bytes | None: ...
     def list_files(self, prefix: str) -> tuple[str, ...]: ...
+    def list_dirs(self, prefix: str) -> tuple[str, ...]: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,6 +61,12 @@ class DirSnapshot:
             )
         )
 
+    def list_dirs(self, prefix: str) -> tuple[str, ...]:
+        base = self.root / prefix
+        if not base.is_dir():
+            return ()
+        return tuple(sorted(p.name for p in base.iterdir() if p.is_dir()))
+
 
 @dataclass(frozen=True, slots=True)
 class CommitSnapshot:
@@ -75,6 +82,9 @@ class CommitSnapshot:
 
     def list_files(self, prefix: str) -> tuple[str, ...]:
         return self.repo.list_files(self.commit, prefix)
+
+    def list_dirs(self, prefix: str) -> tuple[str, ...]:
+        return self.repo.list_dirs(self.commit, prefix)
 
 
 @cache
@@ -139,9 +149,53 @@ def used_ids(snapshot: Snapshot) -> frozenset[str]:
     )
 
 
+class UsedIds(Collection[str]):
+    """The ids used in a snapshot, answering ``id in used`` without listing history.
+
+    Membership looks for ``<id>.toml`` in actions, running and each month folder
+    of fired and rejected: its cost grows with the number of months archived,
+    not with the number of records. Iterating lists everything (rarely needed).
+    """
+
+    def __init__(self, snapshot: Snapshot) -> None:
+        self.snapshot = snapshot
+        self._months: tuple[str, ...] | None = None
+        self._all: frozenset[str] | None = None
+
+    def _archive_dirs(self) -> tuple[str, ...]:
+        if self._months is None:
+            self._months = tuple(
+                f"{family}/{year}/{month}"
+                for family in RECORD_DIRS[2:]
+                for year in self.snapshot.list_dirs(family)
+                for month in self.snapshot.list_dirs(f"{family}/{year}")
+            )
+        return self._months
+
+    def __contains__(self, item: object) -> bool:
+        if not isinstance(item, str) or "/" in item or not item:
+            return False
+        folders = (*RECORD_DIRS[:2], *self._archive_dirs())
+        return any(
+            self.snapshot.read_file(f"{folder}/{item}.toml") is not None
+            for folder in folders
+        )
+
+    def _everything(self) -> frozenset[str]:
+        if self._all is None:
+            self._all = used_ids(self.snapshot)
+        return self._all
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._everything())
+
+    def __len__(self) -> int:
+        return len(self._everything())
+
+
 def load_base_state(snapshot: Snapshot) -> BaseState:
     """Return the trusted inputs of classification taken from *snapshot*."""
-    return BaseState(load_policy(snapshot), load_formulas(snapshot), used_ids(snapshot))
+    return BaseState(load_policy(snapshot), load_formulas(snapshot), UsedIds(snapshot))
 
 
 def find_ops_root(start: Path) -> Path | None:

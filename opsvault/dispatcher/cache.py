@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -37,38 +37,41 @@ class Cache:
     pulls: dict[str, PullEntry] = field(default_factory=dict)
     merges: dict[str, int] = field(default_factory=dict)  # merge commit id -> PR number
 
+    loaded: str = ""  # the text read from disk: an unchanged cache is not rewritten
+
     def to_json(self) -> str:
+        pulls = {
+            n: {f: getattr(p, f) for f in PullEntry.__slots__}
+            for n, p in self.pulls.items()
+        }
         return json.dumps(
-            {
-                "watermark": self.watermark,
-                "pulls": {
-                    n: asdict(p)
-                    for n, p in sorted(self.pulls.items(), key=lambda kv: int(kv[0]))
-                },
-                "merges": self.merges,
-            },
-            indent=1,
-            sort_keys=True,
+            {"watermark": self.watermark, "pulls": pulls, "merges": self.merges}
         )
 
 
 def load_cache(state_dir: Path) -> Cache:
     """Return the cache in *state_dir*; an absent or unreadable one is an empty cache."""
     try:
-        data: dict[str, Any] = json.loads((state_dir / CACHE_FILE).read_text())
+        text = (state_dir / CACHE_FILE).read_text()
+        data: dict[str, Any] = json.loads(text)
         return Cache(
             watermark=data.get("watermark"),
             pulls={n: PullEntry(**p) for n, p in data.get("pulls", {}).items()},
             merges={str(k): int(v) for k, v in data.get("merges", {}).items()},
+            loaded=text,
         )
     except (OSError, ValueError, TypeError):
         return Cache()
 
 
 def write_cache(state_dir: Path, cache: Cache) -> None:
-    """Replace the cache file atomically."""
+    """Replace the cache file atomically (not at all when nothing changed)."""
+    text = cache.to_json()
+    if text == cache.loaded:
+        return
     state_dir.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=state_dir, prefix=".cache-")
     with os.fdopen(fd, "w") as fh:
-        fh.write(cache.to_json())
+        fh.write(text)
     os.replace(tmp, state_dir / CACHE_FILE)
+    cache.loaded = text

@@ -184,6 +184,16 @@ def _plan_action(
         plan.decisions.append(Decision(subject, "refused", f"{reason}: {detail}"))
         plan.alerts.append(("refused", f"{action_id} was refused: {reason} ({detail})"))
 
+    if len(plan.claims) >= ctx.queue_limit:
+        # Decided before any provenance work, so deferred actions cost nothing this tick.
+        plan.decisions.append(
+            Decision(
+                subject,
+                "deferred",
+                f"queue limit of {ctx.queue_limit} reached this tick",
+            )
+        )
+        return
     found = establish(ctx.repo, ctx.forge, main, path, ctx.identity, ctx.known_merges)
     if isinstance(found, Refusal):
         refuse(
@@ -250,15 +260,6 @@ def _plan_action(
             "; ".join(p.render(path) for p in assessment.problems) or "unknown formula"
         )
         refuse(str(Refusal.INVALID), detail, prov)
-        return
-    if len(plan.claims) >= ctx.queue_limit:
-        plan.decisions.append(
-            Decision(
-                subject,
-                "deferred",
-                f"queue limit of {ctx.queue_limit} reached this tick",
-            )
-        )
         return
     locks = lock_keys(action, formula)
     if held.intersection(locks):

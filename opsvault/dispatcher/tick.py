@@ -39,7 +39,7 @@ from opsvault.dispatcher.runner import RunResult
 from opsvault.errors import ForgeUnavailable, GitError, OpsvaultError, PushRejected
 from opsvault.git.base import Identity
 from opsvault.policy.model import Tier
-from opsvault.snapshot import CommitSnapshot, load_base_state, used_ids
+from opsvault.snapshot import CommitSnapshot, UsedIds, load_base_state
 
 log = logging.getLogger(__name__)
 
@@ -213,7 +213,7 @@ def _add_intents(
 ) -> None:
     if not intents:
         return
-    used = used_ids(CommitSnapshot(app.repo, main))
+    used = UsedIds(CommitSnapshot(app.repo, main))
     for intent in intents:
         if intent.action_id in used:
             continue  # already recorded (by us earlier, or another replica)

@@ -145,6 +145,14 @@ class OpsRepo(Protocol):
         """
         ...
 
+    def list_dirs(self, commit: str, prefix: str) -> tuple[str, ...]:
+        """Return the names of the directories directly below *prefix* at *commit*, sorted.
+
+        Lets a caller look into dated archives (``vault/fired/2026/11``) without
+        listing every file in them.
+        """
+        ...
+
     def merge_base(self, a: str, b: str) -> str | None:
         """Return the best common ancestor of *a* and *b*, or None if unrelated."""
         ...

@@ -240,6 +240,13 @@ class Pygit2OpsRepo:
         self._walk(tree, f"{directory}/" if directory else "", found)
         return tuple(sorted(found))
 
+    def list_dirs(self, commit: str, prefix: str) -> tuple[str, ...]:
+        directory = check_repo_dir(prefix)
+        tree = self._find(commit, directory.split("/") if directory else [])
+        if not isinstance(tree, pygit2.Tree):
+            return ()
+        return tuple(sorted(str(e.name) for e in tree if e.filemode == FileMode.TREE))
+
     def _walk(self, tree: pygit2.Tree, prefix: str, found: list[str]) -> None:
         for entry in tree:
             name = f"{prefix}{entry.name}"
