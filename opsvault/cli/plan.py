@@ -26,17 +26,10 @@ from opsvault.cli.options import echo_json, json_option
 from opsvault.errors import ConfigError
 from opsvault.git.base import Identity
 from opsvault.planner.facts import load_vault_facts
-from opsvault.planner.job import (
-    PLAN_FILE,
-    PlannerSetup,
-    PlanReport,
-    decode_plan,
-    evaluate,
-    run_planner,
-    run_planner_job,
-)
+from opsvault.planner.job import PlannerSetup, run_planner, run_planner_job
 from opsvault.planner.model import IssueRef, IssueState, Plan, marker_paths
 from opsvault.planner.render import render_plan
+from opsvault.planner.report import PLAN_FILE, PlanReport, decode_plan, evaluate
 from opsvault.snapshot import DirSnapshot
 
 PLANNER_IDENTITY = Identity("opsvault-planner", "opsvault-planner@localhost")
