@@ -17,7 +17,13 @@ from typing import Any, TypeVar
 import click
 
 from opsvault.cli.options import echo_json, json_option
-from opsvault.config import Settings, build_app, load_settings, settings_data
+from opsvault.config import (
+    ForgeKind,
+    Settings,
+    build_app,
+    load_settings,
+    settings_data,
+)
 from opsvault.dispatcher.report import TickReport, render_report, report_data
 from opsvault.dispatcher.service import run_service
 
@@ -141,9 +147,13 @@ def _render_settings(settings: Settings) -> str:
         lines.append(f"\n[{section}]")
         for key, value in values.items():
             if key == "token":
-                source = "OPSVAULT_FORGE_TOKEN or forge.token_file"
-                shown = "set (masked)" if value else "not set"
-                lines.append(f"# token: {shown}, from {source}")
+                if settings.forge.kind is ForgeKind.LOCAL:
+                    lines.append("# token: not used in local mode")
+                else:
+                    shown = "set (masked)" if value else "not set"
+                    lines.append(
+                        f"# token: {shown}, from OPSVAULT_FORGE_TOKEN or forge.token_file"
+                    )
                 continue
             text = f"{key} = {json.dumps(value)}"
             lines.append(f"{text:<44} # {settings.source_of(f'{section}.{key}')}")

@@ -208,6 +208,7 @@ def test_check_config_accepts_the_shipped_local_example(ops: Path) -> None:
     )
     assert result.exit_code == 0, result.output
     assert 'kind = "local"' in result.output
+    assert "# token: not used in local mode" in result.output
 
 
 def test_dispatcher_is_listed_in_help() -> None:
