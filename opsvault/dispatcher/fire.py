@@ -20,7 +20,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from opsvault.dispatcher.execution import execution_request, lock_keys
-from opsvault.dispatcher.provenance import Provenance, establish
+from opsvault.dispatcher.provenance import Provenance, establish, introducing_commits
 from opsvault.dispatcher.records import (
     ACTIONS,
     RUNNING,
@@ -147,11 +147,21 @@ def plan_fire(ctx: FireContext, main: str) -> FirePlan:
     for path in snapshot.list_files(RUNNING):
         if path.endswith(".claim.json"):
             held.update(_claim_data(snapshot.read_file(path)).get("locks", []))
-    for path in snapshot.list_files(ACTIONS):
-        if not path.endswith(".toml") or path.count("/") != 2:
-            continue
+    waiting = [
+        p
+        for p in snapshot.list_files(ACTIONS)
+        if p.endswith(".toml") and p.count("/") == 2
+    ]
+    introduced = (
+        introducing_commits(ctx.repo, main, waiting[: ctx.queue_limit * 2])
+        if waiting
+        else {}
+    )
+    for path in waiting:
         try:
-            _plan_action(ctx, main, path, snapshot.read_file(path) or b"", plan, held)
+            _plan_action(
+                ctx, main, path, snapshot.read_file(path) or b"", plan, held, introduced
+            )
         except OpsvaultError as exc:
             if (
                 exc.exit_code == 75
@@ -169,6 +179,7 @@ def _plan_action(
     content: bytes,
     plan: FirePlan,
     held: set[str],
+    introduced: dict[str, str],
 ) -> None:
     action_id = path.rsplit("/", 1)[1].removesuffix(".toml")
     subject = f"action:{action_id}"
@@ -194,7 +205,15 @@ def _plan_action(
             )
         )
         return
-    found = establish(ctx.repo, ctx.forge, main, path, ctx.identity, ctx.known_merges)
+    found = establish(
+        ctx.repo,
+        ctx.forge,
+        main,
+        path,
+        ctx.identity,
+        ctx.known_merges,
+        introduced if path in introduced else None,
+    )
     if isinstance(found, Refusal):
         refuse(
             str(found),

@@ -8,12 +8,13 @@ merge's base, and resolves the merger's roles from that policy.
 
 from __future__ import annotations
 
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 
 from opsvault.dispatcher.state import MergeFacts, Refusal, Role
 from opsvault.forge.base import Forge, ListState, PullRequest
-from opsvault.git.base import OpsRepo
+from opsvault.git.base import ChangeKind, OpsRepo
 from opsvault.policy.classify import (
     BaseState,
     ChangeVerdict,
@@ -48,6 +49,38 @@ def introducing_commit(
             return commit
         commit = parents[0]
     return None
+
+
+def introducing_commits(
+    repo: OpsRepo, main: str, paths: Collection[str], limit: int = MAX_WALK
+) -> dict[str, str]:
+    """Return, for each of *paths* on *main*, the first-parent commit that added it.
+
+    One walk for all paths, each step costing the diff of one commit against its
+    first parent, so a tick with many waiting actions does not walk history once
+    per action. Paths not found within *limit* commits are absent from the result.
+    """
+    remaining = set(paths)
+    found: dict[str, str] = {}
+    commit = main
+    for _ in range(limit):
+        if not remaining:
+            break
+        parents = repo.commit_info(commit).parents
+        if not parents:
+            found.update(dict.fromkeys(remaining, commit))
+            break
+        added = {
+            c.path
+            for c in repo.changed_files(parents[0], commit)
+            if c.kind is not ChangeKind.DELETED
+        }
+        for path in remaining & added:
+            if repo.blob_id(parents[0], path) is None:
+                found[path] = commit
+        remaining -= set(found)
+        commit = parents[0]
+    return found
 
 
 def in_principals(user: str, principals: Principals, forge: Forge) -> bool:
@@ -102,9 +135,18 @@ def establish(
     path: str,
     identity: str,
     known_merges: dict[str, int],
+    introduced: Mapping[str, str] | None = None,
 ) -> Provenance | Refusal:
-    """Return the provenance of the action at *path* on *main*, or why it has none."""
-    commit = introducing_commit(repo, main, path)
+    """Return the provenance of the action at *path* on *main*, or why it has none.
+
+    *introduced* may hold the introducing commits found for all waiting actions
+    in one walk (``introducing_commits``); without it the history is walked here.
+    """
+    commit = (
+        introduced.get(path)
+        if introduced is not None
+        else introducing_commit(repo, main, path)
+    )
     if commit is None:
         return Refusal.PROVENANCE_UNKNOWN
     info = repo.commit_info(commit)
