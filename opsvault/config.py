@@ -637,13 +637,16 @@ def build_app(settings: Settings, environ: Mapping[str, str]) -> App:
                 "forge token", "required when forge.kind is 'forgejo'", TOKEN_VARIABLE
             )
         clone = state_dir / "repo.git"
+        # Credentials never go into the URL (it is stored in the clone's config) nor
+        # into argv: git gets them as GIT_CONFIG_* in its environment only.
+        auth = git_auth_environment(settings)
         if clone.exists():
-            repo = Pygit2OpsRepo.open(clone)
+            repo = Pygit2OpsRepo.open(clone, transport_env=auth)
         else:
-            # Credentials never go into this URL (it is stored in the clone's config);
-            # see docs/operating.md, "Git over HTTPS".
             log.info("cloning %s into %s", forge_settings.clone_url, clone)
-            repo = Pygit2OpsRepo.clone(forge_settings.clone_url, clone, bare=True)
+            repo = Pygit2OpsRepo.clone(
+                forge_settings.clone_url, clone, bare=True, transport_env=auth
+            )
         owner, name = forge_settings.repo.split("/", 1)
         forge = ForgejoClient(forge_settings.url, owner, name, forge_settings.token)
         mainline = RemoteMainline(repo)

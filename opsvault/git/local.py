@@ -83,15 +83,29 @@ def _check_name(name: str, kind: str) -> None:
 class Pygit2OpsRepo:
     """An ops repo on disk (bare or with a work tree)."""
 
-    def __init__(self, repo: pygit2.Repository) -> None:
+    def __init__(
+        self, repo: pygit2.Repository, transport_env: Mapping[str, str] | None = None
+    ) -> None:
         self._repo = repo
         self._trees: dict[pygit2.Oid, pygit2.Tree] = {}
+        # Given to every git subprocess (fetch, push): credentials as GIT_CONFIG_*, never argv.
+        self._transport_env = dict(transport_env or {})
+
+    def __repr__(
+        self,
+    ) -> str:  # never show the transport environment: it may hold a token
+        return f"Pygit2OpsRepo({str(self.path)!r})"
 
     @classmethod
-    def open(cls, path: Path | str) -> Pygit2OpsRepo:
+    def open(
+        cls, path: Path | str, *, transport_env: Mapping[str, str] | None = None
+    ) -> Pygit2OpsRepo:
         """Open the repository at exactly *path* (no search upwards)."""
         with _translated(str(path)):
-            return cls(pygit2.Repository(str(path), RepositoryOpenFlag.NO_SEARCH))
+            return cls(
+                pygit2.Repository(str(path), RepositoryOpenFlag.NO_SEARCH),
+                transport_env,
+            )
 
     @classmethod
     def init(
@@ -108,15 +122,21 @@ class Pygit2OpsRepo:
 
     @classmethod
     def clone(
-        cls, url_or_path: str | Path, path: Path | str, *, bare: bool = False
+        cls,
+        url_or_path: str | Path,
+        path: Path | str,
+        *,
+        bare: bool = False,
+        transport_env: Mapping[str, str] | None = None,
     ) -> Pygit2OpsRepo:
         """Clone *url_or_path* into *path*; ``origin/*`` is populated either way."""
         if not bare:
-            transport.clone(str(url_or_path), Path(path))
-            return cls.open(path)
+            transport.clone(str(url_or_path), Path(path), transport_env)
+            return cls.open(path, transport_env=transport_env)
         # Not `git clone --bare`: it would copy every remote branch (and tag) to a
         # local ref, where stale copies and proposer-chosen names only confuse.
         repo = cls.init(path, bare=True)
+        repo._transport_env = dict(transport_env or {})
         with _translated(str(url_or_path)):
             repo._repo.remotes.create(
                 "origin", str(url_or_path), "+refs/heads/*:refs/remotes/origin/*"
@@ -492,14 +512,14 @@ class Pygit2OpsRepo:
 
     def fetch(self, remote: str = "origin") -> None:
         self._check_remote(remote)
-        transport.fetch(self._git_dir, remote)
+        transport.fetch(self._git_dir, remote, self._transport_env)
 
     def fetch_refspec(self, remote: str, refspec: str) -> None:
         """Fetch one explicit refspec from *remote* (e.g. ``+refs/pull/7/head:refs/remotes/origin/pull/7``)."""
         self._check_remote(remote)
         if refspec.lstrip("+").startswith("-") or ":" not in refspec:
             raise GitError(repr(refspec), "a refspec is <src>:<dst>")
-        transport.fetch_refspec(self._git_dir, remote, refspec)
+        transport.fetch_refspec(self._git_dir, remote, refspec, self._transport_env)
 
     def push(
         self, branch: str, new: str, expected_old: str | None, remote: str = "origin"
@@ -514,4 +534,6 @@ class Pygit2OpsRepo:
                 raise GitError(
                     where, f"{new_id!r} does not descend from {expected_old!r}"
                 )
-        transport.push_cas(self._git_dir, remote, branch, new_id, expected_old)
+        transport.push_cas(
+            self._git_dir, remote, branch, new_id, expected_old, self._transport_env
+        )

@@ -15,7 +15,7 @@ from __future__ import annotations
 import os
 import re
 import subprocess
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -67,24 +67,35 @@ class _RefStatus:
     summary: str
 
 
-def _environment() -> dict[str, str]:
+def _environment(extra: Mapping[str, str] | None = None) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k not in _DROPPED_ENV}
+    # *extra* carries what the caller deliberately sets, e.g. credentials as
+    # GIT_CONFIG_* (never argv): it goes in after the inherited variables are dropped.
+    env.update(extra or {})
     env["GIT_TERMINAL_PROMPT"] = "0"
     env["LC_ALL"] = "C"
     env["LANGUAGE"] = "C"
     return env
 
 
-def run_git(args: Sequence[str], where: str, git_dir: Path | None = None) -> str:
+def run_git(
+    args: Sequence[str],
+    where: str,
+    git_dir: Path | None = None,
+    env: Mapping[str, str] | None = None,
+) -> str:
     """Run ``git [--git-dir=DIR] ARGS``; return stdout, raise GitError on a non-zero exit."""
-    result = _run(args, where, git_dir)
+    result = _run(args, where, git_dir, env)
     if result.returncode != 0:
         raise GitError(where, f"git {args[0]} failed: {_tail(result.stderr)!r}")
     return result.stdout
 
 
 def _run(
-    args: Sequence[str], where: str, git_dir: Path | None
+    args: Sequence[str],
+    where: str,
+    git_dir: Path | None,
+    env: Mapping[str, str] | None = None,
 ) -> subprocess.CompletedProcess[str]:
     argv = ["git"]
     if git_dir is not None:
@@ -95,7 +106,7 @@ def _run(
             argv,
             capture_output=True,
             text=True,
-            env=_environment(),
+            env=_environment(env),
             stdin=subprocess.DEVNULL,
             timeout=TIMEOUT_SECONDS,
             check=False,
@@ -108,7 +119,7 @@ def _run(
         raise GitError(where, f"cannot run git: {exc}") from exc
 
 
-def clone(url: str, dest: Path) -> None:
+def clone(url: str, dest: Path, env: Mapping[str, str] | None = None) -> None:
     """Clone *url* into a new work tree at *dest*, without tags."""
     run_git(
         [
@@ -121,10 +132,12 @@ def clone(url: str, dest: Path) -> None:
             str(dest),
         ],
         url,
+        None,
+        env,
     )
 
 
-def fetch(git_dir: Path, remote: str) -> None:
+def fetch(git_dir: Path, remote: str, env: Mapping[str, str] | None = None) -> None:
     """Force-mirror every branch of *remote* into ``refs/remotes/<remote>/*``, pruning."""
     refspec = f"+refs/heads/*:refs/remotes/{remote}/*"
     run_git(
@@ -140,10 +153,13 @@ def fetch(git_dir: Path, remote: str) -> None:
         ],
         remote,
         git_dir,
+        env,
     )
 
 
-def fetch_refspec(git_dir: Path, remote: str, refspec: str) -> None:
+def fetch_refspec(
+    git_dir: Path, remote: str, refspec: str, env: Mapping[str, str] | None = None
+) -> None:
     """Fetch one explicit *refspec* from *remote* (e.g. a pull request's head)."""
     run_git(
         [
@@ -157,11 +173,17 @@ def fetch_refspec(git_dir: Path, remote: str, refspec: str) -> None:
         ],
         remote,
         git_dir,
+        env,
     )
 
 
 def push_cas(
-    git_dir: Path, remote: str, branch: str, new: str, expected_old: str | None
+    git_dir: Path,
+    remote: str,
+    branch: str,
+    new: str,
+    expected_old: str | None,
+    env: Mapping[str, str] | None = None,
 ) -> None:
     """Set *remote*'s *branch* to *new* only if it is at *expected_old* (None: absent).
 
@@ -184,6 +206,7 @@ def push_cas(
         ],
         where,
         git_dir,
+        env,
     )
     status = _ref_status(result.stdout, ref)
     if status is None:

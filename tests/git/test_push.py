@@ -333,3 +333,23 @@ def test_fetch_from_an_unreachable_remote_is_a_git_error(
     with pytest.raises(GitError) as info:
         local.fetch("gone")
     assert info.value.where == "gone"
+
+
+def test_transport_env_reaches_git_subprocesses(tmp_path: Path) -> None:
+    # Credentials travel as GIT_CONFIG_* in the environment; prove the variables
+    # reach git by setting a configuration that makes a file:// fetch fail.
+    init_repo(tmp_path / "remote", {"a.txt": "x"})
+    url = (tmp_path / "remote").as_uri()
+    plain = Pygit2OpsRepo.clone(url, tmp_path / "plain.git", bare=True)
+    plain.fetch()
+    deny = {
+        "GIT_CONFIG_COUNT": "1",
+        "GIT_CONFIG_KEY_0": "protocol.file.allow",
+        "GIT_CONFIG_VALUE_0": "never",
+    }
+    with pytest.raises(GitError):
+        Pygit2OpsRepo.clone(url, tmp_path / "denied.git", bare=True, transport_env=deny)
+    reopened = Pygit2OpsRepo.open(tmp_path / "plain.git", transport_env=deny)
+    with pytest.raises(GitError):
+        reopened.fetch()
+    assert "GIT_CONFIG" not in repr(reopened)
