@@ -660,3 +660,22 @@ def build_app(settings: Settings, environ: Mapping[str, str]) -> App:
         state_dir=state_dir,
         identity=settings.dispatcher.identity,
     )
+
+
+def verify_identity(app: App) -> None:
+    """Refuse to run when the forge token does not belong to ``dispatcher.identity``.
+
+    Fire-time checks decide eligibility by who merged: a dispatcher merging
+    under another account (an admin's, say) would make its own low-tier merges
+    look like an admin's and blur every record. Local mode has no tokens.
+    """
+    whoami = getattr(app.forge, "whoami", None)
+    if not callable(whoami):
+        return
+    login = whoami()
+    if login != app.identity:
+        raise ConfigError(
+            "dispatcher.identity",
+            f"is {app.identity!r} but the forge token belongs to {login!r}",
+            "set dispatcher.identity to the token's user, or give the dispatcher its own token",
+        )

@@ -108,6 +108,7 @@ def run(
     settings = load_settings(os.environ, config_path)
     _configure_logging(logging.WARNING if once else logging.INFO)
     app = build_app(settings, os.environ)
+    verify_identity(app)
     # The planner runs every planner.interval beside the ticks, never at the same
     # time as one (they share the repository); a failed run is logged, not fatal.
     from opsvault.dispatcher.tick import tick

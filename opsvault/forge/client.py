@@ -154,7 +154,8 @@ class ForgejoClient:
                 self._session.wait(n)
         raise AssertionError("unreachable")  # pragma: no cover
 
-    def _whoami(self) -> str:
+    def whoami(self) -> str:
+        """Return the login the token belongs to (asked once, then remembered)."""
         if self._login is None:
             data = self._session.json("GET", "/user")
             login = data.get("login") if isinstance(data, dict) else None
@@ -360,7 +361,7 @@ class ForgejoClient:
         path = self._r(f"/issues/{number}/comments")
 
         def landed() -> Comment | None:
-            me = self._whoami()
+            me = self.whoami()
             mine = [
                 c
                 for c in self.fetch_comments(number)
@@ -387,7 +388,7 @@ class ForgejoClient:
 
     def upsert_comment(self, number: int, marker: str, body: str) -> Comment:
         body = ensure_marker(body, marker)
-        me = self._whoami()
+        me = self.whoami()
         ours = [
             c
             for c in self.fetch_comments(number)
@@ -479,7 +480,7 @@ class ForgejoClient:
         payload = {"event": "APPROVED", "body": body, "commit_id": head_sha}
 
         def landed() -> Review | None:
-            me = self._whoami()
+            me = self.whoami()
             for review in reversed(self.fetch_reviews(number)):
                 if (
                     review.reviewer == me

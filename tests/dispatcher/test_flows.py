@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from datetime import timedelta
 
+import pytest
+
 from opsvault.dispatcher.runner import RecordingRunner
 from tests.dispatcher.harness import HOOK, HUMAN, NOOP, Harness
 
@@ -99,3 +101,14 @@ def test_human_request_is_recorded_done_on_admin_merge(vault: Harness) -> None:
     assert record["outcome"] == "done"
     assert record["approver"] == "alice"
     assert isinstance(vault.runner, RecordingRunner) and vault.runner.requests == []
+
+
+def test_dispatcher_refuses_a_token_of_another_user(vault: Harness) -> None:
+    from opsvault.config import verify_identity
+    from opsvault.errors import ConfigError
+
+    app = vault.app()
+    verify_identity(app)  # vault-bot's token, identity vault-bot: fine
+    app.forge = vault.client("alice")
+    with pytest.raises(ConfigError, match="belongs to 'alice'"):
+        verify_identity(app)
