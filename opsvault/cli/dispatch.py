@@ -23,6 +23,7 @@ from opsvault.config import (
     build_app,
     load_settings,
     settings_data,
+    verify_identity,
 )
 from opsvault.dispatcher.report import TickReport, render_report, report_data
 from opsvault.dispatcher.service import run_service
