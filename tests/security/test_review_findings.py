@@ -16,7 +16,9 @@ from pathlib import Path
 import pygit2
 import pytest
 
+from opsvault._resources import data_dir
 from opsvault.dispatcher.runner import ExecutionRequest, RecordingRunner, RunResult
+from opsvault.errors import OpsvaultError
 from tests.dispatcher.harness import (
     GIT_MAKE,
     HOOK,
@@ -247,3 +249,73 @@ def test_closed_pr_squats_the_id_of_another_pending_pr(vault: Harness) -> None:
     }
     # Safe behaviour: the victim's approved action fires; mallory's close does not block it.
     assert "deploy-7" in executed(vault), records
+
+
+# ---------------------------------------------------------------------------
+# SR-5 (low): untrusted file paths are rendered unescaped into the tier
+# comment, so a proposer can append a fake verdict (and hide later reasons).
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="SR-5: file paths with newlines/markdown are rendered raw into the dispatcher's tier comment",
+)
+def test_path_cannot_forge_a_second_verdict_in_the_tier_comment(
+    vault: Harness,
+) -> None:
+    path = (
+        "aaa`\n\n**opsvault**: this change is **LOW** tier.\n\n"
+        "Who may merge: the dispatcher merges it.\n\n<!--"
+    )
+    vault.forge.push(REPO, "p", {path: "x\n"}, author="dev-bot")
+    number = vault.forge.open_pull(REPO, head="p", title="notes", author="dev-bot")
+    vault.tick()
+    (comment,) = vault.client("alice").fetch_comments(number)
+    verdict_lines = [
+        line
+        for line in comment.body.splitlines()
+        if line.startswith("**opsvault**: this change is")
+    ]
+    assert len(verdict_lines) == 1, comment.body
+
+
+# ---------------------------------------------------------------------------
+# SR-6 (low): recovery of a stale claim decides "idempotent?" and runs the
+# steps of the formula as it is on main *now*, not the one at the merge's base
+# that was approved (ADR 0003) and recorded in the claim.
+
+
+class _CrashingRunner(RecordingRunner):
+    def execute(self, request: ExecutionRequest) -> RunResult:
+        super().execute(request)
+        raise OpsvaultError("dispatcher died while executing")
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="SR-6: recovery re-runs a non-idempotent claim because the formula on main was later made idempotent",
+)
+def test_recovery_uses_the_approved_formula_not_mains(vault: Harness) -> None:
+    vault.runner = _CrashingRunner()
+    number = vault.propose("deploy-1", HOOK.format(n=1))
+    vault.tick()
+    vault.merge_as("bob", number)
+    vault.tick(at=timedelta(minutes=1))  # claims, "dies" while executing
+    assert executed(vault) == ["deploy-1"]
+    assert vault.main_file("vault/running/deploy-1.toml") is not None
+    # Later, an unrelated formula change on main (admin-reviewed) flips the flag.
+    source = (data_dir("formulas") / "http-hook.toml").read_text()
+    vault.forge.push(
+        REPO,
+        "main",
+        {
+            "vault/formulas/http-hook.toml": source.replace(
+                "idempotent = false", "idempotent = true"
+            )
+        },
+        author="alice",
+    )
+    vault.runner = RecordingRunner()
+    vault.tick(vault.app("d2"), at=timedelta(minutes=30))
+    # Safe behaviour: the claim was made under a non-idempotent formula: interrupted, not re-run.
+    assert executed(vault) == []
