@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from opsvault.git.base import OpsRepo
+from opsvault.git.base import Identity, OpsRepo
 from opsvault.policy.classify import (
     BaseState,
     ChangeVerdict,
@@ -43,19 +43,52 @@ def classify_ref_change(repo: OpsRepo, base: str, head: str) -> ClassifiedChange
     )
 
 
+MERGE_PROBE = Identity("opsvault", "opsvault@localhost")
+
+
+def merged_result(repo: OpsRepo, base_commit: str, head_commit: str) -> str:
+    """Return a commit whose tree is what merging *head_commit* into *base_commit* yields.
+
+    The merge is computed (recursively over every merge base, as the forge
+    merges), written as an unreferenced commit object and never published.
+    When the base already contains the head, the base itself is the result.
+    Raise GitError on conflicts: such a change cannot be merged as it is.
+    """
+    if repo.is_ancestor(head_commit, base_commit):
+        return base_commit
+    return repo.merge(
+        base_commit,
+        head_commit,
+        "opsvault: what this merge would do",
+        MERGE_PROBE,
+        when=0,
+    )
+
+
 def classify_commits(
     repo: OpsRepo, base_commit: str, head_commit: str, state: BaseState
 ) -> ChangeVerdict:
-    """Return the verdict on what *head_commit* changes relative to its merge base with *base_commit*.
+    """Return the verdict on what merging *head_commit* into *base_commit* would change.
 
-    *state* must be the trusted inputs read at *base_commit* (or the branch the
-    change would merge into); only the proposed action files are read at the head.
+    The change is the difference between *base_commit* and the merge result,
+    not a diff from one merge base: with several merge bases (criss-cross
+    history) a single-base diff can hide files the real merge restores or
+    deletes (security review SR-1). *state* must be the trusted inputs read at
+    *base_commit*; the proposed action files are read from the merge result.
     """
-    changes = repo.changed_files(base_commit, head_commit)
+    result = merged_result(repo, base_commit, head_commit)
+    return classify_landed(repo, base_commit, result, state)
+
+
+def classify_landed(
+    repo: OpsRepo, parent: str, commit: str, state: BaseState
+) -> ChangeVerdict:
+    """Return the verdict on exactly what *commit* changes relative to *parent* (one of its parents)."""
+    changes = repo.changed_files(parent, commit)
     head_files = {
         c.path: content
         for c in changes
         if is_action_path(c.path)
-        and (content := repo.read_file(head_commit, c.path)) is not None
+        and (content := repo.read_file(commit, c.path)) is not None
     }
     return classify_change(changes, head_files, state)

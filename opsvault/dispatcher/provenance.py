@@ -12,15 +12,11 @@ from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 
+from opsvault.changes import classify_landed
 from opsvault.dispatcher.state import MergeFacts, Refusal, Role
 from opsvault.forge.base import Forge, ListState, PullRequest
 from opsvault.git.base import ChangeKind, OpsRepo
-from opsvault.policy.classify import (
-    BaseState,
-    ChangeVerdict,
-    classify_change,
-    is_action_path,
-)
+from opsvault.policy.classify import BaseState, ChangeVerdict
 from opsvault.policy.model import Policy, Principals
 from opsvault.snapshot import CommitSnapshot, load_base_state
 
@@ -157,14 +153,10 @@ def establish(
     if pull is None:
         return Refusal.NO_PULL_REQUEST
     base = load_base_state(CommitSnapshot(repo, base_commit))
-    changes = repo.changed_files(base_commit, head_commit)
-    head_files = {
-        c.path: content
-        for c in changes
-        if is_action_path(c.path)
-        and (content := repo.read_file(head_commit, c.path)) is not None
-    }
-    verdict = classify_change(changes, head_files, base)
+    # What the merge really did to main: its tree against its first parent (SR-1).
+    verdict = classify_landed(repo, base_commit, commit, base)
+    if not any(f.path == path and f.kind is ChangeKind.ADDED for f in verdict.files):
+        return Refusal.NOT_ADDED_BY_MERGE
     merger = pull.merged_by
     facts = MergeFacts(
         tier=verdict.tier,

@@ -143,6 +143,8 @@ class Refusal(StrEnum):
     PROVENANCE_UNKNOWN = (
         "provenance-unknown"  # the introducing commit is too far back to check
     )
+    # the introducing merge did not add it as a new action (e.g. a merge restoring an old file)
+    NOT_ADDED_BY_MERGE = "not-added-by-merge"
 
 
 @dataclass(frozen=True, slots=True)

@@ -86,11 +86,9 @@ def raw_commit(
 # action through a low-tier PR, and the dispatcher fires it again.
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="SR-1: merge-base diff hides what a recursive merge adds; a fired high action fires again via a low PR",
-)
-def test_criss_cross_merge_refires_an_admin_approved_action(vault: Harness) -> None:
+def test_criss_cross_merge_cannot_refire_an_admin_approved_action(
+    vault: Harness,
+) -> None:
     store = vault.forge.repo(REPO).git
     # An admin approves a high-tier release; it fires once.
     number = vault.propose("release-1", GIT_MAKE.format(n=1))
@@ -126,8 +124,13 @@ def test_criss_cross_merge_refires_an_admin_approved_action(vault: Harness) -> N
     vault.forge.open_pull(REPO, head="p2", title="more notes", author="dev-bot")
     vault.tick(at=timedelta(minutes=3))
 
-    # Safe behaviour: the admin-approved, non-idempotent release runs once only.
+    # Safe behaviour: the admin-approved, non-idempotent release runs once only,
+    # and the merge that would restore it (and delete its record) is never made.
     assert executed(vault) == ["release-1"]
+    assert not vault.pull(3).merged  # P2
+    assert any(
+        p.endswith("release-1.result.json") for p in vault.main_files("vault/fired")
+    )
 
 
 # ---------------------------------------------------------------------------
