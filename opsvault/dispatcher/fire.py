@@ -100,6 +100,7 @@ class FireContext:
     now: datetime
     queue_limit: int
     known_merges: dict[str, int] = field(hash=False)
+    max_concurrency: int = 1
 
 
 def archive(
@@ -169,7 +170,29 @@ def plan_fire(ctx: FireContext, main: str) -> FirePlan:
                 raise
             plan.decisions.append(Decision(f"action:{path}", "error", str(exc)))
     _plan_recovery(ctx, main, snapshot, plan)
+    _batch_deadline(ctx, plan)
     return plan
+
+
+def _batch_deadline(ctx: FireContext, plan: FirePlan) -> None:
+    """Give every claim of this tick the deadline of the whole batch (security review SR-3).
+
+    Results are recorded together after the batch ran, so a short action's own
+    timeout says nothing about when its result reaches main. With *c* workers
+    taking *n* claims of at most *T* each in order, the batch ends within
+    ``(ceil(n / c) + 1) * T``; until then no other dispatcher may call a claim
+    of this batch stale.
+    """
+    if not plan.claims:
+        return
+    longest = max(claim.formula.timeout for claim in plan.claims)
+    rounds = -(-len(plan.claims) // max(1, ctx.max_concurrency)) + 1
+    deadline = iso(ctx.now + longest * rounds + CLAIM_GRACE)
+    for claim in plan.claims:
+        claim.data["deadline"] = deadline
+        plan.changes[claim_path(claim.action.id)] = (
+            json.dumps(claim.data, indent=2, sort_keys=True) + "\n"
+        ).encode()
 
 
 def _plan_action(

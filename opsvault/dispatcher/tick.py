@@ -129,6 +129,7 @@ def tick(app: App, now: datetime, *, dry_run: bool = False) -> TickReport:
             now,
             app.settings.dispatcher.queue_limit,
             cache.merges,
+            app.settings.dispatcher.max_concurrency,
         )
         main, plan = _claim(app, ctx, main, pulls.records, dry_run, state, decisions)
         if plan is not None and plan.claims and not dry_run:

@@ -181,11 +181,7 @@ class _SlowBatchRunner(RecordingRunner):
         return result
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="SR-3: a short claim batched with a long one passes its deadline before it is recorded; a replica re-runs it",
-)
-def test_short_claim_batched_with_long_one_runs_twice(vault: Harness) -> None:
+def test_short_claim_batched_with_long_one_runs_once(vault: Harness) -> None:
     def second_replica_ticks_ten_minutes_later() -> None:
         vault.tick(vault.app("d2"), at=timedelta(minutes=12))
 
