@@ -364,11 +364,39 @@ def _claim_data(content: bytes | None) -> dict[str, Any]:
     return data if isinstance(data, dict) else {}
 
 
+def _approved_formula(ctx: FireContext, claim: Mapping[str, Any]) -> Formula | None:
+    """Return the formula a claim was approved with, or None if it cannot be trusted to re-run.
+
+    Re-running after an interruption uses the claim's own record: the formula as
+    it was at the merge's base (``policy_commit``) and only if its bytes still
+    hash to ``formula_sha256`` — never main's current version, which an admin
+    may have changed since (security review SR-6).
+    """
+    name, base, digest = (
+        claim.get("formula"),
+        claim.get("policy_commit"),
+        claim.get("formula_sha256"),
+    )
+    if (
+        not isinstance(name, str)
+        or not isinstance(base, str)
+        or not isinstance(digest, str)
+    ):
+        return None
+    try:
+        snapshot = CommitSnapshot(ctx.repo, base)
+        formula = load_formulas(snapshot).get(name)
+        source = snapshot.read_file(f"vault/formulas/{name}.toml")
+    except OpsvaultError:
+        return None
+    actual = sha256(source) if source is not None else _builtin_sha(name)
+    return formula if formula is not None and actual == digest else None
+
+
 def _plan_recovery(
     ctx: FireContext, main: str, snapshot: CommitSnapshot, plan: FirePlan
 ) -> None:
     """Record claims a dead dispatcher left behind; re-claim them only for idempotent formulas."""
-    formulas: Mapping[str, Formula] | None = None
     for path in snapshot.list_files(RUNNING):
         if not path.endswith(".toml"):
             continue
@@ -378,11 +406,13 @@ def _plan_recovery(
         if deadline and parse_iso(deadline) > ctx.now:
             continue  # still someone's live claim
         content = snapshot.read_file(path) or b""
-        if formulas is None:
-            formulas = load_formulas(snapshot)
-        formula = formulas.get(str(data.get("formula", "")))
+        formula = _approved_formula(ctx, data)
         attempt = int(data.get("attempt", 1))
-        if formula is not None and formula.idempotent and attempt < MAX_ATTEMPTS:
+        if (
+            formula is not None
+            and data.get("idempotent") is True
+            and attempt < MAX_ATTEMPTS
+        ):
             try:
                 action = parse_action(content, action_path(action_id))
             except InvalidFileError:

@@ -290,10 +290,6 @@ class _CrashingRunner(RecordingRunner):
         raise OpsvaultError("dispatcher died while executing")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="SR-6: recovery re-runs a non-idempotent claim because the formula on main was later made idempotent",
-)
 def test_recovery_uses_the_approved_formula_not_mains(vault: Harness) -> None:
     vault.runner = _CrashingRunner()
     number = vault.propose("deploy-1", HOOK.format(n=1))
