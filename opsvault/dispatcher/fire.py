@@ -86,6 +86,7 @@ class FirePlan:
     results: list[tuple[int, str, str]] = field(
         default_factory=list
     )  # (pr, action id, comment)
+    exists: Callable[[str], bool] = field(default=lambda path: False)  # is this path on main
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,8 +112,21 @@ def archive(
     record: ResultRecord,
     when: datetime,
 ) -> None:
-    """Move the action at *source* into its archive with *record* beside it."""
-    toml_path, result_path = archive_paths(record.outcome, action_id, when)
+    """Move the action at *source* into its archive with *record* beside it.
+
+    An archive path already taken on main (the same id refused twice, say) is
+    never overwritten: the new record gets a numbered stem beside it.
+    """
+    stem, n = action_id, 1
+    toml_path, result_path = archive_paths(record.outcome, stem, when)
+    while (
+        plan.exists(toml_path)
+        or plan.exists(result_path)
+        or result_path in plan.changes
+    ):
+        n += 1
+        stem = f"{action_id}.{n}"
+        toml_path, result_path = archive_paths(record.outcome, stem, when)
     plan.changes[source] = None
     plan.changes[toml_path] = content
     plan.changes[result_path] = render_record(record)
@@ -142,8 +156,8 @@ def _record_base(
 
 def plan_fire(ctx: FireContext, main: str) -> FirePlan:
     """Decide, for every action on *main*, whether it is refused, done, expired or claimed."""
-    plan = FirePlan()
     snapshot = CommitSnapshot(ctx.repo, main)
+    plan = FirePlan(exists=lambda path: snapshot.read_file(path) is not None)
     held: set[str] = set()
     for path in snapshot.list_files(RUNNING):
         if path.endswith(".claim.json"):

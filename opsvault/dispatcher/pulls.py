@@ -54,10 +54,16 @@ LABELS = {
 
 @dataclass(frozen=True, slots=True)
 class RecordIntent:
-    """An archive record for an action that never reached main (closed or expired PR)."""
+    """An archive record for an action that never reached main (closed or expired PR).
 
-    action_id: str
-    content: bytes
+    It is filed under ``stem`` = ``pr<N>-<id>``, not under the id: an id is
+    reserved only by what reached main, so opening and closing a PR cannot
+    squat another proposal's id (security review SR-4). ``content`` is None
+    when the file was not a valid action: only its hash is recorded then.
+    """
+
+    stem: str
+    content: bytes | None
     record: ResultRecord
 
 
@@ -368,7 +374,7 @@ def _closed_pull(
         out.records.extend(intents)
         out.decisions.append(
             Decision(
-                f"pr#{pr.number}", "rejected", ", ".join(i.action_id for i in intents)
+                f"pr#{pr.number}", "rejected", ", ".join(i.record.id for i in intents)
             )
         )
 
@@ -389,11 +395,15 @@ def _intents(
         content = ctx.repo.read_file(pr.head_sha, f.path)
         if id_problems(action_id) or content is None:
             continue  # an invalid id never becomes a record path
+        # Only a valid action (which is also within the size limit) is copied to main.
+        kept = content if f.action is not None and not f.problems else None
         record = ResultRecord(
             id=action_id,
             outcome=outcome,
             reason=reason,
-            detail=detail,
+            detail=detail
+            if kept is not None
+            else f"{detail}; the file was not a valid action, so only its hash is kept",
             tier=verdict.tier.label,
             reasons=tuple(r.render() for r in verdict.reasons),
             action_sha256=sha256(content),
@@ -403,5 +413,5 @@ def _intents(
             dispatcher=ctx.identity,
             ended_at=iso(ctx.now),
         )
-        intents.append(RecordIntent(action_id, content, record))
+        intents.append(RecordIntent(f"pr{pr.number}-{action_id}", kept, record))
     return intents

@@ -25,7 +25,6 @@ from opsvault.dispatcher.cache import load_cache, write_cache
 from opsvault.dispatcher.fire import (
     FireContext,
     FirePlan,
-    archive,
     execute_claims,
     iso,
     plan_fire,
@@ -33,7 +32,7 @@ from opsvault.dispatcher.fire import (
 )
 from opsvault.dispatcher.notify import Notification, sinks_named
 from opsvault.dispatcher.pulls import PullContext, RecordIntent, process_pulls
-from opsvault.dispatcher.records import HALT
+from opsvault.dispatcher.records import HALT, archive_paths, render_record
 from opsvault.dispatcher.report import Decision, TickReport
 from opsvault.dispatcher.runner import RunResult
 from opsvault.errors import ForgeUnavailable, GitError, OpsvaultError, PushRejected
@@ -212,20 +211,30 @@ def _claim(
 def _add_intents(
     app: App, main: str, intents: list[RecordIntent], plan: FirePlan
 ) -> None:
+    """Add the records of closed and expired PRs; they only ever add files to main."""
     if not intents:
         return
-    used = UsedIds(CommitSnapshot(app.repo, main))
+    snapshot = CommitSnapshot(app.repo, main)
+    recorded = UsedIds(snapshot)
     for intent in intents:
-        if intent.action_id in used:
+        if intent.stem in recorded or _result_exists(snapshot, intent):
             continue  # already recorded (by us earlier, or another replica)
-        archive(
-            plan,
-            f"vault/actions/{intent.action_id}.toml",
-            intent.action_id,
-            intent.content,
-            intent.record,
-            ctx_now(intent),
+        toml_path, result_path = archive_paths(
+            intent.record.outcome, intent.stem, ctx_now(intent)
         )
+        if intent.content is not None:
+            plan.changes[toml_path] = intent.content
+        plan.changes[result_path] = render_record(intent.record)
+
+
+def _result_exists(snapshot: CommitSnapshot, intent: RecordIntent) -> bool:
+    family = intent.record.outcome.archive
+    return any(
+        snapshot.read_file(f"{family}/{year}/{month}/{intent.stem}.result.json")
+        is not None
+        for year in snapshot.list_dirs(family)
+        for month in snapshot.list_dirs(f"{family}/{year}")
+    )
 
 
 def ctx_now(intent: RecordIntent) -> datetime:

@@ -203,11 +203,7 @@ def test_short_claim_batched_with_long_one_runs_once(vault: Harness) -> None:
 # for any id, even one another pending PR uses.
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="SR-4: closed-unmerged PRs get files of any size recorded on main by the dispatcher",
-)
-def test_closed_pr_records_oversized_file_on_main(vault: Harness) -> None:
+def test_closed_pr_never_copies_an_oversized_file_to_main(vault: Harness) -> None:
     big = 'context = "x"\nformula = "noop"\n' + "#" * (4 * 1024 * 1024) + "\n"
     number = vault.propose("bloat-1", big)
     vault.tick()
@@ -222,11 +218,7 @@ def test_closed_pr_records_oversized_file_on_main(vault: Harness) -> None:
     assert all(size <= 64 * 1024 for size in sizes), sizes
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="SR-4: opening and closing a PR with a victim's id gets the victim's pending PR refused",
-)
-def test_closed_pr_squats_the_id_of_another_pending_pr(vault: Harness) -> None:
+def test_closed_pr_cannot_squat_the_id_of_another_pending_pr(vault: Harness) -> None:
     victim = vault.propose("deploy-7", HOOK.format(n=7), author="planner-bot")
     vault.tick()
     # mallory opens a PR adding the same path from another branch, then closes it.
