@@ -16,7 +16,7 @@ from typing import Any
 
 import click
 
-from opsvault.cli.options import echo_json, json_option, ops_option, resolve_ops
+from opsvault.cli.options import echo_json, json_option, ops_option, resolve_ops, shown
 from opsvault.errors import ConfigError, OpsvaultError, Problem
 from opsvault.forge.base import Forge, ListState, PullRequest, PullState
 from opsvault.forge.local import PROPOSAL_PREFIXES, LocalForge
@@ -141,7 +141,7 @@ def _refusal_lines(verdict: ChangeVerdict) -> list[str]:
     ]
     return [
         f"refused ({verdict.tier.label}): it must not be merged by anyone",
-        *(p.render(path) for path, p in problems),
+        *(shown(p.render(path)) for path, p in problems),
     ]
 
 

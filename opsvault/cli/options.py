@@ -54,3 +54,10 @@ def resolve_ops(ops: Path | None) -> Path:
 
 def echo_json(data: Any) -> None:
     click.echo(json.dumps(data, indent=2, sort_keys=True, default=str))
+
+
+def shown(text: str) -> str:
+    """Return proposer-chosen *text* safe for a terminal: control characters escaped."""
+    if any(ord(ch) < 32 or ord(ch) == 127 for ch in text):
+        return repr(text)
+    return text

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from opsvault.cli.options import echo_json, json_option, ops_option, resolve_ops
+from opsvault.cli.options import echo_json, json_option, ops_option, resolve_ops, shown
 from opsvault.errors import InvalidFileError, OpsvaultError, Problem
 
 if TYPE_CHECKING:
@@ -230,12 +230,14 @@ def classify(
                 f"change {base}..{head}: {verdict.tier.label}{' (' + ', '.join(flags) + ')' if flags else ''}"
             )
             for f in verdict.files:
-                click.echo(f"  {f.path} [{f.kind}]: {f.classification.tier.label}")
+                click.echo(
+                    f"  {shown(f.path)} [{f.kind}]: {f.classification.tier.label}"
+                )
                 if explain:
                     for r in f.classification.reasons:
-                        click.echo(f"    {r.render()}")
+                        click.echo(f"    {shown(r.render())}")
                 for p in f.problems:
-                    click.echo(f"    {p.render(f.path)}")
+                    click.echo(f"    {shown(p.render(f.path))}")
         if verdict.refused:
             raise SystemExit(1)
         return

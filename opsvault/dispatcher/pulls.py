@@ -221,6 +221,17 @@ def who_may_merge(tier: Tier, protected: bool, policy: Policy) -> str:
     return "the dispatcher merges it"
 
 
+def md_code(text: str) -> str:
+    """Return *text* as a Markdown code span nothing inside it can close or escape.
+
+    Paths, problem messages and reasons carry proposer-chosen text: rendered
+    through ``repr`` (newlines and control characters escaped) with backticks
+    escaped too, they can neither end the span nor hide later lines behind an
+    HTML comment (security review SR-5).
+    """
+    return "`" + repr(text)[1:-1].replace("`", "\\x60") + "`"
+
+
 def render_comment(pr: PullRequest, verdict: ChangeVerdict, policy: Policy) -> str:
     lines = [
         TIER_MARKER,
@@ -230,7 +241,7 @@ def render_comment(pr: PullRequest, verdict: ChangeVerdict, policy: Policy) -> s
     if verdict.refused:
         lines.append("It is **refused**: fix these problems and push again.")
         lines.extend(
-            f"- `{f.path}`: `{p.path}`: {p.message}"
+            f"- {md_code(f.path)}: {md_code(p.path)}: {md_code(p.message)}"
             for f in verdict.files
             for p in f.problems
         )
@@ -241,7 +252,7 @@ def render_comment(pr: PullRequest, verdict: ChangeVerdict, policy: Policy) -> s
         )
         lines.append("")
     lines.append("Reasons:")
-    lines.extend(f"- {r.render()}" for r in verdict.reasons)
+    lines.extend(f"- {md_code(r.render())}" for r in verdict.reasons)
     return "\n".join(lines) + "\n"
 
 

@@ -375,9 +375,27 @@ def classify_change(
     return ChangeVerdict(max(v.classification.tier for v in verdicts), tuple(verdicts))
 
 
+def _odd_path(path: str) -> bool:
+    """Return whether *path* holds characters no ops repo file needs (control characters)."""
+    return any(ord(ch) < 32 or ord(ch) == 127 for ch in path)
+
+
 def _verdicts_for(
     path: str, kind: ChangeKind, head_files: Mapping[str, bytes], base: BaseState
 ) -> list[FileVerdict]:
+    if _odd_path(path):
+        # Newlines and escapes in a path only serve to mislead people reading comments,
+        # reports and terminals: such a change is refused (security review SR-5).
+        reason = Reason(
+            base.policy.default_tier,
+            Source.INVALID,
+            f"{path!r}: the path has control characters",
+        )
+        problem = Problem(
+            "$",
+            "the path contains control characters (newline, escape, ...); rename the file",
+        )
+        return [FileVerdict(path, kind, _join([reason]), (problem,))]
     if is_action_path(path):
         if kind is ChangeKind.ADDED:
             return [classify_new_action(path, head_files.get(path), base)]

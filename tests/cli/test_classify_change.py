@@ -84,3 +84,11 @@ def test_invalid_action_in_change_exits_1_with_problems(ops: Path) -> None:
 def test_base_and_head_go_together(ops: Path) -> None:
     result = CliRunner().invoke(cli, ["classify", "--ops", str(ops), "--base", "main"])
     assert result.exit_code == 2
+
+
+def test_paths_with_control_characters_are_refused_and_escaped(ops: Path) -> None:
+    branch_with(ops, "odd", {"notes/a\x1b[2Jb.md": b"x\n"})
+    result = CliRunner().invoke(cli, ["classify", "--ops", str(ops), "--base", "main", "--head", "odd"])
+    assert result.exit_code == 1
+    assert "\x1b" not in result.output
+    assert "control characters" in result.output

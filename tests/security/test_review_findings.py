@@ -247,10 +247,6 @@ def test_closed_pr_cannot_squat_the_id_of_another_pending_pr(vault: Harness) -> 
 # comment, so a proposer can append a fake verdict (and hide later reasons).
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="SR-5: file paths with newlines/markdown are rendered raw into the dispatcher's tier comment",
-)
 def test_path_cannot_forge_a_second_verdict_in_the_tier_comment(
     vault: Harness,
 ) -> None:
