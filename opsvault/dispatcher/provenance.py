@@ -86,11 +86,20 @@ def in_principals(user: str, principals: Principals, forge: Forge) -> bool:
 
 
 def roles_of(
-    user: str, proposer: str, identity: str, policy: Policy, forge: Forge
+    user: str,
+    proposer: str,
+    identity: str,
+    policy: Policy,
+    forge: Forge,
+    contributors: frozenset[str] = frozenset(),
 ) -> frozenset[Role]:
-    """Return what *user* is under *policy* when merging a change proposed by *proposer*."""
+    """Return what *user* is under *policy* when merging a change proposed by *proposer*.
+
+    *contributors* are the (lower-case) names of everyone who authored or
+    committed a commit of the change: they count as proposers too.
+    """
     roles: set[Role] = set()
-    if user == proposer:
+    if user == proposer or user.lower() in contributors:
         roles.add(Role.PROPOSER)
     if user == identity:
         roles.add(Role.DISPATCHER)
@@ -101,6 +110,34 @@ def roles_of(
     if in_principals(user, policy.reviewers, forge):
         roles.add(Role.REVIEWER)
     return frozenset(roles)
+
+
+MAX_CONTRIBUTOR_COMMITS = 500
+
+
+def contributors(repo: OpsRepo, base_commit: str, head_commit: str) -> frozenset[str]:
+    """Return who wrote the commits *head_commit* brings over *base_commit*, lower-cased.
+
+    Each author and committer counts by name and by the local part of the
+    e-mail address, so a reviewer who pushed onto someone else's pull request
+    cannot approve it (security review SR-2). Git identities are not
+    authenticated: this is defence in depth behind branch protection, which
+    should keep others from pushing to a proposer's branch (docs/forgejo.md).
+    """
+    names: set[str] = set()
+    pending: list[str] = [head_commit]
+    seen: set[str] = set()
+    while pending and len(seen) < MAX_CONTRIBUTOR_COMMITS:
+        commit = pending.pop()
+        if commit in seen or repo.is_ancestor(commit, base_commit):
+            continue
+        seen.add(commit)
+        info = repo.commit_info(commit)
+        for who in (info.author, info.committer):
+            names.add(who.name.lower())
+            names.add(who.email.split("@", 1)[0].lower())
+        pending.extend(info.parents)
+    return frozenset(names)
 
 
 def find_pull(
@@ -163,7 +200,14 @@ def establish(
         protected=verdict.protected,
         refused=verdict.refused,
         merger=merger,
-        merger_roles=roles_of(merger, pull.author, identity, base.policy, forge)
+        merger_roles=roles_of(
+            merger,
+            pull.author,
+            identity,
+            base.policy,
+            forge,
+            contributors(repo, base_commit, head_commit),
+        )
         if merger
         else frozenset(),
         proposer=pull.author,

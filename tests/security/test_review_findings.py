@@ -138,11 +138,9 @@ def test_criss_cross_merge_cannot_refire_an_admin_approved_action(
 # pushes their own action onto someone else's PR branch and merges it.
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="SR-2: a reviewer's commit pushed onto another author's PR is merged and fired by that reviewer",
-)
-def test_reviewer_approves_own_commit_pushed_onto_another_pr(vault: Harness) -> None:
+def test_reviewer_cannot_approve_own_commit_pushed_onto_another_pr(
+    vault: Harness,
+) -> None:
     number = vault.propose("deploy-1", HOOK.format(n=1))  # dev-bot's medium PR
     vault.forge.push(
         REPO,
@@ -154,9 +152,16 @@ def test_reviewer_approves_own_commit_pushed_onto_another_pr(vault: Harness) -> 
     vault.tick()
     vault.merge_as("bob", number)  # bob is a reviewer, and wrote bob-deploy
     vault.tick(at=timedelta(minutes=5))
-    assert "deploy-1" in executed(vault)
-    # Safe behaviour: bob's own action needs a second person.
-    assert "bob-deploy" not in executed(vault)
+    # Safe behaviour: bob co-wrote the change, so he cannot approve any of it
+    # (the whole pull request, not only his file: refusing beats guessing who
+    # wrote what); a second reviewer or an admin must merge.
+    assert executed(vault) == []
+    records = [
+        p for p in vault.main_files("vault/rejected") if p.endswith(".result.json")
+    ]
+    assert {json.loads(vault.main_file(p) or b"{}")["reason"] for p in records} == {
+        "merged-by-proposer"
+    }
 
 
 # ---------------------------------------------------------------------------
