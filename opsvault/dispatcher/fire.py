@@ -86,7 +86,9 @@ class FirePlan:
     results: list[tuple[int, str, str]] = field(
         default_factory=list
     )  # (pr, action id, comment)
-    exists: Callable[[str], bool] = field(default=lambda path: False)  # is this path on main
+    exists: Callable[[str], bool] = field(
+        default=lambda path: False
+    )  # is this path on main
 
 
 @dataclass(frozen=True, slots=True)

@@ -88,7 +88,9 @@ def test_base_and_head_go_together(ops: Path) -> None:
 
 def test_paths_with_control_characters_are_refused_and_escaped(ops: Path) -> None:
     branch_with(ops, "odd", {"notes/a\x1b[2Jb.md": b"x\n"})
-    result = CliRunner().invoke(cli, ["classify", "--ops", str(ops), "--base", "main", "--head", "odd"])
+    result = CliRunner().invoke(
+        cli, ["classify", "--ops", str(ops), "--base", "main", "--head", "odd"]
+    )
     assert result.exit_code == 1
     assert "\x1b" not in result.output
     assert "control characters" in result.output

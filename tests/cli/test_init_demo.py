@@ -58,7 +58,9 @@ def test_demo_shows_all_three_tiers_with_reasons(tmp_path: Path) -> None:
     assert proposals["smuggle-secret-20261121-1"]["refused"] is True
     assert all(f["reasons"] for p in proposals.values() for f in p["files"])
     repo = pygit2.Repository(str(tmp_path / "demo" / "ops"))
-    pending = {name for name, p in proposals.items() if p["tier"] != "low" or p["refused"]}
+    pending = {
+        name for name, p in proposals.items() if p["tier"] != "low" or p["refused"]
+    }
     assert set(repo.branches.local) >= {f"vault/{name}" for name in pending}
     # the demo ran the real dispatcher: the low-tier proposal was merged and fired
     (tick,) = json.loads(result.output)["ticks"]
@@ -68,7 +70,9 @@ def test_demo_shows_all_three_tiers_with_reasons(tmp_path: Path) -> None:
 
 
 def test_demo_text_output(tmp_path: Path) -> None:
-    result = CliRunner().invoke(cli, ["demo", "--dir", str(tmp_path / "demo"), "--once"])
+    result = CliRunner().invoke(
+        cli, ["demo", "--dir", str(tmp_path / "demo"), "--once"]
+    )
     assert result.exit_code == 0
     assert "proposal vault/noop-smoke-20261121-1: LOW" in result.output
     assert "REFUSED" in result.output

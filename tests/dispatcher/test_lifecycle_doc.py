@@ -14,7 +14,9 @@ DOC = (Path(__file__).resolve().parents[2] / "docs" / "lifecycle.md").read_text(
 
 
 def documented_rows() -> set[tuple[str, str]]:
-    return set(re.findall(r"^\| `([a-z-]+)` \| \w+ \| `([a-z-]+)` \|", DOC, re.MULTILINE))
+    return set(
+        re.findall(r"^\| `([a-z-]+)` \| \w+ \| `([a-z-]+)` \|", DOC, re.MULTILINE)
+    )
 
 
 def test_every_outcome_is_documented() -> None:
@@ -28,5 +30,9 @@ def test_every_reason_code_is_documented() -> None:
     assert {str(r) for r in Reason} <= reasons
     for module in (fire, pulls):
         source = Path(module.__file__ or "").read_text()
-        for code in re.findall(r'reason="([a-z-]+)"', source) + re.findall(r'Outcome\.\w+, "([a-z-]+)"', source):
-            assert code in reasons, f"{code} ({module.__name__}) is not in docs/lifecycle.md"
+        for code in re.findall(r'reason="([a-z-]+)"', source) + re.findall(
+            r'Outcome\.\w+, "([a-z-]+)"', source
+        ):
+            assert code in reasons, (
+                f"{code} ({module.__name__}) is not in docs/lifecycle.md"
+            )
