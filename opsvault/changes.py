@@ -56,6 +56,8 @@ def merged_result(repo: OpsRepo, base_commit: str, head_commit: str) -> str:
     """
     if repo.is_ancestor(head_commit, base_commit):
         return base_commit
+    if repo.is_ancestor(base_commit, head_commit):
+        return head_commit  # the usual case: the head is based on the current base; its tree is the result
     return repo.merge(
         base_commit,
         head_commit,
