@@ -220,7 +220,7 @@ def _add_intents(
         if intent.stem in recorded or _result_exists(snapshot, intent):
             continue  # already recorded (by us earlier, or another replica)
         toml_path, result_path = archive_paths(
-            intent.record.outcome, intent.stem, ctx_now(intent)
+            intent.record.outcome, intent.stem, _recorded_at(intent)
         )
         if intent.content is not None:
             plan.changes[toml_path] = intent.content
@@ -237,7 +237,7 @@ def _result_exists(snapshot: CommitSnapshot, intent: RecordIntent) -> bool:
     )
 
 
-def ctx_now(intent: RecordIntent) -> datetime:
+def _recorded_at(intent: RecordIntent) -> datetime:
     ended = intent.record.ended_at
     return (
         datetime.fromisoformat(ended.replace("Z", "+00:00"))
