@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import json
-import random
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,8 +13,7 @@ from opsvault.cli import cli
 from opsvault.cli.init import create_ops_repo, template_files
 from opsvault.forge.base import ListState, PullState
 from opsvault.forge.client import ForgejoClient
-from opsvault.forge.session import Backoff
-from opsvault.forge.token import ForgeToken
+from opsvault.testing.fake_forgejo.clients import client_for
 from opsvault.testing.fake_forgejo.pytest_plugin import fake_forgejo  # noqa: F401
 from opsvault.testing.fake_forgejo.server import FakeForgejo
 
@@ -36,19 +34,6 @@ class World:
     token: str
     client: ForgejoClient
     ops: Path
-
-
-def client_for(forge: FakeForgejo, token: str) -> ForgejoClient:
-    return ForgejoClient(
-        forge.url,
-        "acme",
-        "ops",
-        ForgeToken(token),
-        sleep=lambda _: None,
-        rng=random.Random(1),
-        backoff=Backoff(attempts=3, base=0.01, cap=0.02),
-        timeout=5.0,
-    )
 
 
 @pytest.fixture

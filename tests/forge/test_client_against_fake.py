@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import random
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -21,8 +20,7 @@ from opsvault.forge.base import (
     StatusState,
 )
 from opsvault.forge.client import ForgejoClient
-from opsvault.forge.session import Backoff
-from opsvault.forge.token import ForgeToken
+from opsvault.testing.fake_forgejo.clients import client_for
 from opsvault.testing.fake_forgejo.model import BranchProtection as RuleModel
 from opsvault.testing.fake_forgejo.server import FakeForgejo
 
@@ -37,19 +35,6 @@ class World:
     forge: FakeForgejo
     bot: ForgejoClient
     dev: ForgejoClient
-
-
-def _client(forge: FakeForgejo, token: str) -> ForgejoClient:
-    return ForgejoClient(
-        forge.url,
-        "acme",
-        "ops",
-        ForgeToken(token),
-        sleep=lambda _: None,
-        rng=random.Random(3),
-        backoff=Backoff(attempts=4, base=0.01, cap=0.05),
-        timeout=5.0,
-    )
 
 
 @pytest.fixture
@@ -73,7 +58,10 @@ def world(fake_forgejo: FakeForgejo) -> Iterator[World]:
     forge.add_team("acme", "ops-admins", "write", members=["alice"], repos=[REPO])
     forge.add_collaborator(REPO, "dev-bot", "write")
     forge.add_collaborator(REPO, "mallory", "read")
-    bot, dev = _client(forge, bot_token), _client(forge, dev_token)
+    bot, dev = (
+        client_for(forge, bot_token, attempts=4, cap=0.05, seed=3),
+        client_for(forge, dev_token, attempts=4, cap=0.05, seed=3),
+    )
     yield World(forge, bot, dev)
     bot.close()
     dev.close()
