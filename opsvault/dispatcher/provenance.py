@@ -97,14 +97,20 @@ def roles_of(
 
     *contributors* are the (lower-case) names of everyone who authored or
     committed a commit of the change: they count as proposers too.
+
+    The dispatcher identity is never an approver (invariant I2): whatever the
+    policy lists or the forge's teams say, it holds no admin or reviewer role,
+    so its own merges count only where ``state.verify_merge`` lets the
+    dispatcher merge (``merge = "auto"``, a medium veto window).
     """
     roles: set[Role] = set()
     if user == proposer or user.lower() in contributors:
         roles.add(Role.PROPOSER)
-    if user == identity:
-        roles.add(Role.DISPATCHER)
     if in_principals(user, policy.bots, forge):
         roles.add(Role.BOT)
+    if identity and user.lower() == identity.lower():  # forge logins ignore case
+        roles.add(Role.DISPATCHER)
+        return frozenset(roles)
     if in_principals(user, policy.admins, forge):
         roles.add(Role.ADMIN)
     if in_principals(user, policy.reviewers, forge):

@@ -37,7 +37,7 @@ from opsvault.policy.classify import (
     ChangeVerdict,
     is_action_path,
 )
-from opsvault.policy.model import Policy, Tier
+from opsvault.policy.model import MergeMode, Policy, Tier
 from opsvault.vault.request import action_id_for, id_problems
 
 log = logging.getLogger(__name__)
@@ -216,7 +216,7 @@ def who_may_merge(tier: Tier, protected: bool, policy: Policy) -> str:
 
     if tier is Tier.HIGH or protected:
         return f"an admin ({names(policy.admins)}), never the proposer"
-    if tier is Tier.MEDIUM:
+    if tier is Tier.MEDIUM or policy.settings(tier).merge is not MergeMode.AUTO:
         return f"a reviewer or admin ({names(policy.reviewers)}; {names(policy.admins)}), never the proposer"
     return "the dispatcher merges it"
 

@@ -11,7 +11,7 @@ from datetime import datetime
 from enum import StrEnum
 
 from opsvault.policy.classify import ChangeVerdict
-from opsvault.policy.model import Policy, Tier
+from opsvault.policy.model import MergeMode, Policy, Tier
 
 HOLD_LABEL = "vault/hold"
 
@@ -66,9 +66,10 @@ def decide_pull(facts: PullFacts, policy: Policy) -> list[Effect]:
     """Return what the dispatcher does with one open pull request, in order.
 
     Always publish. Past the tier's deadline: expire (nothing else). A refused
-    change is never merged. Low: approve if branch protection needs an
-    approval, then merge pinned to the classified head — unless a built-in floor
-    applies. Medium and high: notify approvers once per head; medium merges after
+    change is never merged. Low with ``merge = "auto"``: approve if branch
+    protection needs an approval, then merge pinned to the classified head —
+    unless a built-in floor applies (a low tier with another merge mode waits
+    for a person, like medium). Medium and high: notify approvers once per head; medium merges after
     an unvetoed ``veto_window`` (no hold label, no request for changes, measured
     from when this head was first seen). High is never merged by the dispatcher.
     """
@@ -84,7 +85,7 @@ def decide_pull(facts: PullFacts, policy: Policy) -> list[Effect]:
         ]
     if verdict.refused:
         return effects
-    if tier is Tier.LOW and not verdict.protected:
+    if tier is Tier.LOW and settings.merge is MergeMode.AUTO and not verdict.protected:
         if facts.approvals_needed and facts.approved_head != head:
             effects.append(Effect(Act.APPROVE, head))
         effects.append(Effect(Act.MERGE, head, "low tier"))
@@ -164,14 +165,40 @@ class MergeFacts:
 
 
 def may_merge(tier: Tier, roles: frozenset[Role], protected: bool) -> bool:
-    """Return whether a user with *roles* may merge a change of *tier* (bots and proposers never)."""
-    if Role.BOT in roles or Role.PROPOSER in roles:
+    """Return whether a person with *roles* may approve (merge) a change of *tier*.
+
+    Bots, proposers and the dispatcher never approve: the dispatcher's own
+    merges are judged by ``dispatcher_merge_counts``, never by its roles.
+    """
+    if roles & {Role.BOT, Role.PROPOSER, Role.DISPATCHER}:
         return False
     if tier is Tier.HIGH or protected:
         return Role.ADMIN in roles
-    if tier is Tier.MEDIUM:
-        return bool(roles & {Role.ADMIN, Role.REVIEWER})
-    return bool(roles & {Role.ADMIN, Role.REVIEWER, Role.DISPATCHER})
+    return bool(roles & {Role.ADMIN, Role.REVIEWER})
+
+
+def dispatcher_merge_counts(facts: MergeFacts, policy: Policy) -> Refusal | None:
+    """Return why a merge by the dispatcher does not approve this change, or None if it does.
+
+    The dispatcher is never an approver (invariant I2). Its merge counts only
+    where policy lets it merge by itself: a tier with ``merge = "auto"``, or
+    medium once its ``veto_window`` passed; never behind a built-in floor.
+    """
+    if facts.protected:
+        return Refusal.PROTECTED_CHANGE
+    settings = policy.settings(facts.tier)
+    if settings.merge is MergeMode.AUTO:
+        return None
+    window = settings.veto_window
+    if facts.tier is Tier.MEDIUM and window is not None:
+        if (
+            facts.pr_created_at
+            and facts.merged_at
+            and facts.merged_at - facts.pr_created_at >= window
+        ):
+            return None
+        return Refusal.VETO_WINDOW_NOT_PASSED
+    return Refusal.MERGER_NOT_ELIGIBLE
 
 
 def verify_merge(facts: MergeFacts, policy: Policy) -> Refusal | None:
@@ -179,9 +206,9 @@ def verify_merge(facts: MergeFacts, policy: Policy) -> Refusal | None:
 
     The merger must be eligible for the tier recomputed from the policy at the
     merge's base: admins for high (and for any change hitting a built-in floor),
-    reviewers or admins for medium — or the dispatcher itself once the medium
-    veto window passed — and the dispatcher, reviewers or admins for low; never
-    the proposer, never a bot. The merged head and the blob must be the
+    reviewers or admins for medium and low; never the proposer, never a bot.
+    The dispatcher's own merge counts only for a ``merge = "auto"`` tier and
+    for medium once its veto window passed, whatever roles it holds. The merged head and the blob must be the
     classified ones.
     """
     if not facts.head_matches:
@@ -197,17 +224,10 @@ def verify_merge(facts: MergeFacts, policy: Policy) -> Refusal | None:
         return Refusal.MERGED_BY_PROPOSER
     if Role.BOT in roles:
         return Refusal.MERGED_BY_BOT
+    if Role.DISPATCHER in roles:
+        return dispatcher_merge_counts(facts, policy)
     if may_merge(facts.tier, roles, facts.protected):
         return None
     if facts.protected:
         return Refusal.PROTECTED_CHANGE
-    window = policy.settings(Tier.MEDIUM).veto_window
-    if facts.tier is Tier.MEDIUM and Role.DISPATCHER in roles and window is not None:
-        if (
-            facts.pr_created_at
-            and facts.merged_at
-            and facts.merged_at - facts.pr_created_at >= window
-        ):
-            return None
-        return Refusal.VETO_WINDOW_NOT_PASSED
     return Refusal.MERGER_NOT_ELIGIBLE
