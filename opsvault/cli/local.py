@@ -57,6 +57,15 @@ class Operator:
     operator: str
 
 
+def _check_as(as_user: str | None) -> None:
+    """An explicit ``--as`` must name someone: an empty one is a usage error (exit 2)."""
+    if as_user is not None and not as_user.strip():
+        raise click.BadParameter(
+            "give a user name, or leave --as out to act as the operator",
+            param_hint="--as",
+        )
+
+
 def _operator(repo: Pygit2OpsRepo, as_user: str | None) -> Operator:
     operator = repo.config_value(OPERATOR_CONFIG) or os.environ.get("USER") or ""
     user = as_user or operator
@@ -181,6 +190,7 @@ def approve(
     from opsvault.changes import classify_ref_change
     from opsvault.snapshot import CommitSnapshot, load_policy
 
+    _check_as(as_user)
     repo = Pygit2OpsRepo.open(resolve_ops(ops))
     who = _operator(repo, as_user)
     forge = LocalForge(repo, who.user, operator=who.operator)
@@ -263,6 +273,7 @@ def reject(
     """
     if not reason.strip():
         raise click.BadParameter("give a reason", param_hint="--reason")
+    _check_as(as_user)
     repo = Pygit2OpsRepo.open(resolve_ops(ops))
     who = _operator(repo, as_user)
     forge = LocalForge(repo, who.user, operator=who.operator)
