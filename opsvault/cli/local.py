@@ -262,10 +262,13 @@ def reject(
 ) -> None:
     """Reject the local-mode proposal ID: close branch vault/ID without merging it.
 
-    The reason is posted as a comment and the branch is deleted (its commit
-    stays in the local forge record). The dispatcher records the action under
-    vault/rejected/ on main when it next sees the closed proposal. Nothing
-    runs, and the action id can never be used again.
+    The reason is posted as a comment by USER and the branch is deleted (its
+    commit stays in the local forge record). The dispatcher records the action
+    under vault/rejected/YYYY/MM/pr-N/ on main when it next sees the closed
+    proposal, with USER as `approver` and the reason in `detail`. Nothing runs.
+    When USER may approve the change (an admin for high, a reviewer or admin
+    otherwise), the action id can never be used again; a proposer withdrawing
+    their own proposal reserves nothing.
 
     \b
     Example:
@@ -279,7 +282,8 @@ def reject(
     forge = LocalForge(repo, who.user, operator=who.operator)
     branch = _branch_for(proposal_id)
     pr = _find_open(forge, branch)
-    closed = forge.reject(pr.number, f"Rejected by {who.user}: {reason}")
+    # The comment is the rejection: its author and text go into the record (I7).
+    closed = forge.reject(pr.number, reason.strip())
     if as_json:
         echo_json(
             {

@@ -11,18 +11,26 @@ from __future__ import annotations
 import hashlib
 import logging
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 
-from opsvault.changes import classify_commits
+from opsvault.changes import classify_commits, classify_landed
 from opsvault.dispatcher.cache import Cache, PullEntry
 from opsvault.dispatcher.fire import iso, parse_iso, sha256
 from opsvault.dispatcher.mainline import Mainline
 from opsvault.dispatcher.notify import Notification, Notifier, sinks_named
-from opsvault.dispatcher.records import Outcome, ResultRecord
+from opsvault.dispatcher.provenance import roles_of
+from opsvault.dispatcher.records import Outcome, ResultRecord, pull_record_stem
 from opsvault.dispatcher.report import Decision
-from opsvault.dispatcher.state import Act, PullFacts, decide_pull, next_timer
-from opsvault.errors import ForgeConflict, ForgeUnavailable, OpsvaultError
+from opsvault.dispatcher.state import (
+    Act,
+    PullFacts,
+    decide_pull,
+    may_merge,
+    next_timer,
+)
+from opsvault.errors import ForgeConflict, ForgeUnavailable, GitError, OpsvaultError
 from opsvault.forge.base import (
+    Comment,
     CommitStatus,
     Forge,
     ListState,
@@ -56,15 +64,19 @@ LABELS = {
 class RecordIntent:
     """An archive record for an action that never reached main (closed or expired PR).
 
-    It is filed under ``stem`` = ``pr<N>-<id>``, not under the id: an id is
-    reserved only by what reached main, so opening and closing a PR cannot
-    squat another proposal's id (security review SR-4). ``content`` is None
-    when the file was not a valid action: only its hash is recorded then.
+    It is filed under ``stem`` = ``pr-<N>/<id>`` (``records.pull_record_stem``),
+    a namespace no action id reaches. Only a rejection by someone eligible to
+    approve the change (*reserves*) also files it under the id itself, which
+    then can never be used again; a PR its proposer closed or that expired
+    reserves nothing, so opening and closing a PR cannot squat another
+    proposal's id (security review SR-4, ADR 0005). ``content`` is None when
+    the file was not a valid action: only its hash is recorded then.
     """
 
     stem: str
     content: bytes | None
     record: ResultRecord
+    reserves: bool = False
 
 
 @dataclass(slots=True)
@@ -372,14 +384,37 @@ def _closed_pull(
         return
     if not ctx.mainline.fetch_pull_head(pr.number, pr.head_sha):
         return
-    verdict = classify_commits(ctx.repo, main, pr.head_sha, base)
+    verdict = _closed_verdict(ctx.repo, main, pr.head_sha, base)
+    if verdict is None:
+        out.decisions.append(
+            Decision(
+                f"pr#{pr.number}",
+                "not recorded",
+                "its head shares no history with main",
+            )
+        )
+        return
+    closing = closing_comment(ctx, pr)
+    approver, detail = None, "the pull request was closed without merging"
+    if closing is not None and closing.author != pr.author:
+        approver = closing.author
+        detail = f"rejected by {closing.author}: {_bounded(closing.body)}"
+    elif closing is not None:
+        detail = f"withdrawn by its proposer: {_bounded(closing.body)}"
+    reserves = approver is not None and may_merge(
+        verdict.tier,
+        roles_of(approver, pr.author, ctx.identity, base.policy, ctx.forge),
+        verdict.protected,
+    )
     intents = _intents(
         ctx,
         pr,
         verdict,
         Outcome.REJECTED,
         "closed-unmerged",
-        "the pull request was closed without merging",
+        detail,
+        approver=approver,
+        reserves=reserves,
     )
     if intents:
         out.records.extend(intents)
@@ -390,6 +425,53 @@ def _closed_pull(
         )
 
 
+CLOSING_WINDOW = timedelta(minutes=1)
+MAX_REASON = 2000  # characters of a rejection comment kept in the record
+
+
+def _closed_verdict(
+    repo: OpsRepo, main: str, head: str, base: BaseState
+) -> ChangeVerdict | None:
+    """Return what a closed PR proposed, even when its head no longer merges with main.
+
+    Normally what merging the head would change (``classify_commits``). A head
+    that conflicts with main is judged by what it adds over its merge base, its
+    action files read from the head's own blobs: nothing is merged, and the
+    record still names every action it proposed (invariant I7). None when the
+    head shares no history with main.
+    """
+    try:
+        return classify_commits(repo, main, head, base)
+    except GitError:
+        fork = repo.merge_base(main, head)
+        if fork is None:
+            return None
+        return classify_landed(repo, fork, head, base)
+
+
+def closing_comment(ctx: PullContext, pr: PullRequest) -> Comment | None:
+    """Return the comment that closed *pr* unmerged: who rejected it, and why.
+
+    The newest comment by someone other than the dispatcher posted within
+    ``CLOSING_WINDOW`` of the close: `vault reject --reason` posts it in local
+    mode, Forgejo's "Close with comment" on the forge. None without one.
+    """
+    if pr.closed_at is None:
+        return None
+    found = None
+    for comment in ctx.forge.fetch_comments(pr.number):
+        if comment.author.lower() == ctx.identity.lower() or comment.created_at is None:
+            continue
+        if abs(comment.created_at - pr.closed_at) <= CLOSING_WINDOW:
+            found = comment
+    return found
+
+
+def _bounded(text: str) -> str:
+    text = text.strip()
+    return text if len(text) <= MAX_REASON else text[:MAX_REASON] + " [...]"
+
+
 def _intents(
     ctx: PullContext,
     pr: PullRequest,
@@ -397,6 +479,9 @@ def _intents(
     outcome: Outcome,
     reason: str,
     detail: str,
+    *,
+    approver: str | None = None,
+    reserves: bool = False,
 ) -> list[RecordIntent]:
     intents = []
     for f in verdict.files:
@@ -420,9 +505,12 @@ def _intents(
             action_sha256=sha256(content),
             pr=pr.number,
             proposer=pr.author,
+            approver=approver,
             head_commit=pr.head_sha,
             dispatcher=ctx.identity,
             ended_at=iso(ctx.now),
         )
-        intents.append(RecordIntent(f"pr{pr.number}-{action_id}", kept, record))
+        intents.append(
+            RecordIntent(pull_record_stem(pr.number, action_id), kept, record, reserves)
+        )
     return intents

@@ -51,6 +51,16 @@ def claim_path(action_id: str) -> str:
     return f"{RUNNING}/{action_id}.claim.json"
 
 
+def pull_record_stem(number: int, action_id: str) -> str:
+    """Return where the record of *action_id* from unmerged PR *number* is filed in a month folder.
+
+    ``pr-<N>/<id>``: a directory per pull request, which no action id can
+    reach (ids hold no ``/``), so no action, whatever its id, can pre-empt or
+    overwrite the record of another PR's proposal (invariant I7).
+    """
+    return f"pr-{number}/{action_id}"
+
+
 def archive_paths(outcome: Outcome, action_id: str, when: datetime) -> tuple[str, str]:
     """Return (action file path, result path) for an outcome recorded at *when*."""
     folder = f"{outcome.archive}/{when:%Y}/{when:%m}"

@@ -174,8 +174,8 @@ def test_reject_closes_the_proposal_with_the_reason(
     forge = LocalForge(repo, "vault-bot")
     pr = forge.fetch_pull_request(data["number"])
     assert (pr.state, pr.merged) == (PullState.CLOSED, False)
-    assert [c.body for c in forge.fetch_comments(pr.number)] == [
-        "Rejected by bob: not this week"
+    assert [(c.author, c.body) for c in forge.fetch_comments(pr.number)] == [
+        ("bob", "not this week")
     ]
     again = vault(ops, "reject", "noop-1", "--reason", "x", "--as", "bob")
     assert again.exit_code == 1 and "closed without merge" in again.output
