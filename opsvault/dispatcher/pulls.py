@@ -452,9 +452,13 @@ def _closed_verdict(
 def closing_comment(ctx: PullContext, pr: PullRequest) -> Comment | None:
     """Return the comment that closed *pr* unmerged: who rejected it, and why.
 
-    The newest comment by someone other than the dispatcher posted within
-    ``CLOSING_WINDOW`` of the close: `vault reject --reason` posts it in local
-    mode, Forgejo's "Close with comment" on the forge. None without one.
+    The newest comment by someone other than the dispatcher posted in the
+    ``CLOSING_WINDOW`` before the close. Forgejo's "Close with comment" creates
+    the comment, then closes the PR in the same request (Forgejo
+    routers/web/repo/issue.go, ``NewComment``: the status change is deferred
+    until the comment exists); `vault reject --reason`
+    does the same in local mode. A comment posted after the close never counts.
+    None without one.
     """
     if pr.closed_at is None:
         return None
@@ -462,7 +466,7 @@ def closing_comment(ctx: PullContext, pr: PullRequest) -> Comment | None:
     for comment in ctx.forge.fetch_comments(pr.number):
         if comment.author.lower() == ctx.identity.lower() or comment.created_at is None:
             continue
-        if abs(comment.created_at - pr.closed_at) <= CLOSING_WINDOW:
+        if timedelta(0) <= pr.closed_at - comment.created_at <= CLOSING_WINDOW:
             found = comment
     return found
 

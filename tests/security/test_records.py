@@ -101,6 +101,20 @@ def test_a_withdrawal_by_the_proposer_names_no_approver(vault: Harness) -> None:
     assert record["detail"] == "withdrawn by its proposer: wrong ref"
 
 
+def test_a_comment_after_the_close_is_not_the_rejection(vault: Harness) -> None:
+    number = vault.propose("release-1", GIT_MAKE.format(n=1))
+    vault.tick()
+    vault.at(timedelta(minutes=1))
+    vault.client("dev-bot").close_pull_request(number)
+    vault.at(timedelta(minutes=1, seconds=10))
+    vault.client("alice").create_comment(number, "fine by me")
+    vault.tick(at=timedelta(minutes=2))
+    [record] = records(vault, "release-1.result.json").values()
+    assert record["approver"] is None
+    assert record["detail"] == "the pull request was closed without merging"
+    assert not reproposed_is_refused(vault, "release-1", GIT_MAKE.format(n=2))
+
+
 # ---------------------------------------------------------------------------
 # A rejected id is never reusable
 
