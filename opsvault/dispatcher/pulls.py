@@ -18,7 +18,7 @@ from opsvault.dispatcher.cache import Cache, PullEntry
 from opsvault.dispatcher.fire import iso, parse_iso, sha256
 from opsvault.dispatcher.mainline import Mainline
 from opsvault.dispatcher.notify import Notification, Notifier, sinks_named
-from opsvault.dispatcher.provenance import roles_of
+from opsvault.dispatcher.provenance import contributors, roles_of
 from opsvault.dispatcher.records import Outcome, ResultRecord, pull_record_stem
 from opsvault.dispatcher.report import Decision
 from opsvault.dispatcher.state import (
@@ -401,9 +401,18 @@ def _closed_pull(
         detail = f"rejected by {closing.author}: {_bounded(closing.body)}"
     elif closing is not None:
         detail = f"withdrawn by its proposer: {_bounded(closing.body)}"
+    # Only someone who could have approved it (never its proposer or a
+    # co-author, a bot or the dispatcher) reserves the id by rejecting it.
     reserves = approver is not None and may_merge(
         verdict.tier,
-        roles_of(approver, pr.author, ctx.identity, base.policy, ctx.forge),
+        roles_of(
+            approver,
+            pr.author,
+            ctx.identity,
+            base.policy,
+            ctx.forge,
+            contributors(ctx.repo, main, pr.head_sha),
+        ),
         verdict.protected,
     )
     intents = _intents(
