@@ -14,10 +14,10 @@ from datetime import timedelta
 
 from opsvault.changes import classify_landed
 from opsvault.dispatcher.state import MergeFacts, Refusal, Role
-from opsvault.forge.base import Forge, ListState, PullRequest
+from opsvault.forge.base import Forge, ListState, PullRequest, ReviewState
 from opsvault.git.base import ChangeKind, OpsRepo
 from opsvault.policy.classify import BaseState, ChangeVerdict
-from opsvault.policy.model import Policy, Principals
+from opsvault.policy.model import Policy, Principals, Tier
 from opsvault.snapshot import CommitSnapshot, load_base_state
 
 MAX_WALK = 500  # first-parent commits searched for the one that introduced an action
@@ -167,6 +167,28 @@ def find_pull(
     return found
 
 
+def vetoed_before_merge(forge: Forge, pull: PullRequest, head_commit: str) -> bool:
+    """Return whether a review asked for changes at *head_commit* before *pull* was merged.
+
+    The fire-time twin of the veto the pull-request phase honours: it catches
+    a veto placed after the tick read the reviews but before its merge, and a
+    merge made with the dispatcher's account outside a tick (invariant I2).
+    """
+    for review in forge.fetch_reviews(pull.number):
+        if (
+            review.state is ReviewState.REQUEST_CHANGES
+            and not review.dismissed
+            and review.commit_id == head_commit
+            and (
+                pull.merged_at is None
+                or review.submitted_at is None
+                or review.submitted_at <= pull.merged_at
+            )
+        ):
+            return True
+    return False
+
+
 def establish(
     repo: OpsRepo,
     forge: Forge,
@@ -221,5 +243,9 @@ def establish(
         merged_at=pull.merged_at,
         head_matches=pull.head_sha == head_commit,
         blob_matches=repo.blob_id(main, path) == repo.blob_id(head_commit, path),
+        vetoed=verdict.tier is Tier.MEDIUM
+        and merger is not None
+        and merger.lower() == identity.lower()
+        and vetoed_before_merge(forge, pull, head_commit),
     )
     return Provenance(commit, base_commit, head_commit, pull, verdict, base, facts)

@@ -146,6 +146,8 @@ class Refusal(StrEnum):
     )
     # the introducing merge did not add it as a new action (e.g. a merge restoring an old file)
     NOT_ADDED_BY_MERGE = "not-added-by-merge"
+    # the dispatcher merged a medium change that a review asked to change (a veto)
+    VETOED = "vetoed"
 
 
 @dataclass(frozen=True, slots=True)
@@ -162,6 +164,8 @@ class MergeFacts:
     merged_at: datetime | None
     head_matches: bool
     blob_matches: bool
+    # a review asking for changes at the merged head was submitted before the merge
+    vetoed: bool = False
 
 
 def may_merge(tier: Tier, roles: frozenset[Role], protected: bool) -> bool:
@@ -182,7 +186,8 @@ def dispatcher_merge_counts(facts: MergeFacts, policy: Policy) -> Refusal | None
 
     The dispatcher is never an approver (invariant I2). Its merge counts only
     where policy lets it merge by itself: a tier with ``merge = "auto"``, or
-    medium once its ``veto_window`` passed; never behind a built-in floor.
+    medium once its ``veto_window`` passed unvetoed (no review asked for
+    changes at the merged head before the merge); never behind a floor.
     """
     if facts.protected:
         return Refusal.PROTECTED_CHANGE
@@ -191,6 +196,8 @@ def dispatcher_merge_counts(facts: MergeFacts, policy: Policy) -> Refusal | None
         return None
     window = settings.veto_window
     if facts.tier is Tier.MEDIUM and window is not None:
+        if facts.vetoed:
+            return Refusal.VETOED
         if (
             facts.pr_created_at
             and facts.merged_at

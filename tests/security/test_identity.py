@@ -18,7 +18,7 @@ from click.testing import CliRunner, Result
 
 from opsvault.cli import cli
 from opsvault.dispatcher.runner import RecordingRunner
-from tests.dispatcher.harness import GIT_MAKE, NOOP, REPO, Harness, make_harness
+from tests.dispatcher.harness import GIT_MAKE, HOOK, NOOP, REPO, Harness, make_harness
 from tests.security.local_harness import IDENTITY, make_local_vault
 
 ADMIN_TEAM = "acme/ops-admins"
@@ -227,5 +227,51 @@ def test_forgejo_check_config_accepts_the_bot_outside_the_approver_teams(
         config, env = forgejo_config(tmp_path, harness)
         result = run(["dispatcher", "check-config", "--config", config], env)
         assert result.exit_code == 0, result.output
+    finally:
+        harness.close()
+
+
+# ---------------------------------------------------------------------------
+# Medium: the dispatcher's merge counts only after an *unvetoed* window
+
+
+def request_changes(harness: Harness, user: str, number: int) -> None:
+    import httpx
+
+    head = harness.pull(number).head_sha
+    with httpx.Client() as http:
+        reply = http.post(
+            f"{harness.forge.api_url}/repos/{REPO}/pulls/{number}/reviews",
+            headers={"Authorization": f"token {harness.tokens[user]}"},
+            json={"event": "REQUEST_CHANGES", "body": "no", "commit_id": head},
+        )
+    assert reply.status_code == 200, reply.text
+
+
+def with_veto_window(policy: str) -> str:
+    return policy.replace(
+        'merge = "reviewer"\n# veto_window = "2h"',
+        'merge = "reviewer"\nveto_window = "2h"',
+    )
+
+
+def test_a_dispatcher_merge_of_a_vetoed_medium_change_is_refused(
+    tmp_path: Path,
+) -> None:
+    harness = make_harness(tmp_path, with_veto_window)
+    try:
+        number = harness.propose("deploy-1", HOOK.format(n=1))
+        harness.tick()
+        request_changes(harness, "bob", number)
+        harness.tick(at=timedelta(hours=3))
+        assert not harness.pull(number).merged  # the tick honours the veto
+        # A merge with the dispatcher's account after the window, despite the veto.
+        harness.merge_as("vault-bot", number)
+        harness.tick(at=timedelta(hours=3, minutes=1))
+        assert executed(harness.runner) == []
+        [result] = [
+            p for p in harness.main_files("vault/rejected") if p.endswith(".json")
+        ]
+        assert json.loads(harness.main_file(result) or b"")["reason"] == "vetoed"
     finally:
         harness.close()
