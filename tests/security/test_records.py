@@ -210,3 +210,31 @@ def test_a_closed_pr_that_conflicts_with_main_is_recorded(vault: Harness) -> Non
     assert vault.main_file(path.replace(".result.json", ".toml")) == (
         GIT_MAKE.format(n=1).encode()
     )
+
+
+def test_local_a_rejected_proposal_that_conflicts_with_main_is_recorded(
+    tmp_path: Path,
+) -> None:
+    local = make_local_vault(tmp_path)
+    local.propose(
+        "vault/release-1",
+        {
+            "vault/actions/release-1.toml": GIT_MAKE.format(n=1),
+            "knowledge/notes.md": "the release plan\n",
+        },
+        author="dev-bot",
+    )
+    local.propose("vault/notes", {"knowledge/notes.md": "other\n"}, author="dev-bot")
+    local.tick()  # the low one is merged: release-1 now conflicts with main
+    assert local.repo.read_file("main", "knowledge/notes.md") == b"other\n"
+    ops = ["--ops", str(local.ops)]
+    result = CliRunner().invoke(
+        cli, ["reject", "release-1", "--reason", "superseded", "--as", "alice", *ops]
+    )
+    assert result.exit_code == 0, result.output
+    report = local.tick()
+    assert not [d for d in report.decisions if d.event == "error"], report.decisions
+    [path] = [p for p in local.main_files("vault/rejected") if p.endswith(".json")]
+    assert local.main_json(path)["approver"] == "alice"
+    toml = local.repo.read_file("main", path.replace(".result.json", ".toml"))
+    assert toml == GIT_MAKE.format(n=1).encode()
