@@ -238,3 +238,35 @@ def test_local_a_rejected_proposal_that_conflicts_with_main_is_recorded(
     assert local.main_json(path)["approver"] == "alice"
     toml = local.repo.read_file("main", path.replace(".result.json", ".toml"))
     assert toml == GIT_MAKE.format(n=1).encode()
+
+
+def test_local_an_action_id_cannot_preempt_the_record_of_another_pr(
+    tmp_path: Path,
+) -> None:
+    local = make_local_vault(tmp_path)
+    local.propose(
+        "vault/pr2-release-1",
+        {"vault/actions/pr2-release-1.toml": NOOP.format(msg="squat")},
+        author="dev-bot",
+    )
+    local.tick()  # low: merged
+    local.tick()  # fired
+    assert local.executed() == ["pr2-release-1"]
+    number = local.propose(
+        "vault/release-1",
+        {"vault/actions/release-1.toml": GIT_MAKE.format(n=1)},
+        author="dev-bot",
+    )
+    assert number == 2
+    local.tick()
+    local.forge("dev-bot").reject(number, "withdrawn")
+    local.tick()
+    [path] = [
+        p
+        for p in local.main_files("vault/rejected")
+        if p.endswith("pr-2/release-1.result.json")
+    ]
+    assert (local.main_json(path)["id"], local.main_json(path)["pr"]) == (
+        "release-1",
+        2,
+    )
