@@ -11,26 +11,19 @@ from __future__ import annotations
 import hashlib
 import logging
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timedelta
+from datetime import datetime
 
-from opsvault.changes import classify_commits, classify_landed
+from opsvault.changes import classify_commits
 from opsvault.dispatcher.cache import Cache, PullEntry
 from opsvault.dispatcher.fire import iso, parse_iso, sha256
 from opsvault.dispatcher.mainline import Mainline
 from opsvault.dispatcher.notify import Notification, Notifier, sinks_named
-from opsvault.dispatcher.provenance import contributors, roles_of
 from opsvault.dispatcher.records import Outcome, ResultRecord, pull_record_stem
+from opsvault.dispatcher.rejection import closed_verdict, judge_rejection
 from opsvault.dispatcher.report import Decision
-from opsvault.dispatcher.state import (
-    Act,
-    PullFacts,
-    decide_pull,
-    may_merge,
-    next_timer,
-)
-from opsvault.errors import ForgeConflict, ForgeUnavailable, GitError, OpsvaultError
+from opsvault.dispatcher.state import Act, PullFacts, decide_pull, next_timer
+from opsvault.errors import ForgeConflict, ForgeUnavailable, OpsvaultError
 from opsvault.forge.base import (
-    Comment,
     CommitStatus,
     Forge,
     ListState,
@@ -384,7 +377,7 @@ def _closed_pull(
         return
     if not ctx.mainline.fetch_pull_head(pr.number, pr.head_sha):
         return
-    verdict = _closed_verdict(ctx.repo, main, pr.head_sha, base)
+    verdict = closed_verdict(ctx.repo, main, pr.head_sha, base)
     if verdict is None:
         out.decisions.append(
             Decision(
@@ -394,26 +387,8 @@ def _closed_pull(
             )
         )
         return
-    closing = closing_comment(ctx, pr)
-    approver, detail = None, "the pull request was closed without merging"
-    if closing is not None and closing.author != pr.author:
-        approver = closing.author
-        detail = f"rejected by {closing.author}: {_bounded(closing.body)}"
-    elif closing is not None:
-        detail = f"withdrawn by its proposer: {_bounded(closing.body)}"
-    # Only someone who could have approved it (never its proposer or a
-    # co-author, a bot or the dispatcher) reserves the id by rejecting it.
-    reserves = approver is not None and may_merge(
-        verdict.tier,
-        roles_of(
-            approver,
-            pr.author,
-            ctx.identity,
-            base.policy,
-            ctx.forge,
-            contributors(ctx.repo, main, pr.head_sha),
-        ),
-        verdict.protected,
+    rejection = judge_rejection(
+        ctx.forge, ctx.repo, ctx.identity, main, base, pr, verdict
     )
     intents = _intents(
         ctx,
@@ -421,9 +396,9 @@ def _closed_pull(
         verdict,
         Outcome.REJECTED,
         "closed-unmerged",
-        detail,
-        approver=approver,
-        reserves=reserves,
+        rejection.detail,
+        approver=rejection.approver,
+        reserves=rejection.reserves,
     )
     if intents:
         out.records.extend(intents)
@@ -432,57 +407,6 @@ def _closed_pull(
                 f"pr#{pr.number}", "rejected", ", ".join(i.record.id for i in intents)
             )
         )
-
-
-CLOSING_WINDOW = timedelta(minutes=1)
-MAX_REASON = 2000  # characters of a rejection comment kept in the record
-
-
-def _closed_verdict(
-    repo: OpsRepo, main: str, head: str, base: BaseState
-) -> ChangeVerdict | None:
-    """Return what a closed PR proposed, even when its head no longer merges with main.
-
-    Normally what merging the head would change (``classify_commits``). A head
-    that conflicts with main is judged by what it adds over its merge base, its
-    action files read from the head's own blobs: nothing is merged, and the
-    record still names every action it proposed (invariant I7). None when the
-    head shares no history with main.
-    """
-    try:
-        return classify_commits(repo, main, head, base)
-    except GitError:
-        fork = repo.merge_base(main, head)
-        if fork is None:
-            return None
-        return classify_landed(repo, fork, head, base)
-
-
-def closing_comment(ctx: PullContext, pr: PullRequest) -> Comment | None:
-    """Return the comment that closed *pr* unmerged: who rejected it, and why.
-
-    The newest comment by someone other than the dispatcher posted in the
-    ``CLOSING_WINDOW`` before the close. Forgejo's "Close with comment" creates
-    the comment, then closes the PR in the same request (Forgejo
-    routers/web/repo/issue.go, ``NewComment``: the status change is deferred
-    until the comment exists); `vault reject --reason`
-    does the same in local mode. A comment posted after the close never counts.
-    None without one.
-    """
-    if pr.closed_at is None:
-        return None
-    found = None
-    for comment in ctx.forge.fetch_comments(pr.number):
-        if comment.author.lower() == ctx.identity.lower() or comment.created_at is None:
-            continue
-        if timedelta(0) <= pr.closed_at - comment.created_at <= CLOSING_WINDOW:
-            found = comment
-    return found
-
-
-def _bounded(text: str) -> str:
-    text = text.strip()
-    return text if len(text) <= MAX_REASON else text[:MAX_REASON] + " [...]"
 
 
 def _intents(
