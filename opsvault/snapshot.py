@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Protocol
 
 from opsvault._resources import data_dir
-from opsvault.errors import ConfigError, InvalidFileError
+from opsvault.errors import ConfigError, FileTooLargeError, InvalidFileError
 from opsvault.git.base import OpsRepo
 from opsvault.policy.classify import BaseState
 from opsvault.policy.model import Policy
@@ -85,6 +85,14 @@ class CommitSnapshot:
 
     def list_dirs(self, prefix: str) -> tuple[str, ...]:
         return self.repo.list_dirs(self.commit, prefix)
+
+
+def has_file(snapshot: Snapshot, path: str) -> bool:
+    """Return whether file *path* exists in *snapshot*; a file too large to read still exists."""
+    try:
+        return snapshot.read_file(path) is not None
+    except FileTooLargeError:
+        return True
 
 
 @cache
@@ -177,8 +185,7 @@ class UsedIds(Collection[str]):
             return False
         folders = (*RECORD_DIRS[:2], *self._archive_dirs())
         return any(
-            self.snapshot.read_file(f"{folder}/{item}.toml") is not None
-            for folder in folders
+            has_file(self.snapshot, f"{folder}/{item}.toml") for folder in folders
         )
 
     def _everything(self) -> frozenset[str]:

@@ -409,7 +409,7 @@ def request(
 
     from opsvault.policy.assess import assess_action
     from opsvault.snapshot import DirSnapshot, load_base_state, used_ids
-    from opsvault.vault.request import parse_action
+    from opsvault.vault.request import id_problems, parse_action
 
     if config_path is not None and not open_pr:
         raise click.UsageError("--config is used only with --open-pr")
@@ -442,6 +442,9 @@ def request(
         # A proposal not merged yet holds its id on its branch only.
         taken |= _proposed_ids(forge)
     new_id = action_id or new_action_id(formula, now, taken)
+    bad_id = id_problems(new_id)
+    if bad_id:  # before any path is built from it (security invariant I4)
+        raise click.BadParameter(bad_id[0], param_hint="--id")
     if new_id in taken:
         raise OpsvaultError(
             f"vault/actions/{new_id}.toml: the id {new_id!r} is already used; pick another --id"

@@ -14,6 +14,8 @@ from opsvault.vault.duration import parse_duration
 from opsvault.vault.schema import anchored, parse_toml, schema_problems
 
 DEFAULT_TIMEOUT = timedelta(minutes=15)
+# The schema's pattern for $.name: a formula name is always a safe file stem.
+FORMULA_NAME = re.compile(r"[a-z0-9][a-z0-9-]{0,62}")
 
 ParamValue = str | int | bool | tuple[str, ...]
 
