@@ -18,10 +18,12 @@ from __future__ import annotations
 import argparse
 import json
 import random
+import re
 import sys
 import tempfile
 import time
 import traceback
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -249,9 +251,16 @@ def parsers(tmp: Path) -> dict[str, Callable[[bytes], object]]:
         config.write_bytes(content)
         return load_settings({}, config)
 
+    def formula(
+        content: bytes,
+    ) -> object:  # named after its own name, so it can be valid
+        named = re.search(rb'^name = "([a-z0-9-]{1,63})"', content, re.MULTILINE)
+        stem = named[1].decode() if named else "fuzz"
+        return parse_formula(content, f"vault/formulas/{stem}.toml")
+
     return {
         "action": action,
-        "formula": lambda c: parse_formula(c, "vault/formulas/fuzz.toml"),
+        "formula": formula,
         "policy": lambda c: parse_policy(c),
         "policy test": case,
         "prerequisites.md": plan,
@@ -263,6 +272,7 @@ def parsers(tmp: Path) -> dict[str, Callable[[bytes], object]]:
 
 
 def run(inputs: int, seed: int, crash_dir: Path) -> int:
+    warnings.simplefilter("error")  # as under pytest: a warning is a crash too
     rng = random.Random(seed)
     pool = seeds()
     with tempfile.TemporaryDirectory() as tmp_name:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import warnings
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import PurePosixPath
@@ -160,6 +161,20 @@ def _semantic_problems(formula: Formula, where: str) -> list[Problem]:
     return problems
 
 
+def _pattern_problem(pattern: str) -> str:
+    """Return why *pattern* cannot be used as a param pattern ("" if it can); never raises (I5)."""
+    try:
+        with warnings.catch_warnings():
+            # A FutureWarning means the pattern may change meaning in a later Python.
+            warnings.simplefilter("error")
+            re.compile(anchored(pattern))
+    except re.error as exc:
+        return f"not a valid regular expression: {exc}"
+    except (RecursionError, OverflowError, FutureWarning, DeprecationWarning) as exc:
+        return f"not a usable regular expression: {str(exc)[:200]}; simplify it"
+    return ""
+
+
 def _param_spec_problems(spec: ParamSpec) -> list[Problem]:
     at = f"$.params.{spec.name}"
     problems: list[Problem] = []
@@ -170,13 +185,9 @@ def _param_spec_problems(spec: ParamSpec) -> list[Problem]:
                     f"{at}.pattern", f"a pattern applies to strings, not {spec.type}"
                 )
             )
-        try:
-            re.compile(anchored(spec.pattern))
-        except re.error as exc:
-            return [
-                *problems,
-                Problem(f"{at}.pattern", f"not a valid regular expression: {exc}"),
-            ]
+        invalid = _pattern_problem(spec.pattern)
+        if invalid:
+            return [*problems, Problem(f"{at}.pattern", invalid)]
     if spec.default is not None:
         problems.extend(
             Problem(f"{at}.default", m)

@@ -22,6 +22,7 @@ import pygit2
 import pytest
 from click.testing import CliRunner
 
+from opsvault._resources import data_dir
 from opsvault.cli import cli
 from opsvault.cli.init import create_ops_repo
 from opsvault.config import build_app, load_settings
@@ -107,6 +108,18 @@ def test_the_errors_name_file_field_and_fix() -> None:
     with pytest.raises(InvalidFileError) as wide:
         parse_action(HOSTILE_TOML["64-bit overflow"], "vault/actions/abc-1.toml")
     assert [p.path for p in wide.value.problems] == ["$.params.message"]
+
+
+@pytest.mark.parametrize("pattern", ["(" * 1000 + ")" * 1000, "a{99999999999}", "[[a]"])
+def test_a_formula_pattern_python_cannot_use_is_a_clear_error(pattern: str) -> None:
+    formula = (data_dir("formulas") / "noop.toml").read_text()
+    formula = formula.replace(
+        'pattern = "^[A-Za-z0-9 .,:;_-]{0,200}$"', f"pattern = {json.dumps(pattern)}"
+    )
+    assert json.dumps(pattern) in formula
+    with pytest.raises(InvalidFileError) as caught:
+        parse_formula(formula, "vault/formulas/noop.toml")
+    assert [p.path for p in caught.value.problems] == ["$.params.message.pattern"]
 
 
 @pytest.mark.parametrize("case", sorted(HOSTILE_JSON))
