@@ -16,7 +16,7 @@ from typing import Protocol
 
 from opsvault._resources import data_dir
 from opsvault.errors import ConfigError, FileTooLargeError, InvalidFileError
-from opsvault.git.base import OpsRepo
+from opsvault.git.base import MAX_BLOB_BYTES, OpsRepo
 from opsvault.policy.classify import BaseState
 from opsvault.policy.model import Policy
 from opsvault.policy.parse import POLICY_PATH, parse_policy
@@ -37,6 +37,20 @@ class Snapshot(Protocol):
     def list_dirs(self, prefix: str) -> tuple[str, ...]: ...
 
 
+def read_bounded(path: Path, where: str, max_bytes: int = MAX_BLOB_BYTES) -> bytes:
+    """Return the bytes of file *path*; FileTooLargeError naming *where* past *max_bytes*.
+
+    Reads at most *max_bytes* + 1 bytes whatever the file claims to be (I5).
+    """
+    with path.open("rb") as fh:
+        content = fh.read(max_bytes + 1)
+    if len(content) > max_bytes:
+        raise FileTooLargeError(
+            where, max(path.stat().st_size, len(content)), max_bytes
+        )
+    return content
+
+
 @dataclass(frozen=True, slots=True)
 class DirSnapshot:
     root: Path
@@ -47,7 +61,7 @@ class DirSnapshot:
 
     def read_file(self, path: str) -> bytes | None:
         target = self.root / path
-        return target.read_bytes() if target.is_file() else None
+        return read_bounded(target, path) if target.is_file() else None
 
     def list_files(self, prefix: str) -> tuple[str, ...]:
         base = self.root / prefix

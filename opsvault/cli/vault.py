@@ -64,14 +64,14 @@ def _check_file(
 ) -> FileReport:
     from opsvault.policy.assess import assess_action
     from opsvault.policy.parse import parse_policy
-    from opsvault.snapshot import DirSnapshot, load_base_state
+    from opsvault.snapshot import DirSnapshot, load_base_state, read_bounded
     from opsvault.vault.formula import parse_formula
     from opsvault.vault.request import parse_action
 
     where = _display(path, ops)
     kind = _kind(path)
-    content = path.read_bytes()
     try:
+        content = read_bounded(path, where)
         if kind == "policy":
             parse_policy(content, where)
         elif kind == "formula":
