@@ -154,7 +154,13 @@ def ops(tmp_path: Path) -> Path:
 
 
 def vault(*args: str) -> Any:
-    return CliRunner().invoke(cli, list(args))
+    """Run the CLI; a Python exception escaping it (exit 3 for real) fails the test."""
+    result = CliRunner().invoke(cli, list(args))
+    assert result.exception is None or isinstance(result.exception, SystemExit), (
+        args,
+        repr(result.exception),
+    )
+    return result
 
 
 @pytest.mark.parametrize("case", ["nested arrays", "big integer"])
@@ -340,3 +346,20 @@ def test_a_shared_blob_of_128_mib_of_zeros_is_never_read(
     forge = LocalForge(Pygit2OpsRepo.open(big / "ops"), "alice")
     (comment,) = [c.body for c in forge.fetch_comments(1) if "opsvault:tier" in c.body]
     assert "134217728 bytes, over the limit of 65536" in comment
+
+
+@pytest.mark.parametrize("case", ["nested arrays", "big integer"])
+def test_vault_approve_refuses_a_hostile_proposal_with_a_clear_error(
+    ops: Path, case: str
+) -> None:
+    _branch(
+        ops,
+        "bad-1",
+        lambda raw: raw.create_blob(HOSTILE_TOML[case]),
+        ["vault/actions/bad-1.toml"],
+    )
+    result = vault("approve", "bad-1", "--as", "alice", "--ops", str(ops))
+    assert result.exit_code == 1, result.output
+    assert "vault/actions/bad-1.toml" in result.output
+    assert "nest deeper" in result.output or "too many digits" in result.output
+    assert "Traceback" not in result.output
