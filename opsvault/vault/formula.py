@@ -67,6 +67,11 @@ def parse_formula(text: str | bytes, where: str) -> Formula:
     """
     data = parse_toml(text, where, InvalidFormulaError)
     problems = schema_problems(data, "formula")
+    if "timeout" in data and not problems:
+        try:
+            parse_duration(data["timeout"])
+        except ValueError as exc:
+            problems.append(Problem("$.timeout", str(exc)))
     if problems:
         raise InvalidFormulaError(where, problems)
     formula = _build(data)
@@ -170,7 +175,13 @@ def _pattern_problem(pattern: str) -> str:
             re.compile(anchored(pattern))
     except re.error as exc:
         return f"not a valid regular expression: {exc}"
-    except (RecursionError, OverflowError, FutureWarning, DeprecationWarning) as exc:
+    except (
+        RecursionError,
+        OverflowError,
+        ValueError,  # a repeat count past Python's int-str digit limit
+        FutureWarning,
+        DeprecationWarning,
+    ) as exc:
         return f"not a usable regular expression: {str(exc)[:200]}; simplify it"
     return ""
 

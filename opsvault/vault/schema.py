@@ -64,7 +64,8 @@ def _validator(name: str) -> Any:
 
     def pattern(validator: Any, value: str, instance: Any, schema: Any) -> Any:
         if isinstance(instance, str) and not _compiled(value).search(instance):
-            yield ValidationError(f"{instance!r} does not match {value!r}")
+            shown = instance if len(instance) <= 80 else instance[:80] + "..."
+            yield ValidationError(f"{shown!r} does not match {value!r}")
 
     strict = validators.extend(Draft202012Validator, {"pattern": pattern})  # type: ignore[no-untyped-call]
     return strict(load_schema(name))

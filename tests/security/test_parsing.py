@@ -110,7 +110,11 @@ def test_the_errors_name_file_field_and_fix() -> None:
     assert [p.path for p in wide.value.problems] == ["$.params.message"]
 
 
-@pytest.mark.parametrize("pattern", ["(" * 1000 + ")" * 1000, "a{99999999999}", "[[a]"])
+@pytest.mark.parametrize(
+    "pattern",
+    ["(" * 1000 + ")" * 1000, "a{99999999999}", "[[a]", "a{" + "1" * 4400 + "}"],
+    ids=["deep-groups", "huge-repeat", "future-warning", "repeat-past-int-limit"],
+)
 def test_a_formula_pattern_python_cannot_use_is_a_clear_error(pattern: str) -> None:
     formula = (data_dir("formulas") / "noop.toml").read_text()
     formula = formula.replace(
@@ -120,6 +124,22 @@ def test_a_formula_pattern_python_cannot_use_is_a_clear_error(pattern: str) -> N
     with pytest.raises(InvalidFileError) as caught:
         parse_formula(formula, "vault/formulas/noop.toml")
     assert [p.path for p in caught.value.problems] == ["$.params.message.pattern"]
+
+
+def test_durations_past_ten_years_are_clear_errors_not_crashes() -> None:
+    # Found by benchmarks/fuzz.py: the schema let these through, then parsing raised ValueError.
+    formula = (data_dir("formulas") / "noop.toml").read_text()
+    with pytest.raises(InvalidFileError) as caught:
+        parse_formula(
+            formula.replace('timeout = "30s"', 'timeout = "999999999d"'),
+            "vault/formulas/noop.toml",
+        )
+    assert [p.path for p in caught.value.problems] == ["$.timeout"]
+    policy = (data_dir("ops-template") / "vault" / "policy.toml").read_text()
+    assert 'deadline = "7d"' in policy
+    with pytest.raises(InvalidFileError) as caught:
+        parse_policy(policy.replace('deadline = "7d"', 'deadline = "99999999d"', 1))
+    assert [p.path for p in caught.value.problems] == ["$.tiers.high.deadline"]
 
 
 @pytest.mark.parametrize("case", sorted(HOSTILE_JSON))
