@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Protocol
 
 from opsvault._resources import data_dir
-from opsvault.errors import ConfigError, FileTooLargeError, InvalidFileError
+from opsvault.errors import ConfigError, FileTooLargeError, InvalidFileError, Problem
 from opsvault.git.base import MAX_BLOB_BYTES, OpsRepo
 from opsvault.policy.classify import BaseState
 from opsvault.policy.model import Policy
@@ -49,6 +49,29 @@ def read_bounded(path: Path, where: str, max_bytes: int = MAX_BLOB_BYTES) -> byt
             where, max(path.stat().st_size, len(content)), max_bytes
         )
     return content
+
+
+def writable_path(root: Path, relative: str) -> Path:
+    """Return ``root / relative`` for writing a file, refusing to follow a symlink (I4).
+
+    Raise InvalidFileError naming *relative* when the file or any directory
+    between *root* and it is a symlink, or it would land outside *root*.
+    """
+    target = root / relative
+    current = root
+    for part in relative.split("/"):
+        current = current / part
+        if current.is_symlink():
+            shown = current.relative_to(root).as_posix()
+            raise InvalidFileError(
+                relative,
+                [Problem("$", f"{shown!r} is a symlink; refusing to write through it")],
+            )
+    if not target.resolve().is_relative_to(root.resolve()):
+        raise InvalidFileError(
+            relative, [Problem("$", "resolves outside the ops repo")]
+        )
+    return target
 
 
 @dataclass(frozen=True, slots=True)

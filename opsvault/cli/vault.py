@@ -408,7 +408,7 @@ def request(
     import tomlkit
 
     from opsvault.policy.assess import assess_action
-    from opsvault.snapshot import DirSnapshot, load_base_state, used_ids
+    from opsvault.snapshot import DirSnapshot, load_base_state, used_ids, writable_path
     from opsvault.vault.request import id_problems, parse_action
 
     if config_path is not None and not open_pr:
@@ -489,7 +489,7 @@ def request(
             link = f": {pull.html_url}" if pull.html_url else ""
             click.echo(f"proposed {where} (tier {tier}) in PR #{pull.number}{link}")
         return
-    target = root / where
+    target = writable_path(root, where)  # never through a symlinked vault/ (I4)
     target.parent.mkdir(parents=True, exist_ok=True)
     with target.open("x", encoding="utf-8") as fh:  # never overwrite
         fh.write(text)

@@ -253,3 +253,43 @@ def test_request_refuses_an_id_that_is_a_path(ops: Path, tmp_path: Path) -> None
     assert "not a valid action id" in result.output
     assert not (tmp_path / "x.toml").exists()
     assert not list(tmp_path.glob("**/x.toml"))
+
+
+def test_request_never_writes_through_a_symlinked_actions_dir(
+    ops: Path, tmp_path: Path
+) -> None:
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    actions = ops / "vault" / "actions"
+    for leftover in actions.iterdir():
+        leftover.unlink()
+    actions.rmdir()
+    actions.symlink_to(outside)
+    result = CliRunner().invoke(
+        cli,
+        ["request", "noop", "--context", "x", "--id", "smoke-1", "--ops", str(ops)],
+    )
+    assert result.exit_code == 1, result.output
+    assert "is a symlink; refusing to write through it" in result.output
+    assert list(outside.iterdir()) == []
+
+
+def test_plan_never_writes_through_a_symlinked_prerequisites_file(
+    tmp_path: Path,
+) -> None:
+    from datetime import date
+
+    from opsvault.cli.plan import run_plan
+    from opsvault.errors import InvalidFileError
+
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / ".bashrc").write_text(
+        "# Prerequisite Tree\n## Objective: x\n- [ ] a\nStatus: DONE\n"
+    )
+    ops = tmp_path / "plain"  # a plain directory: the plan is written in place
+    (ops / "vault").mkdir(parents=True)
+    (ops / "prerequisites.md").symlink_to(home / ".bashrc")
+    with pytest.raises(InvalidFileError, match="is a symlink"):
+        run_plan(ops, date(2026, 11, 21))
+    assert "Status: DONE" in (home / ".bashrc").read_text()
