@@ -293,3 +293,15 @@ def test_plan_never_writes_through_a_symlinked_prerequisites_file(
     with pytest.raises(InvalidFileError, match="is a symlink"):
         run_plan(ops, date(2026, 11, 21))
     assert "Status: DONE" in (home / ".bashrc").read_text()
+
+
+@pytest.mark.parametrize("command", [["approve"], ["reject", "--reason", "no"]])
+@pytest.mark.parametrize("proposal", ["../../x", "vault/../main", "vault/-x", "a//b"])
+def test_approve_and_reject_take_only_proposal_names(
+    ops: Path, command: list[str], proposal: str
+) -> None:
+    result = CliRunner().invoke(
+        cli, [command[0], proposal, *command[1:], "--as", "alice", "--ops", str(ops)]
+    )
+    assert result.exit_code == 2, result.output
+    assert "is not a proposal id or branch" in result.output
