@@ -524,7 +524,10 @@ class Pygit2OpsRepo:
             untracked = {
                 p for p, f in status.items() if f & pygit2.enums.FileStatus.WT_NEW
             }
-            changed = {c.path for c in self.changed_files(old, new)}
+            changes = self.changed_files(old, new)
+            changed = {c.path for c in changes} | {
+                c.old_path for c in changes if c.old_path is not None
+            }
             if untracked & changed:
                 return False
             unsafe = self._unsafe_write(changed)
