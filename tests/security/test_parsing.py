@@ -387,3 +387,24 @@ def test_vault_approve_refuses_a_hostile_proposal_with_a_clear_error(
     assert "vault/actions/bad-1.toml" in result.output
     assert "nest deeper" in result.output or "too many digits" in result.output
     assert "Traceback" not in result.output
+
+
+def test_read_file_refuses_from_the_header_and_a_large_file_still_exists(
+    ops: Path,
+) -> None:
+    from opsvault.errors import FileTooLargeError
+    from opsvault.snapshot import CommitSnapshot, has_file
+
+    _branch(
+        ops,
+        "big",
+        lambda raw: raw.create_blob(b"x" * (2 * 1024 * 1024)),
+        ["vault/HALT"],
+    )
+    repo = Pygit2OpsRepo.open(ops)
+    head = repo.resolve("vault/big")
+    with pytest.raises(FileTooLargeError) as caught:
+        repo.read_file(head, "vault/HALT")
+    assert (caught.value.size, caught.value.limit) == (2 * 1024 * 1024, 1024 * 1024)
+    assert repo.read_file(head, "vault/HALT", max_bytes=4 * 1024 * 1024) is not None
+    assert has_file(CommitSnapshot(repo, head), "vault/HALT")  # a huge HALT still halts
