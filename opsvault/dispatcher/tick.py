@@ -40,10 +40,16 @@ from opsvault.dispatcher.records import (
 )
 from opsvault.dispatcher.report import Decision, TickReport
 from opsvault.dispatcher.runner import RunResult
-from opsvault.errors import ForgeUnavailable, GitError, OpsvaultError, PushRejected
+from opsvault.errors import (
+    ForgeUnavailable,
+    GitError,
+    InvalidFileError,
+    OpsvaultError,
+    PushRejected,
+)
 from opsvault.git.base import Identity
 from opsvault.policy.model import Tier
-from opsvault.snapshot import CommitSnapshot, UsedIds, load_base_state
+from opsvault.snapshot import CommitSnapshot, UsedIds, has_file, load_base_state
 
 log = logging.getLogger(__name__)
 
@@ -88,7 +94,7 @@ def tick(app: App, now: datetime, *, dry_run: bool = False) -> TickReport:
         main = app.mainline.refresh()
         state.main_before = state.main_after = main
         snapshot = CommitSnapshot(app.repo, main)
-        if snapshot.read_file(HALT) is not None:
+        if has_file(snapshot, HALT):
             state.halted = True
             decisions.append(
                 Decision(
@@ -250,16 +256,17 @@ def _result_exists(
     family = intent.record.outcome.archive
     for year in snapshot.list_dirs(family):
         for month in snapshot.list_dirs(f"{family}/{year}"):
-            raw = snapshot.read_file(f"{family}/{year}/{month}/{stem}.result.json")
-            if raw is None:
-                continue
+            path = f"{family}/{year}/{month}/{stem}.result.json"
             if pr is None:
-                return True
-            try:
-                if parse_record(raw).pr == pr:
+                if has_file(snapshot, path):
                     return True
-            except (ValueError, TypeError, KeyError):
                 continue
+            try:
+                raw = snapshot.read_file(path)
+                if raw is not None and parse_record(raw).pr == pr:
+                    return True
+            except InvalidFileError:
+                continue  # not a record of this PR that we could have written
     return False
 
 
