@@ -270,3 +270,22 @@ def test_local_an_action_id_cannot_preempt_the_record_of_another_pr(
         "release-1",
         2,
     )
+
+
+@pytest.mark.parametrize(
+    "stem",
+    ["pr-x/a-1", "pr-0/a-1", "pr-1/../a", "pr-1/a/b", "../pr-1/a-1", "pr-1/", "a/b"],
+)
+def test_archive_paths_take_only_an_id_or_a_pull_record_stem(stem: str) -> None:
+    from datetime import UTC, datetime
+
+    from opsvault.dispatcher.records import Outcome, archive_paths, pull_record_stem
+    from opsvault.errors import InvalidRequestError
+
+    when = datetime(2026, 11, 1, tzinfo=UTC)
+    assert archive_paths(Outcome.REJECTED, pull_record_stem(12, "a-1"), when) == (
+        "vault/rejected/2026/11/pr-12/a-1.toml",
+        "vault/rejected/2026/11/pr-12/a-1.result.json",
+    )
+    with pytest.raises(InvalidRequestError):
+        archive_paths(Outcome.REJECTED, stem, when)
