@@ -1,0 +1,176 @@
+"""Review of I4 (links) and I5 (bounded parsing), 2026-12: open findings as strict xfails.
+
+Each test builds the attack for real (raw git objects written to the object
+database, real dispatcher ticks in local mode or against the fake Forgejo) and
+asserts the *safe* behaviour. While the finding is open the assertion fails and
+the test is an expected failure; ``strict=True`` turns the suite red the moment
+a fix lands, so the marker is removed together with the bug.
+"""
+
+from __future__ import annotations
+
+import binascii
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pygit2
+import pytest
+
+from opsvault.changes import classify_ref_change
+from opsvault.cli.init import create_ops_repo
+from opsvault.config import build_app, load_settings
+from opsvault.dispatcher.tick import tick
+from opsvault.git.local import Pygit2OpsRepo
+from opsvault.policy.model import Tier
+from tests.dispatcher.harness import REPO, Harness, make_harness
+
+NOW = datetime(2026, 11, 21, 12, 0, tzinfo=UTC)
+TREE_MODE = 0o040000
+
+
+# -- raw git objects: what a proposer can push, without libgit2's checks ----------------
+
+
+def _sort_key(entry: tuple[int, bytes, bytes]) -> bytes:
+    mode, name, _oid = entry
+    # git orders tree entries by name, a directory as if it ended in '/'.
+    return name + b"/" if mode & 0o170000 == TREE_MODE else name
+
+
+def write_raw_tree(
+    repo: pygit2.Repository, entries: list[tuple[int, bytes, bytes]]
+) -> pygit2.Oid:
+    """Write a tree object from (mode, name, raw 20-byte id) entries, modes written as given."""
+    body = b"".join(
+        b"%o %s\0%s" % (mode, name, oid) for mode, name, oid in sorted(entries, key=_sort_key)
+    )
+    return repo.odb.write(pygit2.enums.ObjectType.TREE, body)
+
+
+def tree_entries(repo: pygit2.Repository, tree: pygit2.Tree) -> list[tuple[int, bytes, bytes]]:
+    return [(int(e.filemode), e.name.encode(), e.id.raw) for e in tree]
+
+
+def with_entry(
+    repo: pygit2.Repository,
+    tree: pygit2.Tree,
+    path: str,
+    mode: int,
+    oid: pygit2.Oid,
+) -> pygit2.Oid:
+    """Return a copy of *tree* with the entry at *path* set to (*mode*, *oid*), written raw."""
+    head, _, rest = path.partition("/")
+    entries = [e for e in tree_entries(repo, tree) if e[1] != head.encode()]
+    if rest:
+        sub = tree[head] if head in tree else None
+        subtree = repo[sub.id].peel(pygit2.Tree) if sub is not None else None
+        if subtree is None:
+            empty = write_raw_tree(repo, [])
+            subtree = repo[empty].peel(pygit2.Tree)
+        entries.append((TREE_MODE, head.encode(), with_entry(repo, subtree, rest, mode, oid).raw))
+    else:
+        entries.append((mode, head.encode(), oid.raw))
+    return write_raw_tree(repo, entries)
+
+
+def commit_tree(repo: pygit2.Repository, parent: str, tree: pygit2.Oid, author: str = "dev-agent") -> str:
+    sig = pygit2.Signature(author, f"{author}@example.invalid", 0, 0)
+    return str(repo.create_commit(None, sig, sig, "proposer commit", tree, [pygit2.Oid(hex=parent)]))
+
+
+def raw_proposal(
+    repo: pygit2.Repository, parent: str, path: str, mode: int, content: bytes
+) -> str:
+    """A commit on *parent* whose tree has *content* at *path* with git mode *mode*, verbatim."""
+    base = repo[pygit2.Oid(hex=parent)].peel(pygit2.Commit).tree
+    tree = with_entry(repo, base, path, mode, repo.create_blob(content))
+    return commit_tree(repo, parent, tree)
+
+
+# -- local mode ------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def ops(tmp_path: Path) -> Path:
+    create_ops_repo(tmp_path / "ops", when=0)
+    return tmp_path / "ops"
+
+
+def main_id(ops: Path) -> str:
+    return str(pygit2.Repository(str(ops)).references["refs/heads/main"].target)
+
+
+def push_branch(ops: Path, branch: str, commit: str) -> None:
+    pygit2.Repository(str(ops)).references.create(
+        f"refs/heads/vault/{branch}", pygit2.Oid(hex=commit), force=True
+    )
+
+
+def local_tick(ops: Path, tmp_path: Path) -> None:
+    secrets = tmp_path / "secrets"
+    secrets.mkdir(exist_ok=True)
+    environ = {
+        "OPSVAULT_FORGE_PATH": str(ops),
+        "OPSVAULT_FORGE_OPERATOR": "alice",
+        "OPSVAULT_SECRETS_DIR": str(secrets),
+        "OPSVAULT_STATE_DIR": str(tmp_path / "state"),
+    }
+    tick(build_app(load_settings(environ, None), environ), NOW)
+
+
+@pytest.fixture
+def vault(tmp_path: Path) -> Iterator[Harness]:
+    harness = make_harness(tmp_path)
+    try:
+        yield harness
+    finally:
+        harness.close()
+
+
+
+
+
+# -- R-1: a symlink written with a non-canonical mode is a symlink to git, a file to the floor --
+
+
+# git reads any mode whose type bits are 120000 as a symlink (canon_mode in git's
+# cache.h; libgit2's checkout tests S_ISLNK). libgit2's tree entry normalises
+# 120755 to 100755 and its diff reports the raw 0o120755: neither is SYMLINK_MODE.
+ODD_LINK_MODES = [0o120755, 0o120644, 0o120777]
+
+
+@pytest.mark.xfail(strict=True, reason="finding R-1")
+@pytest.mark.parametrize("mode", ODD_LINK_MODES, ids=oct)
+def test_r1_a_symlink_with_a_non_canonical_mode_hits_the_floor(ops: Path, mode: int) -> None:
+    repo = pygit2.Repository(str(ops))
+    push_branch(ops, "link", raw_proposal(repo, main_id(ops), "knowledge/d", mode, b"../.git/hooks"))
+    verdict = classify_ref_change(Pygit2OpsRepo.open(ops), "main", "vault/link").verdict
+    assert verdict.tier is Tier.HIGH and verdict.protected
+
+
+@pytest.mark.xfail(strict=True, reason="finding R-1")
+def test_r1_the_local_dispatcher_merges_a_non_canonical_symlink_into_the_work_tree(
+    ops: Path, tmp_path: Path
+) -> None:
+    repo = pygit2.Repository(str(ops))
+    push_branch(ops, "link", raw_proposal(repo, main_id(ops), "knowledge/d", 0o120755, b"../.git/hooks"))
+    local_tick(ops, tmp_path)
+    # Today: classified low, merged, and checked out as a real symlink into .git/hooks.
+    knowledge = pygit2.Repository(str(ops)).revparse_single("main:knowledge")
+    assert "d" not in knowledge.peel(pygit2.Tree)
+    assert not (ops / "knowledge" / "d").is_symlink()
+
+
+@pytest.mark.xfail(strict=True, reason="finding R-1")
+def test_r1_the_dispatcher_merges_a_non_canonical_symlink_on_forgejo(vault: Harness) -> None:
+    store = vault.forge.repo(REPO).git
+    main = store.tip("main")
+    assert main is not None
+    with store.lock:
+        head = raw_proposal(store.repo, main, "knowledge/d", 0o120755, b"../.git/hooks")
+        store.set_ref("refs/heads/link", head)
+    vault.forge.open_pull(REPO, head="link", title="link", author="dev-bot")
+    vault.tick()
+    tree = store.repo.revparse_single("refs/heads/main:knowledge").peel(pygit2.Tree)
+    assert "d" not in tree, f"merged: mode {tree['d'].filemode:o} (git sees a symlink)"
