@@ -9,7 +9,7 @@ a fix lands, so the marker is removed together with the bug.
 
 from __future__ import annotations
 
-import binascii
+import subprocess
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -24,6 +24,7 @@ from opsvault.dispatcher.tick import tick
 from opsvault.git.local import Pygit2OpsRepo
 from opsvault.policy.model import Tier
 from tests.dispatcher.harness import REPO, Harness, make_harness
+from tests.security.test_links import FILE, propose
 
 NOW = datetime(2026, 11, 21, 12, 0, tzinfo=UTC)
 TREE_MODE = 0o040000
@@ -43,12 +44,15 @@ def write_raw_tree(
 ) -> pygit2.Oid:
     """Write a tree object from (mode, name, raw 20-byte id) entries, modes written as given."""
     body = b"".join(
-        b"%o %s\0%s" % (mode, name, oid) for mode, name, oid in sorted(entries, key=_sort_key)
+        b"%o %s\0%s" % (mode, name, oid)
+        for mode, name, oid in sorted(entries, key=_sort_key)
     )
     return repo.odb.write(pygit2.enums.ObjectType.TREE, body)
 
 
-def tree_entries(repo: pygit2.Repository, tree: pygit2.Tree) -> list[tuple[int, bytes, bytes]]:
+def tree_entries(
+    repo: pygit2.Repository, tree: pygit2.Tree
+) -> list[tuple[int, bytes, bytes]]:
     return [(int(e.filemode), e.name.encode(), e.id.raw) for e in tree]
 
 
@@ -68,15 +72,23 @@ def with_entry(
         if subtree is None:
             empty = write_raw_tree(repo, [])
             subtree = repo[empty].peel(pygit2.Tree)
-        entries.append((TREE_MODE, head.encode(), with_entry(repo, subtree, rest, mode, oid).raw))
+        entries.append(
+            (TREE_MODE, head.encode(), with_entry(repo, subtree, rest, mode, oid).raw)
+        )
     else:
         entries.append((mode, head.encode(), oid.raw))
     return write_raw_tree(repo, entries)
 
 
-def commit_tree(repo: pygit2.Repository, parent: str, tree: pygit2.Oid, author: str = "dev-agent") -> str:
+def commit_tree(
+    repo: pygit2.Repository, parent: str, tree: pygit2.Oid, author: str = "dev-agent"
+) -> str:
     sig = pygit2.Signature(author, f"{author}@example.invalid", 0, 0)
-    return str(repo.create_commit(None, sig, sig, "proposer commit", tree, [pygit2.Oid(hex=parent)]))
+    return str(
+        repo.create_commit(
+            None, sig, sig, "proposer commit", tree, [pygit2.Oid(hex=parent)]
+        )
+    )
 
 
 def raw_proposal(
@@ -128,9 +140,6 @@ def vault(tmp_path: Path) -> Iterator[Harness]:
         harness.close()
 
 
-
-
-
 # -- R-1: a symlink written with a non-canonical mode is a symlink to git, a file to the floor --
 
 
@@ -142,9 +151,15 @@ ODD_LINK_MODES = [0o120755, 0o120644, 0o120777]
 
 @pytest.mark.xfail(strict=True, reason="finding R-1")
 @pytest.mark.parametrize("mode", ODD_LINK_MODES, ids=oct)
-def test_r1_a_symlink_with_a_non_canonical_mode_hits_the_floor(ops: Path, mode: int) -> None:
+def test_r1_a_symlink_with_a_non_canonical_mode_hits_the_floor(
+    ops: Path, mode: int
+) -> None:
     repo = pygit2.Repository(str(ops))
-    push_branch(ops, "link", raw_proposal(repo, main_id(ops), "knowledge/d", mode, b"../.git/hooks"))
+    push_branch(
+        ops,
+        "link",
+        raw_proposal(repo, main_id(ops), "knowledge/d", mode, b"../.git/hooks"),
+    )
     verdict = classify_ref_change(Pygit2OpsRepo.open(ops), "main", "vault/link").verdict
     assert verdict.tier is Tier.HIGH and verdict.protected
 
@@ -154,7 +169,11 @@ def test_r1_the_local_dispatcher_merges_a_non_canonical_symlink_into_the_work_tr
     ops: Path, tmp_path: Path
 ) -> None:
     repo = pygit2.Repository(str(ops))
-    push_branch(ops, "link", raw_proposal(repo, main_id(ops), "knowledge/d", 0o120755, b"../.git/hooks"))
+    push_branch(
+        ops,
+        "link",
+        raw_proposal(repo, main_id(ops), "knowledge/d", 0o120755, b"../.git/hooks"),
+    )
     local_tick(ops, tmp_path)
     # Today: classified low, merged, and checked out as a real symlink into .git/hooks.
     knowledge = pygit2.Repository(str(ops)).revparse_single("main:knowledge")
@@ -163,7 +182,9 @@ def test_r1_the_local_dispatcher_merges_a_non_canonical_symlink_into_the_work_tr
 
 
 @pytest.mark.xfail(strict=True, reason="finding R-1")
-def test_r1_the_dispatcher_merges_a_non_canonical_symlink_on_forgejo(vault: Harness) -> None:
+def test_r1_the_dispatcher_merges_a_non_canonical_symlink_on_forgejo(
+    vault: Harness,
+) -> None:
     store = vault.forge.repo(REPO).git
     main = store.tip("main")
     assert main is not None
@@ -174,3 +195,97 @@ def test_r1_the_dispatcher_merges_a_non_canonical_symlink_on_forgejo(vault: Harn
     vault.tick()
     tree = store.repo.revparse_single("refs/heads/main:knowledge").peel(pygit2.Tree)
     assert "d" not in tree, f"merged: mode {tree['d'].filemode:o} (git sees a symlink)"
+
+
+# -- R-2: a few KiB of shared subtrees make a proposal of any number of files ------------
+
+
+def tree_bomb(repo: pygit2.Repository, width: int, levels: int) -> pygit2.Oid:
+    """A tree holding width**levels files, written as *levels* trees of *width* entries each."""
+    node_mode, node = 0o100644, repo.create_blob(b"x\n")
+    for _ in range(levels):
+        node = write_raw_tree(
+            repo, [(node_mode, b"%04d" % i, node.raw) for i in range(width)]
+        )
+        node_mode = TREE_MODE
+    return node
+
+
+@pytest.mark.xfail(strict=True, reason="finding R-2")
+def test_r2_a_tree_bomb_is_refused_before_every_path_is_materialised(ops: Path) -> None:
+    # Two trees of 320 entries (~20 KiB of objects) are 102,400 changed files; three
+    # trees of 1,000 entries (~80 KiB) would be 10**9 (measured: 10**6 files took
+    # 21 s and 750 MB in classify_ref_change alone; the tick and local-mode checkout
+    # then write every one of them). Nothing bounds the number of changed paths.
+    repo = pygit2.Repository(str(ops))
+    parent = main_id(ops)
+    base = repo[pygit2.Oid(hex=parent)].peel(pygit2.Commit).tree
+    bomb = tree_bomb(repo, 320, 2)
+    push_branch(
+        ops,
+        "bomb",
+        commit_tree(
+            repo, parent, with_entry(repo, base, "knowledge/bomb", TREE_MODE, bomb)
+        ),
+    )
+    verdict = classify_ref_change(Pygit2OpsRepo.open(ops), "main", "vault/bomb").verdict
+    assert verdict.refused, (
+        f"classified {len(verdict.files)} files as {verdict.tier.label}"
+    )
+
+
+# -- R-3 / R-4: a path the file system cannot hold, in a low proposal (local mode) -------
+
+
+def git_out(ops: Path, *args: str) -> str:
+    return subprocess.run(
+        ["git", "-C", str(ops), *args], capture_output=True, text=True, check=True
+    ).stdout
+
+
+LONG_NAME = "knowledge/" + "n" * 300  # one component over NAME_MAX (255 bytes)
+
+
+@pytest.mark.xfail(strict=True, reason="finding R-3")
+def test_r3_a_file_name_over_name_max_never_makes_the_tick_raise(
+    ops: Path, tmp_path: Path
+) -> None:
+    # _unsafe_write calls Path.is_symlink(), which raises ENAMETOOLONG (not swallowed
+    # like ENOENT); the OSError escapes LocalForge.merge and tick() after main moved,
+    # so the rest of the PR phase and the whole fire phase of that tick never run.
+    propose(ops, "long", {LONG_NAME: (b"x\n", FILE)})
+    local_tick(ops, tmp_path)  # raises OSError today
+
+
+def _deep_path_proposal(ops: Path) -> None:
+    repo = pygit2.Repository(str(ops))
+    node = write_raw_tree(repo, [(0o100644, b"f", repo.create_blob(b"x\n").raw)])
+    for _ in range(2100):  # a 4 KiB+ path: past PATH_MAX on checkout
+        node = write_raw_tree(repo, [(TREE_MODE, b"d", node.raw)])
+    parent = main_id(ops)
+    base = repo[pygit2.Oid(hex=parent)].peel(pygit2.Commit).tree
+    push_branch(
+        ops,
+        "deep",
+        commit_tree(
+            repo, parent, with_entry(repo, base, "knowledge/deep", TREE_MODE, node)
+        ),
+    )
+
+
+@pytest.mark.xfail(strict=True, reason="finding R-4")
+def test_r4_a_low_proposal_cannot_desync_the_operators_work_tree(
+    ops: Path, tmp_path: Path
+) -> None:
+    # A 4 KiB path is "low" (knowledge/**); the dispatcher merges it, libgit2's checkout
+    # fails with ENAMETOOLONG and the work tree is left behind: HEAD (main) moved, the
+    # index did not. From then on every sync refuses (index != old main) and `git
+    # status` shows every later merge as a staged deletion, which the operator's next
+    # plain `git commit` reverts on main (records, fired results, admin merges).
+    _deep_path_proposal(ops)
+    local_tick(ops, tmp_path)
+    propose(ops, "later", {"knowledge/later.md": (b"merged after\n", FILE)})
+    local_tick(ops, tmp_path)
+    assert "knowledge/later.md" in git_out(ops, "ls-tree", "-r", "--name-only", "main")
+    status = git_out(ops, "status", "--porcelain")
+    assert status == "", status[:300]
