@@ -67,7 +67,7 @@ def with_entry(
     head, _, rest = path.partition("/")
     entries = [e for e in tree_entries(repo, tree) if e[1] != head.encode()]
     if rest:
-        sub = tree[head] if head in tree else None
+        sub = tree.get(head, None)
         subtree = repo[sub.id].peel(pygit2.Tree) if sub is not None else None
         if subtree is None:
             empty = write_raw_tree(repo, [])
@@ -258,10 +258,15 @@ def test_r3_a_file_name_over_name_max_never_makes_the_tick_raise(
 
 
 def _deep_path_proposal(ops: Path) -> None:
+    """Propose knowledge/deep/<250 x 'd'>/... 17 levels deep: past PATH_MAX (4096) on checkout.
+
+    Few, long components rather than thousands of short ones, so that whatever a
+    partial checkout leaves behind is still removable by shutil.rmtree.
+    """
     repo = pygit2.Repository(str(ops))
     node = write_raw_tree(repo, [(0o100644, b"f", repo.create_blob(b"x\n").raw)])
-    for _ in range(2100):  # a 4 KiB+ path: past PATH_MAX on checkout
-        node = write_raw_tree(repo, [(TREE_MODE, b"d", node.raw)])
+    for _ in range(17):
+        node = write_raw_tree(repo, [(TREE_MODE, b"d" * 250, node.raw)])
     parent = main_id(ops)
     base = repo[pygit2.Oid(hex=parent)].peel(pygit2.Commit).tree
     push_branch(
@@ -277,7 +282,7 @@ def _deep_path_proposal(ops: Path) -> None:
 def test_r4_a_low_proposal_cannot_desync_the_operators_work_tree(
     ops: Path, tmp_path: Path
 ) -> None:
-    # A 4 KiB path is "low" (knowledge/**); the dispatcher merges it, libgit2's checkout
+    # A 4 KiB+ path is "low" (knowledge/**); the dispatcher merges it, libgit2's checkout
     # fails with ENAMETOOLONG and the work tree is left behind: HEAD (main) moved, the
     # index did not. From then on every sync refuses (index != old main) and `git
     # status` shows every later merge as a staged deletion, which the operator's next
@@ -289,3 +294,27 @@ def test_r4_a_low_proposal_cannot_desync_the_operators_work_tree(
     assert "knowledge/later.md" in git_out(ops, "ls-tree", "-r", "--name-only", "main")
     status = git_out(ops, "status", "--porcelain")
     assert status == "", status[:300]
+
+
+# -- R-5: commit objects are read whole, and LocalForge keeps the message forever ------------
+
+
+@pytest.mark.xfail(strict=True, reason="finding R-5")
+def test_r5_a_huge_commit_message_is_never_kept_whole(
+    ops: Path, tmp_path: Path
+) -> None:
+    # Blob sizes are checked from the object header (I5); commits are not. LocalForge
+    # copies the proposal's whole message into the PR body in .git/opsvault/forge.json,
+    # which every later tick reads and rewrites. Measured: a 64 MiB message (~270 KiB of
+    # objects) made one tick take 14 s and +200 MB RSS and left a 64 MiB forge.json.
+    repo = pygit2.Repository(str(ops))
+    parent = main_id(ops)
+    base = repo[pygit2.Oid(hex=parent)].peel(pygit2.Commit).tree
+    tree = with_entry(repo, base, "knowledge/a.md", 0o100644, repo.create_blob(b"a\n"))
+    sig = pygit2.Signature("dev-agent", "dev-agent@example.invalid", 0, 0)
+    message = "a note\n\n" + "b" * (8 << 20)
+    head = repo.create_commit(None, sig, sig, message, tree, [pygit2.Oid(hex=parent)])
+    push_branch(ops, "msg", str(head))
+    local_tick(ops, tmp_path)
+    state = ops / ".git" / "opsvault" / "forge.json"
+    assert state.stat().st_size < 1 << 20, f"forge.json is {state.stat().st_size} bytes"
