@@ -10,6 +10,7 @@ a fix lands, so the marker is removed together with the bug.
 from __future__ import annotations
 
 import subprocess
+import sys
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -21,6 +22,7 @@ from opsvault.changes import classify_ref_change
 from opsvault.cli.init import create_ops_repo
 from opsvault.config import build_app, load_settings
 from opsvault.dispatcher.tick import tick
+from opsvault.git.base import Identity
 from opsvault.git.local import Pygit2OpsRepo
 from opsvault.policy.model import Tier
 from tests.dispatcher.harness import REPO, Harness, make_harness
@@ -318,3 +320,60 @@ def test_r5_a_huge_commit_message_is_never_kept_whole(
     local_tick(ops, tmp_path)
     state = ops / ".git" / "opsvault" / "forge.json"
     assert state.stat().st_size < 1 << 20, f"forge.json is {state.stat().st_size} bytes"
+
+
+# -- R-6: a param pattern with nested quantifiers on main lets a proposer hang every tick -----
+
+SLOW_FORMULA = b"""name = "tagger"
+description = "tag a release"
+blast_radius = "low"
+[params.tag]
+type = "string"
+pattern = "^([a-z0-9]+)+$"
+required = true
+[[steps]]
+name = "tag"
+run = ["{python}", "-c", "print(1)", "{params.tag}"]
+"""
+
+CLASSIFY_IN_A_CHILD = """
+import sys
+from opsvault.changes import classify_ref_change
+from opsvault.git.local import Pygit2OpsRepo
+verdict = classify_ref_change(Pygit2OpsRepo.open(sys.argv[1]), "main", "vault/tag-1").verdict
+print(verdict.tier.label, verdict.refused)
+"""
+
+
+@pytest.mark.xfail(strict=True, reason="finding R-6")
+def test_r6_a_proposer_cannot_hang_classification_with_a_backtracking_param(
+    ops: Path,
+) -> None:
+    # The pattern is the admin's (formulas are floor-protected), the value the
+    # proposer's. Python's re backtracks 2**n times on n characters then a mismatch:
+    # measured 0.7 s at 24, 5.7 s at 26; 40 characters never finish. No timeout, no
+    # length cap (only the 64 KiB file) and no check of the pattern's shape exist,
+    # and the same assessment runs in every tick, in `vault validate` and `vault classify`.
+    opsrepo = Pygit2OpsRepo.open(ops)
+    admin = Identity("alice", "alice@example.invalid")
+    main = opsrepo.commit_files(
+        opsrepo.resolve("main"),
+        {"vault/formulas/tagger.toml": SLOW_FORMULA},
+        "formula",
+        admin,
+    )
+    opsrepo.update_ref("refs/heads/main", main, opsrepo.resolve("main"))
+    action = 'formula = "tagger"\ncontext = "release"\nparams = { tag = "%s!" }\n' % (
+        "a" * 40
+    )
+    propose(ops, "tag-1", {"vault/actions/tag-1.toml": (action.encode(), FILE)})
+    try:
+        done = subprocess.run(
+            [sys.executable, "-c", CLASSIFY_IN_A_CHILD, str(ops)],
+            capture_output=True,
+            text=True,
+            timeout=10,
+        )
+    except subprocess.TimeoutExpired:
+        pytest.fail("classification of a 45-byte param did not finish in 10 s")
+    assert done.returncode == 0, done.stderr
