@@ -377,3 +377,36 @@ def test_r6_a_proposer_cannot_hang_classification_with_a_backtracking_param(
     except subprocess.TimeoutExpired:
         pytest.fail("classification of a 45-byte param did not finish in 10 s")
     assert done.returncode == 0, done.stderr
+
+
+# -- R-7: the work-tree sync checks the disk, then libgit2 writes later (TOCTOU) ---------------
+
+
+@pytest.mark.xfail(strict=True, reason="finding R-7")
+def test_r7_a_directory_swapped_for_a_symlink_after_the_check_is_not_written_through(
+    ops: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Another local process (anything that can write the operator's checkout) swaps
+    # knowledge/sub for a symlink between _unsafe_write's lstat walk and libgit2's
+    # checkout_tree(FORCE), which follows the link. The window is made
+    # deterministic here by doing the swap right after the check returns.
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    propose(ops, "one", {"knowledge/sub/a.md": (b"a\n", FILE)})
+    local_tick(ops, tmp_path)
+    assert (ops / "knowledge" / "sub" / "a.md").is_file()
+    checked = Pygit2OpsRepo._unsafe_write
+
+    def check_then_swap(self: Pygit2OpsRepo, paths: set[str]) -> str:
+        verdict = checked(self, paths)
+        sub = ops / "knowledge" / "sub"
+        if sub.is_dir() and not sub.is_symlink():
+            (sub / "a.md").rename(outside / "a.md")
+            sub.rmdir()
+            sub.symlink_to(outside)
+        return verdict
+
+    monkeypatch.setattr(Pygit2OpsRepo, "_unsafe_write", check_then_swap)
+    propose(ops, "two", {"knowledge/sub/b.md": (b"written through the link\n", FILE)})
+    local_tick(ops, tmp_path)
+    assert not (outside / "b.md").exists()
