@@ -55,7 +55,7 @@ def write_raw_tree(
 def tree_entries(
     repo: pygit2.Repository, tree: pygit2.Tree
 ) -> list[tuple[int, bytes, bytes]]:
-    return [(int(e.filemode), e.name.encode(), e.id.raw) for e in tree]
+    return [(int(e.filemode), (e.name or "").encode(), e.id.raw) for e in tree]
 
 
 def with_entry(
@@ -69,7 +69,7 @@ def with_entry(
     head, _, rest = path.partition("/")
     entries = [e for e in tree_entries(repo, tree) if e[1] != head.encode()]
     if rest:
-        sub = tree.get(head, None)
+        sub = tree[head] if head in tree else None  # noqa: SIM401 (pygit2.Tree has no .get)
         subtree = repo[sub.id].peel(pygit2.Tree) if sub is not None else None
         if subtree is None:
             empty = write_raw_tree(repo, [])
@@ -151,7 +151,7 @@ def vault(tmp_path: Path) -> Iterator[Harness]:
 ODD_LINK_MODES = [0o120755, 0o120644, 0o120777]
 
 
-@pytest.mark.xfail(strict=True, reason="finding R-1")
+@pytest.mark.xfail(strict=True, raises=AssertionError, reason="finding R-1")
 @pytest.mark.parametrize("mode", ODD_LINK_MODES, ids=oct)
 def test_r1_a_symlink_with_a_non_canonical_mode_hits_the_floor(
     ops: Path, mode: int
@@ -166,7 +166,7 @@ def test_r1_a_symlink_with_a_non_canonical_mode_hits_the_floor(
     assert verdict.tier is Tier.HIGH and verdict.protected
 
 
-@pytest.mark.xfail(strict=True, reason="finding R-1")
+@pytest.mark.xfail(strict=True, raises=AssertionError, reason="finding R-1")
 def test_r1_the_local_dispatcher_merges_a_non_canonical_symlink_into_the_work_tree(
     ops: Path, tmp_path: Path
 ) -> None:
@@ -183,7 +183,7 @@ def test_r1_the_local_dispatcher_merges_a_non_canonical_symlink_into_the_work_tr
     assert not (ops / "knowledge" / "d").is_symlink()
 
 
-@pytest.mark.xfail(strict=True, reason="finding R-1")
+@pytest.mark.xfail(strict=True, raises=AssertionError, reason="finding R-1")
 def test_r1_the_dispatcher_merges_a_non_canonical_symlink_on_forgejo(
     vault: Harness,
 ) -> None:
@@ -213,7 +213,7 @@ def tree_bomb(repo: pygit2.Repository, width: int, levels: int) -> pygit2.Oid:
     return node
 
 
-@pytest.mark.xfail(strict=True, reason="finding R-2")
+@pytest.mark.xfail(strict=True, raises=AssertionError, reason="finding R-2")
 def test_r2_a_tree_bomb_is_refused_before_every_path_is_materialised(ops: Path) -> None:
     # Two trees of 320 entries (~20 KiB of objects) are 102,400 changed files; three
     # trees of 1,000 entries (~80 KiB) would be 10**9 (measured: 10**6 files took
@@ -248,7 +248,7 @@ def git_out(ops: Path, *args: str) -> str:
 LONG_NAME = "knowledge/" + "n" * 300  # one component over NAME_MAX (255 bytes)
 
 
-@pytest.mark.xfail(strict=True, reason="finding R-3")
+@pytest.mark.xfail(strict=True, raises=OSError, reason="finding R-3")
 def test_r3_a_file_name_over_name_max_never_makes_the_tick_raise(
     ops: Path, tmp_path: Path
 ) -> None:
@@ -280,7 +280,7 @@ def _deep_path_proposal(ops: Path) -> None:
     )
 
 
-@pytest.mark.xfail(strict=True, reason="finding R-4")
+@pytest.mark.xfail(strict=True, raises=AssertionError, reason="finding R-4")
 def test_r4_a_low_proposal_cannot_desync_the_operators_work_tree(
     ops: Path, tmp_path: Path
 ) -> None:
@@ -301,7 +301,7 @@ def test_r4_a_low_proposal_cannot_desync_the_operators_work_tree(
 # -- R-5: commit objects are read whole, and LocalForge keeps the message forever ------------
 
 
-@pytest.mark.xfail(strict=True, reason="finding R-5")
+@pytest.mark.xfail(strict=True, raises=AssertionError, reason="finding R-5")
 def test_r5_a_huge_commit_message_is_never_kept_whole(
     ops: Path, tmp_path: Path
 ) -> None:
@@ -345,7 +345,7 @@ print(verdict.tier.label, verdict.refused)
 """
 
 
-@pytest.mark.xfail(strict=True, reason="finding R-6")
+@pytest.mark.xfail(strict=True, raises=pytest.fail.Exception, reason="finding R-6")
 def test_r6_a_proposer_cannot_hang_classification_with_a_backtracking_param(
     ops: Path,
 ) -> None:
@@ -382,7 +382,7 @@ def test_r6_a_proposer_cannot_hang_classification_with_a_backtracking_param(
 # -- R-7: the work-tree sync checks the disk, then libgit2 writes later (TOCTOU) ---------------
 
 
-@pytest.mark.xfail(strict=True, reason="finding R-7")
+@pytest.mark.xfail(strict=True, raises=AssertionError, reason="finding R-7")
 def test_r7_a_directory_swapped_for_a_symlink_after_the_check_is_not_written_through(
     ops: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -410,3 +410,66 @@ def test_r7_a_directory_swapped_for_a_symlink_after_the_check_is_not_written_thr
     propose(ops, "two", {"knowledge/sub/b.md": (b"written through the link\n", FILE)})
     local_tick(ops, tmp_path)
     assert not (outside / "b.md").exists()
+
+
+# -- R-8: no size bound on the other files of a proposal (local-mode checkout writes them) ---
+
+
+@pytest.mark.xfail(strict=True, raises=AssertionError, reason="finding R-8")
+def test_r8_a_low_proposal_cannot_write_a_blob_bomb_into_the_work_tree(
+    ops: Path, tmp_path: Path
+) -> None:
+    # Only action files are size-checked (64 KiB, from the header). A 64 MiB file of
+    # zeros (~64 KiB compressed) under knowledge/ is low, merged, and checked out whole
+    # into the operator's work tree; 4 GiB costs the proposer a 4 MiB push.
+    repo = pygit2.Repository(str(ops))
+    parent = main_id(ops)
+    base = repo[pygit2.Oid(hex=parent)].peel(pygit2.Commit).tree
+    blob = repo.create_blob(bytes(64 << 20))
+    push_branch(
+        ops,
+        "zeros",
+        commit_tree(
+            repo, parent, with_entry(repo, base, "knowledge/zeros.bin", 0o100644, blob)
+        ),
+    )
+    local_tick(ops, tmp_path)
+    written = ops / "knowledge" / "zeros.bin"
+    assert not written.exists(), f"{written.stat().st_size} bytes checked out"
+
+
+# -- R-9: the classifier grades paths that git itself refuses as ordinary files ------------
+
+
+@pytest.mark.xfail(strict=True, raises=AssertionError, reason="finding R-9")
+@pytest.mark.parametrize(
+    "path",
+    [
+        "knowledge/.git/hooks/pre-commit",
+        "knowledge/.GIT/config",
+        "knowledge/../vault/policy.toml",
+    ],
+)
+def test_r9_a_path_git_refuses_to_check_out_is_refused_by_the_classifier(
+    ops: Path, path: str
+) -> None:
+    # check_repo_path refuses '.git' and '..' components for reads, but tree entries a
+    # proposer writes are classified by their path string: these are "low"
+    # (knowledge/**). Local mode is saved only because libgit2's merge refuses the
+    # path; a merge engine that does not (or a fast-forward) lands them on main.
+    repo = pygit2.Repository(str(ops))
+    parent = main_id(ops)
+    base = repo[pygit2.Oid(hex=parent)].peel(pygit2.Commit).tree
+    if ".." in path:  # one entry of knowledge/ whose name holds the '..' and '/'
+        knowledge = base["knowledge"].peel(pygit2.Tree)
+        entries = tree_entries(repo, knowledge)
+        name = path.removeprefix("knowledge/").encode()
+        entries.append((0o100644, name, repo.create_blob(b"x").raw))
+        tree = with_entry(
+            repo, base, "knowledge", TREE_MODE, write_raw_tree(repo, entries)
+        )
+    else:
+        tree = with_entry(repo, base, path, 0o100755, repo.create_blob(b"#!/bin/sh\n"))
+    push_branch(ops, "odd", commit_tree(repo, parent, tree))
+    verdict = classify_ref_change(Pygit2OpsRepo.open(ops), "main", "vault/odd").verdict
+    assert verdict.refused or verdict.protected, verdict.tier.label
