@@ -473,3 +473,41 @@ def test_r9_a_path_git_refuses_to_check_out_is_refused_by_the_classifier(
     push_branch(ops, "odd", commit_tree(repo, parent, tree))
     verdict = classify_ref_change(Pygit2OpsRepo.open(ops), "main", "vault/odd").verdict
     assert verdict.refused or verdict.protected, verdict.tier.label
+
+
+# -- R-10: `vault plan` reads the work tree's prerequisites.md whole, through links ----------
+
+PLAN_IN_A_CHILD = """
+import resource, sys
+resource.setrlimit(resource.RLIMIT_AS, (1 << 30, 1 << 30))  # fail fast, not the host
+from opsvault.cli import cli
+sys.argv = ["vault", "plan", "--ops", sys.argv[1], "--today", "2026-11-21"]
+cli()
+"""
+
+
+@pytest.mark.xfail(strict=True, raises=AssertionError, reason="finding R-10")
+def test_r10_vault_plan_never_reads_a_linked_prerequisites_file_whole(
+    ops: Path, tmp_path: Path
+) -> None:
+    # Chained with R-1: a low proposal turns prerequisites.md into a symlink (mode
+    # 120755) to /dev/zero; the dispatcher merges it and checks the link out. The
+    # operator's next `vault plan` compares the work tree's file with main using
+    # Path.read_bytes(), unbounded and following the link: it reads /dev/zero until
+    # memory runs out (docs/security.md: "local files are read at most limit + 1 bytes").
+    repo = pygit2.Repository(str(ops))
+    head = raw_proposal(repo, main_id(ops), "prerequisites.md", 0o120755, b"/dev/zero")
+    push_branch(ops, "plan", head)
+    local_tick(ops, tmp_path)
+    assert (ops / "prerequisites.md").is_symlink()  # R-1: merged and checked out
+    try:
+        done = subprocess.run(
+            [sys.executable, "-c", PLAN_IN_A_CHILD, str(ops)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    except subprocess.TimeoutExpired:
+        pytest.fail("vault plan did not finish in 60 s")
+    assert done.returncode in (0, 1), (done.returncode, done.stderr[-400:])
+    assert "Traceback" not in done.stderr and "MemoryError" not in done.stderr
