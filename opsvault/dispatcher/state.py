@@ -10,10 +10,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 
+from opsvault.dispatcher.hold import HOLD_LABEL
 from opsvault.policy.classify import ChangeVerdict
 from opsvault.policy.model import Policy, Tier
-
-HOLD_LABEL = "vault/hold"
 
 
 class Role(StrEnum):
@@ -45,6 +44,8 @@ class PullFacts:
     approvals_needed: int  # branch protection's required approvals (0 if none)
     approved_head: str | None  # the head the dispatcher last approved
     now: datetime
+    # held per the PR's timeline: who added/removed the hold, not the label alone (I3)
+    held: bool = False
 
 
 class Act(StrEnum):
@@ -69,8 +70,8 @@ def decide_pull(facts: PullFacts, policy: Policy) -> list[Effect]:
     change is never merged. Low: approve if branch protection needs an
     approval, then merge pinned to the classified head — unless a built-in floor
     applies. Medium and high: notify approvers once per head; medium merges after
-    an unvetoed ``veto_window`` (no hold label, no request for changes, measured
-    from when this head was first seen). High is never merged by the dispatcher.
+    an unvetoed ``veto_window`` (not held -- see ``hold.derive_hold`` -- no hold
+    label, no request for changes, measured from when this head was first seen). High is never merged by the dispatcher.
     """
     verdict = facts.verdict
     tier = verdict.tier
@@ -98,6 +99,7 @@ def decide_pull(facts: PullFacts, policy: Policy) -> list[Effect]:
         tier is Tier.MEDIUM
         and window is not None
         and not verdict.protected
+        and not facts.held
         and HOLD_LABEL not in facts.labels
         and not facts.request_changes
         and facts.now - facts.head_seen_at >= window

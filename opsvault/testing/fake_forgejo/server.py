@@ -31,6 +31,7 @@ from opsvault.testing.fake_forgejo import (
     routes_org,
     routes_pulls,
     routes_repo,
+    routes_timeline,
 )
 from opsvault.testing.fake_forgejo.core import ApiError, ForgeCore, Reply, Request
 from opsvault.testing.fake_forgejo.faults import FaultPlan, RequestCounter
@@ -41,7 +42,9 @@ HANDLERS = {
     **routes_pulls.HANDLERS,
     **routes_issues.HANDLERS,
     **routes_org.HANDLERS,
+    **routes_timeline.HANDLERS,
 }
+HANDLERS.update(routes_timeline.wrap(HANDLERS))  # label routes record timeline events
 ResponseHook = Callable[[str, int, object], object]
 _SWAGGER_UI = "/api/swagger"
 _COMMON_HEADERS = (
