@@ -23,7 +23,12 @@ from opsvault.dispatcher.notify import Notification, Notifier, sinks_named
 from opsvault.dispatcher.records import Outcome, ResultRecord
 from opsvault.dispatcher.report import Decision
 from opsvault.dispatcher.state import Act, PullFacts, decide_pull, next_timer
-from opsvault.errors import ForgeConflict, ForgeUnavailable, OpsvaultError
+from opsvault.errors import (
+    ForgeConflict,
+    ForgeNotFound,
+    ForgeUnavailable,
+    OpsvaultError,
+)
 from opsvault.forge.base import (
     CommitStatus,
     Forge,
@@ -88,6 +93,7 @@ class PullContext:
     cache: Cache
     labels_ready: bool = False
     approvals_needed: int | None = None
+    nudged: frozenset[int] = frozenset()  # PRs a webhook said changed
 
 
 def process_pulls(ctx: PullContext, main: str, base: BaseState) -> PullsOutcome:
@@ -101,12 +107,17 @@ def process_pulls(ctx: PullContext, main: str, base: BaseState) -> PullsOutcome:
             ListState.ALL, updated_since=parse_iso(cache.watermark)
         )
     seen = {pr.number for pr in listed}
-    due = [
+    due = {
         int(n)
         for n, entry in cache.pulls.items()
         if int(n) not in seen and parse_iso(entry.due) <= ctx.now
-    ]
+    }
     pulls = listed + [ctx.forge.fetch_pull_request(n) for n in sorted(due)]
+    for number in sorted(ctx.nudged - seen - due):
+        try:
+            pulls.append(ctx.forge.fetch_pull_request(number))
+        except ForgeNotFound:
+            continue  # a webhook named a PR (or issue) the API does not show as one
     for pr in pulls:
         if pr.base_ref != ctx.mainline.branch:
             continue

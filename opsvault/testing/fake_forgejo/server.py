@@ -27,6 +27,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from opsvault.testing.fake_forgejo import (
+    routes_hooks,
     routes_issues,
     routes_org,
     routes_pulls,
@@ -43,8 +44,10 @@ HANDLERS = {
     **routes_issues.HANDLERS,
     **routes_org.HANDLERS,
     **routes_timeline.HANDLERS,
+    **routes_hooks.HANDLERS,
 }
 HANDLERS.update(routes_timeline.wrap(HANDLERS))  # label routes record timeline events
+HANDLERS.update(routes_hooks.wrap(HANDLERS))  # PR events are delivered to webhooks
 ResponseHook = Callable[[str, int, object], object]
 _SWAGGER_UI = "/api/swagger"
 _COMMON_HEADERS = (
