@@ -45,6 +45,7 @@ from opsvault.policy.classify import (
     is_action_path,
 )
 from opsvault.policy.model import Policy, Tier
+from opsvault.vault.duration import render_duration
 from opsvault.vault.request import action_id_for, id_problems
 
 log = logging.getLogger(__name__)
@@ -329,7 +330,8 @@ def explain(
         passes = iso(facts.head_seen_at + window) if facts else "?"
         hold = "held: " if talk.hold.held else ""
         lines.append(
-            f"- {hold}the dispatcher merges it once the veto window of {window} "
+            f"- {hold}the dispatcher merges it once the veto window of "
+            f"{render_duration(window)} "
             f"has passed unvetoed (at {passes}), unless it is held or changes are requested"
         )
     else:
