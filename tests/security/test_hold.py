@@ -237,3 +237,33 @@ def test_local_mode_hold_is_lifted_only_by_a_reviewer(
     assert [r.action_id for r in app.runner.requests] == (
         ["deploy-1"] if lifter == "bob" else []
     )
+
+
+def test_local_mode_vault_hold_and_release_commands(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from opsvault.cli import cli
+
+    def vault(*args: str) -> str:
+        result = CliRunner().invoke(cli, [*args, "--ops", str(ops)])
+        assert result.exit_code == 0, result.output
+        return result.output
+
+    now = [datetime(2026, 11, 21, 12, 0, tzinfo=UTC)]
+    ops, app = local_ops(tmp_path, now)
+    local_proposal(ops, "mallory")
+    assert tick(app, now[0]).ok
+    assert "asked to hold vault/deploy-1" in vault("hold", "deploy-1", "--as", "bob")
+    now[0] += timedelta(minutes=1)
+    assert tick(app, now[0]).ok
+    vault("release", "deploy-1", "--as", "mallory")  # the proposer: refused
+    now[0] += timedelta(hours=3)
+    assert tick(app, now[0]).ok
+    repo = Pygit2OpsRepo.open(ops)
+    (pr,) = LocalForge(repo, "alice").fetch_pull_requests()
+    assert not pr.merged and HOLD in pr.labels
+    vault("release", "deploy-1", "--as", "bob")
+    now[0] += timedelta(minutes=1)
+    report = tick(app, now[0])
+    assert report.ok, report.errors
+    assert LocalForge(repo, "alice").fetch_pull_request(pr.number).merged
