@@ -293,6 +293,14 @@ def render_comment(
         lines.append(
             f"Who may merge: {who_may_merge(verdict.tier, verdict.protected, policy)}."
         )
+        window = policy.settings(verdict.tier).veto_window
+        if verdict.tier is Tier.MEDIUM and window is not None and not verdict.protected:
+            lines.append(
+                f"The dispatcher merges it {render_duration(window)} after this head "
+                "was first seen unless it is held: a reviewer or admin comments "
+                "`/vault hold` (or adds the `vault/hold` label); only a reviewer or "
+                "admin lifts a hold (`/vault release`), whoever placed it."
+            )
         lines.append("")
     lines.append("Reasons:")
     lines.extend(f"- {md_code(r.render())}" for r in verdict.reasons)

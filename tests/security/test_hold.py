@@ -97,6 +97,7 @@ def test_proposer_removing_the_reviewers_hold_does_not_lift_it(veto: Harness) ->
     assert not veto.pull(number).merged
     assert fired(veto) == []
     body = tier_comment(veto, number)
+    assert "only a reviewer or admin lifts a hold (`/vault release`)" in body
     assert "**Held** by @bob" in body
     assert "@mallory removed the label, which does not lift the hold" in body
 
