@@ -37,6 +37,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from opsvault.app import App  # noqa: E402
+from opsvault.config import DispatcherSettings  # noqa: E402
 from opsvault.dispatcher.runner import RecordingRunner  # noqa: E402
 from opsvault.dispatcher.service import run_service  # noqa: E402
 from opsvault.dispatcher.tick import tick  # noqa: E402
@@ -147,6 +148,10 @@ def latency(root: Path, samples: int, interval: float) -> None:
             times["polling"].append(polled.sample())
         print(f"   webhooks (interval 1h):      {seconds(times['webhooks'])}")
         print(f"   polling  (interval {interval:g}s): {seconds(times['polling'])}")
+        print(
+            "   (each polled merge follows a tick closely, so it waits about one "
+            "interval: near the worst case; a random merge waits half on average)"
+        )
         assert hooked.receiver is not None
         print(
             f"   receiver: {hooked.receiver.accepted} deliveries accepted, "
@@ -208,12 +213,12 @@ def idle_requests(root: Path) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--samples", type=int, default=5)
+    parser.add_argument("--samples", type=int, default=4)
     parser.add_argument(
         "--interval",
         type=float,
-        default=10.0,
-        help="polling interval in seconds (dispatcher.interval), default 10",
+        default=DispatcherSettings().interval.total_seconds(),
+        help="polling interval in seconds; default dispatcher.interval's default (30)",
     )
     args = parser.parse_args()
     logging.basicConfig(level=logging.ERROR)  # e.g. APScheduler's missed-start notes
