@@ -56,7 +56,12 @@ class Service:
         self.vault: Harness = make_harness(root / name)
         self.app: App = self.vault.app("d1")
         self.receiver = (
-            WebhookReceiver(secret=SECRET.encode(), repo=REPO, nudges=self.app.nudges)
+            WebhookReceiver(
+                secret=SECRET.encode(),
+                repo=REPO,
+                nudges=self.app.nudges,
+                identity=self.app.identity,
+            )
             if webhook
             else None
         )
@@ -154,8 +159,8 @@ def latency(root: Path, samples: int, interval: float) -> None:
         )
         assert hooked.receiver is not None
         print(
-            f"   receiver: {hooked.receiver.accepted} deliveries accepted, "
-            f"{hooked.receiver.refused} refused"
+            f"   receiver: {hooked.receiver.accepted} deliveries woke a tick, "
+            f"{hooked.receiver.refused} refused (the dispatcher's own events wake none)"
         )
     finally:
         hooked.close()

@@ -15,7 +15,9 @@ Each POST, in this order (fail closed):
 3. the body must be a JSON object → 400; its ``repository.full_name`` must be
    the ops repository → 404;
 4. a delivery id (``X-Forgejo-Delivery`` / ``X-Gitea-Delivery``) seen before
-   → 200 "duplicate", nothing else;
+   → 200 "duplicate", nothing else; an event the dispatcher itself caused
+   (``sender`` is ``dispatcher.identity``: its labels, statuses, comments and
+   merges, all dealt with in the tick that made them) → 200 "own event";
 5. otherwise 202: the PR is nudged (pull request, review and PR comment
    events) and the tick is woken (any other event only wakes it).
 """
@@ -81,6 +83,7 @@ class WebhookReceiver:
         bind: str = "127.0.0.1",
         port: int = 0,
         max_body: int = 1024 * 1024,
+        identity: str = "",
     ) -> None:
         if not secret:
             raise ConfigError(
@@ -92,6 +95,7 @@ class WebhookReceiver:
         self.bind = bind
         self.port = port
         self.max_body = max_body
+        self.identity = identity
         self._seen = DeliverySeen()
         self._seen_lock = threading.Lock()
         self._server: ThreadingHTTPServer | None = None
@@ -117,6 +121,7 @@ class WebhookReceiver:
             bind=webhook.bind,
             port=webhook.port,
             max_body=webhook.max_body,
+            identity=settings.dispatcher.identity,
         )
 
     # -- lifecycle -----------------------------------------------------------------
@@ -188,6 +193,10 @@ class WebhookReceiver:
                 if self._seen.check_and_add(delivery):
                     return 200, {"status": "duplicate", "delivery": delivery}
         event = _header(headers, EVENT_TYPE_HEADERS) or _header(headers, EVENT_HEADERS)
+        sender = payload.get("sender")
+        login = sender.get("login") if isinstance(sender, dict) else None
+        if self.identity and login == self.identity:
+            return 200, {"status": "own event"}  # only ever skips a nudge
         number = _pull_number(event, payload, body, headers)
         self.accepted += 1
         log.info(

@@ -64,7 +64,11 @@ def test_a_merge_fires_through_a_signed_webhook_within_seconds(vault: Harness) -
     app = vault.app()
     vault.tick(app)  # classified and notified; medium waits for a reviewer
     receiver = WebhookReceiver(
-        secret=SECRET.encode(), repo=REPO, nudges=app.nudges, port=0
+        secret=SECRET.encode(),
+        repo=REPO,
+        nudges=app.nudges,
+        port=0,
+        identity=app.identity,
     )
     stop = threading.Event()
     results = []

@@ -235,3 +235,15 @@ def test_bind_defaults_to_loopback(tmp_path: Path) -> None:
     receiver = WebhookReceiver.from_settings(settings, Nudges())
     assert receiver is not None and receiver.bind == "127.0.0.1"
     assert "0123456789" not in repr(receiver)
+
+
+def test_events_the_dispatcher_caused_wake_nothing(nudges: Counting) -> None:
+    data = json.loads(MERGED.read_bytes())
+    data["sender"]["login"] = "vault-bot"
+    body = json.dumps(data, indent=2).encode()
+    with WebhookReceiver(
+        secret=SECRET, repo=MERGED_REPO, nudges=nudges, identity="vault-bot"
+    ) as receiver:
+        reply = post(receiver, body, signed(body))
+    assert (reply.status_code, reply.json()["status"]) == (200, "own event")
+    assert nudges.wakes == 0
