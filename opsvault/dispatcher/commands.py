@@ -187,6 +187,35 @@ def read_conversation(
     return conversation
 
 
+def held_when_merged(
+    forge: Forge,
+    repo: OpsRepo,
+    pull: PullRequest,
+    verdict: ChangeVerdict,
+    policy: Policy,
+    identity: str,
+    base_commit: str,
+    head_commit: str,
+) -> bool:
+    """Return whether *pull* was held when it was merged (fire time, for dispatcher merges).
+
+    Only timeline events up to ``merged_at`` count (same-second ones included:
+    fail closed); eligibility is judged by *policy*, the policy at the merge's
+    base. A hold placed between the tick's read and its merge is caught here.
+    """
+    if pull.merged_at is None:
+        return True  # cannot place the merge in time: fail closed
+    timeline = [
+        e
+        for e in forge.fetch_timeline(pull.number)
+        if e.created_at is not None and e.created_at <= pull.merged_at
+    ]
+    deciders = {e.actor for e in timeline}
+    authors = contributors(repo, base_commit, head_commit)
+    eligible = eligible_users(deciders, pull, verdict, policy, identity, forge, authors)
+    return derive_hold(timeline, eligible, identity=identity, label_present=False).held
+
+
 def _eligible_for(
     request: CommandRequest, eligible: frozenset[str], pr: PullRequest
 ) -> frozenset[str]:

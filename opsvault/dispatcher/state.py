@@ -147,6 +147,9 @@ class Refusal(StrEnum):
     )
     # the introducing merge did not add it as a new action (e.g. a merge restoring an old file)
     NOT_ADDED_BY_MERGE = "not-added-by-merge"
+    HELD_AT_MERGE = (
+        "held-at-merge"  # the dispatcher merged a medium change that was held (I3)
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -163,6 +166,7 @@ class MergeFacts:
     merged_at: datetime | None
     head_matches: bool
     blob_matches: bool
+    held_at_merge: bool = False  # per the PR's timeline up to the merge (I3)
 
 
 def may_merge(tier: Tier, roles: frozenset[Role], protected: bool) -> bool:
@@ -199,6 +203,8 @@ def verify_merge(facts: MergeFacts, policy: Policy) -> Refusal | None:
         return Refusal.MERGED_BY_PROPOSER
     if Role.BOT in roles:
         return Refusal.MERGED_BY_BOT
+    if facts.held_at_merge and Role.DISPATCHER in roles:
+        return Refusal.HELD_AT_MERGE  # whatever other role the forge gives it (I2, I3)
     if may_merge(facts.tier, roles, facts.protected):
         return None
     if facts.protected:

@@ -120,3 +120,39 @@ def test_refusal_names_the_reason(
         assert why is None
     else:
         assert why is not None and refused in why
+
+
+def test_verify_merge_refuses_a_dispatcher_merge_that_was_held() -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from opsvault.dispatcher.state import MergeFacts, Refusal, Role, verify_merge
+    from opsvault.policy.model import Tier
+    from opsvault.policy.parse import parse_policy
+    from tests.dispatcher.harness import template_files
+    from tests.security.test_hold import veto_policy
+
+    policy_text = template_files(veto_policy)["vault/policy.toml"]
+    assert isinstance(policy_text, str)
+    policy = parse_policy(policy_text)
+    created = datetime(2026, 11, 21, 12, 0, tzinfo=UTC)
+    facts = MergeFacts(
+        tier=Tier.MEDIUM,
+        protected=False,
+        refused=False,
+        merger="vault-bot",
+        merger_roles=frozenset({Role.DISPATCHER}),
+        proposer="mallory",
+        pr_created_at=created,
+        merged_at=created + timedelta(hours=3),
+        head_matches=True,
+        blob_matches=True,
+    )
+    assert verify_merge(facts, policy) is None
+    from dataclasses import replace
+
+    held = replace(facts, held_at_merge=True)
+    assert verify_merge(held, policy) is Refusal.HELD_AT_MERGE
+    as_reviewer = replace(
+        held, merger_roles=frozenset({Role.DISPATCHER, Role.REVIEWER})
+    )
+    assert verify_merge(as_reviewer, policy) is Refusal.HELD_AT_MERGE

@@ -268,3 +268,58 @@ def test_local_mode_vault_hold_and_release_commands(tmp_path: Path) -> None:
     report = tick(app, now[0])
     assert report.ok, report.errors
     assert LocalForge(repo, "alice").fetch_pull_request(pr.number).merged
+
+
+# -- a hold placed between the dispatcher's read and its merge ---------------------------
+
+
+def test_a_hold_placed_just_before_the_dispatchers_merge_stops_the_firing(
+    veto: Harness,
+) -> None:
+    from tests.dispatcher.test_refusals import rejected
+
+    number = veto.propose("deploy-1", HOOK.format(n=1), author="mallory")
+    app = veto.app()
+    veto.tick(app)
+    real_merge = app.forge.merge
+
+    def reviewer_holds_first(*args: object, **kwargs: object) -> object:
+        bob = veto.client("bob")  # bob holds while the tick is deciding
+        bob.ensure_label(HOLD, "b71c1c")
+        bob.add_labels(number, [HOLD])
+        return real_merge(*args, **kwargs)  # type: ignore[arg-type]
+
+    app.forge.merge = reviewer_holds_first  # type: ignore[method-assign,assignment]
+    report = veto.tick(app, at=timedelta(hours=3))
+    assert veto.pull(number).merged  # the race was lost ...
+    assert fired(veto) == []  # ... but nothing fires
+    record = rejected(veto)["deploy-1"]
+    assert (record["outcome"], record["reason"]) == ("refused", "held-at-merge")
+    assert report.ok, report.errors
+
+
+def test_local_mode_hold_placed_just_before_the_merge_stops_the_firing(
+    tmp_path: Path,
+) -> None:
+    now = [datetime(2026, 11, 21, 12, 0, tzinfo=UTC)]
+    ops, app = local_ops(tmp_path, now)
+    local_proposal(ops, "mallory")
+    assert tick(app, now[0]).ok
+    repo = Pygit2OpsRepo.open(ops)
+    bob = LocalForge(repo, "bob", clock=lambda: now[0])
+    assert isinstance(app.forge, LocalForge)
+    forge = app.forge
+    real_merge = forge.merge
+
+    def reviewer_holds_first(*args: object, **kwargs: object) -> object:
+        bob.ensure_label(HOLD, "b71c1c")
+        bob.add_labels(1, [HOLD])
+        return real_merge(*args, **kwargs)  # type: ignore[arg-type]
+
+    forge.merge = reviewer_holds_first  # type: ignore[method-assign,assignment]
+    now[0] += timedelta(hours=3)
+    report = tick(app, now[0])
+    assert report.ok, report.errors
+    assert LocalForge(repo, "alice").fetch_pull_request(1).merged
+    assert isinstance(app.runner, RecordingRunner)
+    assert app.runner.requests == []
