@@ -223,6 +223,13 @@ def establish(
     if not any(f.path == path and f.kind is ChangeKind.ADDED for f in verdict.files):
         return Refusal.NOT_ADDED_BY_MERGE
     merger = pull.merged_by
+    held = False
+    if merger == identity and verdict.tier is Tier.MEDIUM:
+        from opsvault.dispatcher.commands import held_when_merged
+
+        held = held_when_merged(
+            forge, repo, pull, verdict, base.policy, identity, base_commit, head_commit
+        )
     facts = MergeFacts(
         tier=verdict.tier,
         protected=verdict.protected,
@@ -247,5 +254,6 @@ def establish(
         and merger is not None
         and merger.lower() == identity.lower()
         and vetoed_before_merge(forge, pull, head_commit),
+        held_at_merge=held,
     )
     return Provenance(commit, base_commit, head_commit, pull, verdict, base, facts)
