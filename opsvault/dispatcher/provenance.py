@@ -150,15 +150,22 @@ def find_pull(
         pull = forge.fetch_pull_request(known[merge_commit])
         return pull if pull.merged and pull.merge_commit_sha == merge_commit else None
     since = datetime.fromtimestamp(commit_time, UTC) - timedelta(hours=1)
-    found = None
+    claimants: list[int] = []
     for pull in forge.fetch_pull_requests(ListState.CLOSED, updated_since=since):
         if pull.merged and pull.merge_commit_sha:
             # Remember every merge the listing shows, not only this one: the other
             # actions of the tick then cost one GET each instead of a full listing.
             known[pull.merge_commit_sha] = pull.number
             if pull.merge_commit_sha == merge_commit:
-                found = pull
-    return found
+                claimants.append(pull.number)
+    if len(claimants) != 1:
+        # None, or several PRs claiming one merge commit ("mark as merged" takes
+        # any commit on the base, ADR 0008): no PR accounts for it unambiguously.
+        return None
+    # A listed PR never carries merged_by (API-NOTES §17): only the single GET
+    # loads the merger, so the decision is made on that answer.
+    pull = forge.fetch_pull_request(claimants[0])
+    return pull if pull.merged and pull.merge_commit_sha == merge_commit else None
 
 
 def establish(

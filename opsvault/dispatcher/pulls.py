@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import logging
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from opsvault.changes import classify_commits
 from opsvault.dispatcher.cache import Cache, PullEntry
@@ -309,6 +309,13 @@ def _merge(
         )
     except ForgeConflict as exc:
         out.decisions.append(Decision(subject, "merge refused by forge", str(exc)))
+        entry = ctx.cache.pulls.get(str(pr.number))
+        if entry is not None and is_transient_refusal(exc):
+            # Forgejo is still checking mergeability (after any push to the head
+            # or the base) or lost a race on the base: try again within minutes,
+            # not at the PR's deadline (API-NOTES §16, §17).
+            entry.due = iso(merge_retry_at(ctx.now, entry.merge_retries))
+            entry.merge_retries += 1
         return
     if result.merge_commit_sha:
         ctx.cache.merges[result.merge_commit_sha] = pr.number
@@ -316,6 +323,23 @@ def _merge(
     out.merged += 1
     again = " (an earlier attempt had merged it)" if result.already_merged else ""
     out.decisions.append(Decision(subject, "merged", f"{why} at {head[:12]}{again}"))
+
+
+MERGE_RETRY_FIRST = timedelta(seconds=15)
+MERGE_RETRY_MAX = timedelta(minutes=5)
+_TRANSIENT = ("try again later", "merge push out of date", "not in mergeable state")
+
+
+def is_transient_refusal(exc: ForgeConflict) -> bool:
+    """Return whether a refused merge may pass unchanged on a later attempt."""
+    text = str(exc).lower()
+    return any(reason in text for reason in _TRANSIENT)
+
+
+def merge_retry_at(now: datetime, retries: int) -> datetime:
+    """Return when to try a transiently refused merge again: 15 s doubling, at most 5 min."""
+    wait: timedelta = min(MERGE_RETRY_FIRST * 2 ** min(retries, 10), MERGE_RETRY_MAX)
+    return now + wait
 
 
 def _notify(

@@ -6,10 +6,12 @@ import base64
 import binascii
 import dataclasses
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import pygit2
 
+from opsvault.testing.fake_forgejo import merging, protection
 from opsvault.testing.fake_forgejo.core import ApiError, ForgeCore, Reply, Request
 from opsvault.testing.fake_forgejo.gitstore import Entry
 from opsvault.testing.fake_forgejo.model import (
@@ -23,6 +25,9 @@ from opsvault.testing.fake_forgejo.render import Json
 Handler = Callable[[ForgeCore, Request], Reply]
 _NOT_FOUND = "The target couldn't be found."
 _STATUS_STATES = ("pending", "success", "error", "failure", "warning")
+MAX_BLOB_SIZE = 10 * 1024 * 1024  # [api] DEFAULT_MAX_BLOB_SIZE
+# Worst first (modules/structs/commit_status.go:23-29): warning ranks below pending.
+_STATUS_PRIORITY = {"error": 0, "failure": 1, "warning": 2, "pending": 3, "success": 4}
 
 
 def version(forge: ForgeCore, req: Request) -> Reply:
@@ -36,7 +41,7 @@ def api_settings(forge: ForgeCore, req: Request) -> Reply:
             "max_response_items": forge.max_response_items,
             "default_paging_num": forge.default_paging_num,
             "default_git_trees_per_page": 1000,
-            "default_max_blob_size": 10485760,
+            "default_max_blob_size": MAX_BLOB_SIZE,
         },
     )
 
@@ -73,8 +78,8 @@ def _contents(
         "target": None,
         "url": f"{api}/contents/{path}?ref={sha}",
         "html_url": f"{web}/src/commit/{sha}/{path}",
-        "git_url": f"{api}/git/{'blobs' if kind == 'file' else 'trees'}/{blob}",
-        "download_url": f"{web}/raw/commit/{sha}/{path}" if kind == "file" else None,
+        "git_url": f"{api}/git/{'trees' if kind == 'dir' else 'blobs'}/{blob}",
+        "download_url": f"{web}/raw/commit/{sha}/{path}" if kind != "dir" else None,
         "submodule_git_url": None,
         "_links": {
             "self": f"{api}/contents/{path}?ref={sha}",
@@ -96,8 +101,17 @@ def get_contents(forge: ForgeCore, req: Request) -> Reply:
                 for n, k, s, z in entry.children
             ],
         )
-    out = _contents(forge, repo, sha, entry.path, "file", entry.sha, entry.size)
-    out["encoding"], out["content"] = "base64", base64.b64encode(entry.data).decode()
+    out = _contents(forge, repo, sha, entry.path, entry.kind, entry.sha, entry.size)
+    if (
+        entry.kind == "symlink"
+    ):  # the link target, no content (files/content.go:206-213)
+        out["target"] = entry.data.decode(errors="replace")
+        return Reply(200, out)
+    # Above [api] DEFAULT_MAX_BLOB_SIZE the content is empty, without an error
+    # (services/repository/files/content.go:277); /raw serves such files.
+    too_large = entry.size > MAX_BLOB_SIZE
+    out["encoding"] = "base64"
+    out["content"] = "" if too_large else base64.b64encode(entry.data).decode()
     return Reply(200, out)
 
 
@@ -124,24 +138,75 @@ def get_raw(forge: ForgeCore, req: Request) -> Reply:
     )
 
 
-def _check_push(forge: ForgeCore, repo: Repo, req: Request, branch: str) -> None:
+def _check_push(
+    forge: ForgeCore, repo: Repo, req: Request, branch: str, paths: list[str]
+) -> None:
+    """A commit straight onto *branch*: the pre-receive rules of protection.py apply."""
     forge.require(repo, req, Access.WRITE)
     rule = repo.protection_for(branch)
     if rule is None or req.viewer is None:
         return
-    allowed = rule.enable_push and (
-        not rule.enable_push_whitelist
-        or req.viewer in rule.push_whitelist_usernames
-        or forge.state.in_team(req.viewer, repo.owner, rule.push_whitelist_teams)
+    protected = protection.matching(
+        paths, protection.split_patterns(rule.protected_file_patterns)
     )
-    if not allowed:
-        raise ApiError(403, f"branch {branch} is protected from force push or changes")
+    if protected:
+        raise ApiError(
+            403, f"branch {branch} is protected from changing file {protected[0]}"
+        )
+    whitelist = protection.push_whitelist(forge.state, repo, rule)
+    allowed = rule.enable_push and (
+        req.viewer in whitelist if rule.enable_push_whitelist else True
+    )
+    unprotected = protection.split_patterns(rule.unprotected_file_patterns)
+    if not allowed and not (
+        unprotected and len(protection.matching(paths, unprotected)) == len(paths)
+    ):
+        raise ApiError(403, f"Not allowed to push to protected branch {branch}")
+
+
+@dataclass(frozen=True, slots=True)
+class _FileOp:
+    operation: str  # create | update | delete
+    path: str
+    content: bytes
+    sha: str
+    from_path: str
+
+
+def _ops_of(req: Request) -> tuple[list[_FileOp], bool]:
+    """Return the requested operations and whether they came from POST /contents."""
+    body = req.body or {}
+    if "filepath" not in req.params:
+        items = body.get("files") or []
+    else:
+        kind = {"POST": "create", "PUT": "update", "DELETE": "delete"}[req.method]
+        items = [{**body, "operation": kind, "path": req.params["filepath"]}]
+    ops = []
+    for item in items:
+        try:
+            content = base64.b64decode(item.get("content") or "", validate=True)
+        except binascii.Error as exc:
+            raise ApiError(422, f"content: invalid base64 ({exc})") from exc
+        path = str(item.get("path", "")).strip("/")
+        if not path or ".." in path.split("/"):
+            raise ApiError(422, f"path is invalid [path: {path}]")
+        ops.append(
+            _FileOp(
+                item["operation"],
+                path,
+                content,
+                item.get("sha") or "",
+                str(item.get("from_path") or "").strip("/"),
+            )
+        )
+    return ops, "filepath" not in req.params
 
 
 def write_file(forge: ForgeCore, req: Request) -> Reply:
+    """POST/PUT /contents/{path} and POST /contents (ChangeFiles, api.go:1387): one commit."""
     repo = forge.find_repo(req)
-    body, path = req.body or {}, req.params["filepath"].strip("/")
-    creating = req.method == "POST"
+    body = req.body or {}
+    ops, multi = _ops_of(req)
     branch = body.get("branch") or repo.default_branch
     new_branch = body.get("new_branch") or branch
     base = repo.git.tip(branch)
@@ -149,75 +214,89 @@ def write_file(forge: ForgeCore, req: Request) -> Reply:
         raise ApiError(404, f"branch does not exist [name: {branch}]")
     if new_branch != branch and repo.git.tip(new_branch) is not None:
         raise ApiError(422, f"branch already exists [name: {new_branch}]")
-    if new_branch == branch:
-        _check_push(forge, repo, req, branch)
-    else:
-        forge.require(repo, req, Access.WRITE)
-    try:
-        content = base64.b64decode(body.get("content", ""), validate=True)
-    except binascii.Error as exc:
-        raise ApiError(422, f"content: invalid base64 ({exc})") from exc
-    current = repo.git.entry(base, path)
-    if creating and current is not None:
-        raise ApiError(422, f"repository file already exists [path: {path}]")
-    if not creating:
-        if not body.get("sha"):
-            raise ApiError(422, "sha: Required")
-        if current is None or current.sha != body["sha"]:
+    changes: dict[str, bytes | None] = {}
+    for op in ops:
+        current = repo.git.entry(base, op.from_path or op.path)
+        if op.operation == "create":
+            if current is not None:
+                raise ApiError(422, f"repository file already exists [path: {op.path}]")
+        elif not op.sha:
+            if not (multi and new_branch != branch):
+                raise ApiError(422, "sha: Required")
+            if current is None:
+                raise ApiError(404, f"file does not exist [path: {op.path}]")
+        elif current is None or current.sha != op.sha:
             raise ApiError(
                 409,
-                f"sha does not match [given: {body['sha']}, expected: {current and current.sha}]",
+                f"sha does not match [given: {op.sha}, expected: {current and current.sha}]",
             )
+        if op.from_path and op.from_path != op.path:
+            changes[op.from_path] = None
+        changes[op.path] = None if op.operation == "delete" else op.content
+    if new_branch == branch:
+        _check_push(forge, repo, req, branch, list(changes))
+    else:  # a new branch is not protected: only code write is needed
+        forge.require(repo, req, Access.WRITE)
     assert req.viewer is not None
     who = forge.signature(req.viewer)
     author = _identity(body.get("author") or body.get("committer"), who)
     committer = _identity(body.get("committer") or body.get("author"), who)
-    message = body.get("message") or f"{'Add' if creating else 'Update'} {path}"
-    sha = repo.git.commit(
-        new_branch, {path: content}, message, author, committer, parent=base
+    verb = {"create": "Add", "update": "Update", "delete": "Delete"}
+    message = body.get("message") or "\n".join(
+        f"{verb[op.operation]} {op.path}" for op in ops
     )
-    entry = repo.git.entry(sha, path)
-    assert entry is not None
-    contents = _contents(forge, repo, sha, path, "file", entry.sha, entry.size)
+    sha = repo.git.commit(new_branch, changes, message, author, committer, parent=base)
+    contents: list[Json | None] = []
+    for op in ops:
+        entry = repo.git.entry(sha, op.path)
+        contents.append(
+            None
+            if entry is None
+            else _contents(forge, repo, sha, op.path, entry.kind, entry.sha, entry.size)
+        )
+    payload: Json = {
+        "commit": _commit_json(forge, repo, sha, base, message, author, committer),
+        "verification": {
+            "verified": False,
+            "reason": "gpg.error.not_signed_commit",
+            "signature": "",
+            "payload": "",
+        },
+    }
+    if multi:
+        payload["files"] = contents
+    else:
+        payload["content"] = contents[0]
+    return Reply(201 if req.method == "POST" else 200, payload)
+
+
+def _commit_json(
+    forge: ForgeCore,
+    repo: Repo,
+    sha: str,
+    base: str,
+    message: str,
+    author: pygit2.Signature,
+    committer: pygit2.Signature,
+) -> Json:
     commit = repo.git.commit_info(sha)
+    when = forge.render_time(commit)
     api = f"{forge.root_url}/api/v1/repos/{repo.full_name}/git"
-    commit_json = {
+    return {
         "sha": sha,
         "url": f"{api}/commits/{sha}",
         "html_url": f"{forge.root_url}/{repo.full_name}/commit/{sha}",
-        "created": forge.render_time(commit),
+        "created": when,
         "message": message,
-        "author": {
-            "name": author.name,
-            "email": author.email,
-            "date": forge.render_time(commit),
-        },
-        "committer": {
-            "name": committer.name,
-            "email": committer.email,
-            "date": forge.render_time(commit),
-        },
-        "parents": [
-            {
-                "sha": base,
-                "url": f"{api}/commits/{base}",
-                "created": forge.render_time(commit),
-            }
-        ],
+        "author": {"name": author.name, "email": author.email, "date": when},
+        "committer": {"name": committer.name, "email": committer.email, "date": when},
+        "parents": [{"sha": base, "url": f"{api}/commits/{base}", "created": when}],
         "tree": {
             "sha": str(commit.tree_id),
             "url": f"{api}/trees/{commit.tree_id}",
-            "created": forge.render_time(commit),
+            "created": when,
         },
     }
-    verification = {
-        "verified": False,
-        "reason": "gpg.error.not_signed_commit",
-        "signature": "",
-        "payload": "",
-    }
-    payload = {"content": contents, "commit": commit_json, "verification": verification}
-    return Reply(201 if creating else 200, payload)
 
 
 def _identity(given: object, default: pygit2.Signature) -> pygit2.Signature:
@@ -318,13 +397,16 @@ def create_status(forge: ForgeCore, req: Request) -> Reply:
         forge.state.new_id(),
         sha,
         body["state"],
-        body.get("context", "default").strip(),
-        body.get("description", ""),
-        body.get("target_url", ""),
+        # All three are trimmed when stored (models/git/commit_status.go:411-413).
+        (body.get("context") or "default").strip(),
+        (body.get("description") or "").strip(),
+        (body.get("target_url") or "").strip(),
         req.viewer,
         forge.now(),
     )
     repo.statuses.setdefault(sha, []).append(status)
+    if status.state == "success":  # a success re-evaluates scheduled auto-merges
+        merging.run_auto_merges(forge, repo, sha)
     return Reply(201, forge.render.status(repo, status, req.viewer))
 
 
@@ -351,18 +433,23 @@ def combined_status(forge: ForgeCore, req: Request) -> Reply:
     repo = forge.find_repo(req)
     sha, statuses = _statuses_of(repo, req.params["ref"])
     latest = {s.context: s for s in statuses}  # later rows win
-    states = {s.state for s in latest.values()}
-    worst = next(
-        (
-            w
-            for w, c in (("failure", {"failure", "error"}), ("pending", {"pending"}))
-            if states & c
-        ),
-        "",
-    )
-    combined = worst or (
-        "warning" if "warning" in states else "success" if states else ""
-    )
+    if not latest:  # an empty CombinedStatus{} (routers/api/v1/repo/status.go:281-283)
+        return Reply(
+            200,
+            {
+                "state": "",
+                "sha": "",
+                "total_count": 0,
+                "statuses": None,
+                "repository": None,
+                "commit_url": "",
+                "url": "",
+            },
+        )
+    # The worst state wins, error is reported as failure (services/convert/status.go:46-61).
+    combined = min((s.state for s in latest.values()), key=_STATUS_PRIORITY.__getitem__)
+    if combined == "error":
+        combined = "failure"
     chunk, headers = forge.paginate(
         req, sorted(latest.values(), key=lambda s: s.id), link=False
     )
@@ -427,6 +514,7 @@ HANDLERS: dict[str, Handler] = {
     "repoGetRawFile": get_raw,
     "repoCreateFile": write_file,
     "repoUpdateFile": write_file,
+    "repoChangeFiles": write_file,
     "repoListBranches": list_branches,
     "repoGetBranch": get_branch,
     "repoCreateBranch": create_branch,

@@ -107,12 +107,14 @@ class FakeForgejo(ForgeCore):
         default_paging_num: int = 30,
         clock: Callable[[], datetime] | None = None,
         root_url: str | None = None,
+        checking_seconds: float = 3.0,
     ) -> None:
         super().__init__(
             git_root,
             max_response_items=max_response_items,
             default_paging_num=default_paging_num,
             clock=clock,
+            checking_seconds=checking_seconds,
         )
         self.spec = load_spec()
         self.faults = FaultPlan()
