@@ -14,10 +14,10 @@ from datetime import timedelta
 
 from opsvault.changes import classify_landed
 from opsvault.dispatcher.state import MergeFacts, Refusal, Role
-from opsvault.forge.base import Forge, ListState, PullRequest
+from opsvault.forge.base import Forge, ListState, PullRequest, ReviewState
 from opsvault.git.base import ChangeKind, OpsRepo
 from opsvault.policy.classify import BaseState, ChangeVerdict
-from opsvault.policy.model import Policy, Principals
+from opsvault.policy.model import Policy, Principals, Tier
 from opsvault.snapshot import CommitSnapshot, load_base_state
 
 MAX_WALK = 500  # first-parent commits searched for the one that introduced an action
@@ -168,6 +168,17 @@ def find_pull(
     return pull if pull.merged and pull.merge_commit_sha == merge_commit else None
 
 
+def approved_by(forge: Forge, number: int, user: str, head: str) -> bool:
+    """Return whether *user* approved PR *number* at exactly *head* (not dismissed)."""
+    return any(
+        r.reviewer == user
+        and r.state is ReviewState.APPROVED
+        and not r.dismissed
+        and r.commit_id == head
+        for r in forge.fetch_reviews(number)
+    )
+
+
 def establish(
     repo: OpsRepo,
     forge: Forge,
@@ -203,6 +214,10 @@ def establish(
         return Refusal.NOT_ADDED_BY_MERGE
     merger = pull.merged_by
     facts = MergeFacts(
+        merger_approved_head=merger is not None
+        and (verdict.tier is not Tier.LOW or verdict.protected)
+        and merger != identity
+        and approved_by(forge, pull.number, merger, head_commit),
         tier=verdict.tier,
         protected=verdict.protected,
         refused=verdict.refused,

@@ -44,12 +44,20 @@ log = logging.getLogger(__name__)
 
 TIER_MARKER = "<!-- opsvault:tier -->"
 STATUS_CONTEXT = "vault/tier"
+# Tier labels live in their own scope, ``vault/tier``: Forgejo's exclusive
+# labels clear every other label of the same scope (the name up to the last
+# "/"), so a tier label can never clear the hold label ``vault/hold`` (scope
+# ``vault``) nor the other way round, whichever of them is made exclusive.
 LABELS = {
-    "vault/tier-low": ("2e7d32", "opsvault: low tier (merged by the dispatcher)"),
-    "vault/tier-medium": ("f9a825", "opsvault: medium tier (a reviewer merges)"),
-    "vault/tier-high": ("c62828", "opsvault: high tier (an admin merges)"),
-    "vault/refused": ("6a1b9a", "opsvault: invalid, will not be merged or fired"),
+    "vault/tier/low": ("2e7d32", "opsvault: low tier (merged by the dispatcher)"),
+    "vault/tier/medium": ("f9a825", "opsvault: medium tier (a reviewer merges)"),
+    "vault/tier/high": ("c62828", "opsvault: high tier (an admin merges)"),
+    "vault/tier/refused": ("6a1b9a", "opsvault: invalid, will not be merged or fired"),
 }
+# Names used before the labels moved to their own scope; removed when seen.
+LEGACY_LABELS = frozenset(
+    {"vault/tier-low", "vault/tier-medium", "vault/tier-high", "vault/refused"}
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -167,7 +175,13 @@ def _open_pull(
     )
     effects = decide_pull(facts, policy)
     if any(e.act in (Act.MERGE, Act.APPROVE) for e in effects):
-        facts = replace(facts, approvals_needed=_approvals_needed(ctx))
+        needed = _approvals_needed(ctx)
+        approved = entry.approved_head
+        if needed and approved == pr.head_sha:
+            # Re-read it: a push (dismiss_stale_approvals) or an admin may have
+            # dismissed the approval the cache remembers (API-NOTES §17).
+            approved = pr.head_sha if _bot_approval_live(ctx, pr) else None
+        facts = replace(facts, approvals_needed=needed, approved_head=approved)
         effects = decide_pull(facts, policy)
     entry.tier = verdict.tier.label
     entry.due = iso(next_timer(facts, policy))
@@ -190,6 +204,16 @@ def _open_pull(
             out.decisions.append(Decision(subject, "notified", effect.detail))
         elif effect.act is Act.EXPIRE:
             _expire(ctx, pr, verdict, effect.detail, out)
+
+
+def _bot_approval_live(ctx: PullContext, pr: PullRequest) -> bool:
+    return any(
+        r.reviewer == ctx.identity
+        and r.state is ReviewState.APPROVED
+        and not r.dismissed
+        and r.commit_id == pr.head_sha
+        for r in ctx.forge.fetch_reviews(pr.number)
+    )
 
 
 def _approvals_needed(ctx: PullContext) -> int:
@@ -267,12 +291,12 @@ def _publish(
     fingerprint = hashlib.sha256(f"{pr.head_sha}\n{body}".encode()).hexdigest()[:16]
     if entry.published == fingerprint or ctx.dry_run:
         return
-    label = "vault/refused" if verdict.refused else f"vault/tier-{verdict.tier.label}"
+    label = "vault/tier/" + ("refused" if verdict.refused else verdict.tier.label)
     if not ctx.labels_ready:
         for name, (color, description) in LABELS.items():
             ctx.forge.ensure_label(name, color, description)
         ctx.labels_ready = True
-    for stale in set(pr.labels) & (set(LABELS) - {label}):
+    for stale in sorted(set(pr.labels) & ((set(LABELS) | LEGACY_LABELS) - {label})):
         ctx.forge.remove_label(pr.number, stale)
     if label not in pr.labels:
         ctx.forge.add_labels(pr.number, [label])

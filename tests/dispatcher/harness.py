@@ -169,10 +169,21 @@ class Harness:
         return self.client("alice").fetch_pull_request(number)
 
     def merge_as(self, user: str, number: int) -> None:
-        """Merge as *user* once Forgejo's background check is done (a human waits)."""
+        """Approve, then merge as *user*, once Forgejo's background check is done.
+
+        A human merger approves the head they merge (docs/forgejo.md, ADR 0008);
+        Forgejo refuses the approval of one's own PR, so a proposer only merges.
+        """
         self.wait_for_checks()
         pr = self.pull(number)
+        if user != pr.author:
+            self.client(user).approve(number, pr.head_sha, "looks right")
         self.client(user).merge(number, pr.head_sha)
+
+    def merge_unapproved(self, user: str, number: int) -> None:
+        """Merge as *user* without approving first."""
+        self.wait_for_checks()
+        self.client(user).merge(number, self.pull(number).head_sha)
 
     def wait_for_checks(self) -> None:
         """Let Forgejo finish the mergeability checks of every push so far: the clock moves on."""

@@ -88,7 +88,7 @@ def test_5xx_bursts_on_reads_and_writes_duplicate_no_merge_and_no_comment(
     assert counts[f"POST {MERGE}"] == 3  # two 500s, then the one merge
     assert counts[f"POST {COMMENTS}"] == 4  # two 503s, the tier and result comments
     assert_fired_once(vault, app, number)
-    assert vault.pull(number).labels.count("vault/tier-low") == 1
+    assert vault.pull(number).labels.count("vault/tier/low") == 1
     again = tick(app, T0 + timedelta(minutes=1))
     assert again.ok and again.commits == 0
     assert_fired_once(vault, app, number)
@@ -115,7 +115,7 @@ def test_a_write_whose_answer_is_lost_is_applied_once(
         2 if pattern == COMMENTS else 1  # comments: the tier one and the result one
     )
     assert_fired_once(vault, app, number)
-    assert "vault/tier-low" in vault.pull(number).labels
+    assert "vault/tier/low" in vault.pull(number).labels
     assert vault.pull(number).merged_by == "vault-bot"
 
 

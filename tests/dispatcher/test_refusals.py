@@ -101,7 +101,7 @@ def test_action_with_policy_edit_is_never_merged_and_forgejo_refuses_a_reviewer(
     report = vault.tick()
     assert ("pr#1", "merged") not in {(d.subject, d.event) for d in report.decisions}
     assert not vault.pull(number).merged
-    assert "vault/tier-high" in vault.pull(number).labels
+    assert "vault/tier/high" in vault.pull(number).labels
     # docs/forgejo.md protects vault/policy.toml: Forgejo itself refuses a
     # reviewer's merge (only an admin with force_merge could merge it).
     with pytest.raises(ForgeConflict, match="Changed protected files"):
@@ -152,7 +152,7 @@ def test_invalid_proposal_is_published_refused_and_never_merged(vault: Harness) 
     vault.tick()
     pr = vault.pull(number)
     assert not pr.merged
-    assert "vault/refused" in pr.labels
+    assert "vault/tier/refused" in pr.labels
     body = next(
         c.body
         for c in vault.client("alice").fetch_comments(number)

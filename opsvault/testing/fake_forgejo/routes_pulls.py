@@ -52,6 +52,7 @@ def _pull_json(
 def list_pulls(forge: ForgeCore, req: Request) -> Reply:
     repo = forge.find_repo(req)
     merging.detect_manual_merges(forge, repo)
+    merging.run_auto_merges(forge, repo)  # a finished check re-evaluates them
     state = req.arg("state", "open")
     pulls = [
         i
@@ -80,6 +81,7 @@ def list_pulls(forge: ForgeCore, req: Request) -> Reply:
 def get_pull(forge: ForgeCore, req: Request) -> Reply:
     repo = forge.find_repo(req)
     merging.detect_manual_merges(forge, repo)
+    merging.run_auto_merges(forge, repo)  # a finished check re-evaluates them
     return Reply(
         200, _pull_json(forge, repo, forge.find_issue(repo, req, pull=True), req)
     )

@@ -52,7 +52,9 @@ _DEVIATIONS: dict[tuple[str, int], dict[str, Any]] = {
     },
 }
 # Undeclared statuses Forgejo answers without a body.
-_EMPTY_DEVIATIONS = frozenset({("repoGetRawFile", 304)})
+# 201 of a scheduled auto-merge: ctx.Status(http.StatusCreated), undeclared
+# (routers/api/v1/repo/pull.go, merge_when_checks_succeed; API-NOTES §10).
+_EMPTY_DEVIATIONS = frozenset({("repoGetRawFile", 304), ("repoMergePullRequest", 201)})
 # Statuses any operation may answer although few declare them: authentication
 # and binding errors (Forgejo middleware) and proxy/fault answers.
 _GENERIC_ERRORS = frozenset(
