@@ -9,7 +9,9 @@ without a pin, and auto-detected merges attributed by commit e-mail.
 from __future__ import annotations
 
 import json
+import os
 from datetime import timedelta
+from pathlib import Path
 
 import httpx
 import pygit2
@@ -205,3 +207,54 @@ def test_tier_labels_and_the_hold_label_never_clear_each_other(
     assert HOLD_LABEL in labels and "vault/tier/medium" in labels
     vault.client("alice").add_labels(number, [HOLD_LABEL])  # and the other way round
     assert "vault/tier/medium" in vault.pull(number).labels
+
+
+def test_the_documented_protection_takes_dispatcher_records_and_refuses_the_rest(
+    vault: Harness, tmp_path: Path
+) -> None:
+    """docs/forgejo.md's rule, as Forgejo's pre-receive applies it (the fake's git hook)."""
+    import subprocess
+
+    from opsvault.testing.fake_forgejo.protection import PUSHER_ENV
+
+    work = tmp_path / "work"
+    origin = str(vault.forge.repo(REPO).git.path)
+    subprocess.run(["git", "clone", "-q", origin, str(work)], check=True)
+
+    def push(pusher: str, path: str) -> subprocess.CompletedProcess[str]:
+        subprocess.run(["git", "-C", str(work), "reset", "-q", "--hard", "origin/main"])
+        (work / path).parent.mkdir(parents=True, exist_ok=True)
+        (work / path).write_text("x\n")
+        subprocess.run(["git", "-C", str(work), "add", "-A"], check=True)
+        subprocess.run(
+            [
+                "git",
+                "-C",
+                str(work),
+                "-c",
+                "user.name=t",
+                "-c",
+                "user.email=t@e.invalid",
+                "commit",
+                "-qm",
+                path,
+            ],
+            check=True,
+        )
+        return subprocess.run(
+            ["git", "-C", str(work), "push", "-q", "origin", "HEAD:main"],
+            capture_output=True,
+            text=True,
+            env={**os.environ, PUSHER_ENV: pusher},
+            check=False,
+        )
+
+    assert push("vault-bot", "vault/running/x.toml").returncode == 0
+    subprocess.run(["git", "-C", str(work), "fetch", "-q"], check=True)
+    assert push("vault-bot", "vault/fired/2026/11/x.result.json").returncode == 0
+    subprocess.run(["git", "-C", str(work), "fetch", "-q"], check=True)
+    policy = push("vault-bot", "vault/policy.toml")
+    assert policy.returncode != 0 and "protected from changing file" in policy.stderr
+    for path in ("vault/actions/sneaky.toml", "vault/fired/2026/11/fake.result.json"):
+        refused = push("alice", path)  # an admin, not on the push whitelist
+        assert refused.returncode != 0 and "Not allowed to push" in refused.stderr

@@ -135,11 +135,11 @@ def edit_pull(forge: ForgeCore, req: Request) -> Reply:
     if issue.author != req.viewer:
         forge.require(repo, req, Access.WRITE)
     body = req.body or {}
+    if "state" in body and issue.pull.merged:  # any state (pull.go:738-742)
+        raise ApiError(
+            412, "cannot change state of this pull request, it was already merged"
+        )
     if "state" in body and body["state"] != issue.state:
-        if issue.pull.merged:
-            raise ApiError(
-                412, "cannot change state of this pull request, it was already merged"
-            )
         issue.state = body["state"]
         issue.closed_at = forge.now() if issue.state == "closed" else None
     if "title" in body:

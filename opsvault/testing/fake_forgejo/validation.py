@@ -43,6 +43,24 @@ _DEVIATIONS: dict[tuple[str, int], dict[str, Any]] = {
     ("repoMergePullRequest", 409): {"anyOf": [_API_ERROR, _GO_ERROR]},
     ("repoCreateFile", 409): _API_ERROR,
     ("repoUpdateFile", 409): _API_ERROR,
+    ("repoChangeFiles", 409): _API_ERROR,
+    # A deleted file's entry is null (services/repository/files/file.go:20-34).
+    ("repoChangeFiles", 201): {
+        "type": "object",
+        "properties": {
+            "commit": {"$ref": "#/definitions/FileCommitResponse"},
+            "files": {
+                "type": "array",
+                "items": {
+                    "anyOf": [
+                        {"$ref": "#/definitions/ContentsResponse"},
+                        {"type": "null"},
+                    ]
+                },
+            },
+            "verification": {"$ref": "#/definitions/PayloadCommitVerification"},
+        },
+    },
     # A directory is answered with an array of entries.
     ("repoGetContents", 200): {
         "anyOf": [
