@@ -258,3 +258,24 @@ def test_the_documented_protection_takes_dispatcher_records_and_refuses_the_rest
     for path in ("vault/actions/sneaky.toml", "vault/fired/2026/11/fake.result.json"):
         refused = push("alice", path)  # an admin, not on the push whitelist
         assert refused.returncode != 0 and "Not allowed to push" in refused.stderr
+
+
+def test_an_approval_dismissed_at_the_same_head_is_renewed(vault: Harness) -> None:
+    """The cache remembers approving this head; Forgejo says the approval is gone."""
+    from dataclasses import replace
+
+    rule = vault.forge.repo(REPO).protections[0]
+    vault.forge.protect_branch(REPO, replace(rule, required_approvals=1))
+    vault.forge.checking_seconds = 45
+    number = vault.propose("noop-1", NOOP.format(msg="a"))
+    app = vault.app()
+    vault.tick(app, at=timedelta(seconds=5))  # approves; the merge is still checking
+    pull = vault.forge.repo(REPO).issues[number].pull
+    assert pull is not None and [r.state for r in pull.reviews] == ["APPROVED"]
+    pull.reviews = [
+        replace(r, dismissed=True) for r in pull.reviews
+    ]  # an admin dismissed it
+    report = vault.tick(app, at=timedelta(minutes=2))
+    assert report.ok, report.errors
+    assert vault.pull(number).merged
+    assert executed(vault) == ["noop-1"]
