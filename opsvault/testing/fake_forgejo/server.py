@@ -27,6 +27,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from opsvault.testing.fake_forgejo import (
+    routes_contents,
     routes_issues,
     routes_org,
     routes_pulls,
@@ -38,6 +39,7 @@ from opsvault.testing.fake_forgejo.validation import Match, load_spec
 
 HANDLERS = {
     **routes_repo.HANDLERS,
+    **routes_contents.HANDLERS,
     **routes_pulls.HANDLERS,
     **routes_issues.HANDLERS,
     **routes_org.HANDLERS,
