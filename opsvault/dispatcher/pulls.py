@@ -118,7 +118,7 @@ def process_pulls(ctx: PullContext, main: str, base: BaseState) -> PullsOutcome:
         for n, entry in cache.pulls.items()
         if int(n) not in seen and parse_iso(entry.due) <= ctx.now
     ]
-    pulls = listed + [ctx.forge.fetch_pull_request(n) for n in sorted(due)]
+    pulls = listed + _fetch_due(ctx, due)
     for pr in pulls:
         if pr.base_ref != ctx.mainline.branch:
             continue
@@ -136,6 +136,21 @@ def process_pulls(ctx: PullContext, main: str, base: BaseState) -> PullsOutcome:
             if entry is not None:
                 entry.due = iso(ctx.now)
     return out
+
+
+DUE_LISTING_THRESHOLD = 10  # more due PRs than this: one listing beats a GET each
+
+
+def _fetch_due(ctx: PullContext, due: list[int]) -> list[PullRequest]:
+    """Return the due PRs: one GET each, or the open listing when many are due."""
+    if len(due) <= DUE_LISTING_THRESHOLD:
+        return [ctx.forge.fetch_pull_request(n) for n in sorted(due)]
+    wanted = set(due)
+    found = [
+        p for p in ctx.forge.fetch_pull_requests(ListState.OPEN) if p.number in wanted
+    ]
+    gone = wanted - {p.number for p in found}  # closed since: read each (merger!)
+    return found + [ctx.forge.fetch_pull_request(n) for n in sorted(gone)]
 
 
 def _open_pull(
@@ -203,13 +218,29 @@ def _open_pull(
                 entry.approved_head = effect.head_sha
             out.decisions.append(Decision(subject, "approved", effect.head_sha[:12]))
         elif effect.act is Act.MERGE:
-            _merge(ctx, pr, effect.head_sha, verdict, effect.detail, out)
+            wait = _not_mergeable_yet(pr, out)
+            if wait:
+                # Asking would only earn a 405: come back within seconds.
+                entry.due = iso(ctx.now + MERGE_RETRY_FIRST)  # not a refusal
+                out.decisions.append(Decision(subject, "merge deferred", wait))
+            else:
+                _merge(ctx, pr, effect.head_sha, verdict, effect.detail, out)
         elif effect.act is Act.NOTIFY:
             _notify(ctx, pr, verdict, policy, effect.detail)
             entry.notified_head = effect.head_sha
             out.decisions.append(Decision(subject, "notified", effect.detail))
         elif effect.act is Act.EXPIRE:
             _expire(ctx, pr, verdict, effect.detail, out)
+
+
+def _not_mergeable_yet(pr: PullRequest, out: PullsOutcome) -> str:
+    """Return why merging *pr* now would be refused as "try again later", or ""."""
+    if out.merged:
+        # Our merge moved main: Forgejo re-checks every other PR on it (§17).
+        return "main moved in this tick; Forgejo re-checks this PR first"
+    if pr.mergeable is False:
+        return "Forgejo is still checking mergeability (or found a conflict)"
+    return ""
 
 
 def _bot_approval_live(ctx: PullContext, pr: PullRequest) -> bool:

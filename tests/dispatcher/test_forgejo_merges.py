@@ -76,9 +76,20 @@ def test_a_dispatcher_that_lost_its_merge_answer_fires_on_the_next_tick(
 def test_a_merge_answered_try_again_later_is_retried_within_minutes(
     vault: Harness,
 ) -> None:
-    vault.forge.checking_seconds = 45  # a slow Forgejo queue
+    """main moves between the listing and the merge: Forgejo answers 405."""
     number = vault.propose("noop-1", NOOP.format(msg="a"))
     app = vault.app()
+    real_merge = app.forge.merge
+    raced = []
+
+    def racing_merge(n: int, head_sha: str, **kwargs: object):  # type: ignore[no-untyped-def]
+        if not raced:  # someone's merge lands on main first
+            raced.append(
+                vault.forge.push(REPO, "main", {"x.txt": "x\n"}, author="alice")
+            )
+        return real_merge(n, head_sha, **kwargs)  # type: ignore[arg-type]
+
+    app.forge.merge = racing_merge  # type: ignore[method-assign]
     first = vault.tick(app, at=timedelta(seconds=5))
     assert ("pr#1", "merge refused by forge") in {
         (d.subject, d.event) for d in first.decisions
@@ -90,6 +101,39 @@ def test_a_merge_answered_try_again_later_is_retried_within_minutes(
     assert second.ok, second.errors
     assert vault.pull(number).merged
     assert executed(vault) == ["noop-1"]
+
+
+def test_a_pr_forgejo_is_still_checking_is_tried_again_within_minutes(
+    vault: Harness,
+) -> None:
+    vault.forge.checking_seconds = 45  # a slow Forgejo queue: mergeable is false
+    number = vault.propose("noop-1", NOOP.format(msg="a"))
+    app = vault.app()
+    first = vault.tick(app, at=timedelta(seconds=5))
+    assert ("pr#1", "merge deferred") in {(d.subject, d.event) for d in first.decisions}
+    due = load_cache(app.state_dir).pulls["1"].due
+    assert due <= (T0 + timedelta(minutes=1)).isoformat()
+    second = vault.tick(app, at=timedelta(minutes=1))
+    assert second.ok, second.errors
+    assert vault.pull(number).merged
+    assert executed(vault) == ["noop-1"]
+
+
+def test_after_a_merge_the_next_low_pr_waits_for_a_later_tick(vault: Harness) -> None:
+    first = vault.propose("noop-1", NOOP.format(msg="a"))
+    second = vault.propose("noop-2", NOOP.format(msg="b"))
+    app = vault.app()
+    report = vault.tick(app)
+    events = {
+        d.event: d.subject for d in report.decisions if d.subject.startswith("pr#")
+    }
+    assert {events["merged"], events["merge deferred"]} == {
+        f"pr#{first}",
+        f"pr#{second}",
+    }
+    vault.tick(app)
+    assert vault.pull(first).merged and vault.pull(second).merged
+    assert sorted(executed(vault)) == ["noop-1", "noop-2"]
 
 
 def test_a_dismissed_bot_approval_is_renewed_at_the_new_head(vault: Harness) -> None:

@@ -91,6 +91,7 @@ class ForgeCore:
         # How long (fake clock) a PR stays "checking" after a push to its head or
         # base (services/pull/check.go): its merge answers 405 meanwhile.
         self.checking_seconds = checking_seconds
+        self._pushes_seen: dict[int, int] = {}
         self.state = State()
         self.root_url = "http://fake-forgejo.invalid"
         self.render = Renderer(self.state, self.root_url)
@@ -423,6 +424,21 @@ class ForgeCore:
         base_sha = repo.git.tip(pull.base_branch) or ""
         live = repo.git.tip(pull.head_branch)
         return live or pull.head_sha, base_sha
+
+    def notice_git_pushes(self) -> None:
+        """Sync the PRs of every repository a ``git push`` reached since the last call.
+
+        The post-receive hook counts pushes; the server asks before each request,
+        so a pushed base or head starts its check at (about) the push's time.
+        """
+        with self.state.lock:
+            for repo in self.state.repos.values():
+                seen = protection.push_count(repo.git.path)
+                if seen != self._pushes_seen.get(repo.id, 0):
+                    self._pushes_seen[repo.id] = seen
+                    for issue in repo.issues.values():
+                        if issue.pull is not None and issue.state == "open":
+                            self.sync_pull(repo, issue)
 
     def notice_pushes(self) -> None:
         """Notice every push to a PR's head or base now (starting its check), as Forgejo's hook does."""

@@ -33,6 +33,7 @@ from opsvault.testing.fake_forgejo.model import Access, BranchProtection, Repo, 
 
 PUSHER_ENV = "FAKE_FORGEJO_PUSHER"
 CONFIG_FILE = "fake-forgejo-protection.json"
+PUSHED_FILE = "fake-forgejo-pushed"  # rewritten by post-receive after every push
 ZERO = "0" * 40
 
 
@@ -123,14 +124,35 @@ def write_config(state: State, repo: Repo) -> None:
 
 
 def install_hook(git_dir: Path) -> None:
-    hook = git_dir / "hooks" / "pre-receive"
-    hook.parent.mkdir(parents=True, exist_ok=True)
-    hook.write_text(
-        f"#!{sys.executable}\n"
-        "from opsvault.testing.fake_forgejo.protection import hook_main\n"
-        "raise SystemExit(hook_main())\n"
-    )
-    hook.chmod(0o755)
+    """Install ``pre-receive`` (protection) and ``post-receive`` (tells the fake a push landed)."""
+    hooks = git_dir / "hooks"
+    hooks.mkdir(parents=True, exist_ok=True)
+    for name, main in (("pre-receive", "hook_main"), ("post-receive", "pushed_main")):
+        hook = hooks / name
+        hook.write_text(
+            f"#!{sys.executable}\n"
+            f"from opsvault.testing.fake_forgejo.protection import {main}\n"
+            f"raise SystemExit({main}())\n"
+        )
+        hook.chmod(0o755)
+
+
+def pushed_main() -> int:
+    """Run as ``hooks/post-receive``: mark that refs moved (Forgejo queues its PR checks here)."""
+    git_dir = Path(os.environ.get("GIT_DIR", ".")).resolve()
+    marker = git_dir / PUSHED_FILE
+    count = int(marker.read_text() or "0") if marker.exists() else 0
+    marker.write_text(str(count + 1))
+    return 0
+
+
+def push_count(git_dir: Path) -> int:
+    """Return how many pushes the post-receive hook has seen."""
+    marker = git_dir / PUSHED_FILE
+    try:
+        return int(marker.read_text() or "0")
+    except (OSError, ValueError):
+        return 0
 
 
 def _rule_for(rules: list[dict[str, object]], branch: str) -> dict[str, object] | None:

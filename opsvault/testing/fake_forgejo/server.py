@@ -236,6 +236,7 @@ class FakeForgejo(ForgeCore):
             )
         try:
             with self.state.lock:
+                self.notice_git_pushes()
                 return handler(self, request)
         except ApiError as exc:
             return _error(self, exc.status, exc.message, exc.payload)
