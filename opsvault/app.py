@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from opsvault.dispatcher.nudges import Nudges
+
 if TYPE_CHECKING:
     from opsvault.config import Settings
     from opsvault.dispatcher.mainline import Mainline
@@ -39,3 +41,5 @@ class App:
     # Called with a name at each step between claim and result ("claimed", "executed",
     # "recorded"); the exactly-once tests kill the process there. A no-op otherwise.
     checkpoint: Callable[[str], None] = field(default=_no_checkpoint)
+    # PRs webhooks said changed; the service wakes the tick (docs/forgejo.md "Webhook")
+    nudges: Nudges = field(default_factory=Nudges)

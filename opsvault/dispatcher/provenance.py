@@ -213,6 +213,13 @@ def establish(
     if not any(f.path == path and f.kind is ChangeKind.ADDED for f in verdict.files):
         return Refusal.NOT_ADDED_BY_MERGE
     merger = pull.merged_by
+    held = False
+    if merger == identity and verdict.tier is Tier.MEDIUM:
+        from opsvault.dispatcher.commands import held_when_merged
+
+        held = held_when_merged(
+            forge, repo, pull, verdict, base.policy, identity, base_commit, head_commit
+        )
     facts = MergeFacts(
         merger_approved_head=merger is not None
         and (verdict.tier is not Tier.LOW or verdict.protected)
@@ -237,5 +244,6 @@ def establish(
         merged_at=pull.merged_at,
         head_matches=pull.head_sha == head_commit,
         blob_matches=repo.blob_id(main, path) == repo.blob_id(head_commit, path),
+        held_at_merge=held,
     )
     return Provenance(commit, base_commit, head_commit, pull, verdict, base, facts)
