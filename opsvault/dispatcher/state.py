@@ -151,6 +151,9 @@ class Refusal(StrEnum):
     NOT_ADDED_BY_MERGE = "not-added-by-merge"
     # the dispatcher merged a medium change that a review asked to change (a veto)
     VETOED = "vetoed"
+    # a medium/high merge whose merger never approved the merged head (ADR 0008):
+    # auto-merge, "mark as merged" and auto-detected merges carry no such proof
+    MERGE_NOT_VOUCHED = "merge-not-vouched"
     HELD_AT_MERGE = (
         "held-at-merge"  # the dispatcher merged a medium change that was held (I3)
     )
@@ -172,6 +175,8 @@ class MergeFacts:
     blob_matches: bool
     # a review asking for changes at the merged head was submitted before the merge
     vetoed: bool = False
+    # The merger's own approval of exactly the merged head is on record (ADR 0008).
+    merger_approved_head: bool = False
     held_at_merge: bool = False  # per the PR's timeline up to the merge (I3)
 
 
@@ -215,6 +220,23 @@ def dispatcher_merge_counts(facts: MergeFacts, policy: Policy) -> Refusal | None
     return Refusal.MERGER_NOT_ELIGIBLE
 
 
+def vouched(facts: MergeFacts) -> bool:
+    """Return whether the product can vouch that the merger chose the merged head (ADR 0008).
+
+    Forgejo's merged_by also comes from a scheduled auto-merge (merged later,
+    at whatever head, without a pin), a manual "mark as merged" (any commit),
+    and auto-detected merges (the merger is looked up by a commit e-mail the
+    committer chose). A human merge of a medium or high change counts only
+    when the merger's own approval of exactly the merged head is on record;
+    the dispatcher's own merges are pinned to the head it classified.
+    """
+    if Role.DISPATCHER in facts.merger_roles and facts.tier is not Tier.HIGH:
+        return True
+    if facts.tier is Tier.LOW and not facts.protected:
+        return True
+    return facts.merger_approved_head
+
+
 def verify_merge(facts: MergeFacts, policy: Policy) -> Refusal | None:
     """Return why an action merged this way must not fire, or None if it may.
 
@@ -222,8 +244,8 @@ def verify_merge(facts: MergeFacts, policy: Policy) -> Refusal | None:
     merge's base: admins for high (and for any change hitting a built-in floor),
     reviewers or admins for medium and low; never the proposer, never a bot.
     The dispatcher's own merge counts only for a ``merge = "auto"`` tier and
-    for medium once its veto window passed, whatever roles it holds. The merged head and the blob must be the
-    classified ones.
+    for medium once its veto window passed, whatever roles it holds. The
+    merged head and the blob must be the classified ones.
     """
     if not facts.head_matches:
         return Refusal.HEAD_MISMATCH
@@ -243,7 +265,7 @@ def verify_merge(facts: MergeFacts, policy: Policy) -> Refusal | None:
     if Role.DISPATCHER in roles:
         return dispatcher_merge_counts(facts, policy)
     if may_merge(facts.tier, roles, facts.protected):
-        return None
+        return None if vouched(facts) else Refusal.MERGE_NOT_VOUCHED
     if facts.protected:
         return Refusal.PROTECTED_CHANGE
     return Refusal.MERGER_NOT_ELIGIBLE

@@ -125,7 +125,7 @@ def reproposed_is_refused(vault: Harness, action_id: str, content: str) -> bool:
     )
     number = vault.forge.open_pull(REPO, head="again", title="again", author="dev-bot")
     vault.tick(at=timedelta(minutes=5))
-    return "vault/refused" in vault.pull(number).labels
+    return "vault/tier/refused" in vault.pull(number).labels
 
 
 def test_forgejo_an_id_an_admin_rejected_is_never_reusable(vault: Harness) -> None:
