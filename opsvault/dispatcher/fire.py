@@ -19,10 +19,13 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from opsvault.changes import change_manifest
 from opsvault.dispatcher.execution import execution_request, lock_keys
+from opsvault.dispatcher.integrity import MergeMismatch
 from opsvault.dispatcher.provenance import Provenance, establish, introducing_commits
 from opsvault.dispatcher.records import (
     ACTIONS,
+    HALT,
     RUNNING,
     Outcome,
     ResultRecord,
@@ -89,6 +92,8 @@ class FirePlan:
     exists: Callable[[str], bool] = field(
         default=lambda path: False
     )  # is this path on main
+    mismatches: list[MergeMismatch] = field(default_factory=list)
+    planned_at: datetime | None = None  # the time claims made in this plan count from
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,7 +164,9 @@ def _record_base(
 def plan_fire(ctx: FireContext, main: str) -> FirePlan:
     """Decide, for every action on *main*, whether it is refused, done, expired or claimed."""
     snapshot = CommitSnapshot(ctx.repo, main)
-    plan = FirePlan(exists=lambda path: snapshot.read_file(path) is not None)
+    plan = FirePlan(
+        exists=lambda path: snapshot.read_file(path) is not None, planned_at=ctx.now
+    )
     held: set[str] = set()
     for path in snapshot.list_files(RUNNING):
         if path.endswith(".claim.json"):
@@ -185,9 +192,100 @@ def plan_fire(ctx: FireContext, main: str) -> FirePlan:
             ):  # ForgeUnavailable: the whole tick ends, retried next time
                 raise
             plan.decisions.append(Decision(f"action:{path}", "error", str(exc)))
+        except Exception as exc:  # a bug must not keep other actions from firing (I5)
+            log.exception("%s: unexpected error while planning it", path)
+            plan.decisions.append(
+                Decision(f"action:{path}", "error", f"unexpected {exc!r}")
+            )
+    if plan.mismatches:
+        return plan_halt(ctx, main, plan.mismatches)
     _plan_recovery(ctx, main, snapshot, plan)
     _batch_deadline(ctx, plan)
     return plan
+
+
+def plan_halt(ctx: FireContext, main: str, mismatches: list[MergeMismatch]) -> FirePlan:
+    """Return the one commit answering merge mismatches: refusals, ``vault/HALT``, nothing fired.
+
+    Each mismatched merge gets a ``merge-mismatch`` refusal record (filed as
+    ``pr<N>-merge-<commit>``, a stem no action id can take), every action it
+    added that still waits on main is refused with the same reason (so lifting
+    the HALT does not fire it), and ``vault/HALT`` stops every dispatcher until
+    an admin has looked (ADR 0004). Nothing is claimed in this commit.
+    """
+    snapshot = CommitSnapshot(ctx.repo, main)
+    plan = FirePlan(
+        exists=lambda path: snapshot.read_file(path) is not None,
+        mismatches=list(mismatches),
+        planned_at=ctx.now,
+    )
+    lines = []
+    for mismatch in mismatches:
+        text = mismatch.render()
+        lines.append(f"- {text}")
+        for path in _added_actions(ctx.repo, mismatch.merge_commit):
+            content = snapshot.read_file(path)
+            if content is None or path in plan.changes:
+                continue
+            action_id = path.rsplit("/", 1)[1].removesuffix(".toml")
+            record = ResultRecord(
+                id=action_id,
+                outcome=Outcome.REFUSED,
+                reason=str(Refusal.MERGE_MISMATCH),
+                detail=text,
+                action_sha256=sha256(content),
+                dispatcher=ctx.identity,
+                pr=mismatch.pr,
+                merge_commit=mismatch.merge_commit,
+            )
+            archive(plan, path, action_id, content, record, ctx.now)
+            plan.decisions.append(
+                Decision(f"action:{action_id}", "refused", f"merge-mismatch: {text}")
+            )
+        stem = f"pr{mismatch.pr}-merge-{mismatch.merge_commit[:12]}"
+        _, result_path = archive_paths(Outcome.REFUSED, stem, ctx.now)
+        if not plan.exists(result_path):
+            plan.changes[result_path] = render_record(
+                ResultRecord(
+                    id=stem,
+                    outcome=Outcome.REFUSED,
+                    reason=str(Refusal.MERGE_MISMATCH),
+                    detail=text,
+                    ended_at=iso(ctx.now),
+                    dispatcher=ctx.identity,
+                    pr=mismatch.pr,
+                    merge_commit=mismatch.merge_commit,
+                )
+            )
+        plan.decisions.append(Decision("main", "merge-mismatch", text))
+        plan.alerts.append(("merge-mismatch", f"vault halted: {text}"))
+    if not plan.exists(HALT):
+        plan.changes[HALT] = (
+            f"Halted by {ctx.identity} at {iso(ctx.now)}: merge-mismatch.\n"
+            + "\n".join(lines)
+            + "\nNothing is merged or fired until an admin has checked main and "
+            "merged a pull request deleting vault/HALT (docs/operating.md).\n"
+        ).encode()
+    plan.decisions.append(
+        Decision(
+            "main", "halted", f"{HALT} written: a merge did not land as classified"
+        )
+    )
+    return plan
+
+
+def _added_actions(repo: OpsRepo, merge_commit: str) -> list[str]:
+    parents = repo.commit_info(merge_commit).parents
+    if not parents:
+        return []
+    return [
+        path
+        for path, blob in change_manifest(repo, parents[0], merge_commit).entries
+        if blob is not None
+        and path.startswith(f"{ACTIONS}/")
+        and path.endswith(".toml")
+        and path.count("/") == 2
+    ]
 
 
 def _batch_deadline(ctx: FireContext, plan: FirePlan) -> None:
@@ -253,6 +351,9 @@ def _plan_action(
         ctx.known_merges,
         introduced if path in introduced else None,
     )
+    if isinstance(found, MergeMismatch):
+        plan.mismatches.append(found)  # the whole plan becomes a HALT: nothing fires
+        return
     if isinstance(found, Refusal):
         refuse(
             str(found),
@@ -416,80 +517,92 @@ def _plan_recovery(
     for path in snapshot.list_files(RUNNING):
         if not path.endswith(".toml"):
             continue
-        action_id = path.rsplit("/", 1)[1].removesuffix(".toml")
-        data = _claim_data(snapshot.read_file(claim_path(action_id)))
-        deadline = data.get("deadline")
-        if deadline and parse_iso(deadline) > ctx.now:
-            continue  # still someone's live claim
-        content = snapshot.read_file(path) or b""
-        formula = _approved_formula(ctx, data)
-        attempt = int(data.get("attempt", 1))
-        if (
-            formula is not None
-            and data.get("idempotent") is True
-            and attempt < MAX_ATTEMPTS
-        ):
-            try:
-                action = parse_action(content, action_path(action_id))
-            except InvalidFileError:
-                action = None
-            if action is not None:
-                renewed = {
-                    **data,
-                    "claimed_by": ctx.claim_token,
-                    "claimed_at": iso(ctx.now),
-                    "deadline": iso(ctx.now + formula.timeout + CLAIM_GRACE),
-                    "attempt": attempt + 1,
-                }
-                plan.changes[claim_path(action_id)] = (
-                    json.dumps(renewed, indent=2, sort_keys=True) + "\n"
-                ).encode()
-                plan.claims.append(Claim(action, formula, renewed))
-                plan.decisions.append(
-                    Decision(
-                        f"action:{action_id}",
-                        "reclaimed",
-                        f"idempotent; attempt {attempt + 1}",
-                    )
+        try:
+            _recover(ctx, snapshot, plan, path)
+        except Exception as exc:  # one broken claim never stops the others (I5)
+            if isinstance(exc, OpsvaultError) and exc.exit_code == 75:
+                raise
+            log.exception("%s: unexpected error while recovering it", path)
+            plan.decisions.append(
+                Decision(f"action:{path}", "error", f"unexpected {exc!r}")
+            )
+
+
+def _recover(
+    ctx: FireContext, snapshot: CommitSnapshot, plan: FirePlan, path: str
+) -> None:
+    action_id = path.rsplit("/", 1)[1].removesuffix(".toml")
+    data = _claim_data(snapshot.read_file(claim_path(action_id)))
+    deadline = data.get("deadline")
+    if deadline and parse_iso(deadline) > ctx.now:
+        return  # still someone's live claim
+    content = snapshot.read_file(path) or b""
+    formula = _approved_formula(ctx, data)
+    attempt = int(data.get("attempt", 1))
+    if (
+        formula is not None
+        and data.get("idempotent") is True
+        and attempt < MAX_ATTEMPTS
+    ):
+        try:
+            action = parse_action(content, action_path(action_id))
+        except InvalidFileError:
+            action = None
+        if action is not None:
+            renewed = {
+                **data,
+                "claimed_by": ctx.claim_token,
+                "claimed_at": iso(ctx.now),
+                "deadline": iso(ctx.now + formula.timeout + CLAIM_GRACE),
+                "attempt": attempt + 1,
+            }
+            plan.changes[claim_path(action_id)] = (
+                json.dumps(renewed, indent=2, sort_keys=True) + "\n"
+            ).encode()
+            plan.claims.append(Claim(action, formula, renewed))
+            plan.decisions.append(
+                Decision(
+                    f"action:{action_id}",
+                    "reclaimed",
+                    f"idempotent; attempt {attempt + 1}",
                 )
-                continue
-        fields = {
-            k: data[k]
-            for k in (
-                "tier",
-                "policy_commit",
-                "pr",
-                "proposer",
-                "approver",
-                "head_commit",
-                "merge_commit",
-                "formula",
-                "formula_sha256",
             )
-            if k in data
-        }
-        record = ResultRecord(
-            id=action_id,
-            outcome=Outcome.INTERRUPTED,
-            reason="claim-expired",
-            detail=f"claimed by {data.get('claimed_by', 'unknown')} at {data.get('claimed_at', 'unknown')}; no result by {deadline or 'its deadline'}",
-            reasons=tuple(data.get("reasons", ())),
-            action_sha256=sha256(content),
-            dispatcher=ctx.identity,
-            attempt=attempt,
-            **fields,
+            return
+    fields = {
+        k: data[k]
+        for k in (
+            "tier",
+            "policy_commit",
+            "pr",
+            "proposer",
+            "approver",
+            "head_commit",
+            "merge_commit",
+            "formula",
+            "formula_sha256",
         )
-        plan.changes[claim_path(action_id)] = None
-        archive(plan, path, action_id, content, record, ctx.now)
-        plan.decisions.append(
-            Decision(f"action:{action_id}", "interrupted", record.detail)
+        if k in data
+    }
+    record = ResultRecord(
+        id=action_id,
+        outcome=Outcome.INTERRUPTED,
+        reason="claim-expired",
+        detail=f"claimed by {data.get('claimed_by', 'unknown')} at {data.get('claimed_at', 'unknown')}; no result by {deadline or 'its deadline'}",
+        reasons=tuple(data.get("reasons", ())),
+        action_sha256=sha256(content),
+        dispatcher=ctx.identity,
+        attempt=attempt,
+        **fields,
+    )
+    plan.changes[claim_path(action_id)] = None
+    archive(plan, path, action_id, content, record, ctx.now)
+    plan.decisions.append(Decision(f"action:{action_id}", "interrupted", record.detail))
+    plan.alerts.append(
+        (
+            "interrupted",
+            f"{action_id} was interrupted and is not re-run: {record.detail}",
         )
-        plan.alerts.append(
-            (
-                "interrupted",
-                f"{action_id} was interrupted and is not re-run: {record.detail}",
-            )
-        )
+    )
 
 
 def execute_claims(
@@ -497,34 +610,55 @@ def execute_claims(
     claims: list[Claim],
     max_concurrency: int,
     checkpoint: Callable[[str], None],
-) -> list[RunResult]:
-    """Run *claims* in a bounded pool, first claimed first started; results in claim order."""
+) -> list[RunResult | None]:
+    """Run *claims* in a bounded pool, first claimed first started; results in claim order.
+
+    A claim whose execution raised (a runner that broke its contract) has no
+    result: it stays claimed on main and is recovered after its deadline like
+    a crash, while the other claims' results are recorded (I5). If every one
+    raised, the first exception propagates (the tick ends as if it died).
+    """
 
     def run(claim: Claim) -> RunResult:
         metadata = (("VAULT_PR", str(claim.pr)),) if claim.pr is not None else ()
         return runner.execute(execution_request(claim.action, claim.formula, metadata))
+
+    def isolated(claim: Claim) -> RunResult | BaseException:
+        try:
+            return run(claim)
+        except Exception as exc:
+            log.exception("%s: execution raised; it stays claimed", claim.action.id)
+            return exc
 
     if not claims:
         return []
     with ThreadPoolExecutor(
         max_workers=max(1, max_concurrency), thread_name_prefix="vault-run"
     ) as pool:
-        results = list(pool.map(run, claims))
+        outcomes = list(pool.map(isolated, claims))
+    failures = [o for o in outcomes if isinstance(o, BaseException)]
+    if failures and len(failures) == len(outcomes):
+        raise failures[0]
     checkpoint("executed")
-    return results
+    return [None if isinstance(o, BaseException) else o for o in outcomes]
 
 
 def result_changes(
     snapshot: CommitSnapshot,
     claims: list[Claim],
-    results: list[RunResult],
+    results: list[RunResult | None],
     identity: str,
     now: datetime,
 ) -> tuple[dict[str, bytes | None], list[tuple[Claim, ResultRecord]]]:
-    """Return the changes recording *results* on top of *snapshot*, for claims still ours there."""
+    """Return the changes recording *results* on top of *snapshot*, for claims still ours there.
+
+    A None result (the execution raised) is not recorded: the claim stays.
+    """
     changes: dict[str, bytes | None] = {}
     recorded: list[tuple[Claim, ResultRecord]] = []
     for claim, result in zip(claims, results, strict=True):
+        if result is None:
+            continue
         action_id = claim.action.id
         current = _claim_data(snapshot.read_file(claim_path(action_id)))
         content = snapshot.read_file(running_path(action_id))

@@ -13,12 +13,18 @@ import logging
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 
-from opsvault.changes import classify_commits
+from opsvault.changes import (
+    ChangeManifest,
+    MergePreview,
+    classify_commits,
+    preview_merge,
+)
 from opsvault.dispatcher.cache import Cache, PullEntry
 from opsvault.dispatcher.fire import iso, parse_iso, sha256
+from opsvault.dispatcher.integrity import MergeMismatch, check_merge, merge_message
 from opsvault.dispatcher.mainline import Mainline
 from opsvault.dispatcher.notify import Notification, Notifier, sinks_named
-from opsvault.dispatcher.records import Outcome, ResultRecord
+from opsvault.dispatcher.records import HALT, Outcome, ResultRecord
 from opsvault.dispatcher.report import Decision
 from opsvault.dispatcher.state import Act, PullFacts, decide_pull, next_timer
 from opsvault.errors import ForgeConflict, ForgeUnavailable, OpsvaultError
@@ -38,6 +44,7 @@ from opsvault.policy.classify import (
     is_action_path,
 )
 from opsvault.policy.model import Policy, Tier
+from opsvault.snapshot import CommitSnapshot, load_base_state
 from opsvault.vault.request import action_id_for, id_problems
 
 log = logging.getLogger(__name__)
@@ -67,11 +74,24 @@ class RecordIntent:
     record: ResultRecord
 
 
+@dataclass(frozen=True, slots=True)
+class Landed:
+    """A merge the dispatcher just made, and the change it classified for it."""
+
+    pr: int
+    merge_commit: str
+    head_commit: str
+    manifest: ChangeManifest
+
+
 @dataclass(slots=True)
 class PullsOutcome:
     decisions: list[Decision] = field(default_factory=list)
     records: list[RecordIntent] = field(default_factory=list)
     merged: int = 0
+    landed: list[Landed] = field(default_factory=list)
+    mismatches: list[MergeMismatch] = field(default_factory=list)
+    main: str | None = None  # main as the phase left it (re-read after each merge)
 
 
 @dataclass(slots=True)
@@ -105,9 +125,11 @@ def process_pulls(ctx: PullContext, main: str, base: BaseState) -> PullsOutcome:
         if int(n) not in seen and parse_iso(entry.due) <= ctx.now
     ]
     pulls = listed + [ctx.forge.fetch_pull_request(n) for n in sorted(due)]
+    out.main = main
     for pr in pulls:
         if pr.base_ref != ctx.mainline.branch:
             continue
+        landed = len(out.landed)
         try:
             if pr.state is PullState.OPEN:
                 _open_pull(ctx, main, base, pr, out)
@@ -115,13 +137,62 @@ def process_pulls(ctx: PullContext, main: str, base: BaseState) -> PullsOutcome:
                 _closed_pull(ctx, main, base, pr, out)
         except ForgeUnavailable:
             raise
-        except OpsvaultError as exc:
-            # One bad PR never stops the tick; it is looked at again next time.
-            out.decisions.append(Decision(f"pr#{pr.number}", "error", str(exc)))
+        except Exception as exc:
+            # One bad PR never stops the tick, not even a bug (I5); it is looked
+            # at again next time.
+            if not isinstance(exc, OpsvaultError):
+                log.exception("pr#%s: unexpected error", pr.number)
+            detail = (
+                str(exc) if isinstance(exc, OpsvaultError) else f"unexpected {exc!r}"
+            )
+            out.decisions.append(Decision(f"pr#{pr.number}", "error", detail))
             entry = cache.pulls.get(str(pr.number))
             if entry is not None:
                 entry.due = iso(ctx.now)
+        if len(out.landed) > landed:
+            # Main moved: what lands next is classified against the new main (I1).
+            main, next_base = _after_merge(ctx, out, out.landed[landed:])
+            out.main = main
+            if out.mismatches or next_base is None:
+                break  # nothing more is merged this tick
+            base = next_base
     return out
+
+
+def _after_merge(
+    ctx: PullContext, out: PullsOutcome, merges: list[Landed]
+) -> tuple[str, BaseState | None]:
+    """Re-read main after our merge, check it landed as classified, and load the new base.
+
+    Return the new main and its base state, or None for the state when no
+    further PR may be merged this tick (a mismatch, HALT on main, or a policy
+    that no longer loads).
+    """
+    main = ctx.mainline.refresh()
+    for landed in merges:
+        mismatch = check_merge(
+            ctx.repo,
+            landed.merge_commit,
+            landed.head_commit,
+            landed.pr,
+            landed.manifest,
+        )
+        if mismatch is not None:
+            out.mismatches.append(mismatch)
+            out.decisions.append(
+                Decision(f"pr#{landed.pr}", "merge-mismatch", mismatch.render())
+            )
+    if out.mismatches:
+        return main, None
+    snapshot = CommitSnapshot(ctx.repo, main)
+    if snapshot.read_file(HALT) is not None:
+        out.decisions.append(Decision("main", "halted", f"{HALT} appeared on main"))
+        return main, None
+    try:
+        return main, load_base_state(snapshot)
+    except OpsvaultError as exc:
+        out.decisions.append(Decision("main", "error", str(exc)))
+        return main, None
 
 
 def _open_pull(
@@ -133,7 +204,8 @@ def _open_pull(
             Decision(subject, "waiting", "the head commit is not fetchable yet")
         )
         return
-    verdict = classify_commits(ctx.repo, main, pr.head_sha, base)
+    preview = preview_merge(ctx.repo, main, pr.head_sha, base)
+    verdict = preview.verdict
     policy = base.policy
     entry = ctx.cache.pulls.get(str(pr.number))
     if entry is None or entry.head != pr.head_sha:
@@ -183,7 +255,7 @@ def _open_pull(
                 entry.approved_head = effect.head_sha
             out.decisions.append(Decision(subject, "approved", effect.head_sha[:12]))
         elif effect.act is Act.MERGE:
-            _merge(ctx, pr, effect.head_sha, verdict, effect.detail, out)
+            _merge(ctx, pr, effect.head_sha, verdict, preview, effect.detail, out)
         elif effect.act is Act.NOTIFY:
             _notify(ctx, pr, verdict, policy, effect.detail)
             entry.notified_head = effect.head_sha
@@ -294,6 +366,7 @@ def _merge(
     pr: PullRequest,
     head: str,
     verdict: ChangeVerdict,
+    preview: MergePreview,
     why: str,
     out: PullsOutcome,
 ) -> None:
@@ -301,17 +374,22 @@ def _merge(
     if ctx.dry_run:
         out.decisions.append(Decision(subject, "would merge", f"{why} at {head[:12]}"))
         return
+    message = merge_message(
+        pr.number, verdict.tier.label, preview.base_commit, preview.manifest
+    )
     try:
-        result = ctx.forge.merge(
-            pr.number,
-            head,
-            message=f"vault: merge #{pr.number} ({verdict.tier.label} tier)",
-        )
+        result = ctx.forge.merge(pr.number, head, message=message)
     except ForgeConflict as exc:
         out.decisions.append(Decision(subject, "merge refused by forge", str(exc)))
+        entry = ctx.cache.pulls.get(str(pr.number))
+        if entry is not None:
+            entry.due = iso(ctx.now)  # e.g. 405 "try again later": retried next tick
         return
     if result.merge_commit_sha:
         ctx.cache.merges[result.merge_commit_sha] = pr.number
+        out.landed.append(
+            Landed(pr.number, result.merge_commit_sha, head, preview.manifest)
+        )
     ctx.cache.pulls.pop(str(pr.number), None)
     out.merged += 1
     again = " (an earlier attempt had merged it)" if result.already_merged else ""

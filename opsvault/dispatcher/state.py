@@ -145,6 +145,8 @@ class Refusal(StrEnum):
     )
     # the introducing merge did not add it as a new action (e.g. a merge restoring an old file)
     NOT_ADDED_BY_MERGE = "not-added-by-merge"
+    # a dispatcher merge whose first-parent diff is not what was classified (I1, ADR 0004)
+    MERGE_MISMATCH = "merge-mismatch"
 
 
 @dataclass(frozen=True, slots=True)

@@ -17,21 +17,28 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
 from opsvault.app import App
 from opsvault.dispatcher.cache import load_cache, write_cache
 from opsvault.dispatcher.fire import (
+    CLAIM_GRACE,
     FireContext,
     FirePlan,
     execute_claims,
     iso,
     plan_fire,
+    plan_halt,
     result_changes,
 )
 from opsvault.dispatcher.notify import Notification, sinks_named
-from opsvault.dispatcher.pulls import PullContext, RecordIntent, process_pulls
+from opsvault.dispatcher.pulls import (
+    PullContext,
+    PullsOutcome,
+    RecordIntent,
+    process_pulls,
+)
 from opsvault.dispatcher.records import HALT, archive_paths, render_record
 from opsvault.dispatcher.report import Decision, TickReport
 from opsvault.dispatcher.runner import RunResult
@@ -59,7 +66,17 @@ class _Progress:
 
 
 def tick(app: App, now: datetime, *, dry_run: bool = False) -> TickReport:
-    """Reconcile once and return what was decided and done. Never raises an OpsvaultError."""
+    """Reconcile once and return what was decided and done. Never raises an OpsvaultError.
+
+    *now* is when the tick started; later steps read the time as *now* plus
+    what ``app.clock`` says has elapsed since, so a claim's deadline counts
+    from the claim commit, not from the start of a slow tick (I8).
+    """
+    started = app.clock()
+
+    def clock() -> datetime:
+        return now + (app.clock() - started)
+
     decisions: list[Decision] = []
     errors: list[str] = []
     requests_before = _requests(app)
@@ -114,11 +131,18 @@ def tick(app: App, now: datetime, *, dry_run: bool = False) -> TickReport:
     except (ForgeUnavailable, GitError) as exc:
         errors.append(f"forge: {exc}; the next tick retries")
         return report()
+    except (
+        Exception
+    ) as exc:  # a bug in the PR phase must not keep actions from firing (I5)
+        log.exception("the pull-request phase failed")
+        errors.append(f"pull requests: unexpected {exc!r}; actions are still fired")
+        pulls = PullsOutcome()
     decisions.extend(pulls.decisions)
     cache.watermark = iso(now)
 
     try:
-        main = app.mainline.refresh() if pulls.merged else main
+        if pulls.merged:
+            main = app.mainline.refresh()
         ctx = FireContext(
             app.repo,
             app.forge,
@@ -130,16 +154,50 @@ def tick(app: App, now: datetime, *, dry_run: bool = False) -> TickReport:
             cache.merges,
             app.settings.dispatcher.max_concurrency,
         )
-        main, plan = _claim(app, ctx, main, pulls.records, dry_run, state, decisions)
+        if pulls.mismatches:
+            # A merge did not land as classified: record it, write HALT, fire nothing (I1).
+            state.halted = True
+            main, plan = _claim(
+                app,
+                ctx,
+                main,
+                pulls.records,
+                dry_run,
+                state,
+                decisions,
+                clock,
+                lambda c, m: plan_halt(c, m, pulls.mismatches),
+            )
+            if plan is not None and not dry_run:
+                _tell(app, plan, CommitSnapshot(app.repo, main), errors)
+            return report()
+        main, plan = _claim(
+            app, ctx, main, pulls.records, dry_run, state, decisions, clock
+        )
+        if plan is not None and plan.mismatches:
+            state.halted = True
         if plan is not None and plan.claims and not dry_run:
             app.checkpoint("claimed")
+            claimed_at = plan.planned_at or now
+            if clock() - claimed_at > CLAIM_GRACE:
+                # The claim is on main, but less than its full timeout is left:
+                # never start it; it is recovered after its deadline (I8).
+                for claim in plan.claims:
+                    decisions.append(
+                        Decision(
+                            f"action:{claim.action.id}",
+                            "late",
+                            f"claim pushed {clock() - claimed_at} after it was made; not started",
+                        )
+                    )
+                return report()
             results = execute_claims(
                 app.runner,
                 plan.claims,
                 app.settings.dispatcher.max_concurrency,
                 app.checkpoint,
             )
-            main = _record(app, ctx, main, plan, results, state, decisions)
+            main = _record(app, ctx, main, plan, results, state, decisions, clock)
             app.checkpoint("recorded")
         if plan is not None and not dry_run:
             _tell(app, plan, CommitSnapshot(app.repo, main), errors)
@@ -178,10 +236,16 @@ def _claim(
     dry_run: bool,
     state: _Progress,
     decisions: list[Decision],
+    clock: Callable[[], datetime],
+    planner: Callable[[FireContext, str], FirePlan] = plan_fire,
 ) -> tuple[str, FirePlan | None]:
-    """Plan the fire phase and push its one commit; re-plan from the new main when the push loses."""
+    """Plan the fire phase and push its one commit; re-plan from the new main when the push loses.
+
+    Each attempt plans at the current time: claims made in it carry that time
+    and a deadline counted from it (I8).
+    """
     for _attempt in range(CLAIM_ATTEMPTS):
-        plan = plan_fire(ctx, main)
+        plan = planner(replace(ctx, now=clock()), main)
         _add_intents(app, main, intents, plan)
         if dry_run or not plan.changes:
             decisions.extend(plan.decisions)
@@ -261,15 +325,16 @@ def _record(
     ctx: FireContext,
     main: str,
     plan: FirePlan,
-    results: list[RunResult],
+    results: list[RunResult | None],
     state: _Progress,
     decisions: list[Decision],
+    clock: Callable[[], datetime],
 ) -> str:
     """Push one commit recording every result; retry on top of whatever main became."""
     for _attempt in range(RESULT_ATTEMPTS):
         snapshot = CommitSnapshot(app.repo, main)
         changes, recorded = result_changes(
-            snapshot, plan.claims, results, app.identity, ctx.now
+            snapshot, plan.claims, results, app.identity, clock()
         )
         if not changes:
             return main
