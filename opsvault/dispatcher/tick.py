@@ -157,17 +157,23 @@ def tick(app: App, now: datetime, *, dry_run: bool = False) -> TickReport:
         if pulls.mismatches:
             # A merge did not land as classified: record it, write HALT, fire nothing (I1).
             state.halted = True
-            main, plan = _claim(
-                app,
-                ctx,
-                main,
-                pulls.records,
-                dry_run,
-                state,
-                decisions,
-                clock,
-                lambda c, m: plan_halt(c, m, pulls.mismatches),
-            )
+            plan: FirePlan | None
+            try:
+                main, plan = _claim(
+                    app,
+                    ctx,
+                    main,
+                    pulls.records,
+                    dry_run,
+                    state,
+                    decisions,
+                    clock,
+                    lambda c, m: plan_halt(c, m, pulls.mismatches),
+                )
+            except OpsvaultError as exc:
+                # The HALT could not be written: the admins must still hear of it.
+                errors.append(f"vault/HALT not written: {exc}; halt by hand")
+                plan = plan_halt(replace(ctx, now=clock()), main, pulls.mismatches)
             if plan is not None and not dry_run:
                 _tell(app, plan, CommitSnapshot(app.repo, main), errors)
             return report()

@@ -25,6 +25,7 @@ from pathlib import Path
 import pytest
 
 from opsvault.dispatcher.tick import tick
+from opsvault.errors import GitError
 from tests.dispatcher.harness import GIT_MAKE, NOOP
 from tests.security.sides import ForgejoSide, LocalSide, Side
 
@@ -275,3 +276,23 @@ def test_an_action_merged_by_the_dispatcher_without_its_mark_is_refused(
     assert side.executed() == []
     assert report.halted
     assert any(r["id"] == "noop-2" for r in mismatch_records(side))
+
+
+def test_a_mismatch_is_alerted_even_when_halt_cannot_be_written(side: Side) -> None:
+    x = variant(side, "workflow added")
+    h1, original = plant(side, x)
+    a = commit_a(side, x, h1, original, None)
+    side.commit("vault/x1-second", a, {x.path: x.content, "knowledge/b.md": "b\n"})
+    number_b = side.open("vault/x1-second")
+    app = side.app()
+    side.wrap_merge(app, merge_a_first(side, a, number_b), None)
+
+    def declined(new: str, expected_old: str) -> None:
+        raise GitError("main", "pre-receive hook declined: vault/HALT is protected")
+
+    app.mainline.publish = declined  # type: ignore[method-assign]
+    report = side.tick(app, at=timedelta(minutes=2))
+    assert report.halted and any("vault/HALT not written" in e for e in report.errors)
+    alerts = [n for _sink, n in side.notifier.sent if n.event == "merge-mismatch"]
+    assert alerts and ".forgejo/workflows/evil.yml" in alerts[0].body
+    assert side.executed() == []
