@@ -26,6 +26,7 @@ from opsvault.dispatcher.provenance import Provenance, establish, introducing_co
 from opsvault.dispatcher.records import (
     ACTIONS,
     HALT,
+    REJECTED,
     RUNNING,
     Outcome,
     ResultRecord,
@@ -242,9 +243,9 @@ def plan_halt(ctx: FireContext, main: str, mismatches: list[MergeMismatch]) -> F
             plan.decisions.append(
                 Decision(f"action:{action_id}", "refused", f"merge-mismatch: {text}")
             )
-        stem = f"pr{mismatch.pr}-merge-{mismatch.merge_commit[:12]}"
+        stem = mismatch.stem
         _, result_path = archive_paths(Outcome.REFUSED, stem, ctx.now)
-        if not plan.exists(result_path):
+        if not mismatch_recorded(snapshot, mismatch):
             plan.changes[result_path] = render_record(
                 ResultRecord(
                     id=stem,
@@ -272,6 +273,16 @@ def plan_halt(ctx: FireContext, main: str, mismatches: list[MergeMismatch]) -> F
         )
     )
     return plan
+
+
+def mismatch_recorded(snapshot: CommitSnapshot, mismatch: MergeMismatch) -> bool:
+    """Return whether *snapshot* already holds the ``merge-mismatch`` record of *mismatch*."""
+    return any(
+        snapshot.read_file(f"{REJECTED}/{year}/{month}/{mismatch.stem}.result.json")
+        is not None
+        for year in snapshot.list_dirs(REJECTED)
+        for month in snapshot.list_dirs(f"{REJECTED}/{year}")
+    )
 
 
 def _added_actions(repo: OpsRepo, merge_commit: str) -> list[str]:

@@ -7,10 +7,12 @@ merge base that moved, files an earlier commit of the PR's history held).
 Each dispatcher merge therefore carries, as the last line of its commit
 message, the digest of the change that was classified::
 
-    Vault-Classified: base=<main it was classified on> change=sha256:<digest>
+    Vault-Classified: pr=<N> base=<main it was classified on> change=sha256:<digest>
 
 and the merge commit's first-parent diff is checked against it right after
-the merge and again before anything it introduced fires. A mismatch is never
+the merge, by every later tick of every replica (``find_mismatches`` over the
+commits main gained since the last check), and again before anything it
+introduced fires. A mismatch is never
 fired: it is refused as ``merge-mismatch``, ``vault/HALT`` is written and the
 admins are alerted.
 """
@@ -26,14 +28,17 @@ from opsvault.git.base import OpsRepo
 
 TRAILER = "Vault-Classified"
 _TRAILER_LINE = re.compile(
-    rf"^{TRAILER}: base=(?P<base>[0-9a-f]{{40}}) change=sha256:(?P<digest>[0-9a-f]{{64}})$"
+    rf"^{TRAILER}: pr=(?P<pr>[1-9][0-9]{{0,9}}) base=(?P<base>[0-9a-f]{{40}}) "
+    r"change=sha256:(?P<digest>[0-9a-f]{64})$"
 )
+MAX_CHECK_WALK = 500  # first-parent commits a tick looks back for merges to check
 
 
 @dataclass(frozen=True, slots=True)
 class ClassifiedMark:
-    """What the dispatcher wrote into a merge commit: where it classified, and the change's digest."""
+    """What the dispatcher wrote into a merge commit: the PR, where it classified, the digest."""
 
+    pr: int
     base_commit: str
     digest: str
 
@@ -44,7 +49,7 @@ def merge_message(
     """Return the commit message body of a dispatcher merge; the mark is its last line."""
     return (
         f"vault: merge #{number} ({tier} tier)\n\n"
-        f"{TRAILER}: base={base_commit} change=sha256:{manifest.digest()}"
+        f"{TRAILER}: pr={number} base={base_commit} change=sha256:{manifest.digest()}"
     )
 
 
@@ -58,7 +63,7 @@ def parse_mark(message: str) -> ClassifiedMark | None:
     found = _TRAILER_LINE.match(lines[-1]) if lines else None
     if found is None:
         return None
-    return ClassifiedMark(found["base"], found["digest"])
+    return ClassifiedMark(int(found["pr"]), found["base"], found["digest"])
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,6 +73,11 @@ class MergeMismatch:
     merge_commit: str
     pr: int | None
     problems: tuple[str, ...]
+
+    @property
+    def stem(self) -> str:
+        """Return the archive stem of this mismatch's record (no action id has this form)."""
+        return f"pr{self.pr}-merge-{self.merge_commit[:12]}"
 
     def render(self) -> str:
         who = (
@@ -129,3 +139,29 @@ def _explain(
     if classified.digest() != mark.digest:
         return ("the classified change cannot be recomputed from the mark",)
     return classified.differences(landed) or ("the change digests differ",)
+
+
+def find_mismatches(
+    repo: OpsRepo, main: str, since: str, limit: int = MAX_CHECK_WALK
+) -> list[MergeMismatch]:
+    """Return the marked merges main gained after *since* that did not land as marked, oldest first.
+
+    Walks *main*'s first parents back to *since* (at most *limit* commits). A
+    merge counts as the dispatcher's when its last message line is a mark;
+    human merges have none and are judged at fire time by what landed (SR-1).
+    """
+    found: list[MergeMismatch] = []
+    commit = main
+    for _ in range(limit):
+        if commit == since:
+            break
+        info = repo.commit_info(commit)
+        mark = parse_mark(info.message)
+        if len(info.parents) == 2 and mark is not None:
+            mismatch = check_merge(repo, commit, info.parents[1], mark.pr)
+            if mismatch is not None:
+                found.append(mismatch)
+        if not info.parents:
+            break
+        commit = info.parents[0]
+    return found[::-1]

@@ -21,17 +21,19 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
 from opsvault.app import App
-from opsvault.dispatcher.cache import load_cache, write_cache
+from opsvault.dispatcher.cache import Cache, load_cache, write_cache
 from opsvault.dispatcher.fire import (
     CLAIM_GRACE,
     FireContext,
     FirePlan,
     execute_claims,
     iso,
+    mismatch_recorded,
     plan_fire,
     plan_halt,
     result_changes,
 )
+from opsvault.dispatcher.integrity import MergeMismatch, find_mismatches
 from opsvault.dispatcher.notify import Notification, sinks_named
 from opsvault.dispatcher.pulls import (
     PullContext,
@@ -116,6 +118,11 @@ def tick(app: App, now: datetime, *, dry_run: bool = False) -> TickReport:
         return report()
 
     cache = load_cache(app.state_dir)
+    try:
+        earlier = _unchecked_mismatches(app, cache, main, snapshot)
+    except OpsvaultError as exc:
+        errors.append(f"main: merges since the last tick not checked: {exc}")
+        return report()
     pull_ctx = PullContext(
         app.forge,
         app.repo,
@@ -126,19 +133,24 @@ def tick(app: App, now: datetime, *, dry_run: bool = False) -> TickReport:
         dry_run,
         cache,
     )
-    try:
-        pulls = process_pulls(pull_ctx, main, base)
-    except (ForgeUnavailable, GitError) as exc:
-        errors.append(f"forge: {exc}; the next tick retries")
-        return report()
-    except (
-        Exception
-    ) as exc:  # a bug in the PR phase must not keep actions from firing (I5)
-        log.exception("the pull-request phase failed")
-        errors.append(f"pull requests: unexpected {exc!r}; actions are still fired")
-        pulls = PullsOutcome()
+    if earlier:
+        # A merge since the last tick did not land as classified: halt at once (I1).
+        pulls = PullsOutcome(mismatches=earlier)
+        pulls.decisions.extend(
+            Decision(f"pr#{m.pr}", "merge-mismatch", m.render()) for m in earlier
+        )
+    else:
+        try:
+            pulls = process_pulls(pull_ctx, main, base)
+        except (ForgeUnavailable, GitError) as exc:
+            errors.append(f"forge: {exc}; the next tick retries")
+            return report()
+        except Exception as exc:  # a bug in the PR phase must not stop firing (I5)
+            log.exception("the pull-request phase failed")
+            errors.append(f"pull requests: unexpected {exc!r}; actions are still fired")
+            pulls = PullsOutcome()
+        cache.watermark = iso(now)
     decisions.extend(pulls.decisions)
-    cache.watermark = iso(now)
 
     try:
         if pulls.merged:
@@ -216,6 +228,27 @@ def tick(app: App, now: datetime, *, dry_run: bool = False) -> TickReport:
         if not dry_run:
             write_cache(app.state_dir, cache)
     return report()
+
+
+def _unchecked_mismatches(
+    app: App, cache: Cache, main: str, snapshot: CommitSnapshot
+) -> list[MergeMismatch]:
+    """Check the dispatcher merges main gained since the last tick; return the new mismatches.
+
+    Catches merges whose own tick died before checking them, and other
+    replicas' merges. A replica without a cache starts checking from today's
+    main (actions from older merges are still checked at fire time). A
+    mismatch already recorded on main was dealt with: it does not halt again;
+    one not yet recorded is found again by the next tick.
+    """
+    since, cache.checked = cache.checked, main
+    if since is None or since == main:
+        return []
+    found = find_mismatches(app.repo, main, since)
+    fresh = [m for m in found if not mismatch_recorded(snapshot, m)]
+    if fresh:
+        cache.checked = since  # checked again until its record (and HALT) is on main
+    return fresh
 
 
 def _commit(app: App, main: str, changes: dict[str, bytes | None], message: str) -> str:

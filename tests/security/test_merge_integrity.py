@@ -296,3 +296,31 @@ def test_a_mismatch_is_alerted_even_when_halt_cannot_be_written(side: Side) -> N
     alerts = [n for _sink, n in side.notifier.sent if n.event == "merge-mismatch"]
     assert alerts and ".forgejo/workflows/evil.yml" in alerts[0].body
     assert side.executed() == []
+
+
+def test_a_later_tick_checks_merges_whose_own_tick_died(side: Side) -> None:
+    """B (no action) lands with X, and its tick dies before checking: the next tick halts."""
+    x = variant(side, "policy smuggled")
+    h1, original = plant(side, x)
+    side.tick(side.app("d2"), at=timedelta(minutes=1, seconds=30))  # d2 ticked before
+    a = commit_a(side, x, h1, original, None)
+    side.commit("vault/x1-second", a, {x.path: x.content, "knowledge/b.md": "b\n"})
+    number_b = side.open("vault/x1-second")
+    d1 = side.app("d1")
+
+    def died(number: int) -> None:
+        raise Died
+
+    side.wrap_merge(d1, merge_a_first(side, a, number_b), died)
+    with pytest.raises(Died):
+        tick(d1, side.at(timedelta(minutes=2)))
+    assert side.is_merged(number_b) and side.read("vault/HALT") is None
+    report = side.tick(side.app("d2"), at=timedelta(minutes=3))
+    assert report.halted and side.read("vault/HALT") is not None
+    (record,) = mismatch_records(side)
+    assert record["pr"] == number_b and "vault/policy.toml" in str(record["detail"])
+    # An admin checks main, reverts the policy and lifts the HALT: it stays lifted.
+    side.merge_admin_change({"vault/policy.toml": original, "vault/HALT": None})
+    assert not side.tick(side.app("d1"), at=timedelta(minutes=5)).halted
+    assert not side.tick(side.app("d2"), at=timedelta(minutes=6)).halted
+    assert len(mismatch_records(side)) == 1
