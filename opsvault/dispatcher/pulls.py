@@ -129,7 +129,7 @@ def process_pulls(ctx: PullContext, main: str, base: BaseState) -> PullsOutcome:
     for pr in pulls:
         if pr.base_ref != ctx.mainline.branch:
             continue
-        landed = len(out.landed)
+        landed, merged = len(out.landed), out.merged
         try:
             if pr.state is PullState.OPEN:
                 _open_pull(ctx, main, base, pr, out)
@@ -149,7 +149,7 @@ def process_pulls(ctx: PullContext, main: str, base: BaseState) -> PullsOutcome:
             entry = cache.pulls.get(str(pr.number))
             if entry is not None:
                 entry.due = iso(ctx.now)
-        if len(out.landed) > landed:
+        if out.merged > merged:
             # Main moved: what lands next is classified against the new main (I1).
             main, next_base = _after_merge(ctx, out, out.landed[landed:])
             out.main = main

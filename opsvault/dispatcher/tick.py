@@ -28,11 +28,10 @@ from opsvault.dispatcher.fire import (
     FirePlan,
     execute_claims,
     iso,
-    mismatch_recorded,
     plan_fire,
-    plan_halt,
     result_changes,
 )
+from opsvault.dispatcher.halt import mismatch_recorded, plan_halt
 from opsvault.dispatcher.integrity import MergeMismatch, find_mismatches
 from opsvault.dispatcher.notify import Notification, sinks_named
 from opsvault.dispatcher.pulls import (
@@ -215,6 +214,15 @@ def tick(app: App, now: datetime, *, dry_run: bool = False) -> TickReport:
                 app.settings.dispatcher.max_concurrency,
                 app.checkpoint,
             )
+            decisions.extend(
+                Decision(
+                    f"action:{claim.action.id}",
+                    "error",
+                    "its execution raised; it stays claimed and is recovered after its deadline",
+                )
+                for claim, result in zip(plan.claims, results, strict=True)
+                if result is None
+            )
             main = _record(app, ctx, main, plan, results, state, decisions, clock)
             app.checkpoint("recorded")
         if plan is not None and not dry_run:
@@ -276,7 +284,7 @@ def _claim(
     state: _Progress,
     decisions: list[Decision],
     clock: Callable[[], datetime],
-    planner: Callable[[FireContext, str], FirePlan] = plan_fire,
+    planner: Callable[[FireContext, str], FirePlan] | None = None,
 ) -> tuple[str, FirePlan | None]:
     """Plan the fire phase and push its one commit; re-plan from the new main when the push loses.
 
@@ -284,7 +292,7 @@ def _claim(
     and a deadline counted from it (I8).
     """
     for _attempt in range(CLAIM_ATTEMPTS):
-        plan = planner(replace(ctx, now=clock()), main)
+        plan = (planner or _plan_or_halt)(replace(ctx, now=clock()), main)
         _add_intents(app, main, intents, plan)
         if dry_run or not plan.changes:
             decisions.extend(plan.decisions)
@@ -309,6 +317,12 @@ def _claim(
         )
     )
     return main, None
+
+
+def _plan_or_halt(ctx: FireContext, main: str) -> FirePlan:
+    """Return the fire plan, or the HALT plan when an action's merge did not land as classified."""
+    plan = plan_fire(ctx, main)
+    return plan_halt(ctx, main, plan.mismatches) if plan.mismatches else plan
 
 
 def _add_intents(

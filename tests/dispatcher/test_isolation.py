@@ -139,7 +139,10 @@ def test_a_runner_raising_for_one_claim_still_records_the_others(side: Side) -> 
     side.runner = OneBadRunner()
     admin_approved_release(side)
     propose(side, "noop-bad", NOOP.format(msg="bad"))
-    side.tick(at=timedelta(minutes=1))
+    report = side.tick(at=timedelta(minutes=1))
     assert "release-1" in fired(side)
+    assert errors_for(report, "noop-bad") == [
+        "its execution raised; it stays claimed and is recovered after its deadline"
+    ]
     # The one that raised stays claimed, and is recovered after its deadline.
     assert side.read("vault/running/noop-bad.toml") is not None
