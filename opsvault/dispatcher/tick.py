@@ -181,11 +181,12 @@ def tick(app: App, now: datetime, *, dry_run: bool = False) -> TickReport:
                     clock,
                     lambda c, m: plan_halt(c, m, pulls.mismatches),
                 )
-            except OpsvaultError as exc:
-                # The HALT could not be written: the admins must still hear of it.
+            except OpsvaultError as exc:  # the admins were alerted all the same
                 errors.append(f"vault/HALT not written: {exc}; halt by hand")
+                return report()
+            if plan is None:  # the push kept losing: alert now, the next tick retries
                 plan = plan_halt(replace(ctx, now=clock()), main, pulls.mismatches)
-            if plan is not None and not dry_run:
+            if not dry_run:
                 _tell(app, plan, CommitSnapshot(app.repo, main), errors)
             return report()
         main, plan = _claim(
@@ -207,7 +208,10 @@ def tick(app: App, now: datetime, *, dry_run: bool = False) -> TickReport:
                             f"claim pushed {clock() - claimed_at} after it was made; not started",
                         )
                     )
-                return report()
+                    plan.alerts.append(
+                        ("late", f"{claim.action.id}: claimed too late to start")
+                    )
+                plan.claims = []
             results = execute_claims(
                 app.runner,
                 plan.claims,
@@ -306,6 +310,12 @@ def _claim(
                 app.mainline.refresh()
             )  # another dispatcher won: its claims are on the new main
             continue
+        except OpsvaultError:
+            if (
+                plan.mismatches
+            ):  # HALT not written: the admins must still hear of it (I1)
+                _tell(app, plan, CommitSnapshot(app.repo, main), [])
+            raise
         state.commits += 1
         decisions.extend(plan.decisions)
         return new, plan
