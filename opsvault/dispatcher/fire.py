@@ -577,32 +577,13 @@ def result_changes(
                 "%s: our claim is gone from main; its result is not recorded", action_id
             )
             continue
-        data = claim.data
-        record = ResultRecord(
-            id=action_id,
-            outcome=Outcome(result.outcome),
-            reason=result.reason,
-            tier=data.get("tier"),
-            reasons=tuple(data.get("reasons", ())),
-            action_sha256=data.get("action_sha256"),
-            policy_commit=data.get("policy_commit"),
-            formula=data.get("formula"),
-            formula_sha256=data.get("formula_sha256"),
-            pr=data.get("pr"),
-            proposer=data.get("proposer"),
-            approver=data.get("approver"),
-            head_commit=data.get("head_commit"),
-            merge_commit=data.get("merge_commit"),
-            dispatcher=identity,
-            started_at=iso(datetime.fromtimestamp(result.started_at, UTC)),
-            ended_at=iso(datetime.fromtimestamp(result.ended_at, UTC)),
-            exit_code=result.exit_code,
-            output_tail=result.output_tail,
-            detail=f"failed at step {result.failed_step!r}"
-            if result.failed_step
-            else "",
-            attempt=int(data.get("attempt", 1)),
-        )
+        try:
+            record = _result_record(claim, result, identity)
+        except Exception:  # one malformed result never loses the others (I5)
+            log.exception(
+                "%s: its result cannot be recorded; it stays claimed", action_id
+            )
+            continue
         toml_path, result_path = archive_paths(record.outcome, action_id, now)
         changes[running_path(action_id)] = None
         changes[claim_path(action_id)] = None
@@ -610,3 +591,31 @@ def result_changes(
         changes[result_path] = render_record(record)
         recorded.append((claim, record))
     return changes, recorded
+
+
+def _result_record(claim: Claim, result: RunResult, identity: str) -> ResultRecord:
+    data = claim.data
+    record = ResultRecord(
+        id=claim.action.id,
+        outcome=Outcome(result.outcome),
+        reason=result.reason,
+        tier=data.get("tier"),
+        reasons=tuple(data.get("reasons", ())),
+        action_sha256=data.get("action_sha256"),
+        policy_commit=data.get("policy_commit"),
+        formula=data.get("formula"),
+        formula_sha256=data.get("formula_sha256"),
+        pr=data.get("pr"),
+        proposer=data.get("proposer"),
+        approver=data.get("approver"),
+        head_commit=data.get("head_commit"),
+        merge_commit=data.get("merge_commit"),
+        dispatcher=identity,
+        started_at=iso(datetime.fromtimestamp(result.started_at, UTC)),
+        ended_at=iso(datetime.fromtimestamp(result.ended_at, UTC)),
+        exit_code=result.exit_code,
+        output_tail=result.output_tail,
+        detail=f"failed at step {result.failed_step!r}" if result.failed_step else "",
+        attempt=int(data.get("attempt", 1)),
+    )
+    return record

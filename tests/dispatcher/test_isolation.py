@@ -146,3 +146,20 @@ def test_a_runner_raising_for_one_claim_still_records_the_others(side: Side) -> 
     ]
     # The one that raised stays claimed, and is recovered after its deadline.
     assert side.read("vault/running/noop-bad.toml") is not None
+
+
+class OneMalformedRunner(RecordingRunner):
+    def execute(self, request: ExecutionRequest) -> RunResult:
+        result = super().execute(request)
+        if request.action_id == "noop-bad":
+            return RunResult("exploded", "??", 0, None, 0.0, 0.0, "")
+        return result
+
+
+def test_a_malformed_result_of_one_claim_still_records_the_others(side: Side) -> None:
+    side.runner = OneMalformedRunner()
+    admin_approved_release(side)
+    propose(side, "noop-bad", NOOP.format(msg="bad"))
+    side.tick(at=timedelta(minutes=1))
+    assert "release-1" in fired(side)
+    assert side.read("vault/running/noop-bad.toml") is not None
