@@ -16,8 +16,9 @@ from opsvault.dispatcher.records import (
 )
 from opsvault.dispatcher.report import Decision
 from opsvault.dispatcher.state import Refusal
+from opsvault.errors import FileTooLargeError
 from opsvault.git.base import OpsRepo
-from opsvault.snapshot import CommitSnapshot
+from opsvault.snapshot import CommitSnapshot, has_file
 
 
 def plan_halt(ctx: FireContext, main: str, mismatches: list[MergeMismatch]) -> FirePlan:
@@ -27,74 +28,90 @@ def plan_halt(ctx: FireContext, main: str, mismatches: list[MergeMismatch]) -> F
     ``pr<N>-merge-<commit>``, a stem no action id can take), every action it
     added that still waits on main is refused with the same reason (so lifting
     the HALT does not fire it), and ``vault/HALT`` stops every dispatcher until
-    an admin has looked (ADR 0004). Nothing is claimed in this commit.
+    an admin has looked (ADR 0004). Nothing is claimed in this commit. A
+    mismatch whose record is already on main was dealt with (the HALT was
+    lifted): its leftover actions are refused, but it does not halt again.
     """
     snapshot = CommitSnapshot(ctx.repo, main)
     plan = FirePlan(
-        exists=lambda path: snapshot.read_file(path) is not None,
+        exists=lambda path: has_file(snapshot, path),
         mismatches=list(mismatches),
         planned_at=ctx.now,
     )
     lines = []
     for mismatch in mismatches:
         text = mismatch.render()
+        _refuse_added_actions(ctx, snapshot, plan, mismatch, text)
+        if mismatch_recorded(snapshot, mismatch):
+            continue
         lines.append(f"- {text}")
-        for path in _added_actions(ctx.repo, mismatch.merge_commit):
-            content = snapshot.read_file(path)
-            if content is None or path in plan.changes:
-                continue
-            action_id = path.rsplit("/", 1)[1].removesuffix(".toml")
-            record = ResultRecord(
-                id=action_id,
+        _, result_path = archive_paths(Outcome.REFUSED, mismatch.stem, ctx.now)
+        plan.changes[result_path] = render_record(
+            ResultRecord(
+                id=mismatch.stem,
                 outcome=Outcome.REFUSED,
                 reason=str(Refusal.MERGE_MISMATCH),
                 detail=text,
-                action_sha256=sha256(content),
+                ended_at=iso(ctx.now),
                 dispatcher=ctx.identity,
                 pr=mismatch.pr,
                 merge_commit=mismatch.merge_commit,
             )
-            archive(plan, path, action_id, content, record, ctx.now)
-            plan.decisions.append(
-                Decision(f"action:{action_id}", "refused", f"merge-mismatch: {text}")
-            )
-        stem = mismatch.stem
-        _, result_path = archive_paths(Outcome.REFUSED, stem, ctx.now)
-        if not mismatch_recorded(snapshot, mismatch):
-            plan.changes[result_path] = render_record(
-                ResultRecord(
-                    id=stem,
-                    outcome=Outcome.REFUSED,
-                    reason=str(Refusal.MERGE_MISMATCH),
-                    detail=text,
-                    ended_at=iso(ctx.now),
-                    dispatcher=ctx.identity,
-                    pr=mismatch.pr,
-                    merge_commit=mismatch.merge_commit,
-                )
-            )
+        )
         plan.decisions.append(Decision("main", "merge-mismatch", text))
         plan.alerts.append(("merge-mismatch", f"vault halted: {text}"))
-    if not plan.exists(HALT):
+    if lines and not plan.exists(HALT):
         plan.changes[HALT] = (
             f"Halted by {ctx.identity} at {iso(ctx.now)}: merge-mismatch.\n"
             + "\n".join(lines)
             + "\nNothing is merged or fired until an admin has checked main and "
             "merged a pull request deleting vault/HALT (docs/operating.md).\n"
         ).encode()
-    plan.decisions.append(
-        Decision(
-            "main", "halted", f"{HALT} written: a merge did not land as classified"
+    if lines:
+        plan.decisions.append(
+            Decision(
+                "main", "halted", f"{HALT} written: a merge did not land as classified"
+            )
         )
-    )
     return plan
+
+
+def _refuse_added_actions(
+    ctx: FireContext,
+    snapshot: CommitSnapshot,
+    plan: FirePlan,
+    mismatch: MergeMismatch,
+    text: str,
+) -> None:
+    for path in _added_actions(ctx.repo, mismatch.merge_commit):
+        try:
+            content = snapshot.read_file(path)
+        except FileTooLargeError:
+            content = None  # never read; it stays, and is refused again (I5)
+        if content is None or path in plan.changes:
+            continue
+        action_id = path.rsplit("/", 1)[1].removesuffix(".toml")
+        record = ResultRecord(
+            id=action_id,
+            outcome=Outcome.REFUSED,
+            reason=str(Refusal.MERGE_MISMATCH),
+            detail=text,
+            action_sha256=sha256(content),
+            dispatcher=ctx.identity,
+            pr=mismatch.pr,
+            merge_commit=mismatch.merge_commit,
+        )
+        archive(plan, path, action_id, content, record, ctx.now)
+        plan.decisions.append(
+            Decision(f"action:{action_id}", "refused", f"merge-mismatch: {text}")
+        )
+        plan.alerts.append(("refused", f"{action_id} was refused: merge-mismatch"))
 
 
 def mismatch_recorded(snapshot: CommitSnapshot, mismatch: MergeMismatch) -> bool:
     """Return whether *snapshot* already holds the ``merge-mismatch`` record of *mismatch*."""
     return any(
-        snapshot.read_file(f"{REJECTED}/{year}/{month}/{mismatch.stem}.result.json")
-        is not None
+        has_file(snapshot, f"{REJECTED}/{year}/{month}/{mismatch.stem}.result.json")
         for year in snapshot.list_dirs(REJECTED)
         for month in snapshot.list_dirs(f"{REJECTED}/{year}")
     )

@@ -27,7 +27,12 @@ from opsvault.dispatcher.notify import Notification, Notifier, sinks_named
 from opsvault.dispatcher.records import HALT, Outcome, ResultRecord
 from opsvault.dispatcher.report import Decision
 from opsvault.dispatcher.state import Act, PullFacts, decide_pull, next_timer
-from opsvault.errors import ForgeConflict, ForgeUnavailable, OpsvaultError
+from opsvault.errors import (
+    FileTooLargeError,
+    ForgeConflict,
+    ForgeUnavailable,
+    OpsvaultError,
+)
 from opsvault.forge.base import (
     CommitStatus,
     Forge,
@@ -44,8 +49,9 @@ from opsvault.policy.classify import (
     is_action_path,
 )
 from opsvault.policy.model import Policy, Tier
-from opsvault.snapshot import CommitSnapshot, load_base_state
+from opsvault.snapshot import CommitSnapshot, has_file, load_base_state
 from opsvault.vault.request import action_id_for, id_problems
+from opsvault.vault.schema import MAX_FILE_BYTES
 
 log = logging.getLogger(__name__)
 
@@ -185,7 +191,7 @@ def _after_merge(
     if out.mismatches:
         return main, None
     snapshot = CommitSnapshot(ctx.repo, main)
-    if snapshot.read_file(HALT) is not None:
+    if has_file(snapshot, HALT):
         out.decisions.append(Decision("main", "halted", f"{HALT} appeared on main"))
         return main, None
     try:
@@ -481,7 +487,10 @@ def _intents(
         if not is_action_path(f.path) or f.kind.value != "added":
             continue
         action_id = action_id_for(f.path)
-        content = ctx.repo.read_file(pr.head_sha, f.path)
+        try:
+            content = ctx.repo.read_file(pr.head_sha, f.path, MAX_FILE_BYTES)
+        except FileTooLargeError:
+            content = None  # refused at classification for its size; never read (I5)
         if id_problems(action_id) or content is None:
             continue  # an invalid id never becomes a record path
         # Only a valid action (which is also within the size limit) is copied to main.

@@ -46,7 +46,7 @@ from opsvault.dispatcher.runner import RunResult
 from opsvault.errors import ForgeUnavailable, GitError, OpsvaultError, PushRejected
 from opsvault.git.base import Identity
 from opsvault.policy.model import Tier
-from opsvault.snapshot import CommitSnapshot, UsedIds, load_base_state
+from opsvault.snapshot import CommitSnapshot, UsedIds, has_file, load_base_state
 
 log = logging.getLogger(__name__)
 
@@ -101,7 +101,7 @@ def tick(app: App, now: datetime, *, dry_run: bool = False) -> TickReport:
         main = app.mainline.refresh()
         state.main_before = state.main_after = main
         snapshot = CommitSnapshot(app.repo, main)
-        if snapshot.read_file(HALT) is not None:
+        if has_file(snapshot, HALT):
             state.halted = True
             decisions.append(
                 Decision(
@@ -192,7 +192,7 @@ def tick(app: App, now: datetime, *, dry_run: bool = False) -> TickReport:
         main, plan = _claim(
             app, ctx, main, pulls.records, dry_run, state, decisions, clock
         )
-        if plan is not None and plan.mismatches:
+        if plan is not None and HALT in plan.changes:
             state.halted = True
         if plan is not None and plan.claims and not dry_run:
             app.checkpoint("claimed")
@@ -332,7 +332,17 @@ def _claim(
 def _plan_or_halt(ctx: FireContext, main: str) -> FirePlan:
     """Return the fire plan, or the HALT plan when an action's merge did not land as classified."""
     plan = plan_fire(ctx, main)
-    return plan_halt(ctx, main, plan.mismatches) if plan.mismatches else plan
+    if not plan.mismatches:
+        return plan
+    halt = plan_halt(ctx, main, plan.mismatches)
+    snapshot = CommitSnapshot(ctx.repo, main)
+    if any(not mismatch_recorded(snapshot, m) for m in plan.mismatches):
+        return halt  # nothing is claimed in a commit that halts
+    # Every mismatch was dealt with before (its HALT lifted): refuse what is left, fire the rest.
+    plan.changes.update(halt.changes)
+    plan.decisions.extend(halt.decisions)
+    plan.alerts.extend(halt.alerts)
+    return plan
 
 
 def _add_intents(
@@ -357,8 +367,7 @@ def _add_intents(
 def _result_exists(snapshot: CommitSnapshot, intent: RecordIntent) -> bool:
     family = intent.record.outcome.archive
     return any(
-        snapshot.read_file(f"{family}/{year}/{month}/{intent.stem}.result.json")
-        is not None
+        has_file(snapshot, f"{family}/{year}/{month}/{intent.stem}.result.json")
         for year in snapshot.list_dirs(family)
         for month in snapshot.list_dirs(f"{family}/{year}")
     )
