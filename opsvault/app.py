@@ -12,6 +12,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from opsvault.dispatcher.nudges import Nudges
+
 if TYPE_CHECKING:
     from opsvault.config import Settings
     from opsvault.dispatcher.mainline import Mainline
@@ -47,3 +49,5 @@ class App:
     # The wall clock. A tick measures how long it has run with it (claim deadlines
     # count from the claim commit, invariant I8); tests replace it to slow a tick down.
     clock: Callable[[], datetime] = field(default=_utcnow)
+    # PRs webhooks said changed; the service wakes the tick (docs/forgejo.md "Webhook")
+    nudges: Nudges = field(default_factory=Nudges)

@@ -131,6 +131,7 @@ def tick(app: App, now: datetime, *, dry_run: bool = False) -> TickReport:
         now,
         dry_run,
         cache,
+        nudged=app.nudges.drain(),
     )
     if earlier:
         # A merge since the last tick did not land as classified: halt at once (I1).
