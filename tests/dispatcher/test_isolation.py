@@ -104,28 +104,23 @@ def test_a_bug_in_the_whole_pull_request_phase_still_fires(
 def test_a_bug_in_one_action_leaves_the_others_firing(
     side: Side, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    admin_approved_release(side)
-    propose(side, "noop-bad", NOOP.format(msg="bad"))
-    propose(side, "noop-good", NOOP.format(msg="good"))
-    side.tick(at=timedelta(minutes=1))  # merges both low PRs (and fires them)
-    # Fired already: now break provenance for one of two new waiting actions.
-    propose(side, "noop-bad2", NOOP.format(msg="bad2"))
-    propose(side, "noop-good2", NOOP.format(msg="good2"))
+    admin_approved_release(side)  # release-1 waits on main
+    propose(side, "noop-bad", NOOP.format(msg="bad"))  # merged by this tick
     real = fire.establish
 
     def buggy(repo: Any, forge: Any, main: str, path: str, *args: Any) -> Any:
-        if path.endswith("noop-bad2.toml"):
+        if path.endswith("noop-bad.toml"):
             raise ValueError("a bug")
         return real(repo, forge, main, path, *args)
 
     monkeypatch.setattr(fire, "establish", buggy)
-    report = side.tick(at=timedelta(minutes=2))
-    assert errors_for(report, "noop-bad2") == ["unexpected ValueError('a bug')"]
-    assert "noop-good2" in fired(side)
-    assert side.read("vault/actions/noop-bad2.toml") is not None  # retried next tick
+    report = side.tick(at=timedelta(minutes=1))
+    assert errors_for(report, "noop-bad") == ["unexpected ValueError('a bug')"]
+    assert "release-1" in fired(side)
+    assert side.read("vault/actions/noop-bad.toml") is not None  # retried next tick
     monkeypatch.undo()
-    side.tick(at=timedelta(minutes=3))
-    assert "noop-bad2" in fired(side)
+    side.tick(at=timedelta(minutes=2))
+    assert "noop-bad" in fired(side)
 
 
 class OneBadRunner(RecordingRunner):

@@ -82,6 +82,10 @@ class Side:
         self.now[0] = T0 + offset
         return self.now[0]
 
+    def settle(self) -> None:
+        """Let the forge finish what it does after a push (Forgejo re-checks mergeability)."""
+        self.now[0] += timedelta(seconds=10)
+
     def tick(
         self, app: App | None = None, *, at: timedelta | None = None
     ) -> TickReport:
@@ -176,6 +180,12 @@ class ForgejoSide(Side):
 
     def merge_as(self, user: str, number: int) -> None:
         self.harness.merge_as(user, number)
+
+    def settle(self) -> None:
+        notice = getattr(self.harness.forge, "notice_pushes", None)
+        if notice is not None:
+            notice()
+        super().settle()
 
     def is_merged(self, number: int) -> bool:
         return bool(self.harness.pull(number).merged)

@@ -166,6 +166,7 @@ def merge_a_first(side: Side, a: str, number_b: int):  # type: ignore[no-untyped
         if number == number_b:
             side.point("vault/x2-first", a)
             side.merge_as("alice", side.open("vault/x2-first"))
+            side.settle()  # the forge has re-checked B against the new main
 
     return before
 
