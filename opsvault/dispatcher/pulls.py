@@ -23,7 +23,12 @@ from opsvault.dispatcher.cache import Cache, PullEntry
 from opsvault.dispatcher.commands import Conversation, read_conversation
 from opsvault.dispatcher.fire import iso, parse_iso, sha256
 from opsvault.dispatcher.hold import HOLD_LABEL
-from opsvault.dispatcher.integrity import MergeMismatch, check_merge, merge_message
+from opsvault.dispatcher.integrity import (
+    MergeMismatch,
+    check_merge,
+    find_mismatches,
+    merge_message,
+)
 from opsvault.dispatcher.mainline import Mainline
 from opsvault.dispatcher.notify import Notification, Notifier, sinks_named
 from opsvault.dispatcher.records import HALT, Outcome, ResultRecord
@@ -145,7 +150,7 @@ def process_pulls(ctx: PullContext, main: str, base: BaseState) -> PullsOutcome:
     for pr in pulls:
         if pr.base_ref != ctx.mainline.branch:
             continue
-        landed, merged = len(out.landed), out.merged
+        landed, merged, failed = len(out.landed), out.merged, False
         try:
             if pr.state is PullState.OPEN:
                 _open_pull(ctx, main, base, pr, out)
@@ -165,9 +170,13 @@ def process_pulls(ctx: PullContext, main: str, base: BaseState) -> PullsOutcome:
             entry = cache.pulls.get(str(pr.number))
             if entry is not None:
                 entry.due = iso(ctx.now)
-        if out.merged > merged:
+            failed = True  # a merge call may have landed before it raised
+        if out.merged > merged or failed:
             # Main moved: what lands next is classified against the new main (I1).
-            main, next_base = _after_merge(ctx, out, out.landed[landed:])
+            moved = _after_merge(ctx, out, main, out.landed[landed:])
+            if moved is None:
+                continue  # main did not move
+            main, next_base = moved
             out.main = main
             if out.mismatches or next_base is None:
                 break  # nothing more is merged this tick
@@ -176,15 +185,27 @@ def process_pulls(ctx: PullContext, main: str, base: BaseState) -> PullsOutcome:
 
 
 def _after_merge(
-    ctx: PullContext, out: PullsOutcome, merges: list[Landed]
-) -> tuple[str, BaseState | None]:
-    """Re-read main after our merge, check it landed as classified, and load the new base.
+    ctx: PullContext, out: PullsOutcome, old: str, merges: list[Landed]
+) -> tuple[str, BaseState | None] | None:
+    """Re-read main after a merge, check what landed since *old*, and load the new base.
 
-    Return the new main and its base state, or None for the state when no
-    further PR may be merged this tick (a mismatch, HALT on main, or a policy
-    that no longer loads).
+    Our own merges (*merges*) are checked against the manifests classified for
+    them; any other marked merge main gained meanwhile (another replica's, or
+    ours whose merge call raised after landing) against its mark. Return None
+    if main did not move; else the new main and its base state, or None for
+    the state when no further PR may be merged this tick (a mismatch, HALT on
+    main, or a policy that no longer loads).
     """
     main = ctx.mainline.refresh()
+    if main == old:
+        return None
+    ours = {landed.merge_commit for landed in merges}
+    for other in find_mismatches(ctx.repo, main, old):
+        if other.merge_commit not in ours:
+            out.mismatches.append(other)
+            out.decisions.append(
+                Decision(f"pr#{other.pr}", "merge-mismatch", other.render())
+            )
     for landed in merges:
         mismatch = check_merge(
             ctx.repo,

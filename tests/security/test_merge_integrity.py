@@ -325,3 +325,29 @@ def test_a_later_tick_checks_merges_whose_own_tick_died(side: Side) -> None:
     assert not side.tick(side.app("d1"), at=timedelta(minutes=5)).halted
     assert not side.tick(side.app("d2"), at=timedelta(minutes=6)).halted
     assert len(mismatch_records(side)) == 1
+
+
+def test_a_merge_call_that_raises_after_landing_still_moves_the_tick_to_the_new_main(
+    side: Side,
+) -> None:
+    x = variant(side, "policy smuggled")
+    h1, original = plant(side, x)
+    branch_a, branch_b = a_and_b(side, x, h1, original)
+    number_b = side.open(branch_b)
+    number_a = side.open(branch_a)
+    app = side.app()
+
+    def lost_answer(number: int) -> None:
+        if number == number_a:
+            raise RuntimeError("the answer to the merge was lost")
+
+    side.wrap_merge(app, None, lost_answer)
+    report = side.tick(app, at=timedelta(minutes=2))
+    assert side.is_merged(number_a)
+    assert [d.event for d in report.decisions if d.subject == f"pr#{number_a}"][
+        -1
+    ] == "error"
+    # B is classified against the main A's merge produced: not low, not merged.
+    assert not side.is_merged(number_b)
+    assert not report.halted and side.read("vault/HALT") is None
+    assert side.read(x.path) == original.encode()
