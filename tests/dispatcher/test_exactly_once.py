@@ -25,6 +25,7 @@ QUEUE_LIMIT = 8  # claims per tick: the replicas take turns over several rounds
 def merge_as_dispatcher(vault: Harness, numbers: list[int]) -> None:
     """Merge *numbers* as the dispatcher's identity, as a low-tier merge would."""
     for number in numbers:
+        vault.wait_for_checks()  # each merge moves main: the others are re-checked
         vault.merge_as_dispatcher(number)
 
 

@@ -8,6 +8,7 @@ ticks; ``ForgejoSide`` and ``LocalSide`` let one test body do that in both modes
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -25,7 +26,14 @@ from opsvault.forge.local import LocalForge
 from opsvault.git.base import Identity
 from opsvault.git.local import Pygit2OpsRepo
 from opsvault.testing.fake_forgejo.pytest_plugin import assert_no_violations
-from tests.dispatcher.harness import REPO, T0, Harness, make_harness, template_files
+from tests.dispatcher.harness import (
+    REPO,
+    T0,
+    Harness,
+    documented_protection,
+    make_harness,
+    template_files,
+)
 
 
 def _bytes(value: str | bytes) -> bytes:
@@ -118,15 +126,18 @@ class Side:
 
 
 class ForgejoSide(Side):
-    """The fake Forgejo. These tests prove opsvault's own defences: where the fake
-    enforces branch protection's ``protected_file_patterns``, Forgejo itself would
-    already refuse some of these merges (a merge-base diff touching
-    ``vault/policy.toml``), so such patterns are to be left out here."""
+    """The fake Forgejo with the documented branch protection minus its
+    ``protected_file_patterns``: with them Forgejo itself would already refuse
+    some of these merges (a merge-base diff touching ``vault/policy.toml``), and
+    these tests prove opsvault's own defences (ADR 0004)."""
 
     name = "forgejo"
 
     def __init__(self, tmp_path: Path) -> None:
         self.harness: Harness = make_harness(tmp_path)
+        # opsvault's own defence is under test, not Forgejo's protected files.
+        rule = replace(documented_protection("vault-bot"), protected_file_patterns="")
+        self.harness.forge.protect_branch(REPO, rule)
         self.runner = self.harness.runner
         self.notifier = self.harness.notifier
         self.now = self.harness.now
