@@ -151,6 +151,8 @@ class Refusal(StrEnum):
     NOT_ADDED_BY_MERGE = "not-added-by-merge"
     # the dispatcher merged a medium change that a review asked to change (a veto)
     VETOED = "vetoed"
+    # a dispatcher merge whose first-parent diff is not what was classified (I1, ADR 0004)
+    MERGE_MISMATCH = "merge-mismatch"
     # a medium/high merge whose merger never approved the merged head (ADR 0008):
     # auto-merge, "mark as merged" and auto-detected merges carry no such proof
     MERGE_NOT_VOUCHED = "merge-not-vouched"

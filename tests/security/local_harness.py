@@ -9,7 +9,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from opsvault.app import App
+from opsvault.changes import preview_merge
 from opsvault.config import build_app, load_settings
+from opsvault.dispatcher.integrity import merge_message
 from opsvault.dispatcher.notify import RecordingNotifier
 from opsvault.dispatcher.report import TickReport
 from opsvault.dispatcher.runner import RecordingRunner
@@ -17,6 +19,7 @@ from opsvault.dispatcher.tick import tick
 from opsvault.forge.local import LocalForge
 from opsvault.git.base import Identity
 from opsvault.git.local import Pygit2OpsRepo
+from opsvault.snapshot import CommitSnapshot, load_base_state
 from tests.conftest import init_repo
 from tests.dispatcher.harness import template_files
 
@@ -65,6 +68,18 @@ class LocalVault:
     def merge_as(self, user: str, number: int) -> None:
         forge = self.forge(user)
         forge.merge(number, forge.fetch_pull_request(number).head_sha)
+
+    def merge_as_dispatcher(self, number: int) -> None:
+        """Merge *number* as the dispatcher identity, with the mark a tick writes (ADR 0004)."""
+        main = self.repo.resolve("main")
+        head = self.forge(IDENTITY).fetch_pull_request(number).head_sha
+        preview = preview_merge(
+            self.repo, main, head, load_base_state(CommitSnapshot(self.repo, main))
+        )
+        message = merge_message(
+            number, preview.verdict.tier.label, main, preview.manifest
+        )
+        self.forge(IDENTITY).merge(number, head, message=message)
 
     def main_files(self, prefix: str) -> list[str]:
         return list(self.repo.list_files(self.repo.resolve("main"), prefix))

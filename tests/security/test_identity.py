@@ -61,9 +61,11 @@ def test_forgejo_bot_in_the_admin_team_cannot_approve_a_high_action(
     number = forgejo.propose("release-1", GIT_MAKE.format(n=1))
     forgejo.tick()
     assert not forgejo.pull(number).merged  # high: the dispatcher never merges it
-    # The high action reaches main through a merge made with the bot's account
-    # (a smuggled merge, or anyone holding its token).
-    forgejo.merge_as("vault-bot", number)
+    # The high action reaches main through a merge made with the bot's account,
+    # carrying a mark that matches what landed (I1 passes): a dispatcher merge
+    # that classified wrongly, or anyone holding its token.
+    forgejo.wait_for_checks()
+    forgejo.merge_as_dispatcher(number)
     forgejo.tick(at=timedelta(minutes=1))
     assert executed(forgejo.runner) == []
     [result] = [
@@ -108,7 +110,7 @@ def test_local_bot_listed_as_admin_cannot_approve_a_high_action(
         author="dev-bot",
     )
     vault.tick()
-    vault.merge_as(IDENTITY, number)  # a merge made as the dispatcher
+    vault.merge_as_dispatcher(number)  # a marked merge made as the dispatcher
     vault.tick()
     assert vault.executed() == []
     [result] = [p for p in vault.main_files("vault/rejected") if p.endswith(".json")]
@@ -133,7 +135,7 @@ def test_a_dispatcher_merge_of_low_counts_only_when_low_is_auto(
     vault.tick()
     pr = vault.forge("alice").fetch_pull_request(number)
     assert not pr.merged  # the dispatcher does not merge what a person must approve
-    vault.merge_as(IDENTITY, number)
+    vault.merge_as_dispatcher(number)
     vault.tick()
     assert vault.executed() == []
     [result] = [p for p in vault.main_files("vault/rejected") if p.endswith(".json")]
@@ -266,7 +268,8 @@ def test_a_dispatcher_merge_of_a_vetoed_medium_change_is_refused(
         harness.tick(at=timedelta(hours=3))
         assert not harness.pull(number).merged  # the tick honours the veto
         # A merge with the dispatcher's account after the window, despite the veto.
-        harness.merge_as("vault-bot", number)
+        harness.wait_for_checks()
+        harness.merge_as_dispatcher(number)
         harness.tick(at=timedelta(hours=3, minutes=1))
         assert executed(harness.runner) == []
         [result] = [
