@@ -11,38 +11,39 @@ deadline passes — never executed a second time otherwise.
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from opsvault.dispatcher.execution import execution_request, lock_keys
 from opsvault.dispatcher.integrity import MergeMismatch
 from opsvault.dispatcher.provenance import Provenance, establish, introducing_commits
+from opsvault.dispatcher.reasons import ReasonCode
 from opsvault.dispatcher.records import (
     ACTIONS,
-    MAX_RECORD_BYTES,
     RUNNING,
+    ClaimRecord,
     Outcome,
     ResultRecord,
     action_path,
     archive_paths,
     claim_path,
+    parse_claim,
+    render_claim,
     render_record,
     running_path,
 )
 from opsvault.dispatcher.report import Decision
 from opsvault.dispatcher.runner import Runner, RunResult
-from opsvault.dispatcher.state import Refusal, verify_merge
+from opsvault.dispatcher.state import verify_merge
 from opsvault.errors import InvalidFileError, OpsvaultError
 from opsvault.forge.base import Forge
 from opsvault.git.base import OpsRepo
 from opsvault.policy.assess import assess_action
 from opsvault.snapshot import CommitSnapshot, has_file, load_formulas
-from opsvault.vault.bounded import parse_json_object
 from opsvault.vault.formula import FORMULA_NAME, Formula
 from opsvault.vault.request import Action, parse_action
 
@@ -70,12 +71,11 @@ def parse_iso(text: str) -> datetime:
 class Claim:
     action: Action
     formula: Formula
-    data: dict[str, Any] = field(hash=False)  # what goes into <id>.claim.json
+    record: ClaimRecord  # what goes into <id>.claim.json
 
     @property
     def pr(self) -> int | None:
-        value = self.data.get("pr")
-        return int(value) if value is not None else None
+        return self.record.pr
 
 
 @dataclass(slots=True)
@@ -168,7 +168,8 @@ def plan_fire(ctx: FireContext, main: str) -> FirePlan:
     held: set[str] = set()
     for path in snapshot.list_files(RUNNING):
         if path.endswith(".claim.json"):
-            held.update(_claim_data(snapshot.read_file(path)).get("locks", []))
+            claim = read_claim(snapshot.read_file(path), path)
+            held.update(claim.locks if claim is not None else ())
     waiting = [
         p
         for p in snapshot.list_files(ACTIONS)
@@ -216,11 +217,12 @@ def _batch_deadline(ctx: FireContext, plan: FirePlan) -> None:
     longest = max(claim.formula.timeout for claim in plan.claims)
     rounds = -(-len(plan.claims) // max(1, ctx.max_concurrency)) + 1
     deadline = iso(ctx.now + longest * rounds + CLAIM_GRACE)
+    plan.claims[:] = [
+        replace(claim, record=replace(claim.record, deadline=deadline))
+        for claim in plan.claims
+    ]
     for claim in plan.claims:
-        claim.data["deadline"] = deadline
-        plan.changes[claim_path(claim.action.id)] = (
-            json.dumps(claim.data, indent=2, sort_keys=True) + "\n"
-        ).encode()
+        plan.changes[claim_path(claim.action.id)] = render_claim(claim.record)
 
 
 def _plan_action(
@@ -235,7 +237,7 @@ def _plan_action(
     action_id = path.rsplit("/", 1)[1].removesuffix(".toml")
     subject = f"action:{action_id}"
 
-    def refuse(reason: str, detail: str, prov: Provenance | None = None) -> None:
+    def refuse(reason: ReasonCode, detail: str, prov: Provenance | None = None) -> None:
         record = ResultRecord(
             outcome=Outcome.REFUSED,
             reason=reason,
@@ -268,9 +270,9 @@ def _plan_action(
     if isinstance(found, MergeMismatch):
         plan.mismatches.append(found)  # the whole plan becomes a HALT: nothing fires
         return
-    if isinstance(found, Refusal):
+    if isinstance(found, ReasonCode):
         refuse(
-            str(found),
+            found,
             "the action reached main without an eligible merged pull request",
         )
         return
@@ -278,7 +280,7 @@ def _plan_action(
     refusal = verify_merge(prov.facts, prov.base.policy)
     if refusal is not None:
         refuse(
-            str(refusal),
+            refusal,
             f"merged by {prov.pull.merged_by!r} as {prov.verdict.tier.label} tier",
             prov,
         )
@@ -287,14 +289,14 @@ def _plan_action(
         action = parse_action(content, path)
     except InvalidFileError as exc:
         refuse(
-            str(Refusal.INVALID), "; ".join(p.render(path) for p in exc.problems), prov
+            ReasonCode.INVALID, "; ".join(p.render(path) for p in exc.problems), prov
         )
         return
     base = _record_base(prov, action_id, content, ctx)
     if action.expires is not None and action.expires <= ctx.now:
         record = ResultRecord(
             outcome=Outcome.EXPIRED,
-            reason="expires-passed",
+            reason=ReasonCode.EXPIRES_PASSED,
             detail=action.expires.isoformat(),
             **base,
         )
@@ -308,7 +310,7 @@ def _plan_action(
     if action.is_human_request:
         record = ResultRecord(
             outcome=Outcome.DONE,
-            reason="human-request-merged",
+            reason=ReasonCode.HUMAN_REQUEST_MERGED,
             detail="an eligible admin merged the request: the work is done",
             started_at=iso(ctx.now),
             ended_at=iso(ctx.now),
@@ -332,7 +334,7 @@ def _plan_action(
         detail = (
             "; ".join(p.render(path) for p in assessment.problems) or "unknown formula"
         )
-        refuse(str(Refusal.INVALID), detail, prov)
+        refuse(ReasonCode.INVALID, detail, prov)
         return
     locks = lock_keys(action, formula)
     if held.intersection(locks):
@@ -346,21 +348,20 @@ def _plan_action(
     formula_source = CommitSnapshot(ctx.repo, prov.base_commit).read_file(
         f"vault/formulas/{formula.name}.toml"
     )
-    data = {
-        **{k: v for k, v in base.items()},
-        "reasons": list(base.get("reasons", ())),
-        "formula": formula.name,
-        "formula_sha256": sha256(formula_source)
+    claimed = ClaimRecord(
+        **base,
+        formula=formula.name,
+        formula_sha256=sha256(formula_source)
         if formula_source
         else _builtin_sha(formula.name),
-        "claimed_by": ctx.claim_token,
-        "claimed_at": iso(ctx.now),
-        "deadline": iso(ctx.now + formula.timeout + CLAIM_GRACE),
-        "attempt": 1,
-        "locks": list(locks),
-        "idempotent": formula.idempotent,
-    }
-    _claim(plan, path, content, Claim(action, formula, data))
+        claimed_by=ctx.claim_token,
+        claimed_at=iso(ctx.now),
+        deadline=iso(ctx.now + formula.timeout + CLAIM_GRACE),
+        attempt=1,
+        locks=tuple(locks),
+        idempotent=formula.idempotent,
+    )
+    _add_claim(plan, path, content, Claim(action, formula, claimed))
     plan.decisions.append(
         Decision(
             subject,
@@ -377,61 +378,28 @@ def _builtin_sha(name: str) -> str | None:
     return sha256(source.read_bytes()) if source.is_file() else None
 
 
-def _claim(plan: FirePlan, source: str, content: bytes, claim: Claim) -> None:
+def _add_claim(plan: FirePlan, source: str, content: bytes, claim: Claim) -> None:
+    """Move the action at *source* to running, with its claim record beside it."""
     action_id = claim.action.id
     plan.changes[source] = None
     plan.changes[running_path(action_id)] = content
-    plan.changes[claim_path(action_id)] = (
-        json.dumps(claim.data, indent=2, sort_keys=True) + "\n"
-    ).encode()
+    plan.changes[claim_path(action_id)] = render_claim(claim.record)
     plan.claims.append(claim)
 
 
-_CLAIM_TYPES: dict[str, tuple[type, ...]] = {
-    "locks": (list,),
-    "deadline": (str,),
-    "claimed_at": (str,),
-    "claimed_by": (str,),
-    "attempt": (int,),
-    "idempotent": (bool,),
-    "formula": (str,),
-    "policy_commit": (str,),
-    "formula_sha256": (str,),
-}
+def read_claim(content: bytes | None, where: str = "claim") -> ClaimRecord | None:
+    """Return a claim record read back from main, or None when any part of it is unusable.
 
-
-def _claim_data(content: bytes | None) -> dict[str, Any]:
-    """Return a claim record read back from main, or {} when any part of it is unusable.
-
-    Total (security invariant I5): whatever the bytes, the fields used below
-    have their types, so an unreadable claim counts as a dead one that is
-    never re-run (no ``idempotent``), and nothing raises.
+    Total (security invariant I5): an unreadable claim counts as a dead one
+    that is never re-run (it has no ``idempotent``), and nothing raises.
     """
     try:
-        data = parse_json_object(content or b"", "claim", MAX_RECORD_BYTES)
+        return parse_claim(content or b"", where)
     except InvalidFileError:
-        return {}
-    for key, types in _CLAIM_TYPES.items():
-        value = data.get(key)
-        if value is None:
-            continue
-        if not isinstance(value, types) or (
-            isinstance(value, bool) and bool not in types
-        ):
-            return {}
-    if not all(isinstance(lock, str) for lock in data.get("locks") or ()):
-        return {}
-    for key in ("deadline", "claimed_at"):
-        if key in data:
-            try:
-                if parse_iso(data[key]).tzinfo is None:
-                    return {}  # a naive time cannot be compared with now
-            except ValueError:
-                return {}
-    return data
+        return None
 
 
-def _approved_formula(ctx: FireContext, claim: Mapping[str, Any]) -> Formula | None:
+def _approved_formula(ctx: FireContext, claim: ClaimRecord) -> Formula | None:
     """Return the formula a claim was approved with, or None if it cannot be trusted to re-run.
 
     Re-running after an interruption uses the claim's own record: the formula as
@@ -439,16 +407,12 @@ def _approved_formula(ctx: FireContext, claim: Mapping[str, Any]) -> Formula | N
     hash to ``formula_sha256`` — never main's current version, which an admin
     may have changed since (security review SR-6).
     """
-    name, base, digest = (
-        claim.get("formula"),
-        claim.get("policy_commit"),
-        claim.get("formula_sha256"),
-    )
+    name, base, digest = claim.formula, claim.policy_commit, claim.formula_sha256
     if (
-        not isinstance(name, str)
+        name is None
         or not FORMULA_NAME.fullmatch(name)  # a name, before it becomes a path (I4)
-        or not isinstance(base, str)
-        or not isinstance(digest, str)
+        or base is None
+        or digest is None
     ):
         return None
     try:
@@ -483,67 +447,54 @@ def _recover(
     ctx: FireContext, snapshot: CommitSnapshot, plan: FirePlan, path: str
 ) -> None:
     action_id = path.rsplit("/", 1)[1].removesuffix(".toml")
-    data = _claim_data(snapshot.read_file(claim_path(action_id)))
-    deadline = data.get("deadline")
+    where = claim_path(action_id)
+    claim = read_claim(snapshot.read_file(where), where) or ClaimRecord()
+    deadline = claim.deadline
     if deadline and parse_iso(deadline) > ctx.now:
         return  # still someone's live claim
     content = snapshot.read_file(path) or b""
-    formula = _approved_formula(ctx, data)
-    attempt = int(data.get("attempt", 1))
-    if (
-        formula is not None
-        and data.get("idempotent") is True
-        and attempt < MAX_ATTEMPTS
-    ):
+    formula = _approved_formula(ctx, claim)
+    if formula is not None and claim.idempotent and claim.attempt < MAX_ATTEMPTS:
         try:
             action = parse_action(content, action_path(action_id))
         except InvalidFileError:
             action = None
         if action is not None:
-            renewed = {
-                **data,
-                "claimed_by": ctx.claim_token,
-                "claimed_at": iso(ctx.now),
-                "deadline": iso(ctx.now + formula.timeout + CLAIM_GRACE),
-                "attempt": attempt + 1,
-            }
-            plan.changes[claim_path(action_id)] = (
-                json.dumps(renewed, indent=2, sort_keys=True) + "\n"
-            ).encode()
+            renewed = replace(
+                claim,
+                claimed_by=ctx.claim_token,
+                claimed_at=iso(ctx.now),
+                deadline=iso(ctx.now + formula.timeout + CLAIM_GRACE),
+                attempt=claim.attempt + 1,
+            )
+            plan.changes[claim_path(action_id)] = render_claim(renewed)
             plan.claims.append(Claim(action, formula, renewed))
             plan.decisions.append(
                 Decision(
                     f"action:{action_id}",
                     "reclaimed",
-                    f"idempotent; attempt {attempt + 1}",
+                    f"idempotent; attempt {renewed.attempt}",
                 )
             )
             return
-    fields = {
-        k: data[k]
-        for k in (
-            "tier",
-            "policy_commit",
-            "pr",
-            "proposer",
-            "approver",
-            "head_commit",
-            "merge_commit",
-            "formula",
-            "formula_sha256",
-        )
-        if k in data
-    }
     record = ResultRecord(
         id=action_id,
         outcome=Outcome.INTERRUPTED,
-        reason="claim-expired",
-        detail=f"claimed by {data.get('claimed_by', 'unknown')} at {data.get('claimed_at', 'unknown')}; no result by {deadline or 'its deadline'}",
-        reasons=tuple(data.get("reasons", ())),
+        reason=ReasonCode.CLAIM_EXPIRED,
+        detail=f"claimed by {claim.claimed_by or 'unknown'} at {claim.claimed_at or 'unknown'}; no result by {deadline or 'its deadline'}",
+        reasons=claim.reasons,
         action_sha256=sha256(content),
         dispatcher=ctx.identity,
-        attempt=attempt,
-        **fields,
+        attempt=claim.attempt,
+        tier=claim.tier,
+        policy_commit=claim.policy_commit,
+        pr=claim.pr,
+        proposer=claim.proposer,
+        approver=claim.approver,
+        head_commit=claim.head_commit,
+        merge_commit=claim.merge_commit,
+        formula=claim.formula,
+        formula_sha256=claim.formula_sha256,
     )
     plan.changes[claim_path(action_id)] = None
     archive(plan, path, action_id, content, record, ctx.now)
@@ -607,9 +558,13 @@ def result_changes(
         if result is None:
             continue
         action_id = claim.action.id
-        current = _claim_data(snapshot.read_file(claim_path(action_id)))
+        current = read_claim(snapshot.read_file(claim_path(action_id)))
         content = snapshot.read_file(running_path(action_id))
-        if content is None or current.get("claimed_by") != claim.data["claimed_by"]:
+        if (
+            content is None
+            or current is None
+            or current.claimed_by != claim.record.claimed_by
+        ):
             log.error(
                 "%s: our claim is gone from main; its result is not recorded", action_id
             )
@@ -631,28 +586,27 @@ def result_changes(
 
 
 def _result_record(claim: Claim, result: RunResult, identity: str) -> ResultRecord:
-    data = claim.data
-    record = ResultRecord(
+    data = claim.record
+    return ResultRecord(
         id=claim.action.id,
         outcome=Outcome(result.outcome),
-        reason=result.reason,
-        tier=data.get("tier"),
-        reasons=tuple(data.get("reasons", ())),
-        action_sha256=data.get("action_sha256"),
-        policy_commit=data.get("policy_commit"),
-        formula=data.get("formula"),
-        formula_sha256=data.get("formula_sha256"),
-        pr=data.get("pr"),
-        proposer=data.get("proposer"),
-        approver=data.get("approver"),
-        head_commit=data.get("head_commit"),
-        merge_commit=data.get("merge_commit"),
+        reason=ReasonCode(result.reason),
+        tier=data.tier,
+        reasons=data.reasons,
+        action_sha256=data.action_sha256,
+        policy_commit=data.policy_commit,
+        formula=data.formula,
+        formula_sha256=data.formula_sha256,
+        pr=data.pr,
+        proposer=data.proposer,
+        approver=data.approver,
+        head_commit=data.head_commit,
+        merge_commit=data.merge_commit,
         dispatcher=identity,
         started_at=iso(datetime.fromtimestamp(result.started_at, UTC)),
         ended_at=iso(datetime.fromtimestamp(result.ended_at, UTC)),
         exit_code=result.exit_code,
         output_tail=result.output_tail,
         detail=f"failed at step {result.failed_step!r}" if result.failed_step else "",
-        attempt=int(data.get("attempt", 1)),
+        attempt=data.attempt,
     )
-    return record

@@ -11,6 +11,7 @@ from datetime import datetime
 from enum import StrEnum
 
 from opsvault.dispatcher.hold import HOLD_LABEL
+from opsvault.dispatcher.reasons import ReasonCode
 from opsvault.policy.classify import ChangeVerdict
 from opsvault.policy.model import MergeMode, Policy, Tier
 
@@ -127,40 +128,6 @@ def next_timer(facts: PullFacts, policy: Policy) -> datetime:
 # Firing
 
 
-class Refusal(StrEnum):
-    """Reason codes for refusing to fire an action (docs/lifecycle.md)."""
-
-    NO_MERGE = "no-merge"  # reached main without a merge commit
-    NO_PULL_REQUEST = "no-pull-request"  # a merge no pull request accounts for
-    HEAD_MISMATCH = "head-mismatch"  # the merged head is not the PR's head
-    CHANGED_AFTER_MERGE = (
-        "changed-after-merge"  # the blob on main differs from the merged one
-    )
-    INVALID = "invalid"  # the merged change does not validate against the base policy
-    PROTECTED_CHANGE = (
-        "protected-change"  # merged together with a floor path, not by an admin
-    )
-    MERGED_BY_PROPOSER = "merged-by-proposer"
-    MERGED_BY_BOT = "merged-by-bot"
-    MERGER_NOT_ELIGIBLE = "merger-not-eligible"
-    VETO_WINDOW_NOT_PASSED = "veto-window-not-passed"
-    PROVENANCE_UNKNOWN = (
-        "provenance-unknown"  # the introducing commit is too far back to check
-    )
-    # the introducing merge did not add it as a new action (e.g. a merge restoring an old file)
-    NOT_ADDED_BY_MERGE = "not-added-by-merge"
-    # the dispatcher merged a medium change that a review asked to change (a veto)
-    VETOED = "vetoed"
-    # a dispatcher merge whose first-parent diff is not what was classified (I1, ADR 0004)
-    MERGE_MISMATCH = "merge-mismatch"
-    # a medium/high merge whose merger never approved the merged head (ADR 0008):
-    # auto-merge, "mark as merged" and auto-detected merges carry no such proof
-    MERGE_NOT_VOUCHED = "merge-not-vouched"
-    HELD_AT_MERGE = (
-        "held-at-merge"  # the dispatcher merged a medium change that was held (I3)
-    )
-
-
 @dataclass(frozen=True, slots=True)
 class MergeFacts:
     """What the shell established about how an action reached main."""
@@ -195,7 +162,7 @@ def may_merge(tier: Tier, roles: frozenset[Role], protected: bool) -> bool:
     return bool(roles & {Role.ADMIN, Role.REVIEWER})
 
 
-def dispatcher_merge_counts(facts: MergeFacts, policy: Policy) -> Refusal | None:
+def dispatcher_merge_counts(facts: MergeFacts, policy: Policy) -> ReasonCode | None:
     """Return why a merge by the dispatcher does not approve this change, or None if it does.
 
     The dispatcher is never an approver (invariant I2). Its merge counts only
@@ -204,22 +171,22 @@ def dispatcher_merge_counts(facts: MergeFacts, policy: Policy) -> Refusal | None
     changes at the merged head before the merge); never behind a floor.
     """
     if facts.protected:
-        return Refusal.PROTECTED_CHANGE
+        return ReasonCode.PROTECTED_CHANGE
     settings = policy.settings(facts.tier)
     if settings.merge is MergeMode.AUTO:
         return None
     window = settings.veto_window
     if facts.tier is Tier.MEDIUM and window is not None:
         if facts.vetoed:
-            return Refusal.VETOED
+            return ReasonCode.VETOED
         if (
             facts.pr_created_at
             and facts.merged_at
             and facts.merged_at - facts.pr_created_at >= window
         ):
             return None
-        return Refusal.VETO_WINDOW_NOT_PASSED
-    return Refusal.MERGER_NOT_ELIGIBLE
+        return ReasonCode.VETO_WINDOW_NOT_PASSED
+    return ReasonCode.MERGER_NOT_ELIGIBLE
 
 
 def vouched(facts: MergeFacts) -> bool:
@@ -239,7 +206,7 @@ def vouched(facts: MergeFacts) -> bool:
     return facts.merger_approved_head
 
 
-def verify_merge(facts: MergeFacts, policy: Policy) -> Refusal | None:
+def verify_merge(facts: MergeFacts, policy: Policy) -> ReasonCode | None:
     """Return why an action merged this way must not fire, or None if it may.
 
     The merger must be eligible for the tier recomputed from the policy at the
@@ -250,24 +217,26 @@ def verify_merge(facts: MergeFacts, policy: Policy) -> Refusal | None:
     merged head and the blob must be the classified ones.
     """
     if not facts.head_matches:
-        return Refusal.HEAD_MISMATCH
+        return ReasonCode.HEAD_MISMATCH
     if not facts.blob_matches:
-        return Refusal.CHANGED_AFTER_MERGE
+        return ReasonCode.CHANGED_AFTER_MERGE
     if facts.refused:
-        return Refusal.INVALID
+        return ReasonCode.INVALID
     roles = facts.merger_roles
     if facts.merger is None:
-        return Refusal.NO_PULL_REQUEST
+        return ReasonCode.NO_PULL_REQUEST
     if Role.PROPOSER in roles:
-        return Refusal.MERGED_BY_PROPOSER
+        return ReasonCode.MERGED_BY_PROPOSER
     if Role.BOT in roles:
-        return Refusal.MERGED_BY_BOT
+        return ReasonCode.MERGED_BY_BOT
     if facts.held_at_merge and Role.DISPATCHER in roles:
-        return Refusal.HELD_AT_MERGE  # whatever other role the forge gives it (I2, I3)
+        return (
+            ReasonCode.HELD_AT_MERGE
+        )  # whatever other role the forge gives it (I2, I3)
     if Role.DISPATCHER in roles:
         return dispatcher_merge_counts(facts, policy)
     if may_merge(facts.tier, roles, facts.protected):
-        return None if vouched(facts) else Refusal.MERGE_NOT_VOUCHED
+        return None if vouched(facts) else ReasonCode.MERGE_NOT_VOUCHED
     if facts.protected:
-        return Refusal.PROTECTED_CHANGE
-    return Refusal.MERGER_NOT_ELIGIBLE
+        return ReasonCode.PROTECTED_CHANGE
+    return ReasonCode.MERGER_NOT_ELIGIBLE

@@ -152,7 +152,7 @@ def test_recent_records_are_newest_first_across_fired_and_rejected(ops: Path) ->
                 "b-1",
                 Outcome.EXPIRED,
                 datetime(2026, 3, 5, tzinfo=UTC),
-                reason="deadline",
+                reason="deadline-passed",
             ),
             **record_files("c-1", Outcome.FAILED, datetime(2026, 2, 20, tzinfo=UTC)),
             **record_files("d-1", Outcome.DONE, datetime(2025, 11, 2, tzinfo=UTC)),
@@ -163,7 +163,7 @@ def test_recent_records_are_newest_first_across_fired_and_rejected(ops: Path) ->
     b, a = recent[0], recent[1]
     assert (b.outcome, b.reason, b.path) == (
         "expired",
-        "deadline",
+        "deadline-passed",
         "vault/rejected/2026/03/b-1.result.json",
     )
     assert (a.outcome, a.tier, a.approver, a.proposer, a.pr) == (
