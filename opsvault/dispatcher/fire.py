@@ -38,7 +38,15 @@ from opsvault.dispatcher.records import (
 )
 from opsvault.dispatcher.report import Decision
 from opsvault.dispatcher.runner import Runner, RunResult
-from opsvault.dispatcher.state import verify_merge
+from opsvault.dispatcher.state import (
+    ActionFacts,
+    Claim,
+    Defer,
+    Done,
+    Expire,
+    Refuse,
+    decide_action,
+)
 from opsvault.errors import InvalidFileError, OpsvaultError
 from opsvault.forge.base import Forge
 from opsvault.git.base import OpsRepo
@@ -68,7 +76,7 @@ def parse_iso(text: str) -> datetime:
 
 
 @dataclass(frozen=True, slots=True)
-class Claim:
+class Claimed:
     action: Action
     formula: Formula
     record: ClaimRecord  # what goes into <id>.claim.json
@@ -81,7 +89,7 @@ class Claim:
 @dataclass(slots=True)
 class FirePlan:
     changes: dict[str, bytes | None] = field(default_factory=dict)
-    claims: list[Claim] = field(default_factory=list)
+    claims: list[Claimed] = field(default_factory=list)
     decisions: list[Decision] = field(default_factory=list)
     alerts: list[tuple[str, str]] = field(
         default_factory=list
@@ -234,121 +242,139 @@ def _plan_action(
     held: set[str],
     introduced: dict[str, str],
 ) -> None:
+    """Gather the facts about the action at *path*, decide (``decide_action``), apply."""
     action_id = path.rsplit("/", 1)[1].removesuffix(".toml")
     subject = f"action:{action_id}"
-
-    def refuse(reason: ReasonCode, detail: str, prov: Provenance | None = None) -> None:
-        record = ResultRecord(
-            outcome=Outcome.REFUSED,
-            reason=reason,
-            detail=detail,
-            **_record_base(prov, action_id, content, ctx),
+    queue_full = len(plan.claims) >= ctx.queue_limit
+    found = (
+        None
+        if queue_full  # decided before any provenance work: deferring costs nothing
+        else establish(
+            ctx.repo,
+            ctx.forge,
+            main,
+            path,
+            ctx.identity,
+            ctx.known_merges,
+            introduced if path in introduced else None,
         )
-        archive(plan, path, action_id, content, record, ctx.now)
-        plan.decisions.append(Decision(subject, "refused", f"{reason}: {detail}"))
-        plan.alerts.append(("refused", f"{action_id} was refused: {reason} ({detail})"))
-
-    if len(plan.claims) >= ctx.queue_limit:
-        # Decided before any provenance work, so deferred actions cost nothing this tick.
-        plan.decisions.append(
-            Decision(
-                subject,
-                "deferred",
-                f"queue limit of {ctx.queue_limit} reached this tick",
-            )
-        )
-        return
-    found = establish(
-        ctx.repo,
-        ctx.forge,
-        main,
-        path,
-        ctx.identity,
-        ctx.known_merges,
-        introduced if path in introduced else None,
     )
     if isinstance(found, MergeMismatch):
         plan.mismatches.append(found)  # the whole plan becomes a HALT: nothing fires
         return
-    if isinstance(found, ReasonCode):
-        refuse(
-            found,
-            "the action reached main without an eligible merged pull request",
-        )
-        return
+    prov = found if isinstance(found, Provenance) else None
+    action, formula, facts = _action_facts(ctx, path, content, plan, held, found)
+    decision = decide_action(facts)
+    base = _record_base(prov, action_id, content, ctx)
+    match decision:
+        case Defer(detail):
+            plan.decisions.append(Decision(subject, "deferred", detail))
+        case Refuse(reason, detail):
+            record = ResultRecord(
+                outcome=Outcome.REFUSED, reason=reason, detail=detail, **base
+            )
+            archive(plan, path, action_id, content, record, ctx.now)
+            plan.decisions.append(Decision(subject, "refused", f"{reason}: {detail}"))
+            plan.alerts.append(
+                ("refused", f"{action_id} was refused: {reason} ({detail})")
+            )
+        case Expire(detail):
+            assert action is not None and action.expires is not None
+            record = ResultRecord(
+                outcome=Outcome.EXPIRED,
+                reason=ReasonCode.EXPIRES_PASSED,
+                detail=action.expires.isoformat(),
+                **base,
+            )
+            archive(plan, path, action_id, content, record, ctx.now)
+            plan.decisions.append(Decision(subject, "expired", detail))
+        case Done(detail):
+            assert prov is not None
+            record = ResultRecord(
+                outcome=Outcome.DONE,
+                reason=ReasonCode.HUMAN_REQUEST_MERGED,
+                detail="an eligible admin merged the request: the work is done",
+                started_at=iso(ctx.now),
+                ended_at=iso(ctx.now),
+                **base,
+            )
+            archive(plan, path, action_id, content, record, ctx.now)
+            plan.decisions.append(Decision(subject, "done", detail))
+            plan.results.append(
+                (
+                    prov.pull.number,
+                    action_id,
+                    f"Recorded as **done** (merged by @{prov.pull.merged_by}).",
+                )
+            )
+        case Claim(locks, detail):
+            assert prov is not None and action is not None and formula is not None
+            held.update(locks)
+            _add_claim(
+                plan,
+                path,
+                content,
+                Claimed(
+                    action, formula, _claim_record(ctx, prov, formula, base, locks)
+                ),
+            )
+            plan.decisions.append(Decision(subject, "claimed", detail))
+
+
+def _action_facts(
+    ctx: FireContext,
+    path: str,
+    content: bytes,
+    plan: FirePlan,
+    held: set[str],
+    found: Provenance | ReasonCode | None,
+) -> tuple[Action | None, Formula | None, ActionFacts]:
+    """Return the action, its formula at the merge's base, and the facts ``decide_action`` needs."""
+    facts = ActionFacts(
+        now=ctx.now,
+        queued=len(plan.claims),
+        queue_limit=ctx.queue_limit,
+        merge=found if not isinstance(found, Provenance) else None,
+        held=frozenset(held),
+    )
+    if not isinstance(found, Provenance):
+        return None, None, facts
     prov = found
-    refusal = verify_merge(prov.facts, prov.base.policy)
-    if refusal is not None:
-        refuse(
-            refusal,
-            f"merged by {prov.pull.merged_by!r} as {prov.verdict.tier.label} tier",
-            prov,
-        )
-        return
+    facts = replace(
+        facts, merge=prov.facts, policy=prov.base.policy, merger=prov.pull.merged_by
+    )
     try:
         action = parse_action(content, path)
     except InvalidFileError as exc:
-        refuse(
-            ReasonCode.INVALID, "; ".join(p.render(path) for p in exc.problems), prov
-        )
-        return
-    base = _record_base(prov, action_id, content, ctx)
-    if action.expires is not None and action.expires <= ctx.now:
-        record = ResultRecord(
-            outcome=Outcome.EXPIRED,
-            reason=ReasonCode.EXPIRES_PASSED,
-            detail=action.expires.isoformat(),
-            **base,
-        )
-        archive(plan, path, action_id, content, record, ctx.now)
-        plan.decisions.append(
-            Decision(
-                subject, "expired", f"expires {action.expires.isoformat()} has passed"
-            )
-        )
-        return
+        problems = tuple(p.render(path) for p in exc.problems)
+        return None, None, replace(facts, parse_problems=problems)
+    facts = replace(
+        facts, expires=action.expires, human_request=action.is_human_request
+    )
     if action.is_human_request:
-        record = ResultRecord(
-            outcome=Outcome.DONE,
-            reason=ReasonCode.HUMAN_REQUEST_MERGED,
-            detail="an eligible admin merged the request: the work is done",
-            started_at=iso(ctx.now),
-            ended_at=iso(ctx.now),
-            **base,
-        )
-        archive(plan, path, action_id, content, record, ctx.now)
-        plan.decisions.append(
-            Decision(subject, "done", f"human request merged by {prov.pull.merged_by}")
-        )
-        plan.results.append(
-            (
-                prov.pull.number,
-                action_id,
-                f"Recorded as **done** (merged by @{prov.pull.merged_by}).",
-            )
-        )
-        return
+        return action, None, facts
     assessment = assess_action(action, prov.base.formulas, prov.base.policy, None)
     formula = prov.base.formulas.get(action.formula or "")
     if assessment.problems or formula is None:
-        detail = (
-            "; ".join(p.render(path) for p in assessment.problems) or "unknown formula"
+        problems = tuple(p.render(path) for p in assessment.problems) or (
+            "unknown formula",
         )
-        refuse(ReasonCode.INVALID, detail, prov)
-        return
+        return action, None, replace(facts, assessment_problems=problems)
     locks = lock_keys(action, formula)
-    if held.intersection(locks):
-        plan.decisions.append(
-            Decision(
-                subject, "deferred", f"lock held: {sorted(held.intersection(locks))}"
-            )
-        )
-        return
-    held.update(locks)
+    return action, formula, replace(facts, locks=locks)
+
+
+def _claim_record(
+    ctx: FireContext,
+    prov: Provenance,
+    formula: Formula,
+    base: dict[str, Any],
+    locks: tuple[str, ...],
+) -> ClaimRecord:
     formula_source = CommitSnapshot(ctx.repo, prov.base_commit).read_file(
         f"vault/formulas/{formula.name}.toml"
     )
-    claimed = ClaimRecord(
+    return ClaimRecord(
         **base,
         formula=formula.name,
         formula_sha256=sha256(formula_source)
@@ -358,16 +384,8 @@ def _plan_action(
         claimed_at=iso(ctx.now),
         deadline=iso(ctx.now + formula.timeout + CLAIM_GRACE),
         attempt=1,
-        locks=tuple(locks),
+        locks=locks,
         idempotent=formula.idempotent,
-    )
-    _add_claim(plan, path, content, Claim(action, formula, claimed))
-    plan.decisions.append(
-        Decision(
-            subject,
-            "claimed",
-            f"{prov.verdict.tier.label} tier, merged by {prov.pull.merged_by}",
-        )
     )
 
 
@@ -378,7 +396,7 @@ def _builtin_sha(name: str) -> str | None:
     return sha256(source.read_bytes()) if source.is_file() else None
 
 
-def _add_claim(plan: FirePlan, source: str, content: bytes, claim: Claim) -> None:
+def _add_claim(plan: FirePlan, source: str, content: bytes, claim: Claimed) -> None:
     """Move the action at *source* to running, with its claim record beside it."""
     action_id = claim.action.id
     plan.changes[source] = None
@@ -468,7 +486,7 @@ def _recover(
                 attempt=claim.attempt + 1,
             )
             plan.changes[claim_path(action_id)] = render_claim(renewed)
-            plan.claims.append(Claim(action, formula, renewed))
+            plan.claims.append(Claimed(action, formula, renewed))
             plan.decisions.append(
                 Decision(
                     f"action:{action_id}",
@@ -509,7 +527,7 @@ def _recover(
 
 def execute_claims(
     runner: Runner,
-    claims: list[Claim],
+    claims: list[Claimed],
     max_concurrency: int,
     checkpoint: Callable[[str], None],
 ) -> list[RunResult | None]:
@@ -520,11 +538,11 @@ def execute_claims(
     deadline like a crash, while the other claims' results are recorded (I5).
     """
 
-    def run(claim: Claim) -> RunResult:
+    def run(claim: Claimed) -> RunResult:
         metadata = (("VAULT_PR", str(claim.pr)),) if claim.pr is not None else ()
         return runner.execute(execution_request(claim.action, claim.formula, metadata))
 
-    def isolated(claim: Claim) -> RunResult | None:
+    def isolated(claim: Claimed) -> RunResult | None:
         try:
             return run(claim)
         except Exception:
@@ -543,17 +561,17 @@ def execute_claims(
 
 def result_changes(
     snapshot: CommitSnapshot,
-    claims: list[Claim],
+    claims: list[Claimed],
     results: list[RunResult | None],
     identity: str,
     now: datetime,
-) -> tuple[dict[str, bytes | None], list[tuple[Claim, ResultRecord]]]:
+) -> tuple[dict[str, bytes | None], list[tuple[Claimed, ResultRecord]]]:
     """Return the changes recording *results* on top of *snapshot*, for claims still ours there.
 
     A None result (the execution raised) is not recorded: the claim stays.
     """
     changes: dict[str, bytes | None] = {}
-    recorded: list[tuple[Claim, ResultRecord]] = []
+    recorded: list[tuple[Claimed, ResultRecord]] = []
     for claim, result in zip(claims, results, strict=True):
         if result is None:
             continue
@@ -585,7 +603,7 @@ def result_changes(
     return changes, recorded
 
 
-def _result_record(claim: Claim, result: RunResult, identity: str) -> ResultRecord:
+def _result_record(claim: Claimed, result: RunResult, identity: str) -> ResultRecord:
     data = claim.record
     return ResultRecord(
         id=claim.action.id,

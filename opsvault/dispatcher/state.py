@@ -240,3 +240,101 @@ def verify_merge(facts: MergeFacts, policy: Policy) -> ReasonCode | None:
     if facts.protected:
         return ReasonCode.PROTECTED_CHANGE
     return ReasonCode.MERGER_NOT_ELIGIBLE
+
+
+# ---------------------------------------------------------------------------
+# What to do with one action waiting on main
+
+
+@dataclass(frozen=True, slots=True)
+class ActionFacts:
+    """What the shell established about one action waiting in ``vault/actions``.
+
+    ``merge`` is None when nothing was looked up because the queue was full
+    (provenance costs forge calls), a ReasonCode when no eligible merged pull
+    request accounts for the action, else how it was merged, with ``policy``
+    the policy at the merge's base. ``parse_problems``: why the file is not an
+    action; ``assessment_problems``: why it is not valid against the formulas
+    and policy of the merge's base (or its formula is unknown).
+    """
+
+    now: datetime
+    queued: int  # claims this tick made so far
+    queue_limit: int
+    merge: MergeFacts | ReasonCode | None
+    policy: Policy | None = None
+    merger: str | None = None  # the merger's name, for the decision's detail
+    parse_problems: tuple[str, ...] = ()
+    expires: datetime | None = None
+    human_request: bool = False
+    assessment_problems: tuple[str, ...] = ()
+    locks: tuple[str, ...] = ()  # the formula's locks rendered for this action
+    held: frozenset[str] = frozenset()  # locks held by claims on main or this tick
+
+
+@dataclass(frozen=True, slots=True)
+class Claim:
+    locks: tuple[str, ...]
+    detail: str
+
+
+@dataclass(frozen=True, slots=True)
+class Refuse:
+    reason: ReasonCode
+    detail: str
+
+
+@dataclass(frozen=True, slots=True)
+class Expire:
+    detail: str
+
+
+@dataclass(frozen=True, slots=True)
+class Done:
+    detail: str
+
+
+@dataclass(frozen=True, slots=True)
+class Defer:
+    detail: str
+
+
+ActionDecision = Claim | Refuse | Expire | Done | Defer
+
+
+def decide_action(facts: ActionFacts) -> ActionDecision:
+    """Return what the fire phase does with one action on main.
+
+    In order: defer while this tick's queue is full (before any provenance
+    work); refuse what no eligible merge accounts for and whatever
+    ``verify_merge`` refuses; refuse a file that is not an action; expire one
+    past its own ``expires``; record a merged request for a human as done;
+    refuse an action invalid at the merge's base; defer while one of its
+    locks is held; else claim it.
+    """
+    if facts.queued >= facts.queue_limit:
+        return Defer(f"queue limit of {facts.queue_limit} reached this tick")
+    merge = facts.merge
+    if merge is None or isinstance(merge, ReasonCode):
+        return Refuse(
+            merge or ReasonCode.PROVENANCE_UNKNOWN,
+            "the action reached main without an eligible merged pull request",
+        )
+    refusal = (
+        verify_merge(merge, facts.policy)
+        if facts.policy is not None
+        else ReasonCode.INVALID
+    )
+    if refusal is not None:
+        return Refuse(refusal, f"merged by {facts.merger!r} as {merge.tier.label} tier")
+    if facts.parse_problems:
+        return Refuse(ReasonCode.INVALID, "; ".join(facts.parse_problems))
+    if facts.expires is not None and facts.expires <= facts.now:
+        return Expire(f"expires {facts.expires.isoformat()} has passed")
+    if facts.human_request:
+        return Done(f"human request merged by {facts.merger}")
+    if facts.assessment_problems:
+        return Refuse(ReasonCode.INVALID, "; ".join(facts.assessment_problems))
+    if facts.held.intersection(facts.locks):
+        return Defer(f"lock held: {sorted(facts.held.intersection(facts.locks))}")
+    return Claim(facts.locks, f"{merge.tier.label} tier, merged by {facts.merger}")
