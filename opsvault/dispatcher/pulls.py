@@ -149,7 +149,7 @@ def _open_pull(
             Decision(subject, "waiting", "the head commit is not fetchable yet")
         )
         return
-    verdict = classify_commits(ctx.repo, main, pr.head_sha, base)
+    verdict = classify_commits(ctx.repo, main, pr.head_sha, base, ctx.now)
     policy = base.policy
     entry = ctx.cache.pulls.get(str(pr.number))
     if entry is None or entry.head != pr.head_sha:

@@ -151,7 +151,6 @@ def vault(tmp_path: Path) -> Iterator[Harness]:
 ODD_LINK_MODES = [0o120755, 0o120644, 0o120777]
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason="finding R-1")
 @pytest.mark.parametrize("mode", ODD_LINK_MODES, ids=oct)
 def test_r1_a_symlink_with_a_non_canonical_mode_hits_the_floor(
     ops: Path, mode: int
@@ -166,7 +165,6 @@ def test_r1_a_symlink_with_a_non_canonical_mode_hits_the_floor(
     assert verdict.tier is Tier.HIGH and verdict.protected
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason="finding R-1")
 def test_r1_the_local_dispatcher_merges_a_non_canonical_symlink_into_the_work_tree(
     ops: Path, tmp_path: Path
 ) -> None:
@@ -183,7 +181,6 @@ def test_r1_the_local_dispatcher_merges_a_non_canonical_symlink_into_the_work_tr
     assert not (ops / "knowledge" / "d").is_symlink()
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason="finding R-1")
 def test_r1_the_dispatcher_merges_a_non_canonical_symlink_on_forgejo(
     vault: Harness,
 ) -> None:
@@ -213,7 +210,6 @@ def tree_bomb(repo: pygit2.Repository, width: int, levels: int) -> pygit2.Oid:
     return node
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason="finding R-2")
 def test_r2_a_tree_bomb_is_refused_before_every_path_is_materialised(ops: Path) -> None:
     # Two trees of 320 entries (~20 KiB of objects) are 102,400 changed files; three
     # trees of 1,000 entries (~80 KiB) would be 10**9 (measured: 10**6 files took
@@ -248,7 +244,6 @@ def git_out(ops: Path, *args: str) -> str:
 LONG_NAME = "knowledge/" + "n" * 300  # one component over NAME_MAX (255 bytes)
 
 
-@pytest.mark.xfail(strict=True, raises=OSError, reason="finding R-3")
 def test_r3_a_file_name_over_name_max_never_makes_the_tick_raise(
     ops: Path, tmp_path: Path
 ) -> None:
@@ -280,7 +275,6 @@ def _deep_path_proposal(ops: Path) -> None:
     )
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason="finding R-4")
 def test_r4_a_low_proposal_cannot_desync_the_operators_work_tree(
     ops: Path, tmp_path: Path
 ) -> None:
@@ -382,7 +376,6 @@ def test_r6_a_proposer_cannot_hang_classification_with_a_backtracking_param(
 # -- the work-tree sync checks the disk, then libgit2 writes later (TOCTOU) ---------------
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason="finding R-7")
 def test_r7_a_directory_swapped_for_a_symlink_after_the_check_is_not_written_through(
     ops: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -415,7 +408,6 @@ def test_r7_a_directory_swapped_for_a_symlink_after_the_check_is_not_written_thr
 # -- no size bound on the other files of a proposal (local-mode checkout writes them) ---
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason="finding R-8")
 def test_r8_a_low_proposal_cannot_write_a_blob_bomb_into_the_work_tree(
     ops: Path, tmp_path: Path
 ) -> None:
@@ -441,7 +433,6 @@ def test_r8_a_low_proposal_cannot_write_a_blob_bomb_into_the_work_tree(
 # -- the classifier grades paths that git itself refuses as ordinary files ------------
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason="finding R-9")
 @pytest.mark.parametrize(
     "path",
     [
