@@ -21,6 +21,8 @@ from opsvault.errors import GitError
 
 # No file opsvault reads is bigger (action files, policy and formulas stop at 64 KiB).
 MAX_BLOB_BYTES = 1024 * 1024
+# A commit object (headers and message) is never read past this; its size comes from the header.
+MAX_COMMIT_BYTES = 1024 * 1024
 
 
 class ChangeKind(StrEnum):

@@ -22,6 +22,7 @@ from opsvault.git import transport
 from opsvault.git.base import (
     GITLINK_MODE,
     MAX_BLOB_BYTES,
+    MAX_COMMIT_BYTES,
     TREE_MODE,
     TYPE_BITS,
     ChangedFile,
@@ -204,6 +205,7 @@ class Pygit2OpsRepo:
         oid = self._lookup_name(match["name"])
         if oid is None:
             raise GitError(rev, "unknown revision")
+        self._check_size(oid, rev)
         try:
             obj = self._repo.revparse_single(f"{oid}{match['suffix']}")
         except _PYGIT2_ERRORS as exc:
@@ -212,6 +214,17 @@ class Pygit2OpsRepo:
             return obj.peel(pygit2.Commit)
         except _PYGIT2_ERRORS as exc:
             raise GitError(rev, f"names a {obj.type_str}, not a commit") from exc
+
+    def _check_size(self, oid: pygit2.Oid, where: str) -> None:
+        """Raise GitError if *oid* is a commit over MAX_COMMIT_BYTES (from its header, unread)."""
+        with _translated(where):
+            kind, size = self._repo.odb.read_header(oid)
+        if kind == pygit2.enums.ObjectType.COMMIT and size > MAX_COMMIT_BYTES:
+            raise GitError(
+                where,
+                f"the commit object is {size} bytes, over the limit of {MAX_COMMIT_BYTES}; "
+                "shorten its message",
+            )
 
     def _lookup_name(self, name: str) -> pygit2.Oid | None:
         """Return the object a name (no ``~``/``^`` suffix) means, or None.
@@ -462,9 +475,14 @@ class Pygit2OpsRepo:
                 if not name.startswith(start):
                     continue
                 try:
+                    target = self._repo.references[name].target
+                    if isinstance(target, pygit2.Oid):
+                        self._check_size(target, name)
                     commit = self._repo.references[name].peel(pygit2.Commit)
-                except _PYGIT2_ERRORS:
-                    continue  # a branch that names no commit is nothing we can use
+                except (*_PYGIT2_ERRORS, GitError) as exc:
+                    # a branch that names no commit, or one too big to read, is nothing we can use
+                    log.warning("ignoring branch %r: %s", name, exc)
+                    continue
                 found[name.removeprefix("refs/heads/")] = str(commit.id)
         return found
 

@@ -295,7 +295,6 @@ def test_r4_a_low_proposal_cannot_desync_the_operators_work_tree(
 # -- R-5: commit objects are read whole, and LocalForge keeps the message forever ------------
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason="finding R-5")
 def test_r5_a_huge_commit_message_is_never_kept_whole(
     ops: Path, tmp_path: Path
 ) -> None:
@@ -339,7 +338,6 @@ print(verdict.tier.label, verdict.refused)
 """
 
 
-@pytest.mark.xfail(strict=True, raises=pytest.fail.Exception, reason="finding R-6")
 def test_r6_a_proposer_cannot_hang_classification_with_a_backtracking_param(
     ops: Path,
 ) -> None:
@@ -477,20 +475,28 @@ cli()
 """
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason="finding R-10")
 def test_r10_vault_plan_never_reads_a_linked_prerequisites_file_whole(
     ops: Path, tmp_path: Path
 ) -> None:
-    # Chained with R-1: a low proposal turns prerequisites.md into a symlink (mode
-    # 120755) to /dev/zero; the dispatcher merges it and checks the link out. The
-    # operator's next `vault plan` compares the work tree's file with main using
-    # Path.read_bytes(), unbounded and following the link: it reads /dev/zero until
-    # memory runs out (docs/security.md: "local files are read at most limit + 1 bytes").
+    # Before R-1 was fixed, a low proposal turned prerequisites.md into a symlink (mode
+    # 120755) to /dev/zero and the dispatcher merged and checked it out. The floor now
+    # stops that, but a link can still reach the work tree (an admin merge, any local
+    # process): the operator's next `vault plan` compared the work tree's file with main
+    # using Path.read_bytes(), unbounded and following the link, reading /dev/zero until
+    # memory ran out.
     repo = pygit2.Repository(str(ops))
     head = raw_proposal(repo, main_id(ops), "prerequisites.md", 0o120755, b"/dev/zero")
     push_branch(ops, "plan", head)
     local_tick(ops, tmp_path)
-    assert (ops / "prerequisites.md").is_symlink()  # R-1: merged and checked out
+    assert not (
+        ops / "prerequisites.md"
+    ).is_symlink()  # R-1: not merged by the dispatcher
+    (ops / "prerequisites.md").unlink()
+    (ops / "prerequisites.md").symlink_to("/dev/zero")
+    git_out(ops, "add", "prerequisites.md")
+    git_out(
+        ops, "-c", "user.name=alice", "-c", "user.email=a@x", "commit", "-qm", "link"
+    )
     try:
         done = subprocess.run(
             [sys.executable, "-c", PLAN_IN_A_CHILD, str(ops)],
