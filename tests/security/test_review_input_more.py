@@ -44,7 +44,7 @@ def test_an_action_expiring_past_its_tier_deadline_is_never_merged(
     vault.tick()
     pr = vault.pull(number)
     assert not pr.merged
-    assert "vault/refused" in pr.labels
+    assert "vault/tier/refused" in pr.labels
     assert isinstance(vault.runner, RecordingRunner)
     assert not vault.runner.requests
     body = next(
@@ -79,7 +79,7 @@ def test_a_tree_bomb_is_refused_on_forgejo_without_a_merge(vault: Harness) -> No
     number = vault.forge.open_pull(REPO, head="bomb", title="bomb", author="dev-bot")
     vault.tick()
     pr = vault.pull(number)
-    assert not pr.merged and "vault/refused" in pr.labels
+    assert not pr.merged and "vault/tier/refused" in pr.labels
     body = next(
         c.body
         for c in vault.client("alice").fetch_comments(number)
