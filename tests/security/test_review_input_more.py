@@ -231,3 +231,24 @@ def test_a_long_commit_message_is_truncated_in_local_forge_state(
     assert len(pr.title) <= 256 and len(pr.body) <= MAX_BODY_CHARS
     assert (ops / ".git" / "opsvault" / "forge.json").stat().st_size < 200_000
     local_tick(ops, tmp_path)
+
+
+def test_provenance_behind_a_commit_too_big_to_diff_is_unknown_not_an_error(
+    ops: Path,  # noqa: F811
+) -> None:
+    from opsvault.dispatcher.provenance import introducing_commits
+    from opsvault.git.base import Identity
+
+    opsrepo = Pygit2OpsRepo.open(ops)
+    admin = Identity("alice", "alice@example.invalid")
+    action = "vault/actions/noop-1.toml"
+    first = opsrepo.commit_files(
+        opsrepo.resolve("main"), {action: NOOP.format(msg="x").encode()}, "a", admin
+    )
+    assert introducing_commits(opsrepo, first, [action]) == {action: first}
+    repo = pygit2.Repository(str(ops))
+    base = repo[pygit2.Oid(hex=first)].peel(pygit2.Commit).tree
+    bomb = tree_bomb(repo, 101, 2)  # 10,201 files: over the diff's budget
+    tree = with_entry(repo, base, "knowledge/bulk", TREE_MODE, bomb)
+    second = commit_tree(repo, first, tree, author="alice")
+    assert introducing_commits(opsrepo, second, [action]) == {}
