@@ -1,10 +1,10 @@
-"""Review of I4 (links) and I5 (bounded parsing), 2026-12: open findings as strict xfails.
+"""Review of I4 (links) and I5 (bounded parsing), 2026-12: findings R-1..R-10, all fixed.
 
 Each test builds the attack for real (raw git objects written to the object
 database, real dispatcher ticks in local mode or against the fake Forgejo) and
-asserts the *safe* behaviour. While the finding is open the assertion fails and
-the test is an expected failure; ``strict=True`` turns the suite red the moment
-a fix lands, so the marker is removed together with the bug.
+asserts the *safe* behaviour. They were strict xfails while the findings were
+open, and each failed on the code before its fix; see
+docs/security-review-2026-12-input.md.
 """
 
 from __future__ import annotations
@@ -248,10 +248,11 @@ def test_r3_a_file_name_over_name_max_never_makes_the_tick_raise(
     ops: Path, tmp_path: Path
 ) -> None:
     # _unsafe_write calls Path.is_symlink(), which raises ENAMETOOLONG (not swallowed
-    # like ENOENT); the OSError escapes LocalForge.merge and tick() after main moved,
-    # so the rest of the PR phase and the whole fire phase of that tick never run.
+    # like ENOENT); the OSError escaped LocalForge.merge and tick() after main moved,
+    # so the rest of the PR phase and the whole fire phase of that tick never ran.
+    # Fixed by per-PR isolation (I5, sec-merge): an `error` decision, the tick goes on.
     propose(ops, "long", {LONG_NAME: (b"x\n", FILE)})
-    local_tick(ops, tmp_path)  # raises OSError today
+    local_tick(ops, tmp_path)
 
 
 def _deep_path_proposal(ops: Path) -> None:
