@@ -34,6 +34,7 @@ from opsvault.vault.schema import load_schema, parse_toml, schema_problems
 
 if TYPE_CHECKING:
     from opsvault.app import App
+    from opsvault.dispatcher.sandbox import SandboxStatus
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +51,7 @@ _PATH_KEYS = frozenset(
         ("secrets", "dir"),
     }
 )
+_PATH_LIST_KEYS = frozenset({("runner", "read_only")})
 _INTEGER = re.compile(r"-?[0-9]{1,9}")
 
 Key = tuple[str, str]  # (section, key)
@@ -93,6 +95,13 @@ class SecretsSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class RunnerSettings:
+    sandbox: str = "auto"  # a SandboxMode: auto, required, off
+    bwrap: str = "bwrap"
+    read_only: tuple[Path, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
 class PlannerSettings:
     interval: timedelta = timedelta(hours=1)
     issues_repo: tuple[str, ...] = ()
@@ -104,6 +113,7 @@ class Settings:
     dispatcher: DispatcherSettings = field(default_factory=DispatcherSettings)
     secrets: SecretsSettings = field(default_factory=SecretsSettings)
     planner: PlannerSettings = field(default_factory=PlannerSettings)
+    runner: RunnerSettings = field(default_factory=RunnerSettings)
     file: Path | None = None
     # "section.key" -> where the effective value came from (a file, a variable, an
     # override); keys left at their default are absent.
@@ -227,6 +237,8 @@ def _layer_file(path: Path, layers: _Layers) -> None:
                 continue
             if (section, key) in _PATH_KEYS:
                 value = str(path.absolute().parent / value)  # absolute stays as is
+            if (section, key) in _PATH_LIST_KEYS:
+                value = [str(path.absolute().parent / item) for item in value]
             layers.set((section, key), value, where, json_path)
 
 
@@ -248,6 +260,8 @@ def _coerce(section: str, key: str, text: str) -> Any:
         if not _INTEGER.fullmatch(text):
             raise ValueError(f"expected an integer, got {text!r}")
         return int(text)
+    if spec.get("type") == "array":  # a list of paths, separated like PATH
+        return [part for part in text.split(os.pathsep) if part]
     if "oneOf" in spec:  # issues_repo: one repo, or several separated by commas
         parts = [part.strip() for part in text.split(",")]
         return parts[0] if len(parts) == 1 else parts
@@ -282,7 +296,7 @@ def _layer_environ(environ: Mapping[str, str], layers: _Layers) -> None:
     # secret whose name starts with "S_" looks just like a setting of [secrets].
     checked = tuple(
         f"{ENV_PREFIX}{section.upper()}_"
-        for section in ("forge", "dispatcher", "planner")
+        for section in ("forge", "dispatcher", "planner", "runner")
     )
     for variable in sorted(environ):
         if variable.startswith(checked) and variable not in known:
@@ -450,6 +464,7 @@ def _build(layers: _Layers, environ: Mapping[str, str], file: Path | None) -> Se
             state_dir = local_git / "opsvault"
     issues = v.get(("planner", "issues_repo"), ())
     defaults = DispatcherSettings()
+    runner_defaults = RunnerSettings()
     return Settings(
         forge=ForgeSettings(
             kind=kind,
@@ -477,6 +492,13 @@ def _build(layers: _Layers, environ: Mapping[str, str], file: Path | None) -> Se
                 layers, ("planner", "interval"), PlannerSettings().interval
             ),
             issues_repo=(issues,) if isinstance(issues, str) else tuple(issues),
+        ),
+        runner=RunnerSettings(
+            sandbox=str(v.get(("runner", "sandbox"), runner_defaults.sandbox)),
+            bwrap=str(v.get(("runner", "bwrap"), runner_defaults.bwrap)),
+            read_only=tuple(
+                Path(item).absolute() for item in v.get(("runner", "read_only"), ())
+            ),
         ),
         file=file,
         sources=tuple(
@@ -547,6 +569,11 @@ def settings_data(settings: Settings) -> dict[str, dict[str, Any]]:
             "interval": render_duration(p.interval),
             "issues_repo": list(p.issues_repo),
         },
+        "runner": {
+            "sandbox": settings.runner.sandbox,
+            "bwrap": settings.runner.bwrap,
+            "read_only": [str(item) for item in settings.runner.read_only],
+        },
     }
 
 
@@ -578,23 +605,34 @@ def git_auth_environment(settings: Settings) -> dict[str, str]:
 # -- composition ----------------------------------------------------------------------
 
 
-def build_app(settings: Settings, environ: Mapping[str, str]) -> App:
+def build_app(
+    settings: Settings,
+    environ: Mapping[str, str],
+    *,
+    sandbox: SandboxStatus | None = None,
+) -> App:
     """Return the App the settings describe: forge, ops repo, mainline, runner, notifier.
 
     Local mode opens the ops repo in place. Forgejo mode keeps a bare clone in
     ``state_dir/repo.git``, made on first start and fetched by every tick.
-    *environ* feeds ``OPSVAULT_SECRET_<NAME>`` secrets. Raise ConfigError or
-    GitError when the repository cannot be opened or cloned.
+    *environ* feeds ``OPSVAULT_SECRET_<NAME>`` secrets. *sandbox* is what
+    ``sandbox.sandbox_for`` decided at start (None: steps are not sandboxed,
+    for callers that never execute). Every known secret value and the forge
+    token are redacted from what the App records (``App.redact``). Raise
+    ConfigError or GitError when the repository cannot be opened or cloned.
     """
     from opsvault.app import App
     from opsvault.dispatcher.mainline import LocalMainline, Mainline, RemoteMainline
     from opsvault.dispatcher.notify import WebhookNotifier
     from opsvault.dispatcher.runner import SubprocessRunner
     from opsvault.dispatcher.secrets import (
+        FORGE_TOKEN_MARKER,
         ChainSecrets,
         DirectorySecrets,
         EnvSecrets,
+        Redactor,
         SecretSource,
+        known_secrets,
     )
     from opsvault.forge.base import Forge
     from opsvault.git.local import Pygit2OpsRepo
@@ -614,6 +652,15 @@ def build_app(settings: Settings, environ: Mapping[str, str]) -> App:
         sources.append(DirectorySecrets(settings.secrets.dir))
     sources.append(EnvSecrets(environ))
     secrets = ChainSecrets(*sources)
+    token = settings.forge.token
+
+    def everything_secret() -> dict[str, str]:
+        found = known_secrets(secrets)
+        if token is not None:
+            found[FORGE_TOKEN_MARKER] = token.reveal()
+        return found
+
+    redact = Redactor(everything_secret)
 
     forge: Forge
     mainline: Mainline
@@ -655,10 +702,16 @@ def build_app(settings: Settings, environ: Mapping[str, str]) -> App:
         forge=forge,
         repo=repo,
         mainline=mainline,
-        runner=SubprocessRunner(secrets),
+        runner=SubprocessRunner(
+            secrets,
+            sandbox=sandbox.sandbox if sandbox is not None else None,
+            redactions=redact.values,
+        ),
         notifier=WebhookNotifier(secrets),
         state_dir=state_dir,
         identity=settings.dispatcher.identity,
+        redact=redact,
+        sandbox=sandbox,
     )
 
 

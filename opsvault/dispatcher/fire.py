@@ -558,6 +558,7 @@ def result_changes(
             if result.failed_step
             else "",
             attempt=int(data.get("attempt", 1)),
+            sandbox=result.sandbox or None,
         )
         toml_path, result_path = archive_paths(record.outcome, action_id, now)
         changes[running_path(action_id)] = None

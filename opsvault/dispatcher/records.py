@@ -82,6 +82,8 @@ class ResultRecord:
     output_tail: str = ""
     detail: str = ""
     attempt: int = 1
+    # How the steps ran: "bwrap" (sandboxed), "none" (not); None when nothing ran.
+    sandbox: str | None = None
     extra: dict[str, Any] = field(default_factory=dict, hash=False)
 
 

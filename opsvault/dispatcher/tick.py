@@ -14,11 +14,13 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
+from typing import Any
 
 from opsvault.app import App
 from opsvault.dispatcher.cache import load_cache, write_cache
@@ -65,7 +67,12 @@ def tick(app: App, now: datetime, *, dry_run: bool = False) -> TickReport:
     requests_before = _requests(app)
     state = _Progress()
 
+    refresh = getattr(app.redact, "refresh", None)
+    if callable(refresh):  # pick up rotated secrets before anything is recorded
+        refresh()
+
     def report() -> TickReport:
+        redact = app.redact
         return TickReport(
             started_at=iso(now),
             ended_at=iso(datetime.now(UTC)),
@@ -73,8 +80,11 @@ def tick(app: App, now: datetime, *, dry_run: bool = False) -> TickReport:
             main_after=state.main_after,
             halted=state.halted,
             dry_run=dry_run,
-            decisions=tuple(decisions),
-            errors=tuple(errors),
+            decisions=tuple(
+                replace(d, detail=redact(d.detail), subject=redact(d.subject))
+                for d in decisions
+            ),
+            errors=tuple(redact(e) for e in errors),
             forge_requests=_requests(app) - requests_before,
             commits=state.commits,
         )
@@ -156,7 +166,41 @@ def tick(app: App, now: datetime, *, dry_run: bool = False) -> TickReport:
 
 def _commit(app: App, main: str, changes: dict[str, bytes | None], message: str) -> str:
     who = Identity(app.identity, f"{app.identity}@opsvault.invalid")
-    return app.repo.commit_files(main, changes, message, who)
+    changes = {
+        path: redact_record(content, app.redact)
+        if content is not None and path.endswith(".result.json")
+        else content
+        for path, content in changes.items()
+    }
+    return app.repo.commit_files(main, changes, app.redact(message), who)
+
+
+def redact_record(content: bytes, redact: Callable[[str], str]) -> bytes:
+    """Return a result record with every known secret value redacted in each of its strings.
+
+    Every record the dispatcher commits passes here, whatever wrote it (step
+    output, a refusal's detail, a forge error): the last line of I6.
+    """
+    try:
+        data = json.loads(content)
+    except ValueError:
+        return redact(content.decode("utf-8", "replace")).encode()
+
+    def clean(value: Any) -> Any:
+        if isinstance(value, str):
+            return redact(value)
+        if isinstance(value, list):
+            return [clean(v) for v in value]
+        if isinstance(value, dict):
+            return {redact(k): clean(v) for k, v in value.items()}
+        return value
+
+    cleaned = clean(data)
+    if cleaned == data:
+        return content
+    return (
+        json.dumps(cleaned, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+    ).encode()
 
 
 def _publish(app: App, new: str, old: str) -> None:
@@ -323,7 +367,7 @@ def _tell(
             app.forge.upsert_comment(
                 pr,
                 f"<!-- opsvault:result:{action_id} -->",
-                f"**opsvault** `{action_id}`: {text}",
+                app.redact(f"**opsvault** `{action_id}`: {text}"),
             )
         except OpsvaultError as exc:
             errors.append(f"pr#{pr}: result comment not posted: {exc}")
@@ -338,7 +382,10 @@ def _tell(
         app.notifier.notify(
             sinks,
             Notification(
-                event=event, title=f"opsvault: {event}", body=text, tier="high"
+                event=event,
+                title=f"opsvault: {event}",
+                body=app.redact(text),
+                tier="high",
             ),
         )
 
