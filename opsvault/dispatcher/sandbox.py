@@ -173,6 +173,7 @@ class Sandbox:
             else:
                 args += ["--ro-bind", "/dev/null", str(secret)]
         args += ["--bind", str(workspace), str(workspace), "--chdir", str(workspace)]
+        args += ["--remount-ro", "/"]  # the sandbox's own root: no new top-level files
         return [*args, "--", *argv]
 
 
