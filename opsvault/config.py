@@ -455,6 +455,15 @@ def _build(layers: _Layers, environ: Mapping[str, str], file: Path | None) -> Se
             ("secrets", "dir"),
             f"{str(secrets_dir)!r} is not a directory; create it or unset secrets.dir",
         )
+    read_only = tuple(
+        Path(item).absolute() for item in v.get(("runner", "read_only"), ())
+    )
+    for item in read_only:
+        if not item.is_dir():
+            layers.problem(
+                ("runner", "read_only"),
+                f"{str(item)!r} is not a directory; create it or remove it from runner.read_only",
+            )
     state_dir = _path(layers, ("dispatcher", "state_dir"))
     if state_dir is None:
         state_dir = DEFAULT_STATE_DIR
@@ -496,9 +505,7 @@ def _build(layers: _Layers, environ: Mapping[str, str], file: Path | None) -> Se
         runner=RunnerSettings(
             sandbox=str(v.get(("runner", "sandbox"), runner_defaults.sandbox)),
             bwrap=str(v.get(("runner", "bwrap"), runner_defaults.bwrap)),
-            read_only=tuple(
-                Path(item).absolute() for item in v.get(("runner", "read_only"), ())
-            ),
+            read_only=read_only,
         ),
         file=file,
         sources=tuple(

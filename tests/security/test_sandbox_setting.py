@@ -161,3 +161,40 @@ def test_off_warns_at_start(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr
     assert "WARNING: steps are NOT sandboxed: runner.sandbox is 'off'" in done.stderr
     assert fired(ops, "smoke-1")["sandbox"] == "none"
+
+
+def test_runner_settings_from_the_file_and_the_environment(tmp_path: Path) -> None:
+    from opsvault.config import InvalidConfigError, load_settings
+
+    ops = tmp_path / "ops"
+    init_repo(ops, template_files())
+    (tmp_path / "mirror").mkdir()
+    config = tmp_path / "d.toml"
+    config.write_text(
+        '[forge]\npath = "ops"\n[runner]\nsandbox = "required"\nread_only = ["mirror"]\n'
+    )
+    settings = load_settings({}, config)
+    assert settings.runner.sandbox == "required"
+    assert settings.runner.read_only == (tmp_path / "mirror",)  # relative to the file
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    env = {
+        "OPSVAULT_RUNNER_READ_ONLY": f"{tmp_path / 'a'}:{tmp_path / 'b'}",
+        "OPSVAULT_RUNNER_BWRAP": "/opt/bwrap",
+    }
+    settings = load_settings(env, config)
+    assert settings.runner.read_only == (tmp_path / "a", tmp_path / "b")
+    assert settings.runner.bwrap == "/opt/bwrap"
+    with pytest.raises(InvalidConfigError) as info:
+        load_settings(
+            {"OPSVAULT_RUNNER_SANDBOX": "maybe", "OPSVAULT_RUNNER_READ_ONLY": "/nope"},
+            config,
+        )
+    text = str(info.value)
+    assert "OPSVAULT_RUNNER_SANDBOX: 'maybe' is not one of" in text
+    assert (
+        "'/nope' is not a directory; create it or remove it from runner.read_only"
+        in text
+    )
+    with pytest.raises(InvalidConfigError, match="OPSVAULT_RUNNER_SANDBOXX: unknown"):
+        load_settings({"OPSVAULT_RUNNER_SANDBOXX": "off"}, config)
