@@ -154,6 +154,32 @@ def _signal_group(pgid: int, signum: int) -> None:
         os.killpg(pgid, signum)
 
 
+def _group_members(pgid: int) -> list[int]:
+    """Return the pids of process group *pgid* (Linux /proc; empty elsewhere)."""
+    members = []
+    with contextlib.suppress(OSError):
+        for entry in os.scandir("/proc"):
+            if not entry.name.isdigit():
+                continue
+            try:
+                with open(f"/proc/{entry.name}/stat", "rb") as handle:
+                    stat_line = handle.read()
+            except OSError:
+                continue  # gone meanwhile
+            fields = stat_line.rsplit(b")", 1)[-1].split()
+            if len(fields) > 2 and fields[2] == str(pgid).encode():
+                members.append(int(entry.name))
+    return members
+
+
+def _signal_group_except(pgid: int, spared: int, signum: int) -> None:
+    """Signal every process of group *pgid* but *spared* (the sandbox's bwrap)."""
+    for pid in _group_members(pgid):
+        if pid != spared:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(pid, signum)
+
+
 def _leader_exited(pid: int) -> bool:
     """Return whether *pid* has exited, without reaping it.
 
@@ -407,7 +433,12 @@ class SubprocessRunner:
                     # still holds the pipe open.
                     return term_at is not None
                 if exited_at is None and term_at is None and now >= deadline:
-                    _signal_group(group, signal.SIGTERM)
+                    if self._sandbox is not None:
+                        # SIGTERM would end bwrap at once and its namespace with
+                        # it: give the step itself the grace period instead.
+                        _signal_group_except(group, proc.pid, signal.SIGTERM)
+                    else:
+                        _signal_group(group, signal.SIGTERM)
                     term_at = now
                 elif term_at is not None and not killed and now >= term_at + grace:
                     _signal_group(group, signal.SIGKILL)

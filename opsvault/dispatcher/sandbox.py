@@ -131,7 +131,9 @@ class Sandbox:
         args = [
             self.bwrap,
             "--die-with-parent",  # the dispatcher's kill reaches everything inside
-            "--new-session",  # no terminal to push input into
+            # No --new-session: steps have no terminal (stdin is /dev/null, output a
+            # pipe, the runner starts bwrap in a session of its own), and staying in
+            # bwrap's process group lets the runner's SIGTERM reach the step.
             "--unshare-pid",
             "--unshare-ipc",
             "--unshare-uts",

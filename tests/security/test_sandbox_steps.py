@@ -31,6 +31,7 @@ def runner(
     tmp_path: Path,
     sandbox: Sandbox,
     secrets: dict[str, str] | None = None,
+    kill_grace: float = 0.5,
     **kw: object,
 ) -> SubprocessRunner:
     work = tmp_path / "work"
@@ -40,7 +41,7 @@ def runner(
         EnvSecrets(env),
         workspace_root=work,
         sandbox=sandbox,
-        kill_grace=0.5,
+        kill_grace=kill_grace,
         **kw,  # type: ignore[arg-type]
     )
 
@@ -176,3 +177,19 @@ def test_every_known_secret_is_redacted_declared_or_not(
     assert result.outcome == "succeeded"
     assert "leak [REDACTED:UNDECLARED] [REDACTED:forge-token]" in result.output_tail
     assert result.sandbox == ("bwrap" if sandboxed else "none")
+
+
+def test_a_sandboxed_step_gets_sigterm_and_its_grace_at_the_deadline(
+    tmp_path: Path, bwrap: str
+) -> None:
+    # SIGTERM to bwrap itself would end the namespace at once; the step must get
+    # the signal, and the grace period to clean up, as outside the sandbox.
+    step = [
+        "/bin/sh",
+        "-c",
+        "trap 'sleep 0.5; echo cleaning up; exit 7' TERM; sleep 60 & wait",
+    ]
+    sandboxed = runner(tmp_path, Sandbox(bwrap), kill_grace=5.0)
+    result = sandboxed.execute(request(step, timeout=1.0))
+    assert (result.outcome, result.reason) == ("timeout", "timeout")
+    assert "cleaning up" in result.output_tail
