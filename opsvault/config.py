@@ -661,10 +661,14 @@ def build_app(
     secrets = ChainSecrets(*sources)
     token = settings.forge.token
 
+    basic = git_auth_environment(settings).get("GIT_CONFIG_VALUE_0", "")
+
     def everything_secret() -> dict[str, str]:
         found = known_secrets(secrets)
         if token is not None:
             found[FORGE_TOKEN_MARKER] = token.reveal()
+        if basic:  # the token as git sends it: base64 of "identity:token"
+            found[f"{FORGE_TOKEN_MARKER}-basic"] = basic.rsplit(" ", 1)[-1]
         return found
 
     redact = Redactor(everything_secret)

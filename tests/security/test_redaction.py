@@ -204,3 +204,41 @@ def test_log_lines_and_tracebacks_are_redacted() -> None:
     assert (
         text.count("[REDACTED:K]") >= 2
     )  # the message, the exception (and its source line)
+
+
+def test_build_app_redacts_every_secret_source_and_the_forge_token(
+    tmp_path: Path,
+) -> None:
+    from opsvault.config import build_app, load_settings
+    from opsvault.dispatcher.runner import ExecutionRequest, StepSpec
+    from tests.conftest import init_repo
+
+    origin = tmp_path / "origin"
+    init_repo(origin, {"vault/policy.toml": "schema = 1\n"})
+    secrets_dir = tmp_path / "secrets"
+    secrets_dir.mkdir()
+    (secrets_dir / "DB_PASSWORD").write_text(UNDECLARED)
+    config = tmp_path / "d.toml"
+    config.write_text(
+        '[forge]\nkind = "forgejo"\nurl = "https://forge.example.org"\n'
+        f'repo = "acme/ops"\ngit_url = "{origin}"\n'
+        f'[dispatcher]\nstate_dir = "{tmp_path / "state"}"\n'
+        f'[secrets]\ndir = "{secrets_dir}"\n'
+    )
+    environ = {
+        "OPSVAULT_FORGE_TOKEN": FORGE,
+        "OPSVAULT_SECRET_ENV_ONLY": "env-only-value",
+    }
+    app = build_app(load_settings(environ, config), environ)
+    try:
+        text = f"{UNDECLARED} {FORGE} env-only-value"
+        assert app.redact(text) == (
+            "[REDACTED:DB_PASSWORD] [REDACTED:forge-token] [REDACTED:ENV_ONLY]"
+        )
+        step = ("/bin/echo", UNDECLARED, FORGE)
+        result = app.runner.execute(
+            ExecutionRequest("a-1", "f", (StepSpec("s", step),), (), (), (), 10.0)
+        )
+        assert "[REDACTED:DB_PASSWORD] [REDACTED:forge-token]" in result.output_tail
+    finally:
+        app.forge.close()  # type: ignore[attr-defined]
