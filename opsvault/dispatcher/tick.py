@@ -14,13 +14,11 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
-from typing import Any
 
 from opsvault.app import App
 from opsvault.dispatcher.cache import load_cache, write_cache
@@ -34,7 +32,12 @@ from opsvault.dispatcher.fire import (
 )
 from opsvault.dispatcher.notify import Notification, sinks_named
 from opsvault.dispatcher.pulls import PullContext, RecordIntent, process_pulls
-from opsvault.dispatcher.records import HALT, archive_paths, render_record
+from opsvault.dispatcher.records import (
+    HALT,
+    archive_paths,
+    redact_record,
+    render_record,
+)
 from opsvault.dispatcher.report import Decision, TickReport
 from opsvault.dispatcher.runner import RunResult
 from opsvault.errors import ForgeUnavailable, GitError, OpsvaultError, PushRejected
@@ -173,34 +176,6 @@ def _commit(app: App, main: str, changes: dict[str, bytes | None], message: str)
         for path, content in changes.items()
     }
     return app.repo.commit_files(main, changes, app.redact(message), who)
-
-
-def redact_record(content: bytes, redact: Callable[[str], str]) -> bytes:
-    """Return a result record with every known secret value redacted in each of its strings.
-
-    Every record the dispatcher commits passes here, whatever wrote it (step
-    output, a refusal's detail, a forge error): the last line of I6.
-    """
-    try:
-        data = json.loads(content)
-    except ValueError:
-        return redact(content.decode("utf-8", "replace")).encode()
-
-    def clean(value: Any) -> Any:
-        if isinstance(value, str):
-            return redact(value)
-        if isinstance(value, list):
-            return [clean(v) for v in value]
-        if isinstance(value, dict):
-            return {redact(k): clean(v) for k, v in value.items()}
-        return value
-
-    cleaned = clean(data)
-    if cleaned == data:
-        return content
-    return (
-        json.dumps(cleaned, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
-    ).encode()
 
 
 def _publish(app: App, new: str, old: str) -> None:

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pygit2
 
+from opsvault.dispatcher.records import redact_record
 from opsvault.dispatcher.runner import SubprocessRunner
 from opsvault.dispatcher.secrets import (
     FORGE_TOKEN_MARKER,
@@ -27,7 +28,6 @@ from opsvault.dispatcher.secrets import (
     Redactor,
     known_secrets,
 )
-from opsvault.dispatcher.tick import redact_record
 from tests.dispatcher.harness import REPO, make_harness
 
 UNDECLARED = "undeclared-db-password-9876"
