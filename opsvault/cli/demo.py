@@ -135,7 +135,7 @@ def demo(directory: Path, once: bool, interval: str, as_json: bool) -> None:
     from opsvault.cli.dispatch import announce_sandbox
     from opsvault.dispatcher.sandbox import sandbox_for
 
-    sandbox = sandbox_for(settings, os.environ.get("PATH"))
+    sandbox = sandbox_for(settings, os.environ)
     announce_sandbox(sandbox)
     app = build_app(settings, {}, sandbox=sandbox)
     if not as_json:

@@ -148,7 +148,7 @@ def run(
     environ = seal_secrets()
     settings = load_settings(environ, config_path)
     _configure_logging(logging.WARNING if once else logging.INFO)
-    sandbox = sandbox_for(settings, environ.get("PATH"))
+    sandbox = sandbox_for(settings, environ)
     app = build_app(settings, environ, sandbox=sandbox)
     install_log_redaction(app.redact)
     announce_sandbox(sandbox)

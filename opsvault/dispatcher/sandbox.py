@@ -24,7 +24,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
@@ -264,8 +264,8 @@ def resolve(
     )
 
 
-def hidden_paths(settings: Settings) -> tuple[Path, ...]:
-    """Return what the settings name that no step may see: state, secrets, token, ops repo, config."""
+def hidden_paths(settings: Settings, environ: Mapping[str, str]) -> tuple[Path, ...]:
+    """Return what no step may see: state, secrets, token, ops repo, config, credentials."""
     candidates = [
         settings.dispatcher.state_dir,
         settings.secrets.dir,
@@ -273,14 +273,14 @@ def hidden_paths(settings: Settings) -> tuple[Path, ...]:
         settings.forge.path,
         settings.file,
     ]
-    credentials = os.environ.get("CREDENTIALS_DIRECTORY")  # systemd's LoadCredential=
+    credentials = environ.get("CREDENTIALS_DIRECTORY")  # systemd's LoadCredential=
     if credentials:
         candidates.append(Path(credentials))
     return tuple(dict.fromkeys(Path(p).absolute() for p in candidates if p))
 
 
-def sandbox_for(settings: Settings, path: str | None) -> SandboxStatus:
-    """Decide at start how steps run, from ``[runner]``; *path* is where to look for bwrap.
+def sandbox_for(settings: Settings, environ: Mapping[str, str]) -> SandboxStatus:
+    """Decide at start how steps run, from ``[runner]``; bwrap is looked up in *environ*'s PATH.
 
     Raise ConfigError (exit 78) for ``sandbox = "required"`` without a working bwrap.
     """
@@ -291,7 +291,13 @@ def sandbox_for(settings: Settings, path: str | None) -> SandboxStatus:
         raise ConfigError(
             "runner.sandbox", f"{runner.sandbox!r} is not auto, required or off"
         ) from exc
-    return resolve(mode, runner.bwrap, path, runner.read_only, hidden_paths(settings))
+    return resolve(
+        mode,
+        runner.bwrap,
+        environ.get("PATH"),
+        runner.read_only,
+        hidden_paths(settings, environ),
+    )
 
 
 RUNNER_STATE = "runner.json"

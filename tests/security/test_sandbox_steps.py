@@ -193,3 +193,27 @@ def test_a_sandboxed_step_gets_sigterm_and_its_grace_at_the_deadline(
     result = sandboxed.execute(request(step, timeout=1.0))
     assert (result.outcome, result.reason) == ("timeout", "timeout")
     assert "cleaning up" in result.output_tail
+
+
+def test_sandbox_for_hides_everything_the_settings_name(
+    tmp_path: Path, bwrap: str
+) -> None:
+    from opsvault.config import load_settings
+    from opsvault.dispatcher.sandbox import sandbox_for
+    from tests.cli.conftest import template_files
+
+    ops = tmp_path / "ops"
+    init_repo(ops, template_files())
+    (tmp_path / "secrets").mkdir()
+    config = tmp_path / "d.toml"
+    config.write_text(f'[forge]\npath = "{ops}"\n[secrets]\ndir = "secrets"\n')
+    environ = {"PATH": "/usr/bin:/bin", "CREDENTIALS_DIRECTORY": "/run/credentials/x"}
+    status = sandbox_for(load_settings({}, config), environ)
+    assert status.active and status.sandbox is not None
+    assert set(status.sandbox.hidden) == {
+        ops / ".git" / "opsvault",  # the local-mode state dir
+        tmp_path / "secrets",
+        ops,
+        config,
+        Path("/run/credentials/x"),
+    }
