@@ -213,16 +213,23 @@ def check_config(config_path: Path | None, as_json: bool) -> None:
     """Validate the configuration and print the effective settings (the token masked).
 
     Each value is shown with where it came from: the file, an OPSVAULT_*
-    variable, or the default. Exit status 78 lists every problem found.
+    variable, or the default, followed by whether steps would run sandboxed on
+    this host. Exit status 78 lists every problem found.
     """
     settings = load_settings(os.environ, config_path)
+    # What `run` would decide about the step sandbox on this host ("required"
+    # without a working bwrap exits 78 here too).
+    sandbox = sandbox_for(settings, os.environ)
     if as_json:
         echo_json(
             {
                 "file": str(settings.file) if settings.file else None,
                 "settings": settings_data(settings),
                 "sources": dict(settings.sources),
+                "sandbox": {"active": sandbox.active, "detail": sandbox.detail},
             }
         )
     else:
         click.echo(_render_settings(settings))
+        prefix = "" if sandbox.active else "WARNING: "
+        click.echo(f"\n# sandbox: {prefix}{sandbox.detail}")

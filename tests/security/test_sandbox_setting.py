@@ -198,3 +198,21 @@ def test_runner_settings_from_the_file_and_the_environment(tmp_path: Path) -> No
     )
     with pytest.raises(InvalidConfigError, match="OPSVAULT_RUNNER_SANDBOXX: unknown"):
         load_settings({"OPSVAULT_RUNNER_SANDBOXX": "off"}, config)
+
+
+def test_check_config_says_how_steps_would_run(tmp_path: Path) -> None:
+    ops, config, env = setup(tmp_path, "auto")
+    missing = missing_bwrap(env, "setting", tmp_path)
+    done = vault("dispatcher", "check-config", "--config", str(config), env=missing)
+    assert done.returncode == 0, done.stderr
+    assert "# sandbox: WARNING: steps are NOT sandboxed" in done.stdout
+    data = json.loads(
+        vault(
+            "dispatcher", "check-config", "--config", str(config), "--json", env=missing
+        ).stdout
+    )
+    assert data["sandbox"]["active"] is False
+    config.write_text(config.read_text().replace('"auto"', '"required"'))
+    done = vault("dispatcher", "check-config", "--config", str(config), env=missing)
+    assert done.returncode == 78
+    assert "runner.sandbox: is 'required' but bubblewrap" in done.stderr
