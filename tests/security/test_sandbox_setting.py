@@ -201,7 +201,7 @@ def test_runner_settings_from_the_file_and_the_environment(tmp_path: Path) -> No
 
 
 def test_check_config_says_how_steps_would_run(tmp_path: Path) -> None:
-    ops, config, env = setup(tmp_path, "auto")
+    _, config, env = setup(tmp_path, "auto")
     missing = missing_bwrap(env, "setting", tmp_path)
     done = vault("dispatcher", "check-config", "--config", str(config), env=missing)
     assert done.returncode == 0, done.stderr
