@@ -5,8 +5,8 @@ an environment holding only PATH, HOME, LANG, the declared secrets and VAULT_*
 metadata, under one hard deadline enforced from outside, with merged output
 captured into a bounded tail in which every known secret value (declared or not)
 and the forge token are redacted. With a ``Sandbox`` each step runs inside
-bubblewrap (opsvault/dispatcher/sandbox.py), its workspace the only writable path. Runtime semantics are documented for
-formula authors in docs/formulas.md.
+bubblewrap (opsvault/dispatcher/sandbox.py), its workspace the only writable
+path. Runtime semantics are documented for formula authors in docs/formulas.md.
 """
 
 from __future__ import annotations
@@ -267,9 +267,7 @@ class SubprocessRunner:
             return {}
         try:
             return dict(self._redactions())
-        except (
-            OpsvaultError
-        ) as exc:  # a source that cannot list: still redact the declared
+        except OpsvaultError as exc:  # cannot list: the declared are still redacted
             log.warning("cannot list the known secrets for redaction: %s", exc)
             return {}
 
