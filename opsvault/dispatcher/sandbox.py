@@ -84,19 +84,26 @@ def python_paths() -> tuple[Path, ...]:
     """Return what the interpreter running opsvault needs to run ``opsvault.steps`` too.
 
     The prefixes (a virtualenv and the installation it was made from), the
-    directory of the executable and every existing ``sys.path`` directory
-    holding opsvault or the libraries it imports (an editable install puts the
-    source tree there).
+    installation the executable resolves to, the ``opsvault`` package (an
+    editable install keeps it in a source tree) and the directory holding the
+    libraries the step programs import (``httpx`` and its dependencies, which
+    may be a user site-packages). Never ``/`` itself.
     """
+    import httpx
+
     import opsvault
 
-    found: list[Path] = []
-    for text in (sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix):
-        found.append(Path(text))
-    found.append(Path(sys.executable).parent)
-    found.append(Path(sys.executable).resolve().parent.parent)
-    found.append(Path(opsvault.__file__).resolve().parent)
-    return tuple(p for p in dict.fromkeys(found) if p.is_dir())
+    found = [
+        Path(sys.prefix),
+        Path(sys.base_prefix),
+        Path(sys.exec_prefix),
+        Path(sys.base_exec_prefix),
+        Path(sys.executable).parent,
+        Path(sys.executable).resolve().parent.parent,
+        Path(opsvault.__file__).resolve().parent,
+        Path(httpx.__file__).resolve().parent.parent,
+    ]
+    return tuple(p for p in dict.fromkeys(found) if p.is_dir() and p != Path(p.anchor))
 
 
 def _within(path: Path, roots: Iterable[Path]) -> bool:
