@@ -277,3 +277,122 @@ def test_without_the_sandbox_the_same_step_reads_them_and_output_is_still_redact
     if os.geteuid() == 0:
         assert "says [REDACTED:HOOK_TOKEN]" in tail
     assert_nothing_leaked(setup, done)
+
+
+# -- local mode: the same probe, approved with `vault approve` on a local ops repo --
+
+
+def prepare_local(tmp_path: Path, sandbox: str) -> tuple[Path, Path, dict[str, str]]:
+    from opsvault.cli.init import create_ops_repo
+    from opsvault.git.base import Identity
+    from opsvault.git.local import Pygit2OpsRepo
+
+    ops = tmp_path / "ops"
+    create_ops_repo(ops, when=0)
+    secrets = tmp_path / "secrets"
+    secrets.mkdir()
+    (secrets / "OTHER_KEY").write_text(OTHER_KEY + "\n")
+    config = tmp_path / "dispatcher.toml"
+    state_dir = ops / ".git" / "opsvault"  # local mode's default
+    visible = tmp_path / "visible"
+    visible.mkdir()
+    paths = [
+        str(secrets),
+        str(secrets / "OTHER_KEY"),
+        str(ops / ".git" / "config"),  # the ops repo: hidden as a whole
+        str(state_dir),
+        str(tmp_path / "outside-marker"),
+        str(visible / "marker"),
+    ]
+    repo = Pygit2OpsRepo.open(ops)
+    admin = Identity("alice", "alice@localhost")
+    base = repo.resolve("main")
+    main = repo.commit_files(
+        base,
+        {"vault/formulas/probe.toml": probe_formula(paths).encode()},
+        "add the probe formula",
+        admin,
+    )
+    repo.update_ref("refs/heads/main", main, base)
+    agent = Identity("dev-agent", "dev-agent@localhost")
+    head = repo.commit_files(
+        main,
+        {"vault/actions/probe-1.toml": b'formula = "probe"\ncontext = "release"\n'},
+        "propose probe-1",
+        agent,
+    )
+    repo.update_ref("refs/heads/vault/probe-1", head, None)
+    config.write_text(
+        f'[forge]\npath = "{ops}"\noperator = "alice"\n'
+        f'[secrets]\ndir = "{secrets}"\n'
+        f'[runner]\nsandbox = "{sandbox}"\nread_only = ["{visible}"]\n'
+    )
+    env = {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "HOME": str(tmp_path),
+        "LANG": "C.UTF-8",
+        "GIT_CONFIG_NOSYSTEM": "1",
+        "OPSVAULT_SECRET_HOOK_TOKEN": HOOK_TOKEN,
+    }
+    return ops, config, env
+
+
+def vault_cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import sys; from opsvault.cli import main; sys.exit(main())",
+            *args,
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+def local_record(ops: Path) -> dict[str, Any]:
+    repo = pygit2.Repository(str(ops))
+    tree = repo.branches["main"].peel(pygit2.Commit).tree
+    for year in tree / "vault" / "fired":
+        if isinstance(year, pygit2.Tree):
+            for month in year:
+                assert isinstance(month, pygit2.Tree)
+                if "probe-1.result.json" in month:
+                    blob = month / "probe-1.result.json"
+                    assert isinstance(blob, pygit2.Blob)
+                    record: dict[str, Any] = json.loads(blob.data)
+                    return record
+    raise AssertionError("no fired record for probe-1")
+
+
+@pytest.mark.parametrize("sandbox", ["required", "off"])
+def test_local_mode_same_attack(tmp_path: Path, sandbox: str) -> None:
+    if sandbox == "required":
+        from tests.security.conftest import working_bwrap
+
+        working_bwrap()
+    ops, config, env = prepare_local(tmp_path, sandbox)
+    approved = vault_cli(env, "approve", "probe-1", "--ops", str(ops), "--as", "alice")
+    assert approved.returncode == 0, approved.stdout + approved.stderr
+    done = vault_cli(env, "dispatcher", "run", "--once", "--config", str(config))
+    assert done.returncode == 0, done.stderr
+    record = local_record(ops)
+    report = probe_report(record)
+    if sandbox == "required":
+        assert record["sandbox"] == "bwrap"
+        assert report["environ"] == []
+        for target in ("secrets_dir", "secret_file", "token_file", "state_dir"):
+            assert report[target].startswith("denied"), (target, report)
+        assert report["write_read_only"] == "denied OSError"
+        assert not (tmp_path / "outside-marker").exists()
+    else:
+        assert record["sandbox"] == "none"
+        assert report["secret_file"] == "read " + sha(OTHER_KEY)
+        assert report["state_dir"].startswith("listed ")
+        assert (tmp_path / "outside-marker").exists()
+        assert "secret_file says [REDACTED:OTHER_KEY]" in record["output_tail"]
+    text = json.dumps(record) + done.stdout + done.stderr
+    assert HOOK_TOKEN not in text and OTHER_KEY not in text
