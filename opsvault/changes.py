@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from opsvault.git.base import Identity, OpsRepo
+from opsvault.errors import FileTooLargeError, InvalidFileError
+from opsvault.git.base import ChangeKind, Identity, OpsRepo
 from opsvault.policy.classify import (
     BaseState,
     ChangeVerdict,
@@ -17,6 +18,7 @@ from opsvault.policy.classify import (
     is_action_path,
 )
 from opsvault.snapshot import CommitSnapshot, load_base_state
+from opsvault.vault.schema import MAX_FILE_BYTES
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,10 +89,16 @@ def classify_landed(
 ) -> ChangeVerdict:
     """Return the verdict on exactly what *commit* changes relative to *parent* (one of its parents)."""
     changes = repo.changed_files(parent, commit)
-    head_files = {
-        c.path: content
-        for c in changes
-        if is_action_path(c.path)
-        and (content := repo.read_file(commit, c.path)) is not None
-    }
+    head_files: dict[str, bytes | InvalidFileError] = {}
+    for c in changes:
+        if not is_action_path(c.path) or c.kind is ChangeKind.DELETED:
+            continue
+        try:
+            # Bounded from the blob's header: an oversized proposal is never read (I5).
+            content = repo.read_file(commit, c.path, max_bytes=MAX_FILE_BYTES)
+        except FileTooLargeError as exc:
+            head_files[c.path] = exc
+            continue
+        if content is not None:
+            head_files[c.path] = content
     return classify_change(changes, head_files, state)

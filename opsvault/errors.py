@@ -57,6 +57,23 @@ class InvalidFileError(OpsvaultError):
         super().__init__("\n".join(lines))
 
 
+class FileTooLargeError(InvalidFileError):
+    """A file is bigger than its reader allows; found from the object header, before reading it."""
+
+    def __init__(self, where: str, size: int, limit: int) -> None:
+        self.size = size
+        self.limit = limit
+        super().__init__(
+            where,
+            [
+                Problem(
+                    "$",
+                    f"file is {size} bytes, over the limit of {limit}; split or shorten it",
+                )
+            ],
+        )
+
+
 class InvalidRequestError(InvalidFileError):
     """An action file (a request) is invalid."""
 

@@ -15,8 +15,8 @@ from pathlib import Path
 from typing import Protocol
 
 from opsvault._resources import data_dir
-from opsvault.errors import ConfigError, InvalidFileError
-from opsvault.git.base import OpsRepo
+from opsvault.errors import ConfigError, FileTooLargeError, InvalidFileError, Problem
+from opsvault.git.base import MAX_BLOB_BYTES, OpsRepo
 from opsvault.policy.classify import BaseState
 from opsvault.policy.model import Policy
 from opsvault.policy.parse import POLICY_PATH, parse_policy
@@ -37,6 +37,43 @@ class Snapshot(Protocol):
     def list_dirs(self, prefix: str) -> tuple[str, ...]: ...
 
 
+def read_bounded(path: Path, where: str, max_bytes: int = MAX_BLOB_BYTES) -> bytes:
+    """Return the bytes of file *path*; FileTooLargeError naming *where* past *max_bytes*.
+
+    Reads at most *max_bytes* + 1 bytes whatever the file claims to be (I5).
+    """
+    with path.open("rb") as fh:
+        content = fh.read(max_bytes + 1)
+    if len(content) > max_bytes:
+        raise FileTooLargeError(
+            where, max(path.stat().st_size, len(content)), max_bytes
+        )
+    return content
+
+
+def writable_path(root: Path, relative: str) -> Path:
+    """Return ``root / relative`` for writing a file, refusing to follow a symlink (I4).
+
+    Raise InvalidFileError naming *relative* when the file or any directory
+    between *root* and it is a symlink, or it would land outside *root*.
+    """
+    target = root / relative
+    current = root
+    for part in relative.split("/"):
+        current = current / part
+        if current.is_symlink():
+            shown = current.relative_to(root).as_posix()
+            raise InvalidFileError(
+                relative,
+                [Problem("$", f"{shown!r} is a symlink; refusing to write through it")],
+            )
+    if not target.resolve().is_relative_to(root.resolve()):
+        raise InvalidFileError(
+            relative, [Problem("$", "resolves outside the ops repo")]
+        )
+    return target
+
+
 @dataclass(frozen=True, slots=True)
 class DirSnapshot:
     root: Path
@@ -47,7 +84,7 @@ class DirSnapshot:
 
     def read_file(self, path: str) -> bytes | None:
         target = self.root / path
-        return target.read_bytes() if target.is_file() else None
+        return read_bounded(target, path) if target.is_file() else None
 
     def list_files(self, prefix: str) -> tuple[str, ...]:
         base = self.root / prefix
@@ -85,6 +122,14 @@ class CommitSnapshot:
 
     def list_dirs(self, prefix: str) -> tuple[str, ...]:
         return self.repo.list_dirs(self.commit, prefix)
+
+
+def has_file(snapshot: Snapshot, path: str) -> bool:
+    """Return whether file *path* exists in *snapshot*; a file too large to read still exists."""
+    try:
+        return snapshot.read_file(path) is not None
+    except FileTooLargeError:
+        return True
 
 
 @cache
@@ -177,8 +222,7 @@ class UsedIds(Collection[str]):
             return False
         folders = (*RECORD_DIRS[:2], *self._archive_dirs())
         return any(
-            self.snapshot.read_file(f"{folder}/{item}.toml") is not None
-            for folder in folders
+            has_file(self.snapshot, f"{folder}/{item}.toml") for folder in folders
         )
 
     def _everything(self) -> frozenset[str]:

@@ -17,9 +17,10 @@ from typing import Any
 import click
 
 from opsvault.cli.options import echo_json, json_option, ops_option, resolve_ops, shown
-from opsvault.errors import ConfigError, OpsvaultError, Problem
+from opsvault.errors import ConfigError, GitError, OpsvaultError, Problem
 from opsvault.forge.base import Forge, ListState, PullRequest, PullState
 from opsvault.forge.local import PROPOSAL_PREFIXES, LocalForge
+from opsvault.git.base import check_repo_path
 from opsvault.git.local import Pygit2OpsRepo
 from opsvault.policy.classify import ChangeVerdict
 from opsvault.policy.model import Policy, Tier
@@ -70,9 +71,24 @@ def _operator(repo: Pygit2OpsRepo, as_user: str | None) -> Operator:
 
 
 def _branch_for(proposal_id: str) -> str:
-    if proposal_id.startswith(PROPOSAL_PREFIXES):
-        return proposal_id
-    return f"vault/{proposal_id}"
+    branch = (
+        proposal_id
+        if proposal_id.startswith(PROPOSAL_PREFIXES)
+        else f"vault/{proposal_id}"
+    )
+    # A name, checked before anything is looked up or built from it (I4).
+    try:
+        check_repo_path(branch)
+    except GitError as exc:
+        raise click.BadParameter(
+            f"{proposal_id!r} is not a proposal id or branch: {exc.problem}",
+            param_hint="ID",
+        ) from exc
+    if "/-" in branch:
+        raise click.BadParameter(
+            f"{proposal_id!r} is not a proposal id or branch", param_hint="ID"
+        )
+    return branch
 
 
 def _find_open(forge: LocalForge, branch: str) -> PullRequest:

@@ -30,7 +30,7 @@ from opsvault.planner.job import PlannerSetup, run_planner, run_planner_job
 from opsvault.planner.model import IssueRef, IssueState, Plan, marker_paths
 from opsvault.planner.render import render_plan
 from opsvault.planner.report import PLAN_FILE, PlanReport, decode_plan, evaluate
-from opsvault.snapshot import DirSnapshot
+from opsvault.snapshot import DirSnapshot, writable_path
 
 PLANNER_IDENTITY = Identity("opsvault-planner", "opsvault-planner@localhost")
 
@@ -74,7 +74,7 @@ def run_plan(
     vault = load_vault_facts(DirSnapshot(ops), marker_paths(plan))
     report, updated = evaluate(str(path), plan, issues, vault, today)
     if write and report.changes:
-        write_plan(path, updated)
+        write_plan(writable_path(ops, PLAN_FILE), updated)
         return replace(report, written=True)
     return report
 

@@ -64,14 +64,14 @@ def _check_file(
 ) -> FileReport:
     from opsvault.policy.assess import assess_action
     from opsvault.policy.parse import parse_policy
-    from opsvault.snapshot import DirSnapshot, load_base_state
+    from opsvault.snapshot import DirSnapshot, load_base_state, read_bounded
     from opsvault.vault.formula import parse_formula
     from opsvault.vault.request import parse_action
 
     where = _display(path, ops)
     kind = _kind(path)
-    content = path.read_bytes()
     try:
+        content = read_bounded(path, where)
         if kind == "policy":
             parse_policy(content, where)
         elif kind == "formula":
@@ -408,8 +408,8 @@ def request(
     import tomlkit
 
     from opsvault.policy.assess import assess_action
-    from opsvault.snapshot import DirSnapshot, load_base_state, used_ids
-    from opsvault.vault.request import parse_action
+    from opsvault.snapshot import DirSnapshot, load_base_state, used_ids, writable_path
+    from opsvault.vault.request import id_problems, parse_action
 
     if config_path is not None and not open_pr:
         raise click.UsageError("--config is used only with --open-pr")
@@ -442,6 +442,9 @@ def request(
         # A proposal not merged yet holds its id on its branch only.
         taken |= _proposed_ids(forge)
     new_id = action_id or new_action_id(formula, now, taken)
+    bad_id = id_problems(new_id)
+    if bad_id:  # before any path is built from it (security invariant I4)
+        raise click.BadParameter(bad_id[0], param_hint="--id")
     if new_id in taken:
         raise OpsvaultError(
             f"vault/actions/{new_id}.toml: the id {new_id!r} is already used; pick another --id"
@@ -486,7 +489,7 @@ def request(
             link = f": {pull.html_url}" if pull.html_url else ""
             click.echo(f"proposed {where} (tier {tier}) in PR #{pull.number}{link}")
         return
-    target = root / where
+    target = writable_path(root, where)  # never through a symlinked vault/ (I4)
     target.parent.mkdir(parents=True, exist_ok=True)
     with target.open("x", encoding="utf-8") as fh:  # never overwrite
         fh.write(text)

@@ -23,6 +23,7 @@ from opsvault.dispatcher.execution import execution_request, lock_keys
 from opsvault.dispatcher.provenance import Provenance, establish, introducing_commits
 from opsvault.dispatcher.records import (
     ACTIONS,
+    MAX_RECORD_BYTES,
     RUNNING,
     Outcome,
     ResultRecord,
@@ -39,8 +40,9 @@ from opsvault.errors import InvalidFileError, OpsvaultError
 from opsvault.forge.base import Forge
 from opsvault.git.base import OpsRepo
 from opsvault.policy.assess import assess_action
-from opsvault.snapshot import CommitSnapshot, load_formulas
-from opsvault.vault.formula import Formula
+from opsvault.snapshot import CommitSnapshot, has_file, load_formulas
+from opsvault.vault.bounded import parse_json_object
+from opsvault.vault.formula import FORMULA_NAME, Formula
 from opsvault.vault.request import Action, parse_action
 
 log = logging.getLogger(__name__)
@@ -159,7 +161,7 @@ def _record_base(
 def plan_fire(ctx: FireContext, main: str) -> FirePlan:
     """Decide, for every action on *main*, whether it is refused, done, expired or claimed."""
     snapshot = CommitSnapshot(ctx.repo, main)
-    plan = FirePlan(exists=lambda path: snapshot.read_file(path) is not None)
+    plan = FirePlan(exists=lambda path: has_file(snapshot, path))
     held: set[str] = set()
     for path in snapshot.list_files(RUNNING):
         if path.endswith(".claim.json"):
@@ -372,12 +374,48 @@ def _claim(plan: FirePlan, source: str, content: bytes, claim: Claim) -> None:
     plan.claims.append(claim)
 
 
+_CLAIM_TYPES: dict[str, tuple[type, ...]] = {
+    "locks": (list,),
+    "deadline": (str,),
+    "claimed_at": (str,),
+    "claimed_by": (str,),
+    "attempt": (int,),
+    "idempotent": (bool,),
+    "formula": (str,),
+    "policy_commit": (str,),
+    "formula_sha256": (str,),
+}
+
+
 def _claim_data(content: bytes | None) -> dict[str, Any]:
+    """Return a claim record read back from main, or {} when any part of it is unusable.
+
+    Total (security invariant I5): whatever the bytes, the fields used below
+    have their types, so an unreadable claim counts as a dead one that is
+    never re-run (no ``idempotent``), and nothing raises.
+    """
     try:
-        data = json.loads(content or b"")
-    except ValueError:
+        data = parse_json_object(content or b"", "claim", MAX_RECORD_BYTES)
+    except InvalidFileError:
         return {}
-    return data if isinstance(data, dict) else {}
+    for key, types in _CLAIM_TYPES.items():
+        value = data.get(key)
+        if value is None:
+            continue
+        if not isinstance(value, types) or (
+            isinstance(value, bool) and bool not in types
+        ):
+            return {}
+    if not all(isinstance(lock, str) for lock in data.get("locks") or ()):
+        return {}
+    for key in ("deadline", "claimed_at"):
+        if key in data:
+            try:
+                if parse_iso(data[key]).tzinfo is None:
+                    return {}  # a naive time cannot be compared with now
+            except ValueError:
+                return {}
+    return data
 
 
 def _approved_formula(ctx: FireContext, claim: Mapping[str, Any]) -> Formula | None:
@@ -395,6 +433,7 @@ def _approved_formula(ctx: FireContext, claim: Mapping[str, Any]) -> Formula | N
     )
     if (
         not isinstance(name, str)
+        or not FORMULA_NAME.fullmatch(name)  # a name, before it becomes a path (I4)
         or not isinstance(base, str)
         or not isinstance(digest, str)
     ):

@@ -21,7 +21,12 @@ from opsvault.dispatcher.notify import Notification, Notifier, sinks_named
 from opsvault.dispatcher.records import Outcome, ResultRecord
 from opsvault.dispatcher.report import Decision
 from opsvault.dispatcher.state import Act, PullFacts, decide_pull, next_timer
-from opsvault.errors import ForgeConflict, ForgeUnavailable, OpsvaultError
+from opsvault.errors import (
+    FileTooLargeError,
+    ForgeConflict,
+    ForgeUnavailable,
+    OpsvaultError,
+)
 from opsvault.forge.base import (
     CommitStatus,
     Forge,
@@ -39,6 +44,7 @@ from opsvault.policy.classify import (
 )
 from opsvault.policy.model import Policy, Tier
 from opsvault.vault.request import action_id_for, id_problems
+from opsvault.vault.schema import MAX_FILE_BYTES
 
 log = logging.getLogger(__name__)
 
@@ -403,7 +409,10 @@ def _intents(
         if not is_action_path(f.path) or f.kind.value != "added":
             continue
         action_id = action_id_for(f.path)
-        content = ctx.repo.read_file(pr.head_sha, f.path)
+        try:
+            content = ctx.repo.read_file(pr.head_sha, f.path, MAX_FILE_BYTES)
+        except FileTooLargeError:
+            content = None  # refused at classification for its size; never read (I5)
         if id_problems(action_id) or content is None:
             continue  # an invalid id never becomes a record path
         # Only a valid action (which is also within the size limit) is copied to main.

@@ -10,10 +10,13 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
+
+from opsvault.errors import InvalidFileError, InvalidRequestError, Problem
+from opsvault.vault.bounded import parse_json_object
 
 ACTIONS = "vault/actions"
 RUNNING = "vault/running"
@@ -40,20 +43,37 @@ class Outcome(StrEnum):
         return FIRED
 
 
+def record_stem(action_id: str) -> str:
+    """Return *action_id* if it can name a record file; raise InvalidRequestError if not.
+
+    Every record path is built from an id through here (security invariant I4):
+    one path component, never empty, ``.``, ``..``, or holding ``/`` or NUL.
+    Ids proposers write are checked as ids (``id_problems``) long before; a
+    name listed from a git tree always passes.
+    """
+    if action_id in ("", ".", "..") or "/" in action_id or "\0" in action_id:
+        raise InvalidRequestError(
+            repr(action_id),
+            [Problem("$", "not an id; a record path needs a file name")],
+        )
+    return action_id
+
+
 def action_path(action_id: str) -> str:
-    return f"{ACTIONS}/{action_id}.toml"
+    return f"{ACTIONS}/{record_stem(action_id)}.toml"
 
 
 def running_path(action_id: str) -> str:
-    return f"{RUNNING}/{action_id}.toml"
+    return f"{RUNNING}/{record_stem(action_id)}.toml"
 
 
 def claim_path(action_id: str) -> str:
-    return f"{RUNNING}/{action_id}.claim.json"
+    return f"{RUNNING}/{record_stem(action_id)}.claim.json"
 
 
 def archive_paths(outcome: Outcome, action_id: str, when: datetime) -> tuple[str, str]:
     """Return (action file path, result path) for an outcome recorded at *when*."""
+    record_stem(action_id)
     folder = f"{outcome.archive}/{when:%Y}/{when:%m}"
     return f"{folder}/{action_id}.toml", f"{folder}/{action_id}.result.json"
 
@@ -98,13 +118,58 @@ def render_record(record: ResultRecord) -> bytes:
     ).encode()
 
 
-def parse_record(content: bytes) -> ResultRecord:
-    """Return the record in *content* (inverse of render_record); raise ValueError if malformed."""
-    data = json.loads(content)
-    if not isinstance(data, dict):
-        raise ValueError("a result record is a JSON object")
+MAX_RECORD_BYTES = 1024 * 1024
+
+_NONE = type(None)
+# What each annotation of ResultRecord accepts in JSON (bool is not an int here).
+_ACCEPTS: dict[str, tuple[type, ...]] = {
+    "str": (str,),
+    "str | None": (str, _NONE),
+    "int": (int,),
+    "int | None": (int, _NONE),
+    "Outcome": (str,),
+    "tuple[str, ...]": (list,),
+    "dict[str, Any]": (dict,),
+}
+
+
+def parse_record(content: bytes, where: str = "result.json") -> ResultRecord:
+    """Return the record in *content* (inverse of render_record).
+
+    Total (security invariant I5): any bytes give a record or an
+    InvalidFileError naming *where* and every field that is wrong.
+    """
+    data = parse_json_object(content, where, MAX_RECORD_BYTES)
+    problems: list[Problem] = []
+    known = {f.name: str(f.type) for f in fields(ResultRecord)}
+    for key, value in sorted(data.items()):
+        annotation = known.get(key)
+        if annotation is None:
+            problems.append(Problem(f"$[{key[:64]!r}]", "unknown field"))
+            continue
+        accepts = _ACCEPTS.get(annotation, (object,))
+        if (isinstance(value, bool) and bool not in accepts) or not isinstance(
+            value, accepts
+        ):
+            problems.append(
+                Problem(
+                    f"$.{key}", f"expected {annotation}, got {type(value).__name__}"
+                )
+            )
+    for key in ("id", "outcome", "reason"):
+        if key not in data:
+            problems.append(Problem(f"$.{key}", "required field is missing"))
+    if isinstance(data.get("outcome"), str) and data["outcome"] not in set(Outcome):
+        problems.append(
+            Problem("$.outcome", f"unknown outcome {data['outcome'][:64]!r}")
+        )
+    reasons = data.get("reasons", [])
+    if isinstance(reasons, list) and not all(isinstance(r, str) for r in reasons):
+        problems.append(Problem("$.reasons", "expected an array of strings"))
+    if problems:
+        raise InvalidFileError(where, problems)
     data["outcome"] = Outcome(data["outcome"])
-    data["reasons"] = tuple(data.get("reasons", ()))
+    data["reasons"] = tuple(reasons)
     return ResultRecord(**data)
 
 
@@ -116,7 +181,7 @@ def redact_record(content: bytes, redact: Callable[[str], str]) -> bytes:
     """
     try:
         data = json.loads(content)
-    except ValueError:
+    except (ValueError, RecursionError):  # not ours to parse: redact it as text
         return redact(content.decode("utf-8", "replace")).encode()
 
     def clean(value: Any) -> Any:

@@ -14,7 +14,6 @@ records shown, never with the size of history.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
@@ -24,15 +23,17 @@ from opsvault.dispatcher.records import (
     ACTIONS,
     FIRED,
     HALT,
+    MAX_RECORD_BYTES,
     REJECTED,
     RUNNING,
     ResultRecord,
     parse_record,
 )
-from opsvault.errors import InvalidFileError
+from opsvault.errors import FileTooLargeError, InvalidFileError
 from opsvault.policy.assess import assess_action
 from opsvault.policy.classify import BaseState
 from opsvault.snapshot import Snapshot
+from opsvault.vault.bounded import parse_json_object
 from opsvault.vault.request import parse_action
 
 HISTORY_MONTHS = 120
@@ -128,7 +129,10 @@ def collect_status(
     records are returned, newest first by end time. Never raises for a
     malformed record or claim: the entry carries the problem instead.
     """
-    halt = snapshot.read_file(HALT)
+    try:
+        halt = snapshot.read_file(HALT)
+    except FileTooLargeError:
+        halt = b"(HALT is too large to show)"
     finished = tuple(recent_records(snapshot, now, max(recent, 20), history_months))
     sandboxed, note = sandbox_from_records(finished)
     return Status(
@@ -284,8 +288,8 @@ def _month(snapshot: Snapshot, folder: str) -> list[FinishedAction]:
 
 def _finished(action_id: str, path: str, raw: bytes | None) -> FinishedAction:
     try:
-        record: ResultRecord = parse_record(raw or b"")
-    except (ValueError, TypeError, KeyError):
+        record: ResultRecord = parse_record(raw or b"", path)
+    except InvalidFileError:
         return FinishedAction(action_id, path, None, problem="unreadable result record")
     return FinishedAction(
         record.id,
@@ -305,10 +309,9 @@ def _finished(action_id: str, path: str, raw: bytes | None) -> FinishedAction:
 
 def _json_object(raw: bytes) -> dict[str, Any] | None:
     try:
-        data = json.loads(raw)
-    except ValueError:
+        return parse_json_object(raw, "claim", MAX_RECORD_BYTES)
+    except InvalidFileError:
         return None
-    return data if isinstance(data, dict) else None
 
 
 def _text(value: object) -> str | None:

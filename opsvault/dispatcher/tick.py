@@ -43,7 +43,7 @@ from opsvault.dispatcher.runner import RunResult
 from opsvault.errors import ForgeUnavailable, GitError, OpsvaultError, PushRejected
 from opsvault.git.base import Identity
 from opsvault.policy.model import Tier
-from opsvault.snapshot import CommitSnapshot, UsedIds, load_base_state
+from opsvault.snapshot import CommitSnapshot, UsedIds, has_file, load_base_state
 
 log = logging.getLogger(__name__)
 
@@ -96,7 +96,7 @@ def tick(app: App, now: datetime, *, dry_run: bool = False) -> TickReport:
         main = app.mainline.refresh()
         state.main_before = state.main_after = main
         snapshot = CommitSnapshot(app.repo, main)
-        if snapshot.read_file(HALT) is not None:
+        if has_file(snapshot, HALT):
             state.halted = True
             decisions.append(
                 Decision(
@@ -249,8 +249,7 @@ def _add_intents(
 def _result_exists(snapshot: CommitSnapshot, intent: RecordIntent) -> bool:
     family = intent.record.outcome.archive
     return any(
-        snapshot.read_file(f"{family}/{year}/{month}/{intent.stem}.result.json")
-        is not None
+        has_file(snapshot, f"{family}/{year}/{month}/{intent.stem}.result.json")
         for year in snapshot.list_dirs(family)
         for month in snapshot.list_dirs(f"{family}/{year}")
     )

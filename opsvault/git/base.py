@@ -19,6 +19,9 @@ from typing import Protocol
 
 from opsvault.errors import GitError
 
+# No file opsvault reads is bigger (action files, policy and formulas stop at 64 KiB).
+MAX_BLOB_BYTES = 1024 * 1024
+
 
 class ChangeKind(StrEnum):
     """How one path differs between two trees."""
@@ -29,13 +32,34 @@ class ChangeKind(StrEnum):
     RENAMED = "renamed"
 
 
+# Git tree entry modes a change can carry (``git ls-tree`` shows them in octal).
+FILE_MODE = 0o100644
+EXECUTABLE_MODE = 0o100755
+SYMLINK_MODE = 0o120000
+GITLINK_MODE = 0o160000  # a submodule commit
+
+
 @dataclass(frozen=True, slots=True)
 class ChangedFile:
-    """One changed file. ``path`` is the new path for renames, the old one for deletions."""
+    """One changed file. ``path`` is the new path for renames, the old one for deletions.
+
+    ``mode`` is the git mode of the entry the change leaves at ``path`` (for a
+    deletion, the mode of the entry removed), so a symlink or a gitlink can be
+    told from a file without reading anything (security invariant I4).
+    """
 
     path: str
     kind: ChangeKind
     old_path: str | None = None
+    mode: int = FILE_MODE
+
+    @property
+    def is_link(self) -> bool:
+        """Return whether the change leaves a symlink or a gitlink (submodule) at ``path``."""
+        return self.kind is not ChangeKind.DELETED and self.mode in (
+            SYMLINK_MODE,
+            GITLINK_MODE,
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,8 +153,14 @@ class OpsRepo(Protocol):
         """
         ...
 
-    def read_file(self, commit: str, path: str) -> bytes | None:
-        """Return the content of file *path* at *commit*, or None if absent or a directory."""
+    def read_file(
+        self, commit: str, path: str, max_bytes: int = MAX_BLOB_BYTES
+    ) -> bytes | None:
+        """Return the content of file *path* at *commit*, or None if absent or a directory.
+
+        Raise FileTooLargeError, without reading the blob, when its size (taken
+        from the object header) is over *max_bytes* (security invariant I5).
+        """
         ...
 
     def blob_id(self, commit: str, path: str) -> str | None:

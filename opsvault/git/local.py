@@ -7,6 +7,8 @@ module that catches ``pygit2.GitError``.
 
 from __future__ import annotations
 
+import logging
+import os
 import re
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -15,9 +17,10 @@ from pathlib import Path
 import pygit2
 from pygit2.enums import DeltaStatus, DiffFind, FileMode, RepositoryOpenFlag
 
-from opsvault.errors import GitError, PushRejected
+from opsvault.errors import FileTooLargeError, GitError, PushRejected
 from opsvault.git import transport
 from opsvault.git.base import (
+    MAX_BLOB_BYTES,
     ChangedFile,
     ChangeKind,
     CommitInfo,
@@ -26,6 +29,8 @@ from opsvault.git.base import (
     check_repo_path,
 )
 from opsvault.git.trees import apply_changes
+
+log = logging.getLogger(__name__)
 
 _FULL_ID = re.compile(r"^[0-9a-f]{40}$")
 _HEX = re.compile(r"^[0-9a-fA-F]{4,40}$")
@@ -243,9 +248,17 @@ class Pygit2OpsRepo:
             return None
         return entry
 
-    def read_file(self, commit: str, path: str) -> bytes | None:
+    def read_file(
+        self, commit: str, path: str, max_bytes: int = MAX_BLOB_BYTES
+    ) -> bytes | None:
         entry = self._blob(commit, path)
-        return None if entry is None else entry.peel(pygit2.Blob).data
+        if entry is None:
+            return None
+        with _translated(path):
+            _kind, size = self._repo.odb.read_header(entry.id)
+        if size > max_bytes:  # decided from the header: the blob is never inflated
+            raise FileTooLargeError(path, size, max_bytes)
+        return entry.peel(pygit2.Blob).data
 
     def blob_id(self, commit: str, path: str) -> str | None:
         entry = self._blob(commit, path)
@@ -302,13 +315,26 @@ class Pygit2OpsRepo:
             for delta in diff.deltas:
                 kind = _KINDS.get(delta.status, ChangeKind.MODIFIED)
                 if kind is ChangeKind.DELETED:
-                    changes.append(ChangedFile(delta.old_file.path, kind))
+                    changes.append(
+                        ChangedFile(
+                            delta.old_file.path, kind, mode=int(delta.old_file.mode)
+                        )
+                    )
                 elif kind is ChangeKind.RENAMED:
                     changes.append(
-                        ChangedFile(delta.new_file.path, kind, delta.old_file.path)
+                        ChangedFile(
+                            delta.new_file.path,
+                            kind,
+                            delta.old_file.path,
+                            mode=int(delta.new_file.mode),
+                        )
                     )
                 else:
-                    changes.append(ChangedFile(delta.new_file.path, kind))
+                    changes.append(
+                        ChangedFile(
+                            delta.new_file.path, kind, mode=int(delta.new_file.mode)
+                        )
+                    )
         return tuple(sorted(changes, key=lambda c: (c.path, c.kind, c.old_path or "")))
 
     def log_first_parent(self, commit: str, limit: int) -> tuple[str, ...]:
@@ -468,8 +494,10 @@ class Pygit2OpsRepo:
         Local mode only: the dispatcher moves ``main`` by compare-and-swap while an
         operator may have it checked out. Touch nothing (return False) when the
         repo is bare, HEAD is another branch, the index or a tracked file differs
-        from *old*, or an untracked file stands where the new commit puts one.
-        Return True when the work tree and index now match the branch.
+        from *old*, an untracked file stands where the new commit puts one, or a
+        changed path is at or below a symlink in the work tree or resolves
+        outside it (logged as a warning; never written through, security
+        invariant I4). Return True when the work tree and index now match the branch.
         """
         repo = self._repo
         if (
@@ -496,13 +524,44 @@ class Pygit2OpsRepo:
             untracked = {
                 p for p, f in status.items() if f & pygit2.enums.FileStatus.WT_NEW
             }
-            if untracked & {c.path for c in self.changed_files(old, new)}:
+            changes = self.changed_files(old, new)
+            changed = {c.path for c in changes} | {
+                c.old_path for c in changes if c.old_path is not None
+            }
+            if untracked & changed:
+                return False
+            unsafe = self._unsafe_write(changed)
+            if unsafe:
+                log.warning("work tree of %r not updated: %s", branch, unsafe)
                 return False
             tree = self._commit(new).tree
             repo.checkout_tree(tree, strategy=pygit2.enums.CheckoutStrategy.FORCE)  # type: ignore[no-untyped-call]
             index.read_tree(tree)
             index.write()
         return True
+
+    def _unsafe_write(self, paths: set[str]) -> str:
+        """Return why writing *paths* into the work tree could land elsewhere ("" if it cannot).
+
+        libgit2 writes through a symlink standing where a file or a parent
+        directory goes (security invariant I4), so no path is written at or
+        below a symlink, and every path must stay inside the work tree and
+        outside the git directory, links resolved.
+        """
+        workdir = Path(self._repo.workdir).resolve()
+        git_dir = self._git_dir.resolve()
+        for path in sorted(paths):
+            current = workdir
+            for part in path.split("/"):
+                current = current / part
+                if current.is_symlink():
+                    return f"{path!r}: {current.relative_to(workdir).as_posix()!r} is a symlink"
+                if not current.exists():
+                    break
+            real = Path(os.path.realpath(current))
+            if not real.is_relative_to(workdir) or real.is_relative_to(git_dir):
+                return f"{path!r} resolves to {str(real)!r}, outside the work tree"
+        return ""
 
     # -- remotes -----------------------------------------------------------------
 

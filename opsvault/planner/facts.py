@@ -18,7 +18,7 @@ from opsvault.errors import ConfigError, ForgeNotFound, GitError
 from opsvault.forge.base import Forge, Issue, ListState, PullRequest, PullState
 from opsvault.git.base import ChangeKind, OpsRepo
 from opsvault.planner.model import IssueRef, IssueState, VaultFacts
-from opsvault.snapshot import Snapshot
+from opsvault.snapshot import Snapshot, has_file
 
 if TYPE_CHECKING:
     from opsvault.dispatcher.mainline import Mainline
@@ -158,7 +158,7 @@ def load_vault_facts(
         path = path.rstrip("/")
         if not is_safe_path(path):
             return False
-        return snapshot.read_file(path) is not None or bool(snapshot.list_files(path))
+        return has_file(snapshot, path) or bool(snapshot.list_files(path))
 
     return vault_facts(files, (p for p in paths if exists(p)), proposed)
 

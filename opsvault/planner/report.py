@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
-from opsvault.errors import ConfigError
+from opsvault.errors import InvalidFileError, Problem
 from opsvault.planner.check import Finding, Severity, check_plan
 from opsvault.planner.model import Change, IssueRef, IssueState, Plan, VaultFacts
 from opsvault.planner.render import parse_plan
@@ -103,12 +103,31 @@ class PlanReport:
         return f"{self.path}: {count} not written (dry run)"
 
 
+MAX_PLAN_BYTES = 1024 * 1024
+
+
 def decode_plan(data: bytes, where: str) -> Plan:
-    """Return the plan in UTF-8 *data*; raise ConfigError naming *where* if it is not UTF-8."""
+    """Return the plan in UTF-8 *data*; raise InvalidFileError naming *where* otherwise.
+
+    Total (security invariant I5): any bytes give a plan, or the error for a
+    file over MAX_PLAN_BYTES or not UTF-8.
+    """
+    if len(data) > MAX_PLAN_BYTES:
+        raise InvalidFileError(
+            where,
+            [
+                Problem(
+                    "$",
+                    f"file is {len(data)} bytes, over the limit of {MAX_PLAN_BYTES}; split it",
+                )
+            ],
+        )
     try:
         return parse_plan(data.decode("utf-8"))
     except UnicodeDecodeError as exc:
-        raise ConfigError(where, f"not UTF-8 at byte {exc.start}") from exc
+        raise InvalidFileError(
+            where, [Problem("$", f"not UTF-8 at byte {exc.start}; save it as UTF-8")]
+        ) from exc
 
 
 def plan_diff(name: str, before: Plan, after: Plan) -> str:

@@ -297,7 +297,7 @@ def _existing_action_verdict(path: str, kind: ChangeKind) -> FileVerdict:
 
 
 def classify_new_action(
-    path: str, content: bytes | None, base: BaseState
+    path: str, content: bytes | InvalidFileError | None, base: BaseState
 ) -> FileVerdict:
     """Return the verdict for an action file the change adds at *path*."""
     from opsvault.policy.assess import assess_action  # assess builds on classify
@@ -324,7 +324,9 @@ def classify_new_action(
                 f"the id {stem!r} was used before; ids are never reused, pick a new one",
             )
         )
-    if problems or content is None:
+    if isinstance(content, InvalidFileError):  # e.g. too large to be read at all
+        problems.extend(content.problems)
+    if problems or content is None or isinstance(content, InvalidFileError):
         return refused(problems or [Problem("$", "file content is missing")])
     try:
         action = parse_action(content, path)
@@ -341,15 +343,19 @@ def classify_new_action(
 
 
 def classify_change(
-    changes: Sequence[ChangedFile], head_files: Mapping[str, bytes], base: BaseState
+    changes: Sequence[ChangedFile],
+    head_files: Mapping[str, bytes | InvalidFileError],
+    base: BaseState,
 ) -> ChangeVerdict:
     """Return the tier of a whole change and a verdict per changed file.
 
     *changes* are the files the change touches relative to the merge base,
-    *head_files* the content at the head of the new action files, and *base*
+    *head_files* the content at the head of the new action files (or the
+    error that kept one from being read, such as its size), and *base*
     the policy, formulas and used ids of the base branch (never of the head).
     New action files are judged by content; modifying, renaming or deleting an
-    existing action file hits a HIGH floor; every other file goes through the
+    existing action file hits a HIGH floor, and so does any symlink or gitlink
+    the change leaves (whatever its path); every other file goes through the
     built-in floors, then ``[[paths]]``, then ``default_tier``. An empty change
     gets ``default_tier``.
     """
@@ -361,10 +367,16 @@ def classify_change(
                 _verdicts_for(change.old_path, ChangeKind.DELETED, head_files, base)
             )
             verdicts.extend(
-                _verdicts_for(change.path, ChangeKind.ADDED, head_files, base)
+                _verdicts_for(
+                    change.path, ChangeKind.ADDED, head_files, base, change.is_link
+                )
             )
         else:
-            verdicts.extend(_verdicts_for(change.path, change.kind, head_files, base))
+            verdicts.extend(
+                _verdicts_for(
+                    change.path, change.kind, head_files, base, change.is_link
+                )
+            )
     if not verdicts:
         empty = Reason(
             base.policy.default_tier,
@@ -381,7 +393,11 @@ def _odd_path(path: str) -> bool:
 
 
 def _verdicts_for(
-    path: str, kind: ChangeKind, head_files: Mapping[str, bytes], base: BaseState
+    path: str,
+    kind: ChangeKind,
+    head_files: Mapping[str, bytes | InvalidFileError],
+    base: BaseState,
+    link: bool = False,
 ) -> list[FileVerdict]:
     if _odd_path(path):
         # Newlines and escapes in a path only serve to mislead people reading comments,
@@ -396,6 +412,15 @@ def _verdicts_for(
             "the path contains control characters (newline, escape, ...); rename the file",
         )
         return [FileVerdict(path, kind, _join([reason]), (problem,))]
+    if link:
+        # A symlink or gitlink lets a later write land elsewhere (.git/hooks, a
+        # dotfile outside the repo): never merged by the dispatcher (I4).
+        reason = Reason(
+            Tier.HIGH,
+            Source.FLOOR,
+            f"{path}: adds a symlink or a submodule (gitlink); built-in floor, never auto-merged",
+        )
+        return [FileVerdict(path, kind, _join([reason]), protected=True)]
     if is_action_path(path):
         if kind is ChangeKind.ADDED:
             return [classify_new_action(path, head_files.get(path), base)]

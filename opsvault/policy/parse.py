@@ -43,6 +43,12 @@ def _semantic_problems(data: dict[str, Any]) -> list[Problem]:
     problems: list[Problem] = []
     sinks = set(data.get("notify", {}))
     for tier_name, settings in data["tiers"].items():
+        for key in ("deadline", "veto_window"):
+            if key in settings:
+                try:
+                    parse_duration(settings[key])
+                except ValueError as exc:
+                    problems.append(Problem(f"$.tiers.{tier_name}.{key}", str(exc)))
         if settings["merge"] == "auto" and tier_name != "low":
             problems.append(
                 Problem(

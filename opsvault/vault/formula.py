@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import warnings
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import PurePosixPath
@@ -14,6 +15,8 @@ from opsvault.vault.duration import parse_duration
 from opsvault.vault.schema import anchored, parse_toml, schema_problems
 
 DEFAULT_TIMEOUT = timedelta(minutes=15)
+# The schema's pattern for $.name: a formula name is always a safe file stem.
+FORMULA_NAME = re.compile(r"[a-z0-9][a-z0-9-]{0,62}")
 
 ParamValue = str | int | bool | tuple[str, ...]
 
@@ -64,6 +67,11 @@ def parse_formula(text: str | bytes, where: str) -> Formula:
     """
     data = parse_toml(text, where, InvalidFormulaError)
     problems = schema_problems(data, "formula")
+    if "timeout" in data and not problems:
+        try:
+            parse_duration(data["timeout"])
+        except ValueError as exc:
+            problems.append(Problem("$.timeout", str(exc)))
     if problems:
         raise InvalidFormulaError(where, problems)
     formula = _build(data)
@@ -158,6 +166,26 @@ def _semantic_problems(formula: Formula, where: str) -> list[Problem]:
     return problems
 
 
+def _pattern_problem(pattern: str) -> str:
+    """Return why *pattern* cannot be used as a param pattern ("" if it can); never raises (I5)."""
+    try:
+        with warnings.catch_warnings():
+            # A FutureWarning means the pattern may change meaning in a later Python.
+            warnings.simplefilter("error")
+            re.compile(anchored(pattern))
+    except re.error as exc:
+        return f"not a valid regular expression: {exc}"
+    except (
+        RecursionError,
+        OverflowError,
+        ValueError,  # a repeat count past Python's int-str digit limit
+        FutureWarning,
+        DeprecationWarning,
+    ) as exc:
+        return f"not a usable regular expression: {str(exc)[:200]}; simplify it"
+    return ""
+
+
 def _param_spec_problems(spec: ParamSpec) -> list[Problem]:
     at = f"$.params.{spec.name}"
     problems: list[Problem] = []
@@ -168,13 +196,9 @@ def _param_spec_problems(spec: ParamSpec) -> list[Problem]:
                     f"{at}.pattern", f"a pattern applies to strings, not {spec.type}"
                 )
             )
-        try:
-            re.compile(anchored(spec.pattern))
-        except re.error as exc:
-            return [
-                *problems,
-                Problem(f"{at}.pattern", f"not a valid regular expression: {exc}"),
-            ]
+        invalid = _pattern_problem(spec.pattern)
+        if invalid:
+            return [*problems, Problem(f"{at}.pattern", invalid)]
     if spec.default is not None:
         problems.extend(
             Problem(f"{at}.default", m)

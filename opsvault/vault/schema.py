@@ -17,6 +17,7 @@ from importlib import resources
 from typing import Any
 
 from opsvault.errors import InvalidFileError, Problem
+from opsvault.vault.bounded import TOO_DEEP, TOO_LONG_NUMBER, shape_problems
 
 MAX_FILE_BYTES = 64 * 1024
 
@@ -63,7 +64,8 @@ def _validator(name: str) -> Any:
 
     def pattern(validator: Any, value: str, instance: Any, schema: Any) -> Any:
         if isinstance(instance, str) and not _compiled(value).search(instance):
-            yield ValidationError(f"{instance!r} does not match {value!r}")
+            shown = instance if len(instance) <= 80 else instance[:80] + "..."
+            yield ValidationError(f"{shown!r} does not match {value!r}")
 
     strict = validators.extend(Draft202012Validator, {"pattern": pattern})  # type: ignore[no-untyped-call]
     return strict(load_schema(name))
@@ -74,7 +76,12 @@ def parse_toml(
     where: str,
     error: Callable[[str, list[Problem]], InvalidFileError],
 ) -> dict[str, Any]:
-    """Return the TOML document *text* as plain data, or raise *error* naming line and column."""
+    """Return the TOML document *text* as plain data, or raise *error* naming line and column.
+
+    Total: any bytes give a document or *error* (security invariant I5). The
+    data returned nests at most ``MAX_DEPTH`` levels and its integers fit in
+    64 bits (see ``opsvault.vault.bounded``), so later walks are bounded too.
+    """
     if isinstance(text, bytes):
         if len(text) > MAX_FILE_BYTES:
             raise error(where, [_too_large(len(text))])
@@ -87,9 +94,19 @@ def parse_toml(
     elif len(text.encode("utf-8")) > MAX_FILE_BYTES:
         raise error(where, [_too_large(len(text.encode("utf-8")))])
     try:
-        return tomllib.loads(text)
+        data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise error(where, [Problem("$", _toml_message(str(exc)))]) from exc
+    except (
+        RecursionError
+    ) as exc:  # tomllib recurses once per nested array or inline table
+        raise error(where, [Problem("$", TOO_DEEP)]) from exc
+    except ValueError as exc:  # int() past Python's 4300-digit limit
+        raise error(where, [Problem("$", TOO_LONG_NUMBER)]) from exc
+    problems = shape_problems(data)
+    if problems:
+        raise error(where, problems)
+    return data
 
 
 def _too_large(size: int) -> Problem:
