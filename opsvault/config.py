@@ -718,7 +718,7 @@ def build_app(
             sandbox=sandbox.sandbox if sandbox is not None else None,
             redactions=redact.values,
         ),
-        notifier=WebhookNotifier(secrets),
+        notifier=WebhookNotifier(secrets, redact=redact),
         state_dir=state_dir,
         identity=settings.dispatcher.identity,
         redact=redact,

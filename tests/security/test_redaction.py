@@ -242,3 +242,30 @@ def test_build_app_redacts_every_secret_source_and_the_forge_token(
         assert "[REDACTED:DB_PASSWORD] [REDACTED:forge-token]" in result.output_tail
     finally:
         app.forge.close()  # type: ignore[attr-defined]
+
+
+def test_notifications_are_redacted_before_delivery() -> None:
+    import httpx
+
+    from opsvault.dispatcher.notify import Notification, WebhookNotifier
+    from opsvault.policy.model import Sink
+
+    seen: list[bytes] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request.content)
+        return httpx.Response(204)
+
+    notifier = WebhookNotifier(
+        EnvSecrets({}),
+        redact=Redactor(lambda: {"DB_PASSWORD": UNDECLARED}),
+        transport=httpx.MockTransport(handler),
+    )
+    with notifier:
+        failed = notifier.notify(
+            [Sink("ops", "webhook", "https://hooks.example.invalid/x")],
+            Notification("failed", f"title {UNDECLARED}", f"body {UNDECLARED}"),
+        )
+    assert failed == [] and seen
+    assert UNDECLARED.encode() not in seen[0]
+    assert b"[REDACTED:DB_PASSWORD]" in seen[0]
