@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from opsvault.dispatcher.nudges import Nudges
+
 if TYPE_CHECKING:
     from opsvault.config import Settings
     from opsvault.dispatcher.mainline import Mainline
@@ -50,3 +52,5 @@ class App:
     redact: Callable[[str], str] = field(default=_as_is)
     # Whether steps run sandboxed, as decided at start (None: not decided, so not).
     sandbox: SandboxStatus | None = None
+    # PRs webhooks said changed; the service wakes the tick (docs/forgejo.md "Webhook")
+    nudges: Nudges = field(default_factory=Nudges)

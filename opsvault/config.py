@@ -15,6 +15,7 @@ configuration in one pass: ``InvalidConfigError`` lists them all, each shaped
 from __future__ import annotations
 
 import base64
+import contextlib
 import logging
 import os
 import re
@@ -49,6 +50,7 @@ _PATH_KEYS = frozenset(
         ("forge", "path"),
         ("dispatcher", "state_dir"),
         ("secrets", "dir"),
+        ("webhook", "secret_file"),
     }
 )
 _PATH_LIST_KEYS = frozenset({("runner", "read_only")})
@@ -102,6 +104,16 @@ class RunnerSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class WebhookSettings:
+    """The webhook receiver (docs/forgejo.md "Webhook"); ``port`` None: polling only."""
+
+    port: int | None = None
+    bind: str = "127.0.0.1"
+    secret_file: Path | None = None
+    max_body: int = 1024 * 1024
+
+
+@dataclass(frozen=True, slots=True)
 class PlannerSettings:
     interval: timedelta = timedelta(hours=1)
     issues_repo: tuple[str, ...] = ()
@@ -114,6 +126,7 @@ class Settings:
     secrets: SecretsSettings = field(default_factory=SecretsSettings)
     planner: PlannerSettings = field(default_factory=PlannerSettings)
     runner: RunnerSettings = field(default_factory=RunnerSettings)
+    webhook: WebhookSettings = field(default_factory=WebhookSettings)
     file: Path | None = None
     # "section.key" -> where the effective value came from (a file, a variable, an
     # override); keys left at their default are absent.
@@ -296,7 +309,7 @@ def _layer_environ(environ: Mapping[str, str], layers: _Layers) -> None:
     # secret whose name starts with "S_" looks just like a setting of [secrets].
     checked = tuple(
         f"{ENV_PREFIX}{section.upper()}_"
-        for section in ("forge", "dispatcher", "planner", "runner")
+        for section in ("forge", "dispatcher", "planner", "runner", "webhook")
     )
     for variable in sorted(environ):
         if variable.startswith(checked) and variable not in known:
@@ -363,32 +376,36 @@ def _missing(layers: _Layers, file: Path | None, key: Key, why: str) -> None:
     )
 
 
-def load_token_file(path: Path) -> ForgeToken:
-    """Return the token held in *path*; refuse a file that group or others may access.
+def read_private_file(path: Path, what: str, key: str) -> bytes:
+    """Return the bytes of *path* (at most 64 KiB); refuse a file group or others may access.
 
     The mode is checked on the opened file, so a swap between check and read
-    cannot slip another file in. Raise ConfigError naming the file and the fix.
+    cannot slip another file in. Raise ConfigError naming the file, *what* it
+    holds and the fix (*key* names the setting).
     """
     try:
         fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
     except OSError as exc:
         raise ConfigError(
-            str(path),
-            f"cannot read the forge token file: {exc.strerror}",
-            "check forge.token_file",
+            str(path), f"cannot read the {what} file: {exc.strerror}", f"check {key}"
         ) from exc
     with os.fdopen(fd, "rb") as handle:
         info = os.fstat(handle.fileno())
         if not stat.S_ISREG(info.st_mode):
-            raise ConfigError(str(path), "the forge token file is not a regular file")
+            raise ConfigError(str(path), f"the {what} file is not a regular file")
         mode = stat.S_IMODE(info.st_mode)
         if mode & 0o077:
             raise ConfigError(
                 str(path),
-                f"the forge token file is accessible by group or others (mode {mode:04o})",
+                f"the {what} file is accessible by group or others (mode {mode:04o})",
                 f"run `chmod 600 {path}`",
             )
-        data = handle.read(64 * 1024)
+        return handle.read(64 * 1024)
+
+
+def load_token_file(path: Path) -> ForgeToken:
+    """Return the token held in *path* (see ``read_private_file``)."""
+    data = read_private_file(path, "forge token", "forge.token_file")
     try:
         return ForgeToken(data.decode("utf-8"))
     except UnicodeDecodeError as exc:
@@ -472,6 +489,7 @@ def _build(layers: _Layers, environ: Mapping[str, str], file: Path | None) -> Se
         if kind is ForgeKind.LOCAL and local_git is not None and local_git.is_dir():
             state_dir = local_git / "opsvault"
     issues = v.get(("planner", "issues_repo"), ())
+    webhook = _webhook(layers, file, kind)
     defaults = DispatcherSettings()
     runner_defaults = RunnerSettings()
     return Settings(
@@ -507,6 +525,7 @@ def _build(layers: _Layers, environ: Mapping[str, str], file: Path | None) -> Se
             bwrap=str(v.get(("runner", "bwrap"), runner_defaults.bwrap)),
             read_only=read_only,
         ),
+        webhook=webhook,
         file=file,
         sources=tuple(
             sorted(
@@ -515,6 +534,29 @@ def _build(layers: _Layers, environ: Mapping[str, str], file: Path | None) -> Se
                 if (section, name) in v
             )
         ),
+    )
+
+
+def _webhook(layers: _Layers, file: Path | None, kind: ForgeKind) -> WebhookSettings:
+    v = layers.values
+    port = v.get(("webhook", "port"))
+    secret_file = _path(layers, ("webhook", "secret_file"))
+    if port is not None:
+        if kind is not ForgeKind.FORGEJO:
+            layers.problem(
+                ("webhook", "port"),
+                "webhooks come from Forgejo; unset webhook.port or set forge.kind = 'forgejo'",
+            )
+        if secret_file is None:
+            _missing(
+                layers, file, ("webhook", "secret_file"), "when webhook.port is set"
+            )
+    defaults = WebhookSettings()
+    return WebhookSettings(
+        port=None if port is None else int(port),
+        bind=str(v.get(("webhook", "bind"), defaults.bind)),
+        secret_file=secret_file,
+        max_body=int(v.get(("webhook", "max_body"), defaults.max_body)),
     )
 
 
@@ -572,6 +614,12 @@ def settings_data(settings: Settings) -> dict[str, dict[str, Any]]:
             "grace": render_duration(d.grace),
         },
         "secrets": {"dir": text(settings.secrets.dir)},
+        "webhook": {
+            "port": "" if settings.webhook.port is None else settings.webhook.port,
+            "bind": settings.webhook.bind,
+            "secret_file": text(settings.webhook.secret_file),
+            "max_body": settings.webhook.max_body,
+        },
         "planner": {
             "interval": render_duration(p.interval),
             "issues_repo": list(p.issues_repo),
@@ -662,6 +710,7 @@ def build_app(
     token = settings.forge.token
 
     basic = git_auth_environment(settings).get("GIT_CONFIG_VALUE_0", "")
+    webhook_secret = settings.webhook.secret_file
 
     def everything_secret() -> dict[str, str]:
         found = known_secrets(secrets)
@@ -669,6 +718,12 @@ def build_app(
             found[FORGE_TOKEN_MARKER] = token.reveal()
         if basic:  # the token as git sends it: base64 of "identity:token"
             found[f"{FORGE_TOKEN_MARKER}-basic"] = basic.rsplit(" ", 1)[-1]
+        if webhook_secret is not None:
+            from opsvault.dispatcher.webhooks import load_webhook_secret
+
+            with contextlib.suppress(ConfigError):
+                value = load_webhook_secret(webhook_secret)
+                found["webhook-secret"] = value.decode("utf-8", "replace")
         return found
 
     redact = Redactor(everything_secret)

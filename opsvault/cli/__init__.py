@@ -26,6 +26,8 @@ COMMANDS: dict[str, str] = {
     "dispatcher": "opsvault.cli.dispatch:dispatcher",
     "approve": "opsvault.cli.local:approve",
     "reject": "opsvault.cli.local:reject",
+    "hold": "opsvault.cli.hold:hold",
+    "release": "opsvault.cli.hold:release",
     "plan": "opsvault.cli.plan:plan",
     "status": "opsvault.cli.status:status",
 }

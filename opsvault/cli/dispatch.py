@@ -157,9 +157,13 @@ def run(
     # The planner runs every planner.interval beside the ticks, never at the same
     # time as one (they share the repository); a failed run is logged, not fatal.
     from opsvault.dispatcher.tick import tick
+    from opsvault.dispatcher.webhooks import WebhookReceiver
     from opsvault.planner.job import PlannerJob
 
     planner = PlannerJob(app, write=not dry_run)
+    # The receiver only wakes ticks; --once has none to wake. Its secret is read
+    # here, so a bad secret file stops the start with exit 78.
+    webhook = None if once else WebhookReceiver.from_settings(settings, app.nudges)
     try:
         result = run_service(
             app,
@@ -169,6 +173,7 @@ def run(
             on_report=_printer(as_json, lines=not once),
             planner_job=planner,
             tick=planner.serialize(tick),
+            webhook=webhook,
         )
     finally:
         close = getattr(app.forge, "close", None)

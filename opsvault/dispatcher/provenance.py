@@ -17,7 +17,7 @@ from opsvault.dispatcher.state import MergeFacts, Refusal, Role
 from opsvault.forge.base import Forge, ListState, PullRequest
 from opsvault.git.base import ChangeKind, OpsRepo
 from opsvault.policy.classify import BaseState, ChangeVerdict
-from opsvault.policy.model import Policy, Principals
+from opsvault.policy.model import Policy, Principals, Tier
 from opsvault.snapshot import CommitSnapshot, load_base_state
 
 MAX_WALK = 500  # first-parent commits searched for the one that introduced an action
@@ -195,6 +195,13 @@ def establish(
     if not any(f.path == path and f.kind is ChangeKind.ADDED for f in verdict.files):
         return Refusal.NOT_ADDED_BY_MERGE
     merger = pull.merged_by
+    held = False
+    if merger == identity and verdict.tier is Tier.MEDIUM:
+        from opsvault.dispatcher.commands import held_when_merged
+
+        held = held_when_merged(
+            forge, repo, pull, verdict, base.policy, identity, base_commit, head_commit
+        )
     facts = MergeFacts(
         tier=verdict.tier,
         protected=verdict.protected,
@@ -215,5 +222,6 @@ def establish(
         merged_at=pull.merged_at,
         head_matches=pull.head_sha == head_commit,
         blob_matches=repo.blob_id(main, path) == repo.blob_id(head_commit, path),
+        held_at_merge=held,
     )
     return Provenance(commit, base_commit, head_commit, pull, verdict, base, facts)

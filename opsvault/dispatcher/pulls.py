@@ -15,7 +15,9 @@ from datetime import datetime
 
 from opsvault.changes import classify_commits
 from opsvault.dispatcher.cache import Cache, PullEntry
+from opsvault.dispatcher.commands import Conversation, read_conversation
 from opsvault.dispatcher.fire import iso, parse_iso, sha256
+from opsvault.dispatcher.hold import HOLD_LABEL
 from opsvault.dispatcher.mainline import Mainline
 from opsvault.dispatcher.notify import Notification, Notifier, sinks_named
 from opsvault.dispatcher.records import Outcome, ResultRecord
@@ -24,6 +26,7 @@ from opsvault.dispatcher.state import Act, PullFacts, decide_pull, next_timer
 from opsvault.errors import (
     FileTooLargeError,
     ForgeConflict,
+    ForgeNotFound,
     ForgeUnavailable,
     OpsvaultError,
 )
@@ -43,6 +46,7 @@ from opsvault.policy.classify import (
     is_action_path,
 )
 from opsvault.policy.model import Policy, Tier
+from opsvault.vault.duration import render_duration
 from opsvault.vault.request import action_id_for, id_problems
 from opsvault.vault.schema import MAX_FILE_BYTES
 
@@ -92,6 +96,7 @@ class PullContext:
     cache: Cache
     labels_ready: bool = False
     approvals_needed: int | None = None
+    nudged: frozenset[int] = frozenset()  # PRs a webhook said changed
 
 
 def process_pulls(ctx: PullContext, main: str, base: BaseState) -> PullsOutcome:
@@ -105,12 +110,17 @@ def process_pulls(ctx: PullContext, main: str, base: BaseState) -> PullsOutcome:
             ListState.ALL, updated_since=parse_iso(cache.watermark)
         )
     seen = {pr.number for pr in listed}
-    due = [
+    due = {
         int(n)
         for n, entry in cache.pulls.items()
         if int(n) not in seen and parse_iso(entry.due) <= ctx.now
-    ]
+    }
     pulls = listed + [ctx.forge.fetch_pull_request(n) for n in sorted(due)]
+    for number in sorted(ctx.nudged - seen - due):
+        try:
+            pulls.append(ctx.forge.fetch_pull_request(number))
+        except ForgeNotFound:
+            continue  # a webhook named a PR (or issue) the API does not show as one
     for pr in pulls:
         if pr.base_ref != ctx.mainline.branch:
             continue
@@ -158,18 +168,33 @@ def _open_pull(
         r.state is ReviewState.REQUEST_CHANGES and not r.dismissed and not r.stale
         for r in ctx.forge.fetch_reviews(pr.number)
     )
+    talk = read_conversation(
+        ctx.forge,
+        ctx.repo,
+        main,
+        pr,
+        verdict,
+        policy,
+        ctx.identity,
+        TIER_MARKER,
+        dry_run=ctx.dry_run,
+    )
+    labels = set(pr.labels) - {HOLD_LABEL}
+    if talk.hold.held:
+        labels.add(HOLD_LABEL)
     facts = PullFacts(
         number=pr.number,
         head_sha=pr.head_sha,
         created_at=pr.created_at or ctx.now,
         head_seen_at=parse_iso(entry.head_seen_at),
-        labels=frozenset(pr.labels),
+        labels=frozenset(labels),
         verdict=verdict,
         request_changes=request_changes,
         notified_head=entry.notified_head,
         approvals_needed=0,
         approved_head=entry.approved_head,
         now=ctx.now,
+        held=talk.hold.held,
     )
     effects = decide_pull(facts, policy)
     if any(e.act in (Act.MERGE, Act.APPROVE) for e in effects):
@@ -177,10 +202,18 @@ def _open_pull(
         effects = decide_pull(facts, policy)
     entry.tier = verdict.tier.label
     entry.due = iso(next_timer(facts, policy))
+    if talk.retry:
+        entry.due = iso(ctx.now)  # /vault retry: look again next tick too
     out.decisions.append(Decision(subject, "classified", _summary(verdict)))
+    for done in talk.done:
+        out.decisions.append(Decision(subject, "command", done))
+    if talk.hold.held:
+        out.decisions.append(
+            Decision(subject, "held", f"by @{talk.hold.placed_by or 'the label'}")
+        )
     for effect in effects:
         if effect.act is Act.PUBLISH:
-            _publish(ctx, pr, verdict, policy, entry)
+            _publish(ctx, pr, verdict, policy, entry, talk, facts)
         elif effect.act is Act.APPROVE:
             if not ctx.dry_run:
                 ctx.forge.approve(
@@ -238,7 +271,13 @@ def md_code(text: str) -> str:
     return "`" + repr(text)[1:-1].replace("`", "\\x60") + "`"
 
 
-def render_comment(pr: PullRequest, verdict: ChangeVerdict, policy: Policy) -> str:
+def render_comment(
+    pr: PullRequest,
+    verdict: ChangeVerdict,
+    policy: Policy,
+    talk: Conversation | None = None,
+    facts: PullFacts | None = None,
+) -> str:
     lines = [
         TIER_MARKER,
         f"**opsvault**: this change is **{verdict.tier.label.upper()}** tier at `{pr.head_sha[:12]}`.",
@@ -256,10 +295,60 @@ def render_comment(pr: PullRequest, verdict: ChangeVerdict, policy: Policy) -> s
         lines.append(
             f"Who may merge: {who_may_merge(verdict.tier, verdict.protected, policy)}."
         )
+        window = policy.settings(verdict.tier).veto_window
+        if verdict.tier is Tier.MEDIUM and window is not None and not verdict.protected:
+            lines.append(
+                f"The dispatcher merges it {render_duration(window)} after this head "
+                "was first seen unless it is held: a reviewer or admin comments "
+                "`/vault hold` (or adds the `vault/hold` label); only a reviewer or "
+                "admin lifts a hold (`/vault release`), whoever placed it."
+            )
         lines.append("")
     lines.append("Reasons:")
     lines.extend(f"- {md_code(r.render())}" for r in verdict.reasons)
+    if talk is not None:
+        section = talk.comment_section()
+        if section:
+            lines.append("")
+            lines.extend(section)
+        if talk.explain:
+            lines.append("")
+            lines.extend(explain(verdict, policy, talk, facts))
     return "\n".join(lines) + "\n"
+
+
+def explain(
+    verdict: ChangeVerdict,
+    policy: Policy,
+    talk: Conversation,
+    facts: PullFacts | None,
+) -> list[str]:
+    """Return the answer to ``/vault explain``: each file's tier and what the PR waits for."""
+    lines = ["Explanation (`/vault explain`):"]
+    for f in verdict.files:
+        flags = " (admin only)" if f.protected else ""
+        lines.append(f"- {md_code(f.path)}: {f.classification.tier.label}{flags}")
+        lines.extend(f"  - {md_code(r.render())}" for r in f.classification.reasons)
+        lines.extend(f"  - problem: {md_code(p.message)}" for p in f.problems)
+    tier = verdict.tier
+    window = policy.settings(tier).veto_window
+    if verdict.refused:
+        lines.append("- it waits for a fixed push: it is refused")
+    elif tier is Tier.LOW and not verdict.protected:
+        lines.append("- the dispatcher merges it")
+    elif tier is Tier.MEDIUM and window is not None and not verdict.protected:
+        passes = iso(facts.head_seen_at + window) if facts else "?"
+        hold = "held: " if talk.hold.held else ""
+        lines.append(
+            f"- {hold}the dispatcher merges it once the veto window of "
+            f"{render_duration(window)} "
+            f"has passed unvetoed (at {passes}), unless it is held or changes are requested"
+        )
+    else:
+        lines.append(
+            f"- it waits for {who_may_merge(tier, verdict.protected, policy)} to merge it"
+        )
+    return lines
 
 
 def _publish(
@@ -268,8 +357,10 @@ def _publish(
     verdict: ChangeVerdict,
     policy: Policy,
     entry: PullEntry,
+    talk: Conversation | None = None,
+    facts: PullFacts | None = None,
 ) -> None:
-    body = render_comment(pr, verdict, policy)
+    body = render_comment(pr, verdict, policy, talk, facts)
     fingerprint = hashlib.sha256(f"{pr.head_sha}\n{body}".encode()).hexdigest()[:16]
     if entry.published == fingerprint or ctx.dry_run:
         return

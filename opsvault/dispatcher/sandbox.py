@@ -272,11 +272,12 @@ def resolve(
 
 
 def hidden_paths(settings: Settings, environ: Mapping[str, str]) -> tuple[Path, ...]:
-    """Return what no step may see: state, secrets, token, ops repo, config, credentials."""
+    """Return what no step may see: state, secrets, token, webhook secret, ops repo, config, credentials."""
     candidates = [
         settings.dispatcher.state_dir,
         settings.secrets.dir,
         settings.forge.token_file,
+        settings.webhook.secret_file,
         settings.forge.path,
         settings.file,
     ]

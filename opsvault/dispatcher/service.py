@@ -30,6 +30,7 @@ from opsvault.errors import ForgeUnavailable, GitError, OpsvaultError
 if TYPE_CHECKING:
     from opsvault.app import App
     from opsvault.dispatcher.report import TickReport
+    from opsvault.dispatcher.webhooks import WebhookReceiver
 
 log = logging.getLogger(__name__)
 
@@ -116,11 +117,43 @@ class _TickJob:
         self.failures = 0
         self.consecutive_failures = 0
         self.last_report: TickReport | None = None
+        self._wake_lock = threading.Lock()
+        self._woken = False  # a wake arrived: run (again) as soon as possible
+        self._busy = False
 
     def run(self) -> None:
+        """Run ticks until no wake is pending; return at once if another thread runs them."""
         with self.activity.running() as allowed:
-            if allowed:
-                self._run()
+            if not allowed:
+                return
+            with self._wake_lock:
+                if self._busy:  # that thread runs one more tick for us
+                    self._woken = True
+                    return
+                self._busy = True
+            while True:
+                with self._wake_lock:
+                    self._woken = False
+                try:
+                    self._run()
+                finally:
+                    with self._wake_lock:
+                        again = self._woken
+                        self._busy = again
+                if not again:
+                    return
+
+    def wake(self) -> None:
+        """Run a tick now: in a new thread if none runs, else once the running one ends.
+
+        Called from the webhook receiver's threads. Wakes during a tick collapse
+        into one more tick, so a burst of deliveries costs at most two ticks.
+        """
+        with self._wake_lock:
+            self._woken = True
+            if self._busy:
+                return
+        threading.Thread(target=self.run, name="woken tick", daemon=True).start()
 
     def _run(self) -> None:
         self.ticks += 1
@@ -223,6 +256,7 @@ def run_service(
     grace: timedelta | None = None,
     install_signals: bool = True,
     clock: Callable[[], datetime] = _utcnow,
+    webhook: WebhookReceiver | None = None,
 ) -> ServiceResult:
     """Tick every *interval* until *stop* is set (or SIGTERM/SIGINT arrives); return how it went.
 
@@ -230,7 +264,9 @@ def run_service(
     *planner_job* runs every ``planner.interval`` as a second job. *tick*
     defaults to ``opsvault.dispatcher.tick.tick``; *grace* to
     ``dispatcher.grace``. Signal handlers are installed only with
-    *install_signals*, which needs the main thread.
+    *install_signals*, which needs the main thread. *webhook* (not with
+    *once*) is started beside the scheduler: each verified delivery nudges its
+    PR and wakes the tick job at once (docs/forgejo.md "Webhook").
     """
     tick_function = tick if tick is not None else _load_tick()
     activity = _Activity()
@@ -255,6 +291,7 @@ def run_service(
         id="tick",
         name="dispatcher tick",
     )
+    app.nudges.wake = job.wake
     if planner_job is not None:
         scheduler.add_job(
             _guarded("planner", planner_job, activity),
@@ -268,6 +305,8 @@ def run_service(
             name="planner",
         )
     signals = _stop_on_signals(stop) if install_signals else _nothing()
+    if webhook is not None:
+        webhook.start()  # before anything else runs: a busy port stops the start
     with signals:
         scheduler.start()
         log.info(
@@ -280,6 +319,8 @@ def run_service(
             while not stop.wait(_POLL_SECONDS):
                 pass
         finally:
+            if webhook is not None:
+                webhook.close()  # no more wakes
             scheduler.pause()  # no new runs from here on
             finished = activity.close_and_wait(grace.total_seconds())
             scheduler.shutdown(wait=False)

@@ -10,10 +10,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 
+from opsvault.dispatcher.hold import HOLD_LABEL
 from opsvault.policy.classify import ChangeVerdict
 from opsvault.policy.model import Policy, Tier
-
-HOLD_LABEL = "vault/hold"
 
 
 class Role(StrEnum):
@@ -45,6 +44,8 @@ class PullFacts:
     approvals_needed: int  # branch protection's required approvals (0 if none)
     approved_head: str | None  # the head the dispatcher last approved
     now: datetime
+    # held per the PR's timeline: who added/removed the hold, not the label alone (I3)
+    held: bool = False
 
 
 class Act(StrEnum):
@@ -69,8 +70,8 @@ def decide_pull(facts: PullFacts, policy: Policy) -> list[Effect]:
     change is never merged. Low: approve if branch protection needs an
     approval, then merge pinned to the classified head — unless a built-in floor
     applies. Medium and high: notify approvers once per head; medium merges after
-    an unvetoed ``veto_window`` (no hold label, no request for changes, measured
-    from when this head was first seen). High is never merged by the dispatcher.
+    an unvetoed ``veto_window`` (not held -- see ``hold.derive_hold`` -- no hold
+    label, no request for changes, measured from when this head was first seen). High is never merged by the dispatcher.
     """
     verdict = facts.verdict
     tier = verdict.tier
@@ -98,6 +99,7 @@ def decide_pull(facts: PullFacts, policy: Policy) -> list[Effect]:
         tier is Tier.MEDIUM
         and window is not None
         and not verdict.protected
+        and not facts.held
         and HOLD_LABEL not in facts.labels
         and not facts.request_changes
         and facts.now - facts.head_seen_at >= window
@@ -145,6 +147,9 @@ class Refusal(StrEnum):
     )
     # the introducing merge did not add it as a new action (e.g. a merge restoring an old file)
     NOT_ADDED_BY_MERGE = "not-added-by-merge"
+    HELD_AT_MERGE = (
+        "held-at-merge"  # the dispatcher merged a medium change that was held (I3)
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -161,6 +166,7 @@ class MergeFacts:
     merged_at: datetime | None
     head_matches: bool
     blob_matches: bool
+    held_at_merge: bool = False  # per the PR's timeline up to the merge (I3)
 
 
 def may_merge(tier: Tier, roles: frozenset[Role], protected: bool) -> bool:
@@ -197,6 +203,8 @@ def verify_merge(facts: MergeFacts, policy: Policy) -> Refusal | None:
         return Refusal.MERGED_BY_PROPOSER
     if Role.BOT in roles:
         return Refusal.MERGED_BY_BOT
+    if facts.held_at_merge and Role.DISPATCHER in roles:
+        return Refusal.HELD_AT_MERGE  # whatever other role the forge gives it (I2, I3)
     if may_merge(facts.tier, roles, facts.protected):
         return None
     if facts.protected:

@@ -121,6 +121,7 @@ def tick(app: App, now: datetime, *, dry_run: bool = False) -> TickReport:
         now,
         dry_run,
         cache,
+        nudged=app.nudges.drain(),
     )
     try:
         pulls = process_pulls(pull_ctx, main, base)

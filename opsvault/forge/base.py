@@ -139,6 +139,32 @@ class Comment:
     updated_at: datetime | None = None
 
 
+class TimelineKind(StrEnum):
+    """What one timeline entry of a PR is (only the kinds opsvault reads)."""
+
+    COMMENT = "comment"
+    LABEL_ADDED = "label-added"
+    LABEL_REMOVED = "label-removed"
+
+
+@dataclass(frozen=True, slots=True)
+class TimelineEvent:
+    """One entry of a PR's timeline: a comment, or who added or removed a label.
+
+    ``actor`` is the user who did it (for a comment, its author). Label events
+    cannot be deleted or edited on the forge, plain comments can (by anyone
+    with write access): ``edited`` says a comment changed after it was posted.
+    """
+
+    id: int
+    kind: TimelineKind
+    actor: str
+    created_at: datetime | None = None
+    body: str = ""
+    label: str = ""
+    edited: bool = False
+
+
 @dataclass(frozen=True, slots=True)
 class Label:
     name: str
@@ -255,6 +281,15 @@ class Forge(Protocol):
 
     def fetch_comments(self, number: int) -> list[Comment]:
         """Return every comment on the conversation of PR/issue *number*."""
+        ...
+
+    def fetch_timeline(self, number: int) -> list[TimelineEvent]:
+        """Return the comments and label events of PR/issue *number*, oldest first.
+
+        Other kinds of timeline entries are left out. Label events name the
+        user who added or removed the label (the hold of docs/lifecycle.md is
+        derived from them, never from the label's presence alone).
+        """
         ...
 
     def create_comment(self, number: int, body: str) -> Comment:

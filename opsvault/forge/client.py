@@ -35,6 +35,7 @@ from opsvault.forge.base import (
     PullRequest,
     Review,
     ReviewState,
+    TimelineEvent,
     ensure_marker,
     settle_merge,
 )
@@ -50,6 +51,7 @@ from opsvault.forge.parse import (
     parse_pull_request,
     parse_review,
     parse_time,
+    parse_timeline_event,
 )
 from opsvault.forge.session import Backoff, RequestBudget, Session, error_for
 from opsvault.forge.token import ForgeToken
@@ -356,6 +358,16 @@ class ForgejoClient:
         if not isinstance(data, list):
             raise ForgeError(f"GET comments of #{number}: expected a list")
         return [parse_comment(c) for c in data if c is not None]
+
+    def fetch_timeline(self, number: int) -> list[TimelineEvent]:
+        # Without ``page`` Forgejo v15 does not paginate the timeline: one answer
+        # holds every entry, oldest first (routers/api/v1/repo/issue_comment.go
+        # ListIssueCommentsAndTimeline; models/issues/comment.go FindComments).
+        data = self._session.json("GET", self._r(f"/issues/{number}/timeline"))
+        if not isinstance(data, list):
+            raise ForgeError(f"GET timeline of #{number}: expected a list")
+        events = (parse_timeline_event(e) for e in data if e is not None)
+        return [e for e in events if e is not None]
 
     def create_comment(self, number: int, body: str) -> Comment:
         path = self._r(f"/issues/{number}/comments")

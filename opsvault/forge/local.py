@@ -56,6 +56,8 @@ from opsvault.forge.base import (
     Review,
     ReviewState,
     StatusState,
+    TimelineEvent,
+    TimelineKind,
     ensure_marker,
     settle_merge,
 )
@@ -114,6 +116,8 @@ class _State:
     reviews: list[tuple[int, Review]] = field(default_factory=list)
     labels: dict[str, Label] = field(default_factory=dict)
     statuses: dict[str, dict[str, CommitStatus]] = field(default_factory=dict)
+    # (PR number, event) for every label added or removed, like Forgejo's timeline
+    label_events: list[tuple[int, TimelineEvent]] = field(default_factory=list)
 
     def new_id(self) -> int:
         self.next_id += 1
@@ -193,6 +197,17 @@ def _render_state(state: _State) -> str:
             {"id": x.id, "name": x.name, "color": x.color, "description": x.description}
             for x in sorted(state.labels.values(), key=lambda x: x.name)
         ],
+        "label_events": [
+            {
+                "id": e.id,
+                "number": number,
+                "actor": e.actor,
+                "label": e.label,
+                "added": e.kind is TimelineKind.LABEL_ADDED,
+                "at": _time(e.created_at),
+            }
+            for number, e in state.label_events
+        ],
         "statuses": {
             sha: [
                 {
@@ -267,6 +282,12 @@ def _parse_state(text: str) -> _State:
             description=str(x["description"]),
             id=int(x["id"]),
         )
+    for e in data.get("label_events", []):  # absent in files written before holds
+        kind = TimelineKind.LABEL_ADDED if e["added"] else TimelineKind.LABEL_REMOVED
+        event = TimelineEvent(
+            int(e["id"]), kind, str(e["actor"]), _parse_time(e["at"]), label=e["label"]
+        )
+        state.label_events.append((int(e["number"]), event))
     for sha, rows in data["statuses"].items():
         state.statuses[str(sha)] = {
             str(s["context"]): CommitStatus(
@@ -750,6 +771,32 @@ class LocalForge:
                 if n == number
             ]
 
+    def fetch_timeline(self, number: int) -> list[TimelineEvent]:
+        with self._session() as s:
+            self._pull(s, number)
+            events = [e for n, e in s.label_events if n == number]
+            events.extend(
+                TimelineEvent(
+                    c.id,
+                    TimelineKind.COMMENT,
+                    c.author,
+                    c.created_at,
+                    body=c.body,
+                    edited=c.updated_at != c.created_at,
+                )
+                for n, c in s.comments.values()
+                if n == number
+            )
+            return sorted(events, key=lambda e: e.id)  # ids are handed out in order
+
+    def _label_event(
+        self, state: _State, number: int, name: str, kind: TimelineKind
+    ) -> None:
+        event = TimelineEvent(
+            state.new_id(), kind, self.acting_user, self._clock(), label=name
+        )
+        state.label_events.append((number, event))
+
     def _add_comment(self, state: _State, number: int, body: str) -> Comment:
         self._pull(state, number)
         now = self._clock()
@@ -824,6 +871,8 @@ class LocalForge:
                 s.pulls[number] = replace(
                     pull, labels=(*pull.labels, *dict.fromkeys(wanted))
                 )
+                for name in dict.fromkeys(wanted):
+                    self._label_event(s, number, name, TimelineKind.LABEL_ADDED)
                 self._touch(s, number)
             return [s.labels[n] for n in s.pulls[number].labels if n in s.labels]
 
@@ -833,6 +882,7 @@ class LocalForge:
             if name in pull.labels:
                 kept = tuple(n for n in pull.labels if n != name)
                 s.pulls[number] = replace(pull, labels=kept)
+                self._label_event(s, number, name, TimelineKind.LABEL_REMOVED)
                 self._touch(s, number)
 
     # -- statuses and reviews --------------------------------------------------------------

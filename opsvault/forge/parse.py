@@ -25,6 +25,8 @@ from opsvault.forge.base import (
     PullState,
     Review,
     ReviewState,
+    TimelineEvent,
+    TimelineKind,
 )
 
 Obj = Mapping[str, Any]
@@ -201,6 +203,42 @@ def parse_comment(data: object) -> Comment:
         created_at=parse_time(obj.get("created_at")),
         updated_at=parse_time(obj.get("updated_at")),
     )
+
+
+def parse_timeline_event(data: object) -> TimelineEvent | None:
+    """Return a comment or label event of ``GET /issues/{n}/timeline``, None for other kinds.
+
+    Forgejo v15 stores a label change as a comment of type ``label`` whose
+    ``user`` is the actor and whose body is ``"1"`` when the label was added and
+    empty when it was removed (models/issues/issue_label.go: ``newIssueLabel``,
+    ``deleteIssueLabel``; services/convert/issue_comment.go).
+    """
+    obj = _obj(data, "TimelineComment")
+    kind = _str(obj, "type")
+    event_id = _req_int(obj, "id", "TimelineComment")
+    actor = _login(obj.get("user"))
+    created = parse_time(obj.get("created_at"))
+    if kind == "comment":
+        return TimelineEvent(
+            event_id,
+            TimelineKind.COMMENT,
+            actor,
+            created,
+            body=_str(obj, "body"),
+            edited=created is None or parse_time(obj.get("updated_at")) != created,
+        )
+    if kind == "label":
+        label = obj.get("label")
+        name = _str(label, "name") if isinstance(label, Mapping) else ""
+        added = _str(obj, "body") == "1"
+        return TimelineEvent(
+            event_id,
+            TimelineKind.LABEL_ADDED if added else TimelineKind.LABEL_REMOVED,
+            actor,
+            created,
+            label=name,
+        )
+    return None
 
 
 def parse_issue(data: object) -> Issue:

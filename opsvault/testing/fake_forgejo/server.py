@@ -27,10 +27,12 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from opsvault.testing.fake_forgejo import (
+    routes_hooks,
     routes_issues,
     routes_org,
     routes_pulls,
     routes_repo,
+    routes_timeline,
 )
 from opsvault.testing.fake_forgejo.core import ApiError, ForgeCore, Reply, Request
 from opsvault.testing.fake_forgejo.faults import FaultPlan, RequestCounter
@@ -41,7 +43,11 @@ HANDLERS = {
     **routes_pulls.HANDLERS,
     **routes_issues.HANDLERS,
     **routes_org.HANDLERS,
+    **routes_timeline.HANDLERS,
+    **routes_hooks.HANDLERS,
 }
+HANDLERS.update(routes_timeline.wrap(HANDLERS))  # label routes record timeline events
+HANDLERS.update(routes_hooks.wrap(HANDLERS))  # PR events are delivered to webhooks
 ResponseHook = Callable[[str, int, object], object]
 _SWAGGER_UI = "/api/swagger"
 _COMMON_HEADERS = (
