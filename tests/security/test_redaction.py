@@ -218,12 +218,16 @@ def test_build_app_redacts_every_secret_source_and_the_forge_token(
     secrets_dir = tmp_path / "secrets"
     secrets_dir.mkdir()
     (secrets_dir / "DB_PASSWORD").write_text(UNDECLARED)
+    hook_secret = tmp_path / "webhook-secret"
+    hook_secret.write_text("webhook-secret-0123456789abcdef\n")
+    hook_secret.chmod(0o600)
     config = tmp_path / "d.toml"
     config.write_text(
         '[forge]\nkind = "forgejo"\nurl = "https://forge.example.org"\n'
         f'repo = "acme/ops"\ngit_url = "{origin}"\n'
         f'[dispatcher]\nstate_dir = "{tmp_path / "state"}"\n'
         f'[secrets]\ndir = "{secrets_dir}"\n'
+        f'[webhook]\nport = 0\nsecret_file = "{hook_secret}"\n'
     )
     environ = {
         "OPSVAULT_FORGE_TOKEN": FORGE,
@@ -231,9 +235,10 @@ def test_build_app_redacts_every_secret_source_and_the_forge_token(
     }
     app = build_app(load_settings(environ, config), environ)
     try:
-        text = f"{UNDECLARED} {FORGE} env-only-value"
+        text = f"{UNDECLARED} {FORGE} env-only-value webhook-secret-0123456789abcdef"
         assert app.redact(text) == (
             "[REDACTED:DB_PASSWORD] [REDACTED:forge-token] [REDACTED:ENV_ONLY]"
+            " [REDACTED:webhook-secret]"
         )
         step = ("/bin/echo", UNDECLARED, FORGE)
         result = app.runner.execute(
