@@ -151,6 +151,10 @@ class Sandbox:
             "ALL",  # as root, bwrap would otherwise keep every capability
             "--proc",
             "/proc",
+            # Read-only: sysctls check only the euid, so a step run by a root
+            # dispatcher could otherwise set /proc/sys/kernel/core_pattern.
+            "--remount-ro",
+            "/proc",
             "--dev",
             "/dev",
             "--tmpfs",

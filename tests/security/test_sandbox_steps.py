@@ -217,3 +217,25 @@ def test_sandbox_for_hides_everything_the_settings_name(
         config,
         Path("/run/credentials/x"),
     }
+
+
+def test_a_sandboxed_step_cannot_change_kernel_settings(
+    tmp_path: Path, bwrap: str
+) -> None:
+    # Sysctl writes are checked against the euid only: without the sandbox's
+    # read-only /proc a step of a root dispatcher could set core_pattern (host
+    # code execution). The probe writes a setting's own value back: a no-op.
+    script = (
+        "path = '/proc/sys/kernel/printk_ratelimit'\n"
+        "value = open(path).read()\n"
+        "try:\n"
+        "    open(path, 'w').write(value)\n"
+        "    print('sysctl written')\n"
+        "except OSError as exc:\n"
+        "    print('sysctl denied', exc.errno)\n"
+    )
+    result = runner(tmp_path, Sandbox(bwrap)).execute(
+        request([sys.executable, "-c", script])
+    )
+    assert result.outcome == "succeeded", result.output_tail
+    assert "sysctl denied" in result.output_tail
