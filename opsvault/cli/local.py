@@ -223,6 +223,8 @@ def approve(
         if as_json:
             echo_json({**data, "approved": False, "problems": problems})
         raise ApprovalRefused(branch, problems)
+    # The approval on record is what lets a medium or high merge fire (ADR 0008).
+    forge.approve(pr.number, classified.head_commit, "approved with `vault approve`")
     result = forge.merge(pr.number, classified.head_commit)
     if as_json:
         echo_json(

@@ -29,6 +29,7 @@ class PullEntry:
     published: str = ""  # fingerprint of what was last published for this head
     notified_head: str | None = None
     approved_head: str | None = None
+    merge_retries: int = 0  # transient merge refusals in a row (pulls.merge_retry_at)
 
 
 @dataclass(slots=True)

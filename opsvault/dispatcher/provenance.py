@@ -14,7 +14,7 @@ from datetime import timedelta
 
 from opsvault.changes import classify_landed
 from opsvault.dispatcher.state import MergeFacts, Refusal, Role
-from opsvault.forge.base import Forge, ListState, PullRequest
+from opsvault.forge.base import Forge, ListState, PullRequest, ReviewState
 from opsvault.git.base import ChangeKind, OpsRepo
 from opsvault.policy.classify import BaseState, ChangeVerdict
 from opsvault.policy.model import Policy, Principals, Tier
@@ -150,15 +150,33 @@ def find_pull(
         pull = forge.fetch_pull_request(known[merge_commit])
         return pull if pull.merged and pull.merge_commit_sha == merge_commit else None
     since = datetime.fromtimestamp(commit_time, UTC) - timedelta(hours=1)
-    found = None
+    claimants: list[int] = []
     for pull in forge.fetch_pull_requests(ListState.CLOSED, updated_since=since):
         if pull.merged and pull.merge_commit_sha:
             # Remember every merge the listing shows, not only this one: the other
             # actions of the tick then cost one GET each instead of a full listing.
             known[pull.merge_commit_sha] = pull.number
             if pull.merge_commit_sha == merge_commit:
-                found = pull
-    return found
+                claimants.append(pull.number)
+    if len(claimants) != 1:
+        # None, or several PRs claiming one merge commit ("mark as merged" takes
+        # any commit on the base, ADR 0008): no PR accounts for it unambiguously.
+        return None
+    # A listed PR never carries merged_by (API-NOTES §17): only the single GET
+    # loads the merger, so the decision is made on that answer.
+    pull = forge.fetch_pull_request(claimants[0])
+    return pull if pull.merged and pull.merge_commit_sha == merge_commit else None
+
+
+def approved_by(forge: Forge, number: int, user: str, head: str) -> bool:
+    """Return whether *user* approved PR *number* at exactly *head* (not dismissed)."""
+    return any(
+        r.reviewer == user
+        and r.state is ReviewState.APPROVED
+        and not r.dismissed
+        and r.commit_id == head
+        for r in forge.fetch_reviews(number)
+    )
 
 
 def establish(
@@ -203,6 +221,10 @@ def establish(
             forge, repo, pull, verdict, base.policy, identity, base_commit, head_commit
         )
     facts = MergeFacts(
+        merger_approved_head=merger is not None
+        and (verdict.tier is not Tier.LOW or verdict.protected)
+        and merger != identity
+        and approved_by(forge, pull.number, merger, head_commit),
         tier=verdict.tier,
         protected=verdict.protected,
         refused=verdict.refused,

@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import logging
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from opsvault.changes import classify_commits
 from opsvault.dispatcher.cache import Cache, PullEntry
@@ -54,12 +54,20 @@ log = logging.getLogger(__name__)
 
 TIER_MARKER = "<!-- opsvault:tier -->"
 STATUS_CONTEXT = "vault/tier"
+# Tier labels live in their own scope, ``vault/tier``: Forgejo's exclusive
+# labels clear every other label of the same scope (the name up to the last
+# "/"), so a tier label can never clear the hold label ``vault/hold`` (scope
+# ``vault``) nor the other way round, whichever of them is made exclusive.
 LABELS = {
-    "vault/tier-low": ("2e7d32", "opsvault: low tier (merged by the dispatcher)"),
-    "vault/tier-medium": ("f9a825", "opsvault: medium tier (a reviewer merges)"),
-    "vault/tier-high": ("c62828", "opsvault: high tier (an admin merges)"),
-    "vault/refused": ("6a1b9a", "opsvault: invalid, will not be merged or fired"),
+    "vault/tier/low": ("2e7d32", "opsvault: low tier (merged by the dispatcher)"),
+    "vault/tier/medium": ("f9a825", "opsvault: medium tier (a reviewer merges)"),
+    "vault/tier/high": ("c62828", "opsvault: high tier (an admin merges)"),
+    "vault/tier/refused": ("6a1b9a", "opsvault: invalid, will not be merged or fired"),
 }
+# Names used before the labels moved to their own scope; removed when seen.
+LEGACY_LABELS = frozenset(
+    {"vault/tier-low", "vault/tier-medium", "vault/tier-high", "vault/refused"}
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,7 +123,7 @@ def process_pulls(ctx: PullContext, main: str, base: BaseState) -> PullsOutcome:
         for n, entry in cache.pulls.items()
         if int(n) not in seen and parse_iso(entry.due) <= ctx.now
     }
-    pulls = listed + [ctx.forge.fetch_pull_request(n) for n in sorted(due)]
+    pulls = listed + _fetch_due(ctx, sorted(due))
     for number in sorted(ctx.nudged - seen - due):
         try:
             pulls.append(ctx.forge.fetch_pull_request(number))
@@ -138,6 +146,21 @@ def process_pulls(ctx: PullContext, main: str, base: BaseState) -> PullsOutcome:
             if entry is not None:
                 entry.due = iso(ctx.now)
     return out
+
+
+DUE_LISTING_THRESHOLD = 10  # more due PRs than this: one listing beats a GET each
+
+
+def _fetch_due(ctx: PullContext, due: list[int]) -> list[PullRequest]:
+    """Return the due PRs: one GET each, or the open listing when many are due."""
+    if len(due) <= DUE_LISTING_THRESHOLD:
+        return [ctx.forge.fetch_pull_request(n) for n in sorted(due)]
+    wanted = set(due)
+    found = [
+        p for p in ctx.forge.fetch_pull_requests(ListState.OPEN) if p.number in wanted
+    ]
+    gone = wanted - {p.number for p in found}  # closed since: read each (merger!)
+    return found + [ctx.forge.fetch_pull_request(n) for n in sorted(gone)]
 
 
 def _open_pull(
@@ -198,7 +221,13 @@ def _open_pull(
     )
     effects = decide_pull(facts, policy)
     if any(e.act in (Act.MERGE, Act.APPROVE) for e in effects):
-        facts = replace(facts, approvals_needed=_approvals_needed(ctx))
+        needed = _approvals_needed(ctx)
+        approved = entry.approved_head
+        if needed and approved == pr.head_sha:
+            # Re-read it: a push (dismiss_stale_approvals) or an admin may have
+            # dismissed the approval the cache remembers (API-NOTES §17).
+            approved = pr.head_sha if _bot_approval_live(ctx, pr) else None
+        facts = replace(facts, approvals_needed=needed, approved_head=approved)
         effects = decide_pull(facts, policy)
     entry.tier = verdict.tier.label
     entry.due = iso(next_timer(facts, policy))
@@ -222,13 +251,39 @@ def _open_pull(
                 entry.approved_head = effect.head_sha
             out.decisions.append(Decision(subject, "approved", effect.head_sha[:12]))
         elif effect.act is Act.MERGE:
-            _merge(ctx, pr, effect.head_sha, verdict, effect.detail, out)
+            wait = _not_mergeable_yet(pr, out)
+            if wait:
+                # Asking would only earn a 405: come back within seconds.
+                entry.due = iso(ctx.now + MERGE_RETRY_FIRST)  # not a refusal
+                out.decisions.append(Decision(subject, "merge deferred", wait))
+            else:
+                _merge(ctx, pr, effect.head_sha, verdict, effect.detail, out)
         elif effect.act is Act.NOTIFY:
             _notify(ctx, pr, verdict, policy, effect.detail)
             entry.notified_head = effect.head_sha
             out.decisions.append(Decision(subject, "notified", effect.detail))
         elif effect.act is Act.EXPIRE:
             _expire(ctx, pr, verdict, effect.detail, out)
+
+
+def _not_mergeable_yet(pr: PullRequest, out: PullsOutcome) -> str:
+    """Return why merging *pr* now would be refused as "try again later", or ""."""
+    if out.merged:
+        # Our merge moved main: Forgejo re-checks every other PR on it (§17).
+        return "main moved in this tick; Forgejo re-checks this PR first"
+    if pr.mergeable is False:
+        return "Forgejo is still checking mergeability (or found a conflict)"
+    return ""
+
+
+def _bot_approval_live(ctx: PullContext, pr: PullRequest) -> bool:
+    return any(
+        r.reviewer == ctx.identity
+        and r.state is ReviewState.APPROVED
+        and not r.dismissed
+        and r.commit_id == pr.head_sha
+        for r in ctx.forge.fetch_reviews(pr.number)
+    )
 
 
 def _approvals_needed(ctx: PullContext) -> int:
@@ -364,12 +419,12 @@ def _publish(
     fingerprint = hashlib.sha256(f"{pr.head_sha}\n{body}".encode()).hexdigest()[:16]
     if entry.published == fingerprint or ctx.dry_run:
         return
-    label = "vault/refused" if verdict.refused else f"vault/tier-{verdict.tier.label}"
+    label = "vault/tier/" + ("refused" if verdict.refused else verdict.tier.label)
     if not ctx.labels_ready:
         for name, (color, description) in LABELS.items():
             ctx.forge.ensure_label(name, color, description)
         ctx.labels_ready = True
-    for stale in set(pr.labels) & (set(LABELS) - {label}):
+    for stale in sorted(set(pr.labels) & ((set(LABELS) | LEGACY_LABELS) - {label})):
         ctx.forge.remove_label(pr.number, stale)
     if label not in pr.labels:
         ctx.forge.add_labels(pr.number, [label])
@@ -406,6 +461,13 @@ def _merge(
         )
     except ForgeConflict as exc:
         out.decisions.append(Decision(subject, "merge refused by forge", str(exc)))
+        entry = ctx.cache.pulls.get(str(pr.number))
+        if entry is not None and is_transient_refusal(exc):
+            # Forgejo is still checking mergeability (after any push to the head
+            # or the base) or lost a race on the base: try again within minutes,
+            # not at the PR's deadline (API-NOTES §16, §17).
+            entry.due = iso(merge_retry_at(ctx.now, entry.merge_retries))
+            entry.merge_retries += 1
         return
     if result.merge_commit_sha:
         ctx.cache.merges[result.merge_commit_sha] = pr.number
@@ -413,6 +475,23 @@ def _merge(
     out.merged += 1
     again = " (an earlier attempt had merged it)" if result.already_merged else ""
     out.decisions.append(Decision(subject, "merged", f"{why} at {head[:12]}{again}"))
+
+
+MERGE_RETRY_FIRST = timedelta(seconds=15)
+MERGE_RETRY_MAX = timedelta(minutes=5)
+_TRANSIENT = ("try again later", "merge push out of date", "not in mergeable state")
+
+
+def is_transient_refusal(exc: ForgeConflict) -> bool:
+    """Return whether a refused merge may pass unchanged on a later attempt."""
+    text = str(exc).lower()
+    return any(reason in text for reason in _TRANSIENT)
+
+
+def merge_retry_at(now: datetime, retries: int) -> datetime:
+    """Return when to try a transiently refused merge again: 15 s doubling, at most 5 min."""
+    wait: timedelta = min(MERGE_RETRY_FIRST * 2 ** min(retries, 10), MERGE_RETRY_MAX)
+    return now + wait
 
 
 def _notify(

@@ -147,6 +147,9 @@ class Refusal(StrEnum):
     )
     # the introducing merge did not add it as a new action (e.g. a merge restoring an old file)
     NOT_ADDED_BY_MERGE = "not-added-by-merge"
+    # a medium/high merge whose merger never approved the merged head (ADR 0008):
+    # auto-merge, "mark as merged" and auto-detected merges carry no such proof
+    MERGE_NOT_VOUCHED = "merge-not-vouched"
     HELD_AT_MERGE = (
         "held-at-merge"  # the dispatcher merged a medium change that was held (I3)
     )
@@ -166,6 +169,8 @@ class MergeFacts:
     merged_at: datetime | None
     head_matches: bool
     blob_matches: bool
+    # The merger's own approval of exactly the merged head is on record (ADR 0008).
+    merger_approved_head: bool = False
     held_at_merge: bool = False  # per the PR's timeline up to the merge (I3)
 
 
@@ -178,6 +183,23 @@ def may_merge(tier: Tier, roles: frozenset[Role], protected: bool) -> bool:
     if tier is Tier.MEDIUM:
         return bool(roles & {Role.ADMIN, Role.REVIEWER})
     return bool(roles & {Role.ADMIN, Role.REVIEWER, Role.DISPATCHER})
+
+
+def vouched(facts: MergeFacts) -> bool:
+    """Return whether the product can vouch that the merger chose the merged head (ADR 0008).
+
+    Forgejo's merged_by also comes from a scheduled auto-merge (merged later,
+    at whatever head, without a pin), a manual "mark as merged" (any commit),
+    and auto-detected merges (the merger is looked up by a commit e-mail the
+    committer chose). A human merge of a medium or high change counts only
+    when the merger's own approval of exactly the merged head is on record;
+    the dispatcher's own merges are pinned to the head it classified.
+    """
+    if Role.DISPATCHER in facts.merger_roles and facts.tier is not Tier.HIGH:
+        return True
+    if facts.tier is Tier.LOW and not facts.protected:
+        return True
+    return facts.merger_approved_head
 
 
 def verify_merge(facts: MergeFacts, policy: Policy) -> Refusal | None:
@@ -206,7 +228,7 @@ def verify_merge(facts: MergeFacts, policy: Policy) -> Refusal | None:
     if facts.held_at_merge and Role.DISPATCHER in roles:
         return Refusal.HELD_AT_MERGE  # whatever other role the forge gives it (I2, I3)
     if may_merge(facts.tier, roles, facts.protected):
-        return None
+        return None if vouched(facts) else Refusal.MERGE_NOT_VOUCHED
     if facts.protected:
         return Refusal.PROTECTED_CHANGE
     window = policy.settings(Tier.MEDIUM).veto_window

@@ -106,12 +106,14 @@ def run(spec: ProcSpec) -> int:
     from opsvault.forge.client import ForgejoClient
     from opsvault.forge.token import ForgeToken
     from opsvault.git.local import Pygit2OpsRepo
+    from opsvault.testing.fake_forgejo.protection import PUSHER_ENV
 
     clone = Path(spec.clone)
+    env = {PUSHER_ENV: spec.identity}  # who pushes, for the fake's pre-receive hook
     if clone.exists():
-        repo = Pygit2OpsRepo.open(clone)
+        repo = Pygit2OpsRepo.open(clone, transport_env=env)
     else:
-        repo = Pygit2OpsRepo.clone(spec.origin, clone, bare=True)
+        repo = Pygit2OpsRepo.clone(spec.origin, clone, bare=True, transport_env=env)
     settings = Settings(
         dispatcher=DispatcherSettings(
             identity=spec.identity,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -18,10 +20,30 @@ from opsvault.dispatcher.tick import tick
 from opsvault.forge.client import ForgejoClient
 from opsvault.forge.token import ForgeToken
 from opsvault.git.local import Pygit2OpsRepo
+from opsvault.testing.fake_forgejo.model import BranchProtection
+from opsvault.testing.fake_forgejo.protection import PUSHER_ENV
 from opsvault.testing.fake_forgejo.server import FakeForgejo
 
 REPO = "acme/ops"
 T0 = datetime(2026, 11, 21, 12, 0, tzinfo=UTC)
+CHECKING = timedelta(seconds=1)  # Forgejo's mergeability check, on the fake clock
+POLL = timedelta(seconds=30)  # how far the clock moves between two plain ticks
+DOCS = Path(__file__).parents[2] / "docs" / "forgejo.md"
+
+
+def documented_protection(identity: str) -> BranchProtection:
+    """Return the branch protection docs/forgejo.md gives, for dispatcher *identity*."""
+    text = DOCS.read_text()
+    found = re.search(
+        r"<!-- opsvault:branch-protection -->\n```json\n(.*?)\n```", text, re.S
+    )
+    assert found is not None, "docs/forgejo.md lost its branch-protection block"
+    body = json.loads(found.group(1))
+    body["push_whitelist_usernames"] = [identity]
+    return BranchProtection(
+        **{k: tuple(v) if isinstance(v, list) else v for k, v in body.items()}
+    )
+
 
 POLICY_EXTRA = """
 [notify.ops]
@@ -94,12 +116,17 @@ class Harness:
 
     def app(self, name: str = "d1", **dispatcher: object) -> App:
         clone = self.root / f"{name}.git"
+        # The fake's pre-receive hook learns who pushes from this variable.
+        env = {PUSHER_ENV: self.identity}
         if not clone.exists():
             repo = Pygit2OpsRepo.clone(
-                str(self.forge.repo(REPO).git.path), clone, bare=True
+                str(self.forge.repo(REPO).git.path),
+                clone,
+                bare=True,
+                transport_env=env,
             )
         else:
-            repo = Pygit2OpsRepo.open(clone)
+            repo = Pygit2OpsRepo.open(clone, transport_env=env)
         settings = Settings(
             dispatcher=DispatcherSettings(
                 identity=self.identity,
@@ -142,8 +169,26 @@ class Harness:
         return self.client("alice").fetch_pull_request(number)
 
     def merge_as(self, user: str, number: int) -> None:
+        """Approve, then merge as *user*, once Forgejo's background check is done.
+
+        A human merger approves the head they merge (docs/forgejo.md, ADR 0008);
+        Forgejo refuses the approval of one's own PR, so a proposer only merges.
+        """
+        self.wait_for_checks()
         pr = self.pull(number)
+        if user != pr.author:
+            self.client(user).approve(number, pr.head_sha, "looks right")
         self.client(user).merge(number, pr.head_sha)
+
+    def merge_unapproved(self, user: str, number: int) -> None:
+        """Merge as *user* without approving first."""
+        self.wait_for_checks()
+        self.client(user).merge(number, self.pull(number).head_sha)
+
+    def wait_for_checks(self) -> None:
+        """Let Forgejo finish the mergeability checks of every push so far: the clock moves on."""
+        self.forge.notice_pushes()
+        self.now[0] += CHECKING
 
     def at(self, offset: timedelta) -> datetime:
         """Move the shared clock (forge and dispatcher) to T0 + *offset*."""
@@ -157,7 +202,8 @@ class Harness:
         at: timedelta | None = None,
         dry_run: bool = False,
     ) -> TickReport:
-        when = self.at(at) if at is not None else self.now[0]
+        # Between two ticks a poll interval passes (Forgejo's checks finish).
+        when = self.at(at) if at is not None else self.at(self.now[0] + POLL - T0)
         return tick(app or self.app(), when, dry_run=dry_run)
 
     def main_files(self, prefix: str) -> list[str]:
@@ -174,7 +220,11 @@ def make_harness(
     tmp_path: Path, policy_edit: Callable[[str], str] | None = None
 ) -> Harness:
     now = [T0]
-    forge = FakeForgejo(tmp_path / "forge", clock=lambda: now[0])
+    forge = FakeForgejo(
+        tmp_path / "forge",
+        clock=lambda: now[0],
+        checking_seconds=CHECKING.total_seconds(),
+    )
     forge.start()
     tokens = {
         "alice": forge.add_user("alice"),
@@ -195,4 +245,5 @@ def make_harness(
         ("mallory", "write"),
     ):
         forge.add_collaborator(REPO, user, access)
+    forge.protect_branch(REPO, documented_protection("vault-bot"))
     return Harness(forge, tmp_path, tokens, now=now)

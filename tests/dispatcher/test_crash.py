@@ -34,6 +34,7 @@ NOOP_ID = "noop-smoke-1"  # noop: low tier, idempotent = true
 
 
 def run_until_killed(vault: Harness, tmp_path: Path, kill_at: str) -> None:
+    vault.wait_for_checks()  # the doomed dispatcher merges: Forgejo's check has run
     spec = proc_spec(vault, "doomed", tmp_path / "executions.log", T0, kill_at=kill_at)
     proc = spawn_dispatcher(spec, tmp_path / "doomed.json")
     _out, err = proc.communicate(timeout=60)

@@ -26,6 +26,7 @@ def merge_as_dispatcher(vault: Harness, numbers: list[int]) -> None:
     """Merge *numbers* as the dispatcher's identity, as a low-tier merge would."""
     client = vault.client(vault.identity)
     for number in numbers:
+        vault.wait_for_checks()  # each merge moves main: the others are re-checked
         client.merge(number, client.fetch_pull_request(number).head_sha)
 
 

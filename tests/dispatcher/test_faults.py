@@ -68,6 +68,7 @@ def test_5xx_bursts_on_reads_and_writes_duplicate_no_merge_and_no_comment(
     vault: Harness,
 ) -> None:
     number = vault.propose(ACTION, NOOP.format(msg="hi"))
+    vault.wait_for_checks()  # Forgejo's mergeability check has run
     faults = vault.forge.faults
     faults.fail("GET", LIST_PULLS, times=3)
     faults.fail("GET", ONE_PULL, times=2)
@@ -87,7 +88,7 @@ def test_5xx_bursts_on_reads_and_writes_duplicate_no_merge_and_no_comment(
     assert counts[f"POST {MERGE}"] == 3  # two 500s, then the one merge
     assert counts[f"POST {COMMENTS}"] == 4  # two 503s, the tier and result comments
     assert_fired_once(vault, app, number)
-    assert vault.pull(number).labels.count("vault/tier-low") == 1
+    assert vault.pull(number).labels.count("vault/tier/low") == 1
     again = tick(app, T0 + timedelta(minutes=1))
     assert again.ok and again.commits == 0
     assert_fired_once(vault, app, number)
@@ -101,6 +102,7 @@ def test_a_write_whose_answer_is_lost_is_applied_once(
     vault: Harness, method: str, pattern: str
 ) -> None:
     number = vault.propose(ACTION, NOOP.format(msg="hi"))
+    vault.wait_for_checks()  # Forgejo's mergeability check has run
     vault.forge.faults.drop_after_write(method, pattern)
     vault.forge.requests.reset()
     app = vault.app()
@@ -113,7 +115,7 @@ def test_a_write_whose_answer_is_lost_is_applied_once(
         2 if pattern == COMMENTS else 1  # comments: the tier one and the result one
     )
     assert_fired_once(vault, app, number)
-    assert "vault/tier-low" in vault.pull(number).labels
+    assert "vault/tier/low" in vault.pull(number).labels
     assert vault.pull(number).merged_by == "vault-bot"
 
 
@@ -121,6 +123,7 @@ def test_a_forge_outage_ends_the_tick_and_the_next_tick_completes(
     vault: Harness,
 ) -> None:
     number = vault.propose(ACTION, NOOP.format(msg="hi"))
+    vault.wait_for_checks()  # Forgejo's mergeability check has run
     vault.forge.faults.fail("*", "*", times=10_000)
     vault.forge.requests.reset()
     app = vault.app()
@@ -140,6 +143,7 @@ def test_a_forge_outage_ends_the_tick_and_the_next_tick_completes(
 def test_an_outage_right_after_the_merge_loses_nothing(vault: Harness) -> None:
     """The merge lands, reading it back fails: the tick ends; the next one fires it."""
     number = vault.propose(ACTION, NOOP.format(msg="hi"))
+    vault.wait_for_checks()  # Forgejo's mergeability check has run
     vault.forge.faults.fail("GET", ONE_PULL, times=10_000)
     app = vault.app()
 
@@ -184,6 +188,7 @@ def test_main_moving_before_the_claim_and_result_pushes_replans_and_fires_once(
     vault: Harness,
 ) -> None:
     number = vault.propose(ACTION, NOOP.format(msg="hi"))
+    vault.wait_for_checks()  # Forgejo's mergeability check has run
     app = vault.app()
 
     def push_to_main(name: str) -> Callable[[], None]:
@@ -213,6 +218,7 @@ def test_a_rival_dispatcher_claiming_first_wins_and_we_do_not_run_it(
     vault: Harness,
 ) -> None:
     number = vault.propose(ACTION, NOOP.format(msg="hi"))
+    vault.wait_for_checks()  # Forgejo's mergeability check has run
     ours, rival = vault.app("ours"), vault.app("rival")
     ours.runner, rival.runner = RecordingRunner(), RecordingRunner()
     rival_reports = []

@@ -59,7 +59,7 @@ def test_publishes_status_label_and_one_comment(vault: Harness) -> None:
     comments = [c for c in client.fetch_comments(number) if "opsvault:tier" in c.body]
     assert len(comments) == 1
     assert "**MEDIUM**" in comments[0].body
-    assert "vault/tier-medium" in vault.pull(number).labels
+    assert "vault/tier/medium" in vault.pull(number).labels
     assert not vault.pull(number).merged
 
 

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from opsvault.dispatcher.runner import RecordingRunner
+from opsvault.errors import ForgeConflict
 from tests.dispatcher.harness import GIT_MAKE, HOOK, NOOP, REPO, Harness, make_harness
 
 
@@ -86,7 +87,7 @@ def test_action_pushed_straight_to_main_is_refused(vault: Harness) -> None:
     assert any(n.event == "refused" for _s, n in vault.notifier.sent)
 
 
-def test_action_with_policy_edit_is_never_merged_and_refused_if_a_reviewer_merges(
+def test_action_with_policy_edit_is_never_merged_and_forgejo_refuses_a_reviewer(
     vault: Harness,
 ) -> None:
     policy = (
@@ -100,9 +101,14 @@ def test_action_with_policy_edit_is_never_merged_and_refused_if_a_reviewer_merge
     report = vault.tick()
     assert ("pr#1", "merged") not in {(d.subject, d.event) for d in report.decisions}
     assert not vault.pull(number).merged
-    assert "vault/tier-high" in vault.pull(number).labels
-    vault.merge_as("bob", number)
-    assert_refused(vault, "deploy-1", "protected-change")
+    assert "vault/tier/high" in vault.pull(number).labels
+    # docs/forgejo.md protects vault/policy.toml: Forgejo itself refuses a
+    # reviewer's merge (only an admin with force_merge could merge it).
+    with pytest.raises(ForgeConflict, match="Changed protected files"):
+        vault.merge_as("bob", number)
+    vault.tick()
+    assert not vault.pull(number).merged
+    assert "deploy-1" not in str(vault.main_files("vault"))
 
 
 def test_head_changed_after_classification_is_not_merged(vault: Harness) -> None:
@@ -146,7 +152,7 @@ def test_invalid_proposal_is_published_refused_and_never_merged(vault: Harness) 
     vault.tick()
     pr = vault.pull(number)
     assert not pr.merged
-    assert "vault/refused" in pr.labels
+    assert "vault/tier/refused" in pr.labels
     body = next(
         c.body
         for c in vault.client("alice").fetch_comments(number)

@@ -79,6 +79,7 @@ def _propose(world: World, name: str = "restart-web-1") -> int:
     pr = world.dev.open_proposal(proposal)
     assert pr.state is PullState.OPEN and pr.author == "dev-bot"
     assert pr.head_ref == f"vault/{name}" and pr.base_ref == "main"
+    world.forge.settle()  # wait for Forgejo's mergeability check
     return pr.number
 
 

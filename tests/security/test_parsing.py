@@ -243,7 +243,7 @@ def test_a_tick_refuses_hostile_proposals_and_records_the_others(
     fired = forgejo.main_files("vault/fired")
     assert any(p.endswith("good-1.result.json") for p in fired), fired
     for number, why in ((deep, "nest deeper"), (huge, "too many digits")):
-        assert "vault/refused" in forgejo.pull(number).labels
+        assert "vault/tier/refused" in forgejo.pull(number).labels
         comments = forgejo.client("alice").fetch_comments(number)
         assert any(why in c.body for c in comments), [c.body for c in comments]
     assert report.ok

@@ -72,6 +72,7 @@ def _propose(
         f"{API}/pulls", json={"head": branch, "base": "main", "title": "restart web"}
     )
     assert pr.status_code == 201, pr.text
+    world.forge.settle()  # wait for Forgejo's mergeability check
     return int(pr.json()["number"])
 
 
@@ -136,6 +137,7 @@ def test_merge_with_stale_pin_is_409_and_leaves_git_alone(world: World) -> None:
     world.forge.push(
         REPO, "req/restart", {"vault/actions/a.toml": "changed\n"}, author="mallory"
     )
+    world.forge.settle()  # past the re-check the push started
     before = world.forge.repo(REPO).git.tip("main")
     answer = world.alice.post(
         f"{API}/pulls/{number}/merge", json={"Do": "merge", "head_commit_id": stale}

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -12,6 +12,7 @@ from urllib.parse import urlencode
 
 import pygit2
 
+from opsvault.testing.fake_forgejo import checking, protection
 from opsvault.testing.fake_forgejo.gitstore import GitStore
 from opsvault.testing.fake_forgejo.model import (
     Access,
@@ -80,12 +81,17 @@ class ForgeCore:
         max_response_items: int = 50,
         default_paging_num: int = 30,
         clock: Callable[[], datetime] | None = None,
+        checking_seconds: float = 3.0,
     ) -> None:
         self.git_root = Path(git_root)
         self.git_root.mkdir(parents=True, exist_ok=True)
         self.max_response_items = max_response_items
         self.default_paging_num = default_paging_num
         self.clock = clock or (lambda: datetime.now(UTC))
+        # How long (fake clock) a PR stays "checking" after a push to its head or
+        # base (services/pull/check.go): its merge answers 405 meanwhile.
+        self.checking_seconds = checking_seconds
+        self._pushes_seen: dict[int, int] = {}
         self.state = State()
         self.root_url = "http://fake-forgejo.invalid"
         self.render = Renderer(self.state, self.root_url)
@@ -156,6 +162,7 @@ class ForgeCore:
                 includes_all_repositories,
             )
             self.state.teams[team.id] = team
+            self.refresh_hooks()
             return team.id
 
     def create_repo(
@@ -183,12 +190,21 @@ class ForgeCore:
                 created=self.now(),
             )
             self.state.repos[repo.full_name.lower()] = repo
+            protection.install_hook(git.path)
+            protection.write_config(self.state, repo)
             return repo
+
+    def refresh_hooks(self) -> None:
+        """Rewrite what every repository's pre-receive hook knows (rules, writers)."""
+        with self.state.lock:
+            for repo in self.state.repos.values():
+                protection.write_config(self.state, repo)
 
     def add_collaborator(
         self, repo: str, login: str, permission: Access | str = Access.WRITE
     ) -> None:
         self.repo(repo).collaborators[self._user(login).login] = Access(permission)
+        self.refresh_hooks()
 
     def protect_branch(self, repo: str, rule: BranchProtection) -> None:
         with self.state.lock:
@@ -196,13 +212,35 @@ class ForgeCore:
             target.protections = [
                 p for p in target.protections if p.rule_name != rule.rule_name
             ] + [rule]
+            protection.write_config(self.state, target)
 
     def add_label(
-        self, repo: str, name: str, color: str = "#00aabb", description: str = ""
+        self,
+        repo: str,
+        name: str,
+        color: str = "#00aabb",
+        description: str = "",
+        *,
+        exclusive: bool = False,
     ) -> int:
         with self.state.lock:
-            label = Label(self.state.new_id(), name, color, description)
+            label = Label(self.state.new_id(), name, color, description, exclusive)
             self.repo(repo).labels[label.id] = label
+            return label.id
+
+    def add_org_label(
+        self,
+        org: str,
+        name: str,
+        color: str = "#00aabb",
+        description: str = "",
+        *,
+        exclusive: bool = False,
+    ) -> int:
+        """Create a label of organisation *org*, usable on every repository it owns."""
+        with self.state.lock:
+            label = Label(self.state.new_id(), name, color, description, exclusive)
+            self.state.org_labels.setdefault(org.lower(), {})[label.id] = label
             return label.id
 
     def add_issue(
@@ -251,7 +289,15 @@ class ForgeCore:
             if sha is None:
                 raise KeyError(f"{repo}: no branch {head!r}")
             issue = self._new_issue(target, title, body, author)
-            issue.pull = PullInfo(head, base or target.default_branch, head_sha=sha)
+            base_branch = base or target.default_branch
+            issue.pull = PullInfo(
+                head,
+                base_branch,
+                head_sha=sha,
+                tested_base=target.git.tip(base_branch) or "",
+            )
+            # A new PR is queued for its conflict check like a pushed one.
+            checking.start_check(issue.pull, self.clock(), self.checking_seconds)
             target.git.set_ref(f"refs/pull/{issue.number}/head", sha)
             return issue.number
 
@@ -288,7 +334,10 @@ class ForgeCore:
                     iso(start + timedelta(seconds=n)),
                 )
                 issue.pull = PullInfo(
-                    f"{branch_prefix}{n}", target.default_branch, head_sha=head
+                    f"{branch_prefix}{n}",
+                    target.default_branch,
+                    head_sha=head,
+                    tested_base=base or "",
                 )
                 refs[f"refs/pull/{issue.number}/head"] = head
                 numbers.append(issue.number)
@@ -363,29 +412,58 @@ class ForgeCore:
     # -- pull request git state ----------------------------------------------
 
     def sync_pull(self, repo: Repo, issue: Issue) -> tuple[str, str]:
-        """Refresh ``refs/pull/N/head`` from the head branch; return (head sha, base sha)."""
+        """Catch up with pushes (checking.py); return (live head sha, base sha).
+
+        ``head.sha`` is the live tip of the head branch for every PR, merged ones
+        included (services/convert/pull.go:200-233); only when the branch is gone
+        is it ``refs/pull/N/head``.
+        """
         pull = issue.pull
         assert pull is not None
+        checking.observe(repo, issue, self.clock(), self.checking_seconds)
         base_sha = repo.git.tip(pull.base_branch) or ""
-        if pull.merged:
-            return pull.head_sha, base_sha
-        tip = repo.git.tip(pull.head_branch)
-        if tip is not None and tip != pull.head_sha:
-            pull.head_sha = tip
-            repo.git.set_ref(f"refs/pull/{issue.number}/head", tip)
-            rule = repo.protection_for(pull.base_branch)
-            dismiss = rule is not None and rule.dismiss_stale_approvals
-            pull.reviews = [
-                replace(
-                    r,
-                    stale=r.commit_id != tip,
-                    dismissed=r.dismissed
-                    or (dismiss and r.state == "APPROVED" and r.commit_id != tip),
-                )
-                for r in pull.reviews
-            ]
-            issue.updated = self.now()
-        return pull.head_sha, base_sha
+        live = repo.git.tip(pull.head_branch)
+        return live or pull.head_sha, base_sha
+
+    def notice_git_pushes(self) -> None:
+        """Sync the PRs of every repository a ``git push`` reached since the last call.
+
+        The post-receive hook counts pushes; the server asks before each request,
+        so a pushed base or head starts its check at (about) the push's time.
+        """
+        with self.state.lock:
+            for repo in self.state.repos.values():
+                seen = protection.push_count(repo.git.path)
+                if seen != self._pushes_seen.get(repo.id, 0):
+                    self._pushes_seen[repo.id] = seen
+                    for issue in repo.issues.values():
+                        if issue.pull is not None and issue.state == "open":
+                            self.sync_pull(repo, issue)
+
+    def notice_pushes(self) -> None:
+        """Notice every push to a PR's head or base now (starting its check), as Forgejo's hook does."""
+        with self.state.lock:
+            for repo in self.state.repos.values():
+                for issue in repo.issues.values():
+                    if issue.pull is not None:
+                        self.sync_pull(repo, issue)
+
+    def settle(self) -> None:
+        """Let the (fake) background checks finish now, as waiting on a real server would.
+
+        Notices every push first, then ends every running "checking" window.
+        The clock does not move; tests about timing move the clock instead.
+        """
+        with self.state.lock:
+            for repo in self.state.repos.values():
+                for issue in repo.issues.values():
+                    if issue.pull is not None:
+                        self.sync_pull(repo, issue)
+                        issue.pull.checking_until = ""
+
+    def is_checking(self, issue: Issue) -> bool:
+        assert issue.pull is not None
+        return checking.is_checking(issue.pull, self.clock())
 
     # -- paging --------------------------------------------------------------
 

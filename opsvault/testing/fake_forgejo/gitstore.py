@@ -148,20 +148,28 @@ class GitStore:
     def entry(self, sha: str, path: str) -> Entry | None:
         tree = self.commit_info(sha).tree
         path = path.strip("/")
+        mode = FileMode.TREE
         if path:
             try:
-                obj = self.repo.get(tree[path].id)
+                item = tree[path]
             except KeyError:
                 return None
+            mode = FileMode(item.filemode)
+            obj = self.repo.get(item.id)
         else:
             obj = tree
         if isinstance(obj, pygit2.Blob):
-            return Entry(path, "file", str(obj.id), obj.size, obj.data, ())
+            kind = "symlink" if mode == FileMode.LINK else "file"
+            return Entry(path, kind, str(obj.id), obj.size, obj.data, ())
         if isinstance(obj, pygit2.Tree):
             children = tuple(
                 (
                     c.name or "",
-                    "dir" if c.type_str == "tree" else "file",
+                    "dir"
+                    if c.type_str == "tree"
+                    else "symlink"
+                    if c.filemode == FileMode.LINK
+                    else "file",
                     str(c.id),
                     _size(self.repo, c),
                 )

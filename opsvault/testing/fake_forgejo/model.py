@@ -150,6 +150,12 @@ class PullInfo:
         ""  # last synced refs/pull/N/head (kept after the branch is deleted)
     )
     reviews: list[Review] = field(default_factory=list)
+    # Asynchronous mergeability (checking.py): the base tip last tested and
+    # until when (fake clock) the PR is "checking" after a push to head or base.
+    tested_base: str = ""
+    checking_until: str = ""
+    # Auto-merge scheduled with merge_when_checks_succeed: (doer, style).
+    auto_merge: tuple[str, str] | None = None
 
 
 @dataclass(slots=True)
@@ -183,6 +189,7 @@ class Repo:
     comments: dict[int, Comment] = field(default_factory=dict)
     statuses: dict[str, list[CommitStatus]] = field(default_factory=dict)
     created: str = "2024-01-01T00:00:00Z"
+    autodetect_manual_merge: bool = False
 
     @property
     def full_name(self) -> str:
@@ -206,6 +213,7 @@ class State:
     tokens: dict[str, Token] = field(default_factory=dict)
     teams: dict[int, Team] = field(default_factory=dict)
     repos: dict[str, Repo] = field(default_factory=dict)
+    org_labels: dict[str, dict[int, Label]] = field(default_factory=dict)
     lock: threading.RLock = field(default_factory=threading.RLock)
     next_id: int = 1
 
@@ -216,6 +224,10 @@ class State:
 
     def user(self, login: str) -> User | None:
         return self.users.get(login.lower())
+
+    def usable_labels(self, repo: Repo) -> dict[int, Label]:
+        """Return the labels an issue of *repo* can carry: its own, then its org's."""
+        return {**repo.labels, **self.org_labels.get(repo.owner.lower(), {})}
 
     def teams_of(self, org: str) -> list[Team]:
         return [t for t in self.teams.values() if t.org.lower() == org.lower()]

@@ -123,10 +123,13 @@ class Renderer:
             "description": label.description,
             "exclusive": label.exclusive,
             "is_archived": False,
-            "url": f"{self.root}/api/v1/repos/{repo.full_name}/labels/{label.id}",
+            "url": f"{self.root}/api/v1/repos/{repo.full_name}/labels/{label.id}"
+            if label.id in repo.labels
+            else f"{self.root}/api/v1/orgs/{repo.owner}/labels/{label.id}",
         }
 
     def _issue_common(self, repo: Repo, issue: Issue, viewer: str | None) -> Json:
+        usable = self.state.usable_labels(repo)
         kind = "pulls" if issue.pull is not None else "issues"
         return {
             "id": issue.id,
@@ -137,9 +140,7 @@ class Renderer:
             "title": issue.title,
             "body": issue.body,
             "labels": [
-                self.label(repo, repo.labels[i])
-                for i in issue.labels
-                if i in repo.labels
+                self.label(repo, usable[i]) for i in issue.labels if i in usable
             ],
             "milestone": None,
             "assignee": None,
@@ -187,7 +188,10 @@ class Renderer:
         head_sha: str,
         base_sha: str,
         repo_json: Json | None = None,
+        checking: bool = False,
+        listed: bool = False,
     ) -> Json:
+        """Render a PR; *listed*: as the list endpoint does, which never loads the merger."""
         pull = issue.pull
         assert pull is not None
         out = self._issue_common(repo, issue, viewer)
@@ -197,6 +201,7 @@ class Renderer:
         changes = repo.git.diff(merge_base, head_sha)
         mergeable = (
             not pull.merged
+            and not checking
             and not is_draft(issue.title)
             and repo.git.mergeable(base_sha, head_sha)
         )
@@ -213,7 +218,9 @@ class Renderer:
             merged=pull.merged,
             merged_at=pull.merged_at,
             merge_commit_sha=pull.merge_commit_sha,
-            merged_by=self.user(pull.merged_by, blind=True),
+            # routers/api/v1/repo/pull.go:133-185 never calls LoadAttributes' merger
+            # load for list items, so ToUser(nil) renders null (convert/pull.go:263-267).
+            merged_by=None if listed else self.user(pull.merged_by, blind=True),
             allow_maintainer_edit=False,
             additions=sum(c.additions for c in changes),
             deletions=sum(c.deletions for c in changes),
@@ -313,6 +320,10 @@ class Renderer:
         return {k: list(v) if isinstance(v, tuple) else v for k, v in out.items()}
 
 
+WIP_PREFIXES = ("WIP:", "[WIP]")  # modules/setting/repository.go:231
+
+
 def is_draft(title: str) -> bool:
-    lowered = title.lower()
-    return any(lowered.startswith(p) for p in ("wip:", "[wip]", "draft:", "[draft]"))
+    """Return whether *title* has a work-in-progress prefix (models/issues/pull.go:799)."""
+    upper = title.upper()
+    return any(upper.startswith(p) for p in WIP_PREFIXES)

@@ -47,11 +47,12 @@ def list_issues(forge: ForgeCore, req: Request) -> Reply:
             for i in issues
             if datetime.fromisoformat(i.updated) <= _moment(before, "before")
         ]
+    usable = forge.state.usable_labels(repo)
     if names := {n.strip() for n in req.arg("labels").split(",") if n.strip()}:
         issues = [
             i
             for i in issues
-            if names <= {repo.labels[x].name for x in i.labels if x in repo.labels}
+            if names <= {usable[x].name for x in i.labels if x in usable}
         ]
     if author := req.arg("created_by"):
         issues = [i for i in issues if i.author.lower() == author.lower()]
@@ -187,39 +188,65 @@ def create_label(forge: ForgeCore, req: Request) -> Reply:
     ):
         raise ApiError(422, f"Color: {body.get('color')!r} is invalid")
     label_id = forge.add_label(
-        repo.full_name, body["name"], f"#{color}", body.get("description", "")
+        repo.full_name,
+        body["name"],
+        f"#{color}",
+        body.get("description", ""),
+        exclusive=bool(body.get("exclusive")),
     )
-    label = repo.labels[label_id]
-    if body.get("exclusive"):
-        label = Label(
-            label.id, label.name, label.color, label.description, exclusive=True
-        )
-        repo.labels[label_id] = label
-    return Reply(201, forge.render.label(repo, label))
+    return Reply(201, forge.render.label(repo, repo.labels[label_id]))
 
 
 def _issue_labels(forge: ForgeCore, repo: Repo, issue: Issue) -> Reply:
+    usable = forge.state.usable_labels(repo)
     return Reply(
-        200,
-        [
-            forge.render.label(repo, repo.labels[i])
-            for i in issue.labels
-            if i in repo.labels
-        ],
+        200, [forge.render.label(repo, usable[i]) for i in issue.labels if i in usable]
     )
 
 
-def _resolve_labels(repo: Repo, items: list[object]) -> list[int]:
+def _resolve_labels(forge: ForgeCore, repo: Repo, items: list[object]) -> list[int]:
+    """Resolve label ids or names against the repo's **and its org's** labels (issue_label.go:378-393)."""
+    usable = forge.state.usable_labels(repo)
     if all(isinstance(i, int) and not isinstance(i, bool) for i in items):
-        return [i for i in items if isinstance(i, int) and i in repo.labels]
+        return [i for i in items if isinstance(i, int) and i in usable]
     if all(isinstance(i, str) for i in items):
-        by_name = {label.name: label.id for label in repo.labels.values()}
+        by_name: dict[str, int] = {}
+        for label in [*repo.labels.values(), *usable.values()]:
+            by_name.setdefault(label.name, label.id)  # repo labels first
         return [
             by_name[i] for i in items if isinstance(i, str) and i in by_name
         ]  # unknown names ignored
     raise ApiError(
         400, "labels: all items must be label IDs or all must be label names"
     )
+
+
+def exclusive_scope(label: Label) -> str:
+    """Return the scope of an exclusive label (``scope/x`` -> ``scope``), else "" (models/issues/label.go:194)."""
+    cut = label.name.rfind("/")
+    if not label.exclusive or cut <= 0 or cut == len(label.name) - 1:
+        return ""
+    return label.name[:cut]
+
+
+def _with_labels(
+    forge: ForgeCore, repo: Repo, current: list[int], added: list[int]
+) -> list[int]:
+    """Add *added* to *current*; each exclusive label removes its scope's siblings (issue_label.go:66-85)."""
+    usable = forge.state.usable_labels(repo)
+    labels = list(current)
+    for label_id in added:
+        if label_id in labels:
+            continue
+        scope = exclusive_scope(usable[label_id])
+        if scope:
+            labels = [
+                i
+                for i in labels
+                if i not in usable or exclusive_scope(usable[i]) != scope
+            ]
+        labels.append(label_id)
+    return labels
 
 
 def _writable_issue(forge: ForgeCore, req: Request) -> tuple[Repo, Issue]:
@@ -236,8 +263,11 @@ def get_labels(forge: ForgeCore, req: Request) -> Reply:
 
 def replace_labels(forge: ForgeCore, req: Request) -> Reply:
     repo, issue = _writable_issue(forge, req)
-    issue.labels = list(
-        dict.fromkeys(_resolve_labels(repo, (req.body or {}).get("labels", [])))
+    issue.labels = _with_labels(
+        forge,
+        repo,
+        [],
+        _resolve_labels(forge, repo, (req.body or {}).get("labels", [])),
     )
     issue.updated = forge.now()
     return _issue_labels(forge, repo, issue)
@@ -245,10 +275,11 @@ def replace_labels(forge: ForgeCore, req: Request) -> Reply:
 
 def add_labels(forge: ForgeCore, req: Request) -> Reply:
     repo, issue = _writable_issue(forge, req)
-    issue.labels = list(
-        dict.fromkeys(
-            issue.labels + _resolve_labels(repo, (req.body or {}).get("labels", []))
-        )
+    issue.labels = _with_labels(
+        forge,
+        repo,
+        issue.labels,
+        _resolve_labels(forge, repo, (req.body or {}).get("labels", [])),
     )
     issue.updated = forge.now()
     return _issue_labels(forge, repo, issue)
@@ -262,13 +293,18 @@ def clear_labels(forge: ForgeCore, req: Request) -> Reply:
 
 
 def remove_label(forge: ForgeCore, req: Request) -> Reply:
+    """The identifier is tried as a name (repo, then org) before as an id (issue_label.go:192-199)."""
     repo, issue = _writable_issue(forge, req)
     ident = req.params["identifier"]
+    org = forge.state.org_labels.get(repo.owner.lower(), {})
     found = [
         label.id
-        for label in repo.labels.values()
-        if label.name == ident or (ident.isdigit() and label.id == int(ident))
+        for labels in (repo.labels, org)
+        for label in labels.values()
+        if label.name == ident
     ]
+    if not found and ident.isdigit():
+        found = [i for i in forge.state.usable_labels(repo) if i == int(ident)]
     if not found:
         raise ApiError(422, f"label {ident!r} does not exist")
     issue.labels = [i for i in issue.labels if i != found[0]]

@@ -2,20 +2,16 @@
 
 from __future__ import annotations
 
-import fnmatch
-import re
 from collections.abc import Callable
 from dataclasses import replace
 
+from opsvault.testing.fake_forgejo import checking, merging
 from opsvault.testing.fake_forgejo.core import ApiError, ForgeCore, Reply, Request
 from opsvault.testing.fake_forgejo.model import (
     Access,
-    BranchProtection,
     Issue,
-    PullInfo,
     Repo,
     Review,
-    State,
 )
 from opsvault.testing.fake_forgejo.render import Json, is_draft
 
@@ -29,7 +25,6 @@ _SORTS: dict[str, tuple[Callable[[Issue], object], bool]] = {
     "mostcomment": (lambda i: (len(i.comments), i.id), True),
     "leastcomment": (lambda i: (len(i.comments), i.id), False),
 }
-_CLOSING = re.compile(r"(?i)\b(?:close[sd]?|fix(?:e[sd])?|resolve[sd]?)\s+#(\d+)")
 
 
 def _pull_json(
@@ -38,15 +33,26 @@ def _pull_json(
     issue: Issue,
     req: Request,
     repo_json: Json | None = None,
+    *,
+    listed: bool = False,
 ) -> Json:
     head, base = forge.sync_pull(repo, issue)
     return forge.render.pull(
-        repo, issue, req.viewer, head_sha=head, base_sha=base, repo_json=repo_json
+        repo,
+        issue,
+        req.viewer,
+        head_sha=head,
+        base_sha=base,
+        repo_json=repo_json,
+        checking=forge.is_checking(issue),
+        listed=listed,
     )
 
 
 def list_pulls(forge: ForgeCore, req: Request) -> Reply:
     repo = forge.find_repo(req)
+    merging.detect_manual_merges(forge, repo)
+    merging.run_auto_merges(forge, repo)  # a finished check re-evaluates them
     state = req.arg("state", "open")
     pulls = [
         i
@@ -67,13 +73,15 @@ def list_pulls(forge: ForgeCore, req: Request) -> Reply:
     repo_json = forge.render.repo(repo, req.viewer)
     return Reply(
         200,
-        [_pull_json(forge, repo, i, req, repo_json) for i in chunk],
+        [_pull_json(forge, repo, i, req, repo_json, listed=True) for i in chunk],
         headers=headers,
     )
 
 
 def get_pull(forge: ForgeCore, req: Request) -> Reply:
     repo = forge.find_repo(req)
+    merging.detect_manual_merges(forge, repo)
+    merging.run_auto_merges(forge, repo)  # a finished check re-evaluates them
     return Reply(
         200, _pull_json(forge, repo, forge.find_issue(repo, req, pull=True), req)
     )
@@ -127,11 +135,11 @@ def edit_pull(forge: ForgeCore, req: Request) -> Reply:
     if issue.author != req.viewer:
         forge.require(repo, req, Access.WRITE)
     body = req.body or {}
+    if "state" in body and issue.pull.merged:  # any state (pull.go:738-742)
+        raise ApiError(
+            412, "cannot change state of this pull request, it was already merged"
+        )
     if "state" in body and body["state"] != issue.state:
-        if issue.pull.merged:
-            raise ApiError(
-                412, "cannot change state of this pull request, it was already merged"
-            )
         issue.state = body["state"]
         issue.closed_at = forge.now() if issue.state == "closed" else None
     if "title" in body:
@@ -147,8 +155,11 @@ def edit_pull(forge: ForgeCore, req: Request) -> Reply:
 def pull_files(forge: ForgeCore, req: Request) -> Reply:
     repo = forge.find_repo(req)
     issue = forge.find_issue(repo, req, pull=True)
-    head, base = forge.sync_pull(repo, issue)
     assert issue.pull is not None
+    # Computed at refs/pull/N/head, which follows a push only once Forgejo's
+    # queue has run (here: once the PR was read again), pull.go:1588-1631.
+    head = repo.git.ref(f"refs/pull/{issue.number}/head") or issue.pull.head_sha
+    base = repo.git.tip(issue.pull.base_branch) or head
     merge_base = issue.pull.merge_base or repo.git.merge_base(base, head) or base
     changes = list(repo.git.diff(merge_base, head))
     if skip := req.arg("skip-to"):
@@ -205,14 +216,28 @@ def create_review(forge: ForgeCore, req: Request) -> Reply:
         raise ApiError(422, "review event REQUEST_CHANGES requires a body")
     if state == "COMMENT" and not text.strip() and not body.get("comments"):
         raise ApiError(422, "review event COMMENT requires a body or comment")
+    head = repo.git.ref(f"refs/pull/{issue.number}/head") or head
     commit = body.get("commit_id") or head
+    base_tip = repo.git.tip(pull.base_branch) or head
+    # Stale only if the diff at *commit* differs from the diff at the head
+    # (services/pull/review.go:295-318), and only for approve/reject.
+    stale = (
+        state in {"APPROVED", "REQUEST_CHANGES"}
+        and commit != head
+        and (
+            repo.git.resolve(commit) is None
+            or checking.diff_differs(repo.git, base_tip, commit, head)
+        )
+    )
     official = state in {
         "APPROVED",
         "REQUEST_CHANGES",
     } and forge.state.is_official_reviewer(
         repo, req.viewer, repo.protection_for(pull.base_branch)
     )
-    if official:  # only the reviewer's latest approve/reject stays official
+    if state in {"APPROVED", "REQUEST_CHANGES"}:
+        # A new approve/reject clears official on the reviewer's older ones,
+        # whether or not the new one is official (models/issues/review.go:422-430).
         pull.reviews = [
             replace(r, official=False) if r.author == req.viewer else r
             for r in pull.reviews
@@ -225,10 +250,12 @@ def create_review(forge: ForgeCore, req: Request) -> Reply:
         commit,
         official,
         forge.now(),
-        commit != head,
+        stale,
     )
     pull.reviews.append(review)
     issue.updated = forge.now()
+    if state == "APPROVED":  # an approval re-evaluates scheduled auto-merges
+        merging.run_auto_merges(forge, repo)
     return Reply(200, forge.render.review(repo, issue.number, review, req.viewer))
 
 
@@ -238,117 +265,62 @@ def is_merged(forge: ForgeCore, req: Request) -> Reply:
     return Reply(204 if issue.pull is not None and issue.pull.merged else 404)
 
 
-def _protection_problem(
-    state: State, repo: Repo, pull: PullInfo, head: str, rule: BranchProtection
-) -> str | None:
-    latest: dict[str, Review] = {}
-    for review in pull.reviews:
-        if (
-            review.state in {"APPROVED", "REQUEST_CHANGES"}
-            and review.official
-            and not review.dismissed
-        ):
-            latest[review.author] = review
-    approvals = [
-        r
-        for r in latest.values()
-        if r.state == "APPROVED" and not (rule.ignore_stale_approvals and r.stale)
-    ]
-    if rule.enable_status_check:
-        latest_status = {s.context: s.state for s in repo.statuses.get(head, [])}
-        patterns = rule.status_check_contexts or ("*",)
-        for pattern in patterns:
-            matched = [
-                s for c, s in latest_status.items() if fnmatch.fnmatchcase(c, pattern)
-            ]
-            if not matched or any(s != "success" for s in matched):
-                return "Not all required status checks successful"
-    if len(approvals) < rule.required_approvals:
-        return "Does not have enough approvals"
-    if rule.block_on_rejected_reviews and any(
-        r.state == "REQUEST_CHANGES" for r in latest.values()
-    ):
-        return "There are requested changes"
-    base = repo.git.tip(pull.base_branch)
-    if (
-        rule.block_on_outdated_branch
-        and base is not None
-        and repo.git.merge_base(base, head) != base
-    ):
-        return "The head branch is behind the base branch"
-    return None
-
-
 def merge_pull(forge: ForgeCore, req: Request) -> Reply:
+    """POST .../merge in the order of Forgejo's CheckPullMergeable (services/pull/check.go:68-150)."""
     repo = forge.find_repo(req)
     issue = forge.find_issue(repo, req, pull=True)
     pull = issue.pull
     assert pull is not None and req.viewer is not None
-    if issue.state == "closed" and not pull.merged:
-        raise ApiError(404, "The target couldn't be found.")
     if pull.merged:
         raise ApiError(405, "")
+    if issue.state == "closed":
+        raise ApiError(404, "The target couldn't be found.")
     head, base = forge.sync_pull(repo, issue)
     body = req.body or {}
     rule = repo.protection_for(pull.base_branch)
     if not forge.state.can_merge(repo, req.viewer, rule):
         raise ApiError(405, "User not allowed to merge PR")
-    if body.get("Do") not in {"merge", "squash"}:
+    style = body.get("Do")
+    if style == "manually-merged":  # nothing else is checked (check.go:96-98)
+        merging.mark_merged(
+            forge, repo, issue, req.viewer, body.get("MergeCommitID", "")
+        )
+        return Reply(200)
+    if style not in {"merge", "squash"}:
         raise ApiError(
             405,
-            f"merge style {body.get('Do')!r} is not allowed (the fake offers merge and squash)",
+            f"merge style {style!r} is not allowed (the fake offers merge, squash and manually-merged)",
         )
     if is_draft(issue.title):
-        raise ApiError(
-            405, "The given pull request is a work in progress and cannot be merged"
-        )
-    if not repo.git.mergeable(base, head):
+        raise ApiError(405, "Work in progress PRs cannot be merged")
+    if forge.is_checking(issue) or not repo.git.mergeable(base, head):
         raise ApiError(405, "Please try again later")
-    if rule is not None:
-        problem = _protection_problem(forge.state, repo, pull, head, rule)
-        user = forge.state.user(req.viewer)
-        admin_override = user is not None and (
-            user.is_admin
-            or (
-                forge.state.access(repo, req.viewer) is Access.OWNER
-                and not rule.apply_to_admins
-            )
-        )
-        if problem and not (body.get("force_merge") and admin_override):
+    auto = bool(body.get("merge_when_checks_succeed"))
+    if rule is not None and not auto:  # a scheduled merge skips protection now
+        problem = merging.protection_problem(forge, repo, pull, head, rule)
+        if problem and not (
+            body.get("force_merge")
+            and merging.may_override(forge, repo, req.viewer, rule)
+        ):
             raise ApiError(405, f"not allowed to merge [reason: {problem}]")
+    if auto:  # no head pin for a scheduled merge (automerge.go:206-231)
+        if pull.auto_merge is not None:
+            raise ApiError(409, "auto merge already scheduled")
+        pull.auto_merge = (req.viewer, style)
+        return Reply(201)
     pin = body.get("head_commit_id")
     if pin and pin != head:
         raise ApiError(409, "head out of date")
-    title = (
-        body.get("MergeTitleField")
-        or f"Merge pull request '{issue.title}' (#{issue.number})"
+    merging.merge_now(
+        forge,
+        repo,
+        issue,
+        req.viewer,
+        head,
+        style,
+        title=body.get("MergeTitleField", ""),
+        extra=body.get("MergeMessageField", ""),
     )
-    message = title + (
-        "\n\n" + body["MergeMessageField"] if body.get("MergeMessageField") else ""
-    )
-    with repo.git.lock:
-        pull.merge_base = repo.git.merge_base(base, head)
-        try:
-            sha = repo.git.merge(
-                pull.base_branch,
-                head,
-                message,
-                forge.signature(req.viewer),
-                squash=body["Do"] == "squash",
-            )
-        except ValueError as exc:
-            raise ApiError(409, str(exc)) from exc
-    pull.merged, pull.merged_by, pull.merge_commit_sha = True, req.viewer, sha
-    issue.state = "closed"
-    pull.merged_at = issue.closed_at = issue.updated = forge.now()
-    for number in _CLOSING.findall(issue.body):
-        target = repo.issues.get(int(number))
-        if target is not None and target.pull is None and target.state == "open":
-            target.state, target.closed_at, target.updated = (
-                "closed",
-                pull.merged_at,
-                pull.merged_at,
-            )
     if (
         body.get("delete_branch_after_merge")
         and pull.head_branch != repo.default_branch

@@ -2,16 +2,12 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
 import dataclasses
 from collections.abc import Callable
 from typing import Any
 
-import pygit2
-
+from opsvault.testing.fake_forgejo import merging
 from opsvault.testing.fake_forgejo.core import ApiError, ForgeCore, Reply, Request
-from opsvault.testing.fake_forgejo.gitstore import Entry
 from opsvault.testing.fake_forgejo.model import (
     Access,
     BranchProtection,
@@ -19,10 +15,13 @@ from opsvault.testing.fake_forgejo.model import (
     Repo,
 )
 from opsvault.testing.fake_forgejo.render import Json
+from opsvault.testing.fake_forgejo.routes_contents import MAX_BLOB_SIZE
 
 Handler = Callable[[ForgeCore, Request], Reply]
 _NOT_FOUND = "The target couldn't be found."
 _STATUS_STATES = ("pending", "success", "error", "failure", "warning")
+# Worst first (modules/structs/commit_status.go:23-29): warning ranks below pending.
+_STATUS_PRIORITY = {"error": 0, "failure": 1, "warning": 2, "pending": 3, "success": 4}
 
 
 def version(forge: ForgeCore, req: Request) -> Reply:
@@ -36,196 +35,13 @@ def api_settings(forge: ForgeCore, req: Request) -> Reply:
             "max_response_items": forge.max_response_items,
             "default_paging_num": forge.default_paging_num,
             "default_git_trees_per_page": 1000,
-            "default_max_blob_size": 10485760,
+            "default_max_blob_size": MAX_BLOB_SIZE,
         },
     )
 
 
 def get_repo(forge: ForgeCore, req: Request) -> Reply:
     return Reply(200, forge.render.repo(forge.find_repo(req), req.viewer))
-
-
-def _at_ref(repo: Repo, req: Request) -> tuple[str, Entry]:
-    ref = req.arg("ref") or repo.default_branch
-    sha = repo.git.resolve(ref)
-    entry = None if sha is None else repo.git.entry(sha, req.params["filepath"])
-    if sha is None or entry is None:
-        raise ApiError(404, _NOT_FOUND)
-    return sha, entry
-
-
-def _contents(
-    forge: ForgeCore, repo: Repo, sha: str, path: str, kind: str, blob: str, size: int
-) -> Json:
-    api = f"{forge.root_url}/api/v1/repos/{repo.full_name}"
-    web = f"{forge.root_url}/{repo.full_name}"
-    last = repo.git.last_commit_for(sha, path)
-    return {
-        "name": path.rsplit("/", 1)[-1],
-        "path": path,
-        "sha": blob,
-        "last_commit_sha": last,
-        "last_commit_when": forge.render_time(repo.git.commit_info(last)),
-        "type": kind,
-        "size": size,
-        "encoding": None,
-        "content": None,
-        "target": None,
-        "url": f"{api}/contents/{path}?ref={sha}",
-        "html_url": f"{web}/src/commit/{sha}/{path}",
-        "git_url": f"{api}/git/{'blobs' if kind == 'file' else 'trees'}/{blob}",
-        "download_url": f"{web}/raw/commit/{sha}/{path}" if kind == "file" else None,
-        "submodule_git_url": None,
-        "_links": {
-            "self": f"{api}/contents/{path}?ref={sha}",
-            "git": "",
-            "html": f"{web}/src/commit/{sha}/{path}",
-        },
-    }
-
-
-def get_contents(forge: ForgeCore, req: Request) -> Reply:
-    repo = forge.find_repo(req)
-    sha, entry = _at_ref(repo, req)
-    if entry.data is None:  # a directory: an array of entries without content
-        prefix = f"{entry.path}/" if entry.path else ""
-        return Reply(
-            200,
-            [
-                _contents(forge, repo, sha, prefix + n, k, s, z)
-                for n, k, s, z in entry.children
-            ],
-        )
-    out = _contents(forge, repo, sha, entry.path, "file", entry.sha, entry.size)
-    out["encoding"], out["content"] = "base64", base64.b64encode(entry.data).decode()
-    return Reply(200, out)
-
-
-def get_raw(forge: ForgeCore, req: Request) -> Reply:
-    repo = forge.find_repo(req)
-    _, entry = _at_ref(repo, req)
-    if entry.data is None:
-        raise ApiError(404, _NOT_FOUND)
-    etag = f'"{entry.sha}"'
-    headers = (
-        ("ETag", etag),
-        ("X-Forgejo-Object-Type", "file"),
-        ("X-Gitea-Object-Type", "file"),
-    )
-    if etag in {
-        t.strip().removeprefix("W/")
-        for t in req.headers.get("if-none-match", "").split(",")
-    }:
-        return Reply(304, headers=headers)
-    return Reply(
-        200,
-        raw=entry.data,
-        headers=(("Content-Type", "application/octet-stream"), *headers),
-    )
-
-
-def _check_push(forge: ForgeCore, repo: Repo, req: Request, branch: str) -> None:
-    forge.require(repo, req, Access.WRITE)
-    rule = repo.protection_for(branch)
-    if rule is None or req.viewer is None:
-        return
-    allowed = rule.enable_push and (
-        not rule.enable_push_whitelist
-        or req.viewer in rule.push_whitelist_usernames
-        or forge.state.in_team(req.viewer, repo.owner, rule.push_whitelist_teams)
-    )
-    if not allowed:
-        raise ApiError(403, f"branch {branch} is protected from force push or changes")
-
-
-def write_file(forge: ForgeCore, req: Request) -> Reply:
-    repo = forge.find_repo(req)
-    body, path = req.body or {}, req.params["filepath"].strip("/")
-    creating = req.method == "POST"
-    branch = body.get("branch") or repo.default_branch
-    new_branch = body.get("new_branch") or branch
-    base = repo.git.tip(branch)
-    if base is None:
-        raise ApiError(404, f"branch does not exist [name: {branch}]")
-    if new_branch != branch and repo.git.tip(new_branch) is not None:
-        raise ApiError(422, f"branch already exists [name: {new_branch}]")
-    if new_branch == branch:
-        _check_push(forge, repo, req, branch)
-    else:
-        forge.require(repo, req, Access.WRITE)
-    try:
-        content = base64.b64decode(body.get("content", ""), validate=True)
-    except binascii.Error as exc:
-        raise ApiError(422, f"content: invalid base64 ({exc})") from exc
-    current = repo.git.entry(base, path)
-    if creating and current is not None:
-        raise ApiError(422, f"repository file already exists [path: {path}]")
-    if not creating:
-        if not body.get("sha"):
-            raise ApiError(422, "sha: Required")
-        if current is None or current.sha != body["sha"]:
-            raise ApiError(
-                409,
-                f"sha does not match [given: {body['sha']}, expected: {current and current.sha}]",
-            )
-    assert req.viewer is not None
-    who = forge.signature(req.viewer)
-    author = _identity(body.get("author") or body.get("committer"), who)
-    committer = _identity(body.get("committer") or body.get("author"), who)
-    message = body.get("message") or f"{'Add' if creating else 'Update'} {path}"
-    sha = repo.git.commit(
-        new_branch, {path: content}, message, author, committer, parent=base
-    )
-    entry = repo.git.entry(sha, path)
-    assert entry is not None
-    contents = _contents(forge, repo, sha, path, "file", entry.sha, entry.size)
-    commit = repo.git.commit_info(sha)
-    api = f"{forge.root_url}/api/v1/repos/{repo.full_name}/git"
-    commit_json = {
-        "sha": sha,
-        "url": f"{api}/commits/{sha}",
-        "html_url": f"{forge.root_url}/{repo.full_name}/commit/{sha}",
-        "created": forge.render_time(commit),
-        "message": message,
-        "author": {
-            "name": author.name,
-            "email": author.email,
-            "date": forge.render_time(commit),
-        },
-        "committer": {
-            "name": committer.name,
-            "email": committer.email,
-            "date": forge.render_time(commit),
-        },
-        "parents": [
-            {
-                "sha": base,
-                "url": f"{api}/commits/{base}",
-                "created": forge.render_time(commit),
-            }
-        ],
-        "tree": {
-            "sha": str(commit.tree_id),
-            "url": f"{api}/trees/{commit.tree_id}",
-            "created": forge.render_time(commit),
-        },
-    }
-    verification = {
-        "verified": False,
-        "reason": "gpg.error.not_signed_commit",
-        "signature": "",
-        "payload": "",
-    }
-    payload = {"content": contents, "commit": commit_json, "verification": verification}
-    return Reply(201 if creating else 200, payload)
-
-
-def _identity(given: object, default: pygit2.Signature) -> pygit2.Signature:
-    if not isinstance(given, dict) or not given.get("name"):
-        return default
-    return pygit2.Signature(
-        given["name"], given.get("email", ""), default.time, default.offset
-    )
 
 
 def _branch_json(forge: ForgeCore, repo: Repo, req: Request, name: str) -> Json:
@@ -318,13 +134,16 @@ def create_status(forge: ForgeCore, req: Request) -> Reply:
         forge.state.new_id(),
         sha,
         body["state"],
-        body.get("context", "default").strip(),
-        body.get("description", ""),
-        body.get("target_url", ""),
+        # All three are trimmed when stored (models/git/commit_status.go:411-413).
+        (body.get("context") or "default").strip(),
+        (body.get("description") or "").strip(),
+        (body.get("target_url") or "").strip(),
         req.viewer,
         forge.now(),
     )
     repo.statuses.setdefault(sha, []).append(status)
+    if status.state == "success":  # a success re-evaluates scheduled auto-merges
+        merging.run_auto_merges(forge, repo, sha)
     return Reply(201, forge.render.status(repo, status, req.viewer))
 
 
@@ -351,18 +170,23 @@ def combined_status(forge: ForgeCore, req: Request) -> Reply:
     repo = forge.find_repo(req)
     sha, statuses = _statuses_of(repo, req.params["ref"])
     latest = {s.context: s for s in statuses}  # later rows win
-    states = {s.state for s in latest.values()}
-    worst = next(
-        (
-            w
-            for w, c in (("failure", {"failure", "error"}), ("pending", {"pending"}))
-            if states & c
-        ),
-        "",
-    )
-    combined = worst or (
-        "warning" if "warning" in states else "success" if states else ""
-    )
+    if not latest:  # an empty CombinedStatus{} (routers/api/v1/repo/status.go:281-283)
+        return Reply(
+            200,
+            {
+                "state": "",
+                "sha": "",
+                "total_count": 0,
+                "statuses": None,
+                "repository": None,
+                "commit_url": "",
+                "url": "",
+            },
+        )
+    # The worst state wins, error is reported as failure (services/convert/status.go:46-61).
+    combined = min((s.state for s in latest.values()), key=_STATUS_PRIORITY.__getitem__)
+    if combined == "error":
+        combined = "failure"
     chunk, headers = forge.paginate(
         req, sorted(latest.values(), key=lambda s: s.id), link=False
     )
@@ -423,10 +247,6 @@ HANDLERS: dict[str, Handler] = {
     "getVersion": version,
     "getGeneralAPISettings": api_settings,
     "repoGet": get_repo,
-    "repoGetContents": get_contents,
-    "repoGetRawFile": get_raw,
-    "repoCreateFile": write_file,
-    "repoUpdateFile": write_file,
     "repoListBranches": list_branches,
     "repoGetBranch": get_branch,
     "repoCreateBranch": create_branch,

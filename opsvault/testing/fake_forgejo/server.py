@@ -27,6 +27,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from opsvault.testing.fake_forgejo import (
+    routes_contents,
     routes_hooks,
     routes_issues,
     routes_org,
@@ -40,6 +41,7 @@ from opsvault.testing.fake_forgejo.validation import Match, load_spec
 
 HANDLERS = {
     **routes_repo.HANDLERS,
+    **routes_contents.HANDLERS,
     **routes_pulls.HANDLERS,
     **routes_issues.HANDLERS,
     **routes_org.HANDLERS,
@@ -113,12 +115,14 @@ class FakeForgejo(ForgeCore):
         default_paging_num: int = 30,
         clock: Callable[[], datetime] | None = None,
         root_url: str | None = None,
+        checking_seconds: float = 3.0,
     ) -> None:
         super().__init__(
             git_root,
             max_response_items=max_response_items,
             default_paging_num=default_paging_num,
             clock=clock,
+            checking_seconds=checking_seconds,
         )
         self.spec = load_spec()
         self.faults = FaultPlan()
@@ -238,6 +242,7 @@ class FakeForgejo(ForgeCore):
             )
         try:
             with self.state.lock:
+                self.notice_git_pushes()
                 return handler(self, request)
         except ApiError as exc:
             return _error(self, exc.status, exc.message, exc.payload)

@@ -43,6 +43,24 @@ _DEVIATIONS: dict[tuple[str, int], dict[str, Any]] = {
     ("repoMergePullRequest", 409): {"anyOf": [_API_ERROR, _GO_ERROR]},
     ("repoCreateFile", 409): _API_ERROR,
     ("repoUpdateFile", 409): _API_ERROR,
+    ("repoChangeFiles", 409): _API_ERROR,
+    # A deleted file's entry is null (services/repository/files/file.go:20-34).
+    ("repoChangeFiles", 201): {
+        "type": "object",
+        "properties": {
+            "commit": {"$ref": "#/definitions/FileCommitResponse"},
+            "files": {
+                "type": "array",
+                "items": {
+                    "anyOf": [
+                        {"$ref": "#/definitions/ContentsResponse"},
+                        {"type": "null"},
+                    ]
+                },
+            },
+            "verification": {"$ref": "#/definitions/PayloadCommitVerification"},
+        },
+    },
     # A directory is answered with an array of entries.
     ("repoGetContents", 200): {
         "anyOf": [
@@ -52,7 +70,9 @@ _DEVIATIONS: dict[tuple[str, int], dict[str, Any]] = {
     },
 }
 # Undeclared statuses Forgejo answers without a body.
-_EMPTY_DEVIATIONS = frozenset({("repoGetRawFile", 304)})
+# 201 of a scheduled auto-merge: ctx.Status(http.StatusCreated), undeclared
+# (routers/api/v1/repo/pull.go, merge_when_checks_succeed; API-NOTES §10).
+_EMPTY_DEVIATIONS = frozenset({("repoGetRawFile", 304), ("repoMergePullRequest", 201)})
 # Statuses any operation may answer although few declare them: authentication
 # and binding errors (Forgejo middleware) and proxy/fault answers.
 _GENERIC_ERRORS = frozenset(
