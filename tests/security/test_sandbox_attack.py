@@ -26,6 +26,7 @@ from typing import Any
 import pygit2
 import pytest
 
+from opsvault.testing.fake_forgejo.protection import PUSHER_ENV
 from tests.dispatcher.harness import REPO, Harness, make_harness
 
 HOOK_TOKEN = "hook-token-value-31337"  # in the dispatcher's environment only
@@ -171,6 +172,7 @@ def prepare(vault: Harness, tmp_path: Path, sandbox: str) -> Setup:
         "LANG": "C.UTF-8",
         "GIT_CONFIG_NOSYSTEM": "1",
         "OPSVAULT_SECRET_HOOK_TOKEN": HOOK_TOKEN,
+        PUSHER_ENV: "vault-bot",  # who pushes, for the fake's pre-receive hook
     }
     return Setup(vault, config, env, token, state_dir, outside, number)
 
