@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -31,6 +32,10 @@ def _as_is(text: str) -> str:
     return text
 
 
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
 @dataclass(slots=True)
 class App:
     settings: Settings
@@ -52,5 +57,8 @@ class App:
     redact: Callable[[str], str] = field(default=_as_is)
     # Whether steps run sandboxed, as decided at start (None: not decided, so not).
     sandbox: SandboxStatus | None = None
+    # The wall clock. A tick measures how long it has run with it (claim deadlines
+    # count from the claim commit, invariant I8); tests replace it to slow a tick down.
+    clock: Callable[[], datetime] = field(default=_utcnow)
     # PRs webhooks said changed; the service wakes the tick (docs/forgejo.md "Webhook")
     nudges: Nudges = field(default_factory=Nudges)
