@@ -1,0 +1,70 @@
+"""Review of the gate (I1, I2, I3, I7 and the Forgejo merge rules): strict xfails.
+
+Each test builds an attack for real and asserts the *safe* outcome; it is
+marked ``xfail(strict=True)`` so it passes while the finding is open and turns
+into a failure (to be unmarked) once the finding is fixed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+
+import httpx
+import pytest
+
+from opsvault.dispatcher.runner import RecordingRunner
+from opsvault.testing.fake_forgejo.pytest_plugin import assert_no_violations
+from tests.dispatcher.harness import HOOK, Harness, make_harness
+
+
+def veto_policy(text: str) -> str:
+    return text.replace(
+        'merge = "reviewer"\n# veto_window = "2h"',
+        'merge = "reviewer"\nveto_window = "2h"',
+    )
+
+
+@pytest.fixture
+def veto(tmp_path: Path) -> Iterator[Harness]:
+    harness = make_harness(tmp_path, veto_policy)
+    try:
+        yield harness
+    finally:
+        harness.close()
+    assert_no_violations(harness.forge)
+
+
+def fired(vault: Harness) -> list[str]:
+    assert isinstance(vault.runner, RecordingRunner)
+    return [r.action_id for r in vault.runner.requests]
+
+
+def edit_comment_as(vault: Harness, user: str, comment_id: int, body: str) -> None:
+    with httpx.Client() as http:  # write access lets a proposer edit any comment
+        reply = http.patch(
+            f"{vault.forge.api_url}/repos/acme/ops/issues/comments/{comment_id}",
+            headers={"Authorization": f"token {vault.tokens[user]}"},
+            json={"body": body},
+        )
+    assert reply.status_code == 200, reply.text
+
+
+# -- G-1: a /vault hold erased by the proposer before a tick sees it -------------------
+
+
+@pytest.mark.xfail(strict=True, reason="finding G-1")
+def test_g1_proposer_editing_the_reviewers_hold_comment_erases_the_hold(
+    veto: Harness,
+) -> None:
+    number = veto.propose("deploy-1", HOOK.format(n=1), author="mallory")
+    veto.tick()
+    hold = veto.client("bob").create_comment(number, "/vault hold\nnot this one").id
+    veto.at(timedelta(minutes=1))
+    # Before the next tick reads the timeline, mallory rewrites bob's command.
+    edit_comment_as(veto, "mallory", hold, "looks good to me")
+    report = veto.tick(at=timedelta(hours=3))
+    assert report.ok, report.errors
+    assert not veto.pull(number).merged  # bob's veto must stand
+    assert fired(veto) == []
