@@ -7,6 +7,7 @@ into a failure (to be unmarked) once the finding is fixed.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -16,7 +17,7 @@ import pytest
 
 from opsvault.dispatcher.runner import RecordingRunner
 from opsvault.testing.fake_forgejo.pytest_plugin import assert_no_violations
-from tests.dispatcher.harness import HOOK, Harness, make_harness
+from tests.dispatcher.harness import GIT_MAKE, HOOK, Harness, make_harness
 
 
 def veto_policy(text: str) -> str:
@@ -68,3 +69,38 @@ def test_g1_proposer_editing_the_reviewers_hold_comment_erases_the_hold(
     assert report.ok, report.errors
     assert not veto.pull(number).merged  # bob's veto must stand
     assert fired(veto) == []
+
+
+# -- G-2: the rejecter is the newest commenter, not the closer --------------------------
+
+
+@pytest.fixture
+def vault(tmp_path: Path) -> Iterator[Harness]:
+    harness = make_harness(tmp_path)
+    try:
+        yield harness
+    finally:
+        harness.close()
+
+
+def rejected_records(vault: Harness, suffix: str) -> dict[str, dict[str, object]]:
+    return {
+        p: json.loads(vault.main_file(p) or b"")
+        for p in vault.main_files("vault/rejected")
+        if p.endswith(suffix)
+    }
+
+
+@pytest.mark.xfail(strict=True, reason="finding G-2")
+def test_g2_a_proposer_closing_after_an_admins_comment_is_no_admin_rejection(
+    vault: Harness,
+) -> None:
+    number = vault.propose("release-1", GIT_MAKE.format(n=1))  # by dev-bot
+    vault.tick()
+    vault.client("alice").create_comment(number, "looks fine, merging after lunch")
+    vault.client("dev-bot").close_pull_request(number)  # the proposer withdraws it
+    vault.tick(at=timedelta(minutes=1))
+    [record] = rejected_records(vault, ".result.json").values()
+    # alice rejected nothing: the record must not name her, nor reserve the id.
+    assert record["approver"] != "alice", record
+    assert "rejected by alice" not in str(record["detail"]), record
