@@ -13,10 +13,15 @@ from datetime import timedelta
 from pathlib import Path
 
 import httpx
+import pygit2
 import pytest
 
+from opsvault.changes import change_manifest, merged_result
+from opsvault.dispatcher.integrity import check_merge, merge_message
 from opsvault.dispatcher.runner import RecordingRunner
+from opsvault.git.local import Pygit2OpsRepo
 from opsvault.testing.fake_forgejo.pytest_plugin import assert_no_violations
+from tests.conftest import SIGNATURE, init_repo
 from tests.dispatcher.harness import GIT_MAKE, HOOK, Harness, make_harness
 
 
@@ -104,3 +109,51 @@ def test_g2_a_proposer_closing_after_an_admins_comment_is_no_admin_rejection(
     # alice rejected nothing: the record must not name her, nor reserve the id.
     assert record["approver"] != "alice", record
     assert "rejected by alice" not in str(record["detail"]), record
+
+
+# -- G-3: the change digest ignores file modes -------------------------------------------
+
+
+def _commit_with(
+    repo: pygit2.Repository,
+    parents: list[pygit2.Oid],
+    path: str,
+    blob: pygit2.Oid,
+    mode: int,
+    message: str,
+) -> pygit2.Oid:
+    builder = repo.TreeBuilder(repo[parents[0]].peel(pygit2.Commit).tree)
+    sub = repo.TreeBuilder()
+    sub.insert(path.rsplit("/", 1)[1], blob, mode)
+    builder.insert(path.split("/", 1)[0], sub.write(), pygit2.GIT_FILEMODE_TREE)
+    tree = builder.write()
+    return repo.create_commit(None, SIGNATURE, SIGNATURE, message, tree, parents)
+
+
+@pytest.mark.xfail(strict=True, reason="finding G-3")
+def test_g3_a_merge_landing_a_symlink_where_a_file_was_classified_is_a_mismatch(
+    tmp_path: Path,
+) -> None:
+    raw = init_repo(tmp_path / "ops", {"README.md": "ops\n"})
+    main = raw.branches["main"].peel(pygit2.Commit).id
+    target = raw.create_blob(b"../.git/hooks")
+    # The proposal: knowledge/d, a regular file whose content is a path.
+    head = _commit_with(
+        raw, [main], "knowledge/d", target, pygit2.GIT_FILEMODE_BLOB, "d"
+    )
+    repo = Pygit2OpsRepo(raw)
+    classified = change_manifest(
+        repo, str(main), merged_result(repo, str(main), str(head))
+    )
+    # What landed (a replica race, a forge merging onto another main): the same
+    # blob at the same path, but as a symlink (mode 120000), under the mark of
+    # the classified change.
+    landed = _commit_with(
+        raw,
+        [main, head],
+        "knowledge/d",
+        target,
+        pygit2.GIT_FILEMODE_LINK,
+        merge_message(1, "low", str(main), classified),
+    )
+    assert check_merge(repo, str(landed), str(head), 1) is not None
