@@ -157,3 +157,23 @@ def test_g3_a_merge_landing_a_symlink_where_a_file_was_classified_is_a_mismatch(
         merge_message(1, "low", str(main), classified),
     )
     assert check_merge(repo, str(landed), str(head), 1) is not None
+
+
+# -- G-4: the rejection reason is whatever the comment says when the tick reads it -------
+
+
+@pytest.mark.xfail(strict=True, reason="finding G-4")
+def test_g4_a_proposer_editing_the_closing_comment_cannot_rewrite_the_rejection(
+    vault: Harness,
+) -> None:
+    number = vault.propose("release-1", GIT_MAKE.format(n=1))  # by dev-bot
+    vault.tick()
+    alice = vault.client("alice")
+    closing = alice.create_comment(number, "no: this leaks the deploy key").id
+    alice.close_pull_request(number)
+    vault.at(timedelta(seconds=30))
+    # Before the dispatcher's tick, the proposer (write access) rewrites it.
+    edit_comment_as(vault, "dev-bot", closing, "fine by me, re-propose it as is")
+    vault.tick(at=timedelta(minutes=1))
+    [record] = rejected_records(vault, ".result.json").values()
+    assert "re-propose it as is" not in str(record["detail"]), record
