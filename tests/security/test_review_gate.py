@@ -22,7 +22,7 @@ from opsvault.dispatcher.runner import RecordingRunner
 from opsvault.git.local import Pygit2OpsRepo
 from opsvault.testing.fake_forgejo.pytest_plugin import assert_no_violations
 from tests.conftest import SIGNATURE, init_repo
-from tests.dispatcher.harness import GIT_MAKE, HOOK, Harness, make_harness
+from tests.dispatcher.harness import GIT_MAKE, HOOK, REPO, Harness, make_harness
 
 
 def veto_policy(text: str) -> str:
@@ -177,3 +177,50 @@ def test_g4_a_proposer_editing_the_closing_comment_cannot_rewrite_the_rejection(
     vault.tick(at=timedelta(minutes=1))
     [record] = rejected_records(vault, ".result.json").values()
     assert "re-propose it as is" not in str(record["detail"]), record
+
+
+# -- G-5: [bots] is matched case-sensitively, forge logins are not -----------------------
+
+ADMIN_TEAM = "acme/ops-admins"
+
+
+def admins_team_and_deploy_bot(policy: str) -> str:
+    """Admins are a forge team; the operator lists the deploy bot in [bots], lower-case."""
+    policy = policy.replace(
+        '[admins]                  # may merge high (and everything below); never the proposer\nusers = ["alice"]\nteams = []',
+        f'[admins]\nusers = []\nteams = ["{ADMIN_TEAM}"]',
+        1,
+    )
+    return policy.replace(
+        'users = ["planner-bot", "dev-bot"]',
+        'users = ["planner-bot", "dev-bot", "deploy-bot"]',
+        1,
+    )
+
+
+@pytest.mark.xfail(strict=True, reason="finding G-5")
+def test_g5_a_bot_whose_login_differs_in_case_from_bots_is_still_a_bot(
+    tmp_path: Path,
+) -> None:
+    harness = make_harness(tmp_path, admins_team_and_deploy_bot)
+    try:
+        # The bot's Forgejo account is "Deploy-Bot"; Forgejo logins ignore case,
+        # so "deploy-bot" in [bots] names this account. It sits in the admin team
+        # (to push release tags, say): [bots] is what keeps it from approving.
+        harness.tokens["Deploy-Bot"] = harness.forge.add_user("Deploy-Bot", is_bot=True)
+        harness.forge.add_collaborator(REPO, "Deploy-Bot", "write")
+        harness.forge.add_team(
+            "acme", "ops-admins", "write", members=["alice", "Deploy-Bot"], repos=[REPO]
+        )
+        # The dispatcher reads team membership as an org owner (no team policy names).
+        harness.forge.add_team("acme", "Owners", "owner", members=["vault-bot"])
+        number = harness.propose("release-1", GIT_MAKE.format(n=1))  # high, by dev-bot
+        harness.tick()
+        harness.merge_as("Deploy-Bot", number)
+        assert harness.pull(number).merged_by == "Deploy-Bot"
+        report = harness.tick(at=timedelta(minutes=1))
+        assert report.ok, report.errors
+        assert all(d.event != "error" for d in report.decisions), report.decisions
+        assert fired(harness) == []  # a bot never approves
+    finally:
+        harness.close()
