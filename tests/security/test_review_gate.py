@@ -8,6 +8,8 @@ into a failure (to be unmarked) once the finding is fixed.
 from __future__ import annotations
 
 import json
+import socket
+import time
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -17,7 +19,9 @@ import pygit2
 import pytest
 
 from opsvault.changes import change_manifest, merged_result
+from opsvault.dispatcher import webhooks
 from opsvault.dispatcher.integrity import check_merge, merge_message
+from opsvault.dispatcher.nudges import Nudges
 from opsvault.dispatcher.runner import RecordingRunner
 from opsvault.git.local import Pygit2OpsRepo
 from opsvault.testing.fake_forgejo.pytest_plugin import assert_no_violations
@@ -224,3 +228,34 @@ def test_g5_a_bot_whose_login_differs_in_case_from_bots_is_still_a_bot(
         assert fired(harness) == []  # a bot never approves
     finally:
         harness.close()
+
+
+# -- G-6: the webhook receiver has a per-read timeout, no deadline per request ----------
+
+
+@pytest.mark.xfail(strict=True, reason="finding G-6")
+def test_g6_a_trickled_webhook_body_is_cut_off_by_a_request_deadline(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # READ_TIMEOUT scaled down from 10 s to 0.4 s; the client trickles one byte
+    # every 0.2 s, never idle long enough for the per-read timeout to fire.
+    monkeypatch.setattr(webhooks._Handler, "timeout", 0.4)
+    with (
+        webhooks.WebhookReceiver(
+            secret=b"s" * 32, repo="acme/ops", nudges=Nudges()
+        ) as receiver,
+        socket.create_connection(receiver.address, timeout=5) as conn,
+    ):
+        conn.sendall(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n")
+        start = time.monotonic()
+        still_open = True
+        while time.monotonic() - start < 3.0:  # 7.5 per-read timeouts
+            try:
+                conn.sendall(b" ")
+            except OSError:
+                still_open = False
+                break
+            time.sleep(0.2)
+    # One unauthenticated client holds a server thread as long as it likes (and
+    # ThreadingHTTPServer starts one per connection, unbounded).
+    assert not still_open, "the request was never cut off"
