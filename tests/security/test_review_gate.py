@@ -259,3 +259,32 @@ def test_g6_a_trickled_webhook_body_is_cut_off_by_a_request_deadline(
     # One unauthenticated client holds a server thread as long as it likes (and
     # ThreadingHTTPServer starts one per connection, unbounded).
     assert not still_open, "the request was never cut off"
+
+
+# -- G-7: fire-time checks of dispatcher merges compare the identity case-sensitively ---
+
+
+@pytest.mark.xfail(strict=True, reason="finding G-7")
+def test_g7_identity_spelled_in_another_case_skips_the_held_at_merge_check(
+    veto: Harness,
+) -> None:
+    number = veto.propose("deploy-1", HOOK.format(n=1), author="mallory")
+    app = veto.app()
+    # dispatcher.identity as the operator typed it; the account is "vault-bot"
+    # (Forgejo logins ignore case, and roles_of / vetoed compare lower-cased).
+    app.identity = "Vault-Bot"
+    veto.tick(app)
+    real_merge = app.forge.merge
+
+    def reviewer_holds_first(*args: object, **kwargs: object) -> object:
+        bob = veto.client("bob")  # bob holds while the tick is deciding
+        bob.ensure_label("vault/hold", "b71c1c")
+        bob.add_labels(number, ["vault/hold"])
+        return real_merge(*args, **kwargs)  # type: ignore[arg-type]
+
+    app.forge.merge = reviewer_holds_first  # type: ignore[method-assign,assignment]
+    report = veto.tick(app, at=timedelta(hours=3))
+    assert report.ok, report.errors
+    assert veto.pull(number).merged  # the race was lost ...
+    assert veto.pull(number).merged_by == "vault-bot"
+    assert fired(veto) == []  # ... and nothing may fire (held-at-merge)
