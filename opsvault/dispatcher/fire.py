@@ -627,4 +627,5 @@ def _result_record(claim: Claimed, result: RunResult, identity: str) -> ResultRe
         output_tail=result.output_tail,
         detail=f"failed at step {result.failed_step!r}" if result.failed_step else "",
         attempt=data.attempt,
+        sandbox=result.sandbox or None,
     )
