@@ -10,7 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from opsvault.errors import FileTooLargeError, InvalidFileError
-from opsvault.git.base import ChangeKind, Identity, OpsRepo
+from opsvault.git.base import Identity, OpsRepo
+from opsvault.policy.change import ChangeKind
 from opsvault.policy.classify import (
     BaseState,
     ChangeVerdict,

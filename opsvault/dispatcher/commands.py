@@ -35,7 +35,8 @@ from opsvault.dispatcher.state import Role, may_merge
 from opsvault.forge.base import Forge, PullRequest, TimelineEvent, TimelineKind
 from opsvault.git.base import OpsRepo
 from opsvault.policy.classify import ChangeVerdict
-from opsvault.policy.model import Policy, Tier
+from opsvault.policy.model import Policy
+from opsvault.vault.tier import Tier
 
 HANDLED_RE = re.compile(r"<!-- opsvault:handled ([0-9,]*) -->")
 HOLD_COLOR = "b71c1c"

@@ -15,10 +15,12 @@ from datetime import timedelta
 from opsvault.changes import classify_landed
 from opsvault.dispatcher.state import MergeFacts, Refusal, Role
 from opsvault.forge.base import Forge, ListState, PullRequest, ReviewState
-from opsvault.git.base import ChangeKind, OpsRepo
+from opsvault.git.base import OpsRepo
+from opsvault.policy.change import ChangeKind
 from opsvault.policy.classify import BaseState, ChangeVerdict
-from opsvault.policy.model import Policy, Principals, Tier
+from opsvault.policy.model import Policy, Principals
 from opsvault.snapshot import CommitSnapshot, load_base_state
+from opsvault.vault.tier import Tier
 
 MAX_WALK = 500  # first-parent commits searched for the one that introduced an action
 

@@ -45,10 +45,11 @@ from opsvault.policy.classify import (
     ChangeVerdict,
     is_action_path,
 )
-from opsvault.policy.model import Policy, Tier
+from opsvault.policy.model import Policy
 from opsvault.vault.duration import render_duration
 from opsvault.vault.request import action_id_for, id_problems
 from opsvault.vault.schema import MAX_FILE_BYTES
+from opsvault.vault.tier import Tier
 
 log = logging.getLogger(__name__)
 

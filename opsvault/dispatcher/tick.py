@@ -37,8 +37,8 @@ from opsvault.dispatcher.report import Decision, TickReport
 from opsvault.dispatcher.runner import RunResult
 from opsvault.errors import ForgeUnavailable, GitError, OpsvaultError, PushRejected
 from opsvault.git.base import Identity
-from opsvault.policy.model import Tier
 from opsvault.snapshot import CommitSnapshot, UsedIds, has_file, load_base_state
+from opsvault.vault.tier import Tier
 
 log = logging.getLogger(__name__)
 

@@ -21,14 +21,13 @@ from opsvault.errors import FileTooLargeError, GitError, PushRejected
 from opsvault.git import transport
 from opsvault.git.base import (
     MAX_BLOB_BYTES,
-    ChangedFile,
-    ChangeKind,
     CommitInfo,
     Identity,
     check_repo_dir,
     check_repo_path,
 )
 from opsvault.git.trees import apply_changes
+from opsvault.policy.change import ChangedFile, ChangeKind
 
 log = logging.getLogger(__name__)
 

@@ -6,25 +6,18 @@ from datetime import timedelta
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from opsvault.git.base import ChangedFile, ChangeKind
-from opsvault.policy.classify import (
-    BaseState,
+from opsvault.policy.action import (
     Source,
     classify_action,
-    classify_change,
     formula_tier_reason,
     rule_matches,
 )
-from opsvault.policy.model import (
-    MergeMode,
-    Policy,
-    Rule,
-    RuleCondition,
-    Tier,
-    TierSettings,
-)
+from opsvault.policy.change import ChangedFile, ChangeKind
+from opsvault.policy.classify import BaseState, classify_change
+from opsvault.policy.model import MergeMode, Policy, Rule, RuleCondition, TierSettings
 from opsvault.vault.formula import Formula, ParamSpec, Step
 from opsvault.vault.request import Action
+from opsvault.vault.tier import Tier
 
 TIERS = st.sampled_from(list(Tier))
 NAMES = st.sampled_from(["alpha", "beta", "gamma"])

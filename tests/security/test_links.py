@@ -21,9 +21,9 @@ from opsvault.cli import cli
 from opsvault.cli.init import create_ops_repo
 from opsvault.config import build_app, load_settings
 from opsvault.dispatcher.tick import tick
-from opsvault.git.base import ChangeKind
 from opsvault.git.local import Pygit2OpsRepo
-from opsvault.policy.model import Tier
+from opsvault.policy.change import ChangeKind
+from opsvault.vault.tier import Tier
 from tests.dispatcher.harness import REPO, Harness, make_harness
 
 NOW = datetime(2026, 11, 21, 12, 0, tzinfo=UTC)

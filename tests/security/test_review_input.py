@@ -24,7 +24,7 @@ from opsvault.config import build_app, load_settings
 from opsvault.dispatcher.tick import tick
 from opsvault.git.base import Identity
 from opsvault.git.local import Pygit2OpsRepo
-from opsvault.policy.model import Tier
+from opsvault.vault.tier import Tier
 from tests.dispatcher.harness import REPO, Harness, make_harness
 from tests.security.test_links import FILE, propose
 
