@@ -17,10 +17,10 @@ from pathlib import Path
 from typing import Protocol
 
 from opsvault.errors import GitError
-from opsvault.policy.change import ChangedFile
+from opsvault.policy.change import MAX_BLOB_BYTES, ChangedFile, path_problem
 
-# No file opsvault reads is bigger (action files, policy and formulas stop at 64 KiB).
-MAX_BLOB_BYTES = 1024 * 1024
+# A commit object (headers and message) is never read past this; its size comes from the header (R-5).
+MAX_COMMIT_BYTES = 1024 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,7 +50,7 @@ def check_repo_path(path: str) -> str:
     ``..`` or ``.git`` components. Action ids become paths, so this is defence in
     depth behind the request schema.
     """
-    problem = _path_problem(path)
+    problem = path_problem(path)
     if problem:
         raise GitError(repr(path), problem)
     return path
@@ -64,29 +64,10 @@ def check_repo_dir(prefix: str) -> str:
     trimmed = prefix[:-1] if prefix.endswith("/") else prefix
     if trimmed == "":
         return ""
-    problem = _path_problem(trimmed)
+    problem = path_problem(trimmed)
     if problem:
         raise GitError(repr(prefix), problem)
     return trimmed
-
-
-def _path_problem(path: str) -> str:
-    if path == "":
-        return "path is empty"
-    if path.startswith("/"):
-        return "path must be relative to the repo root"
-    if "\\" in path:
-        return "path must use '/' separators, not backslashes"
-    if "\0" in path:
-        return "path contains a NUL byte"
-    for part in path.split("/"):
-        if part == "":
-            return "path has an empty component"
-        if part in (".", ".."):
-            return f"path has a {part!r} component"
-        if part.lower() == ".git":
-            return "path has a '.git' component"
-    return ""
 
 
 class OpsRepo(Protocol):
