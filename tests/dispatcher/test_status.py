@@ -209,6 +209,9 @@ class CountingSnapshot:
         self.listed.append(prefix)
         return self.inner.list_files(prefix)
 
+    def list_dirs(self, prefix: str) -> tuple[str, ...]:
+        return self.inner.list_dirs(prefix)
+
 
 def test_history_is_read_newest_month_first_and_never_walked_whole(ops: Path) -> None:
     files: dict[str, bytes] = {}

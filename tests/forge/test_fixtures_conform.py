@@ -3,17 +3,17 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Any
 
 import pytest
 from jsonschema import Draft4Validator
 
+from testing.fake_forgejo.validation import SWAGGER_PATH
+
 from .support import RESPONSES, load_http, load_json
 
-SWAGGER = json.loads(
-    (Path(__file__).parent / "swagger.v1.json").read_text(encoding="utf-8")
-)
+# The one vendored swagger, which the fake Forgejo validates against too.
+SWAGGER = json.loads(SWAGGER_PATH.read_text(encoding="utf-8"))
 
 # fixture file -> swagger definition; "[X]" means an array of X.
 DEFINITIONS = {

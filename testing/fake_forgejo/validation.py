@@ -22,7 +22,7 @@ from urllib.parse import unquote
 
 import jsonschema
 
-from opsvault.testing.fake_forgejo.fastcheck import Check, FastChecker
+from testing.fake_forgejo.fastcheck import Check, FastChecker
 
 SWAGGER_PATH = Path(__file__).with_name("swagger.v1.json")
 
