@@ -276,8 +276,8 @@ def test_records_of_unmerged_prs_are_shown_with_who_rejected(ops: Path) -> None:
         ended_at=when.isoformat(),
     )
     write(ops, {action: NOOP, result: render_record(record)})
-    [record] = status_of(ops).recent
-    assert (record.id, record.outcome, record.approver, record.pr, record.path) == (
+    [shown] = status_of(ops).recent
+    assert (shown.id, shown.outcome, shown.approver, shown.pr, shown.path) == (
         "e-1",
         "rejected",
         "alice",
