@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Iterable
 from datetime import timedelta
 
 from hypothesis import given, settings
@@ -25,7 +26,11 @@ VALUES = st.sampled_from(["prod", "staging", "dev"])
 SECRETS = st.sampled_from(["PROD_KEY", "DEV_KEY", "TOKEN"])
 
 
-def make_policy(default: Tier = Tier.HIGH, formulas=(), rules=()) -> Policy:
+def make_policy(
+    default: Tier = Tier.HIGH,
+    formulas: Iterable[tuple[str, Tier]] = (),
+    rules: Iterable[Rule] = (),
+) -> Policy:
     settings_ = {
         t: TierSettings(
             MergeMode.ADMIN if t is Tier.HIGH else MergeMode.REVIEWER, timedelta(days=1)
