@@ -32,6 +32,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from opsvault.config import load_settings  # noqa: E402
+from opsvault.dispatcher.reasons import ReasonCode  # noqa: E402
 from opsvault.dispatcher.records import (  # noqa: E402
     Outcome,
     ResultRecord,
@@ -135,7 +136,7 @@ def seeds() -> list[bytes]:
             ResultRecord(
                 "abc-1",
                 Outcome.SUCCEEDED,
-                "fired",
+                ReasonCode.OK,
                 tier="low",
                 reasons=("low: x",),
                 pr=3,

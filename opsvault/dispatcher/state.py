@@ -13,7 +13,8 @@ from enum import StrEnum
 from opsvault.dispatcher.hold import HOLD_LABEL
 from opsvault.dispatcher.reasons import ReasonCode
 from opsvault.policy.classify import ChangeVerdict
-from opsvault.policy.model import MergeMode, Policy, Tier
+from opsvault.policy.model import MergeMode, Policy
+from opsvault.vault.tier import Tier
 
 
 class Role(StrEnum):

@@ -127,8 +127,8 @@ def test_verify_merge_refuses_a_dispatcher_merge_that_was_held() -> None:
 
     from opsvault.dispatcher.reasons import ReasonCode
     from opsvault.dispatcher.state import MergeFacts, Role, verify_merge
-    from opsvault.policy.model import Tier
     from opsvault.policy.parse import parse_policy
+    from opsvault.vault.tier import Tier
     from tests.dispatcher.harness import template_files
     from tests.security.test_hold import veto_policy
 

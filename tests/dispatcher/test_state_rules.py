@@ -34,14 +34,12 @@ from opsvault.dispatcher.state import (
     verify_merge,
 )
 from opsvault.errors import Problem
-from opsvault.git.base import ChangeKind
-from opsvault.policy.classify import (
-    ChangeVerdict,
-    Classification,
-    FileVerdict,
-)
-from opsvault.policy.model import Policy, Tier
+from opsvault.policy.action import Classification
+from opsvault.policy.change import ChangeKind
+from opsvault.policy.classify import ChangeVerdict, FileVerdict
+from opsvault.policy.model import Policy
 from opsvault.policy.parse import parse_policy
+from opsvault.vault.tier import Tier
 
 TEMPLATE = (data_dir("ops-template") / "vault" / "policy.toml").read_text()
 assert '# veto_window = "2h"' in TEMPLATE
@@ -382,7 +380,7 @@ def test_decide_action_never_claims_what_verify_merge_refused(
         return
     merge = facts.merge
     if isinstance(merge, ReasonCode):
-        assert decision == Refuse(merge, decision.detail)  # type: ignore[union-attr]
+        assert isinstance(decision, Refuse) and decision.reason is merge
         return
     assert isinstance(merge, MergeFacts) and facts.policy is not None
     refusal = verify_merge(merge, facts.policy)

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from opsvault.cli.init import create_ops_repo, template_files
+from opsvault.dispatcher.reasons import ReasonCode
 from opsvault.dispatcher.records import (
     Outcome,
     ResultRecord,
@@ -209,6 +210,9 @@ class CountingSnapshot:
         self.listed.append(prefix)
         return self.inner.list_files(prefix)
 
+    def list_dirs(self, prefix: str) -> tuple[str, ...]:
+        return self.inner.list_dirs(prefix)
+
 
 def test_history_is_read_newest_month_first_and_never_walked_whole(ops: Path) -> None:
     files: dict[str, bytes] = {}
@@ -267,14 +271,14 @@ def test_records_of_unmerged_prs_are_shown_with_who_rejected(ops: Path) -> None:
     record = ResultRecord(
         id="e-1",
         outcome=Outcome.REJECTED,
-        reason="closed-unmerged",
+        reason=ReasonCode.CLOSED_UNMERGED,
         approver="alice",
         pr=7,
         ended_at=when.isoformat(),
     )
     write(ops, {action: NOOP, result: render_record(record)})
-    [record] = status_of(ops).recent
-    assert (record.id, record.outcome, record.approver, record.pr, record.path) == (
+    [shown] = status_of(ops).recent
+    assert (shown.id, shown.outcome, shown.approver, shown.pr, shown.path) == (
         "e-1",
         "rejected",
         "alice",
