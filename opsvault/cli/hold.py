@@ -15,10 +15,9 @@ from typing import Any, TypeVar
 
 import click
 
+from opsvault.app import open_local, open_repo
 from opsvault.cli.local import OPERATOR_CONFIG, _branch_for, _find_open, _operator
 from opsvault.cli.options import echo_json, json_option, ops_option, resolve_ops
-from opsvault.forge.local import LocalForge
-from opsvault.git.local import Pygit2OpsRepo
 
 FC = TypeVar("FC", bound=Callable[..., Any])
 
@@ -37,9 +36,9 @@ def _post(
 ) -> dict[str, object]:
     if as_user is not None and not as_user.strip():
         raise click.BadParameter("give a user name", param_hint="--as")
-    repo = Pygit2OpsRepo.open(resolve_ops(ops))
+    repo = open_repo(resolve_ops(ops))
     who = _operator(repo, as_user)
-    forge = LocalForge(repo, who.user, operator=who.operator)
+    forge = open_local(repo, who.user, operator=who.operator)
     branch = _branch_for(proposal_id)
     pr = _find_open(forge, branch)
     body = f"/vault {command}" + (f"\n\n{note}" if note else "")

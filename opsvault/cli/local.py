@@ -16,12 +16,14 @@ from typing import Any
 
 import click
 
+from opsvault.app import open_local, open_repo
 from opsvault.cli.options import echo_json, json_option, ops_option, resolve_ops, shown
 from opsvault.errors import ConfigError, GitError, OpsvaultError, Problem
 from opsvault.forge.base import Forge, ListState, PullRequest, PullState
-from opsvault.forge.local import PROPOSAL_PREFIXES, LocalForge
+from opsvault.forge.local import LocalForge
 from opsvault.git.base import check_repo_path
 from opsvault.git.local import Pygit2OpsRepo
+from opsvault.layout import PROPOSAL_PREFIX, PROPOSAL_PREFIXES
 from opsvault.policy.classify import ChangeVerdict
 from opsvault.policy.model import Policy, Tier
 
@@ -83,7 +85,7 @@ def _branch_for(proposal_id: str) -> str:
     branch = (
         proposal_id
         if proposal_id.startswith(PROPOSAL_PREFIXES)
-        else f"vault/{proposal_id}"
+        else f"{PROPOSAL_PREFIX}{proposal_id}"
     )
     # A name, checked before anything is looked up or built from it (I4).
     try:
@@ -207,12 +209,12 @@ def approve(
     from opsvault.snapshot import CommitSnapshot, load_policy
 
     _check_as(as_user)
-    repo = Pygit2OpsRepo.open(resolve_ops(ops))
+    repo = open_repo(resolve_ops(ops))
     who = _operator(repo, as_user)
-    forge = LocalForge(repo, who.user, operator=who.operator)
+    forge = open_local(repo, who.user, operator=who.operator)
     branch = _branch_for(proposal_id)
     pr = _find_open(forge, branch)
-    classified = classify_ref_change(repo, "main", pr.head_sha)
+    classified = classify_ref_change(repo, forge.base_branch, pr.head_sha)
     verdict = classified.verdict
     data: dict[str, Any] = {
         "proposal": branch,
@@ -295,9 +297,9 @@ def reject(
     if not reason.strip():
         raise click.BadParameter("give a reason", param_hint="--reason")
     _check_as(as_user)
-    repo = Pygit2OpsRepo.open(resolve_ops(ops))
+    repo = open_repo(resolve_ops(ops))
     who = _operator(repo, as_user)
-    forge = LocalForge(repo, who.user, operator=who.operator)
+    forge = open_local(repo, who.user, operator=who.operator)
     branch = _branch_for(proposal_id)
     pr = _find_open(forge, branch)
     # The comment is the rejection: its author and text go into the record (I7).

@@ -11,6 +11,8 @@ import click
 
 from opsvault.cli.options import echo_json, json_option, ops_option, resolve_ops, shown
 from opsvault.errors import InvalidFileError, OpsvaultError, Problem
+from opsvault.layout import PROPOSAL_PREFIX as PROPOSAL_BRANCH_PREFIX
+from opsvault.layout import action_path, proposal_branch
 
 if TYPE_CHECKING:
     from opsvault.forge.base import Forge, Proposal
@@ -282,10 +284,10 @@ def classify(
 
 
 def _classify_change(ops: Path, base: str, head: str) -> Any:
+    from opsvault.app import open_repo
     from opsvault.changes import classify_ref_change
-    from opsvault.git.local import Pygit2OpsRepo
 
-    return classify_ref_change(Pygit2OpsRepo.open(ops), base, head).verdict
+    return classify_ref_change(open_repo(ops), base, head).verdict
 
 
 def _typed(spec: Any, raw: list[str], formula: str) -> Any:
@@ -435,9 +437,11 @@ def request(
         typed[name] = _typed(spec, values, formula) if spec is not None else values[0]
     now = datetime.now(UTC)
     taken = set(used_ids(snapshot))
-    forge = _open_forge(config_path) if open_pr else None
+    forge, base_branch = _open_forge(config_path) if open_pr else (None, "")
     if forge is not None:
-        click.get_current_context().call_on_close(lambda: _close(forge))
+        from opsvault.app import close_forge
+
+        click.get_current_context().call_on_close(lambda: close_forge(forge))
     if forge is not None and action_id is None:
         # A proposal not merged yet holds its id on its branch only.
         taken |= _proposed_ids(forge)
@@ -447,7 +451,7 @@ def request(
         raise click.BadParameter(bad_id[0], param_hint="--id")
     if new_id in taken:
         raise OpsvaultError(
-            f"vault/actions/{new_id}.toml: the id {new_id!r} is already used; pick another --id"
+            f"{action_path(new_id)}: the id {new_id!r} is already used; pick another --id"
         )
     doc = tomlkit.document()
     doc["formula"] = formula
@@ -463,7 +467,7 @@ def request(
     if typed:
         doc["params"] = typed
     text = tomlkit.dumps(doc)
-    where = f"vault/actions/{new_id}.toml"
+    where = action_path(new_id)
     assessment = assess_action(
         parse_action(text, where), base.formulas, base.policy, now
     )
@@ -472,7 +476,9 @@ def request(
     tier = assessment.classification.tier.label
     if forge is not None:
         pull = forge.open_proposal(
-            _proposal(new_id, where, text, context, assessment.classification)
+            _proposal(
+                new_id, where, text, context, assessment.classification, base_branch
+            )
         )
         if as_json:
             echo_json(
@@ -499,34 +505,19 @@ def request(
         click.echo(f"wrote {where} (tier {tier})")
 
 
-PROPOSAL_BRANCH_PREFIX = "vault/"
-PROPOSAL_BASE = "main"
-
-
-def _open_forge(config_path: Path | None) -> Forge:
-    """Return the forge the configuration names (file, OPSVAULT_* variables).
+def _open_forge(config_path: Path | None) -> tuple[Forge, str]:
+    """Return the forge the configuration names (file, OPSVAULT_* variables) and its base branch.
 
     A request needs only the forge API, so in Forgejo mode no clone of the ops
     repo is made (build_app would make one in the dispatcher's state directory).
     """
     import os
 
-    from opsvault.config import ForgeKind, build_app, load_settings
+    from opsvault.app import open_forge
+    from opsvault.config import load_settings
 
     settings = load_settings(os.environ, config_path)
-    if settings.forge.kind is ForgeKind.FORGEJO and settings.forge.token is not None:
-        from opsvault.forge.client import ForgejoClient
-
-        owner, name = settings.forge.repo.split("/", 1)
-        return ForgejoClient(settings.forge.url, owner, name, settings.forge.token)
-    return build_app(settings, os.environ).forge
-
-
-def _close(forge: Forge) -> None:
-    # The Forge port has no close(); the HTTP adapter holds a connection pool.
-    close = getattr(forge, "close", None)
-    if callable(close):
-        close()
+    return open_forge(settings), settings.forge.branch
 
 
 def _proposed_ids(forge: Forge) -> set[str]:
@@ -538,7 +529,12 @@ def _proposed_ids(forge: Forge) -> set[str]:
 
 
 def _proposal(
-    action_id: str, path: str, text: str, context: str, classification: Any
+    action_id: str,
+    path: str,
+    text: str,
+    context: str,
+    classification: Any,
+    base_branch: str,
 ) -> Proposal:
     """Return the proposal of one new action file; equal inputs give an equal proposal."""
     from opsvault.forge.base import Proposal
@@ -550,11 +546,11 @@ def _proposal(
         f"Tier when requested: **{classification.tier.label}**\n\n"
         f"Reasons:\n{reasons or '- (none)'}\n\n"
         "The dispatcher classifies this change again against the policy on "
-        f"`{PROPOSAL_BASE}`; its verdict is the one that counts.\n"
+        f"`{base_branch}`; its verdict is the one that counts.\n"
     )
     return Proposal(
-        branch=f"{PROPOSAL_BRANCH_PREFIX}{action_id}",
-        base=PROPOSAL_BASE,
+        branch=proposal_branch(action_id),
+        base=base_branch,
         title=f"vault: {action_id} ({classification.tier.label})",
         body=body,
         message=f"vault: request {action_id}",

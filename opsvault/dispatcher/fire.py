@@ -23,16 +23,11 @@ from opsvault.dispatcher.execution import execution_request, lock_keys
 from opsvault.dispatcher.integrity import MergeMismatch
 from opsvault.dispatcher.provenance import Provenance, establish, introducing_commits
 from opsvault.dispatcher.records import (
-    ACTIONS,
     MAX_RECORD_BYTES,
-    RUNNING,
     Outcome,
     ResultRecord,
-    action_path,
     archive_paths,
-    claim_path,
     render_record,
-    running_path,
 )
 from opsvault.dispatcher.report import Decision
 from opsvault.dispatcher.runner import Runner, RunResult
@@ -40,6 +35,14 @@ from opsvault.dispatcher.state import Refusal, verify_merge
 from opsvault.errors import InvalidFileError, OpsvaultError
 from opsvault.forge.base import Forge
 from opsvault.git.base import OpsRepo
+from opsvault.layout import (
+    ACTIONS,
+    RUNNING,
+    action_path,
+    claim_path,
+    formula_path,
+    running_path,
+)
 from opsvault.policy.assess import assess_action
 from opsvault.snapshot import CommitSnapshot, has_file, load_formulas
 from opsvault.vault.bounded import parse_json_object
@@ -344,7 +347,7 @@ def _plan_action(
         return
     held.update(locks)
     formula_source = CommitSnapshot(ctx.repo, prov.base_commit).read_file(
-        f"vault/formulas/{formula.name}.toml"
+        formula_path(formula.name)
     )
     data = {
         **{k: v for k, v in base.items()},
@@ -454,7 +457,7 @@ def _approved_formula(ctx: FireContext, claim: Mapping[str, Any]) -> Formula | N
     try:
         snapshot = CommitSnapshot(ctx.repo, base)
         formula = load_formulas(snapshot).get(name)
-        source = snapshot.read_file(f"vault/formulas/{name}.toml")
+        source = snapshot.read_file(formula_path(name))
     except OpsvaultError:
         return None
     actual = sha256(source) if source is not None else _builtin_sha(name)

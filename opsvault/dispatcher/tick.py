@@ -41,7 +41,6 @@ from opsvault.dispatcher.pulls import (
     process_pulls,
 )
 from opsvault.dispatcher.records import (
-    HALT,
     archive_paths,
     parse_record,
     render_record,
@@ -56,6 +55,7 @@ from opsvault.errors import (
     PushRejected,
 )
 from opsvault.git.base import Identity
+from opsvault.layout import HALT
 from opsvault.policy.model import Tier
 from opsvault.snapshot import CommitSnapshot, UsedIds, has_file, load_base_state
 
@@ -194,7 +194,7 @@ def tick(app: App, now: datetime, *, dry_run: bool = False) -> TickReport:
                     lambda c, m: plan_halt(c, m, pulls.mismatches),
                 )
             except OpsvaultError as exc:  # the admins were alerted all the same
-                errors.append(f"vault/HALT not written: {exc}; halt by hand")
+                errors.append(f"{HALT} not written: {exc}; halt by hand")
                 return report()
             if plan is None:  # the push kept losing: alert now, the next tick retries
                 plan = plan_halt(replace(ctx, now=clock()), main, pulls.mismatches)

@@ -63,10 +63,10 @@ from opsvault.forge.base import (
 )
 from opsvault.git.base import ChangeKind, Identity
 from opsvault.git.local import Pygit2OpsRepo
+from opsvault.layout import DEFAULT_BRANCH, PROPOSAL_PREFIXES
 
 log = logging.getLogger(__name__)
 
-PROPOSAL_PREFIXES = ("vault/", "plan/")
 STATE_VERSION = 1
 MERGE_ATTEMPTS = 5
 # How far back along main's first parents a hand-made merge commit is looked for.
@@ -312,7 +312,7 @@ class LocalForge:
         repo: Pygit2OpsRepo,
         acting_user: str,
         *,
-        base_branch: str = "main",
+        base_branch: str = DEFAULT_BRANCH,
         operator: str = "operator",
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:

@@ -12,11 +12,12 @@ from dataclasses import dataclass
 
 from opsvault.errors import InvalidFileError, Problem
 from opsvault.git.base import ChangedFile, ChangeKind
+from opsvault.layout import action_path
 from opsvault.policy.classify import BaseState, ChangeVerdict, classify_change
 from opsvault.policy.model import Tier
 from opsvault.vault.schema import parse_toml, schema_problems
 
-CASE_ACTION_PATH = "vault/actions/policy-test-case.toml"
+CASE_ACTION_PATH = action_path("policy-test-case")
 
 
 class InvalidCaseError(InvalidFileError):

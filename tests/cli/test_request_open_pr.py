@@ -52,7 +52,9 @@ def world(
     client = client_for(forge, token)
     # The command closes the forge it opened, so each run gets its own client.
     monkeypatch.setattr(
-        vault_cli, "_open_forge", lambda config_path: client_for(forge, token)
+        vault_cli,
+        "_open_forge",
+        lambda config_path: (client_for(forge, token), "main"),
     )
     yield World(forge, token, client, ops)
     client.close()
