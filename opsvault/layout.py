@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import re
 from datetime import datetime
+from pathlib import PurePath, PurePosixPath
 
 from opsvault.errors import InvalidRequestError, Problem
 
@@ -42,6 +43,18 @@ PROPOSAL_PREFIXES = (PROPOSAL_PREFIX, PLAN_PREFIX)
 _REJECTED_OUTCOMES = frozenset({"rejected", "expired", "refused"})
 
 PULL_DIR = re.compile(r"pr-[1-9][0-9]{0,18}")
+
+
+def file_kind(path: PurePath) -> str:
+    """Return what file *path* is by where it sits: policy, formula, policy-test or action."""
+    tail = "/".join(path.parts[-2:])
+    if tail == POLICY:
+        return "policy"
+    if path.parent.name == PurePosixPath(FORMULAS).name:
+        return "formula"
+    if path.parent.name == PurePosixPath(POLICY_TESTS).name:
+        return "policy-test"
+    return "action"
 
 
 def branch_ref(branch: str) -> str:

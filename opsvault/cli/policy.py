@@ -8,6 +8,7 @@ import click
 
 from opsvault.cli.options import echo_json, json_option, ops_option, resolve_ops
 from opsvault.errors import InvalidFileError, PolicyError, Problem
+from opsvault.layout import ACTIONS, POLICY, POLICY_TESTS
 
 
 @click.group()
@@ -44,9 +45,7 @@ def check(ops: Path | None, as_json: bool) -> None:
     try:
         parsed = load_policy(snapshot)
     except PolicyError as exc:
-        findings.extend(
-            ("vault/policy.toml", Finding("error", p)) for p in exc.problems
-        )
+        findings.extend((POLICY, Finding("error", p)) for p in exc.problems)
     else:
         formulas = load_formulas(snapshot)
         local = {
@@ -55,9 +54,7 @@ def check(ops: Path | None, as_json: bool) -> None:
             if not isinstance(f, InvalidFileError)
         }
         shadowed = frozenset(local & set(load_builtin_formulas()))
-        findings.extend(
-            ("vault/policy.toml", f) for f in lint_policy(parsed, formulas, shadowed)
-        )
+        findings.extend((POLICY, f) for f in lint_policy(parsed, formulas, shadowed))
     errors = [f for f in findings if f[1].severity == "error"]
     if as_json:
         echo_json(
@@ -123,8 +120,10 @@ def diff(
         find_ops_root,
         load_builtin_formulas,
         load_formulas,
+        read_bounded,
     )
     from opsvault.vault.request import Action, parse_action
+    from opsvault.vault.schema import MAX_FILE_BYTES
 
     root = ops if ops is not None else find_ops_root(Path.cwd())
     formulas = (
@@ -132,13 +131,16 @@ def diff(
         if root is not None
         else load_builtin_formulas()
     )
-    old_policy = parse_policy(old.read_bytes(), str(old))
-    new_policy = parse_policy(new.read_bytes(), str(new))
+    old_policy = parse_policy(read_bounded(old, str(old)), str(old))
+    new_policy = parse_policy(read_bounded(new, str(new)), str(new))
     actions: list[Action] = []
     if actions_dir is not None:
         for path in sorted(actions_dir.glob("*.toml")):
             actions.append(
-                parse_action(path.read_bytes(), f"vault/actions/{path.name}")
+                parse_action(
+                    read_bounded(path, str(path), MAX_FILE_BYTES),
+                    f"{ACTIONS}/{path.name}",
+                )
             )
     changes = policy_impact(old_policy, new_policy, formulas, actions)
     lowered = [c for c in changes if c.lowered]
@@ -185,17 +187,20 @@ def test_cmd(cases_dir: Path | None, ops: Path | None, as_json: bool) -> None:
     whether it is refused. Exit 1 if any case fails: run it in the ops repo's CI.
     """
     from opsvault.policy.cases import parse_case, run_case
-    from opsvault.snapshot import DirSnapshot, load_base_state
+    from opsvault.snapshot import DirSnapshot, load_base_state, read_bounded
 
     root = resolve_ops(ops)
-    directory = cases_dir if cases_dir is not None else root / "vault" / "policy-tests"
+    directory = cases_dir if cases_dir is not None else root / POLICY_TESTS
     base = load_base_state(DirSnapshot(root))
     files = sorted(directory.glob("*.toml")) if directory.is_dir() else []
     if not files:
         raise PolicyError(
             str(directory), [Problem("$", "no policy test cases (*.toml) here")]
         )
-    results = [run_case(parse_case(p.read_bytes(), p.as_posix()), base) for p in files]
+    results = [
+        run_case(parse_case(read_bounded(p, p.as_posix()), p.as_posix()), base)
+        for p in files
+    ]
     failed = [r for r in results if not r.passed]
     if as_json:
         echo_json(

@@ -12,7 +12,7 @@ import click
 from opsvault.cli.options import echo_json, json_option, ops_option, resolve_ops, shown
 from opsvault.errors import InvalidFileError, OpsvaultError, Problem
 from opsvault.layout import PROPOSAL_PREFIX as PROPOSAL_BRANCH_PREFIX
-from opsvault.layout import action_path, proposal_branch
+from opsvault.layout import action_path, file_kind, proposal_branch
 
 if TYPE_CHECKING:
     from opsvault.forge.base import Forge, Proposal
@@ -52,13 +52,7 @@ def _display(path: Path, root: Path | None) -> str:
 
 
 def _kind(path: Path) -> str:
-    if path.name == "policy.toml" and path.parent.name == "vault":
-        return "policy"
-    if path.parent.name == "formulas":
-        return "formula"
-    if path.parent.name == "policy-tests":
-        return "policy-test"
-    return "action"
+    return file_kind(path)
 
 
 def _check_file(
