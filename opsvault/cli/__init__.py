@@ -18,7 +18,7 @@ from opsvault.errors import OpsvaultError
 COMMANDS: dict[str, str] = {
     "validate": "opsvault.cli.vault:validate",
     "classify": "opsvault.cli.vault:classify",
-    "request": "opsvault.cli.vault:request",
+    "request": "opsvault.cli.request:request",
     "formulas": "opsvault.cli.vault:formulas",
     "policy": "opsvault.cli.policy:policy",
     "init": "opsvault.cli.init:init",

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-import opsvault.cli.vault as vault_cli
+import opsvault.cli.request as vault_cli
 from opsvault.cli import cli
 from opsvault.cli.init import create_ops_repo, template_files
 from opsvault.forge.base import ListState, PullState
