@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -99,3 +100,47 @@ def test_a_proposal_branch_cannot_be_the_base_branch(tmp_path: Path) -> None:
     with pytest.raises(InvalidConfigError) as caught:
         load_settings({}, config)
     assert "proposal branch" in str(caught.value)
+
+
+LAYOUT_LITERALS = (
+    "vault/actions",
+    "vault/running",
+    "vault/fired",
+    "vault/rejected",
+    "vault/HALT",
+    "vault/policy.toml",
+    "vault/formulas",
+    "vault/policy-tests",
+    "prerequisites.md",
+)
+
+
+def _docstrings(tree: ast.AST) -> set[int]:
+    found: set[int] = set()
+    for node in ast.walk(tree):
+        body = getattr(node, "body", None)
+        if isinstance(body, list) and body and isinstance(body[0], ast.Expr):
+            value = body[0].value
+            if isinstance(value, ast.Constant) and isinstance(value.value, str):
+                found.add(id(value))
+    return found
+
+
+def test_no_module_but_layout_spells_an_ops_repo_path() -> None:
+    """Code (not docstrings, not messages naming layout constants) takes paths from layout."""
+    package = Path(layout.__file__).parent
+    offenders = []
+    for source in sorted(package.rglob("*.py")):
+        if source.name == "layout.py" or "testing" in source.parts:
+            continue
+        tree = ast.parse(source.read_text(), str(source))
+        skip = _docstrings(tree)
+        for node in ast.walk(tree):
+            if (
+                isinstance(node, ast.Constant)
+                and isinstance(node.value, str)
+                and id(node) not in skip
+                and node.value.startswith(LAYOUT_LITERALS)
+            ):
+                offenders.append(f"{source.relative_to(package)}:{node.lineno}")
+    assert offenders == []

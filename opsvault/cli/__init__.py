@@ -16,10 +16,10 @@ from opsvault.errors import OpsvaultError
 
 # name -> "module:attribute" of a click command or group.
 COMMANDS: dict[str, str] = {
-    "validate": "opsvault.cli.vault:validate",
-    "classify": "opsvault.cli.vault:classify",
+    "validate": "opsvault.cli.validate:validate",
+    "classify": "opsvault.cli.classify:classify",
     "request": "opsvault.cli.request:request",
-    "formulas": "opsvault.cli.vault:formulas",
+    "formulas": "opsvault.cli.formulas:formulas",
     "policy": "opsvault.cli.policy:policy",
     "init": "opsvault.cli.init:init",
     "demo": "opsvault.cli.demo:demo",
