@@ -12,6 +12,7 @@ explicitly, never held in a module global.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -29,6 +30,7 @@ if TYPE_CHECKING:
     from opsvault.dispatcher.mainline import LocalMainline, Mainline
     from opsvault.dispatcher.notify import Notifier
     from opsvault.dispatcher.runner import Runner
+    from opsvault.dispatcher.sandbox import SandboxStatus
     from opsvault.forge.base import Forge
     from opsvault.forge.client import ForgejoClient
     from opsvault.forge.local import LocalForge
@@ -43,6 +45,10 @@ BRANCH_CONFIG = "opsvault.branch"
 
 def _no_checkpoint(name: str) -> None:
     return None
+
+
+def _as_is(text: str) -> str:
+    return text
 
 
 def _utcnow() -> datetime:
@@ -71,6 +77,12 @@ class App:
     # Called with a name at each step between claim and result ("claimed", "executed",
     # "recorded"); the exactly-once tests kill the process there. A no-op otherwise.
     checkpoint: Callable[[str], None] = field(default=_no_checkpoint)
+    # Replaces every known secret value and the forge token in text the dispatcher
+    # records (comments, notifications, reports, result records); a
+    # secrets.Redactor, refreshed each tick, in a built App.
+    redact: Callable[[str], str] = field(default=_as_is)
+    # Whether steps run sandboxed, as decided at start (None: not decided, so not).
+    sandbox: SandboxStatus | None = None
     # The wall clock. A tick measures how long it has run with it (claim deadlines
     # count from the claim commit, invariant I8); tests replace it to slow a tick down.
     clock: Callable[[], datetime] = field(default=_utcnow)
@@ -174,22 +186,33 @@ def base_branch_of(repo: Pygit2OpsRepo) -> str:
     return repo.config_value(BRANCH_CONFIG) or DEFAULT_BRANCH
 
 
-def build_app(settings: Settings, environ: Mapping[str, str]) -> App:
+def build_app(
+    settings: Settings,
+    environ: Mapping[str, str],
+    *,
+    sandbox: SandboxStatus | None = None,
+) -> App:
     """Return the App the settings describe: forge, ops repo, mainline, runner, notifier.
 
     Local mode opens the ops repo in place. Forgejo mode keeps a bare clone in
     ``state_dir/repo.git``, made on first start and fetched by every tick.
-    *environ* feeds ``OPSVAULT_SECRET_<NAME>`` secrets. Raise ConfigError or
-    GitError when the repository cannot be opened or cloned.
+    *environ* feeds ``OPSVAULT_SECRET_<NAME>`` secrets. *sandbox* is what
+    ``sandbox.sandbox_for`` decided at start (None: steps are not sandboxed,
+    for callers that never execute). Every known secret value and the forge
+    token are redacted from what the App records (``App.redact``). Raise
+    ConfigError or GitError when the repository cannot be opened or cloned.
     """
     from opsvault.dispatcher.mainline import RemoteMainline
     from opsvault.dispatcher.notify import WebhookNotifier
     from opsvault.dispatcher.runner import SubprocessRunner
     from opsvault.dispatcher.secrets import (
+        FORGE_TOKEN_MARKER,
         ChainSecrets,
         DirectorySecrets,
         EnvSecrets,
+        Redactor,
         SecretSource,
+        known_secrets,
     )
     from opsvault.git.local import Pygit2OpsRepo
 
@@ -208,6 +231,26 @@ def build_app(settings: Settings, environ: Mapping[str, str]) -> App:
         sources.append(DirectorySecrets(settings.secrets.dir))
     sources.append(EnvSecrets(environ))
     secrets = ChainSecrets(*sources)
+    token = settings.forge.token
+
+    basic = git_auth_environment(settings).get("GIT_CONFIG_VALUE_0", "")
+    webhook_secret = settings.webhook.secret_file
+
+    def everything_secret() -> dict[str, str]:
+        found = known_secrets(secrets)
+        if token is not None:
+            found[FORGE_TOKEN_MARKER] = token.reveal()
+        if basic:  # the token as git sends it: base64 of "identity:token"
+            found[f"{FORGE_TOKEN_MARKER}-basic"] = basic.rsplit(" ", 1)[-1]
+        if webhook_secret is not None:
+            from opsvault.dispatcher.webhooks import load_webhook_secret
+
+            with contextlib.suppress(ConfigError):
+                value = load_webhook_secret(webhook_secret)
+                found["webhook-secret"] = value.decode("utf-8", "replace")
+        return found
+
+    redact = Redactor(everything_secret)
 
     forge: Forge
     mainline: Mainline
@@ -253,10 +296,16 @@ def build_app(settings: Settings, environ: Mapping[str, str]) -> App:
         forge=forge,
         repo=repo,
         mainline=mainline,
-        runner=SubprocessRunner(secrets),
-        notifier=WebhookNotifier(secrets),
+        runner=SubprocessRunner(
+            secrets,
+            sandbox=sandbox.sandbox if sandbox is not None else None,
+            redactions=redact.values,
+        ),
+        notifier=WebhookNotifier(secrets, redact=redact),
         state_dir=state_dir,
         identity=settings.dispatcher.identity,
+        redact=redact,
+        sandbox=sandbox,
         open_other=open_other,
     )
 

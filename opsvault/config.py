@@ -49,6 +49,7 @@ _PATH_KEYS = frozenset(
         ("webhook", "secret_file"),
     }
 )
+_PATH_LIST_KEYS = frozenset({("runner", "read_only")})
 _INTEGER = re.compile(r"-?[0-9]{1,9}")
 
 Key = tuple[str, str]  # (section, key)
@@ -93,6 +94,13 @@ class SecretsSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class RunnerSettings:
+    sandbox: str = "auto"  # a SandboxMode: auto, required, off
+    bwrap: str = "bwrap"
+    read_only: tuple[Path, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
 class WebhookSettings:
     """The webhook receiver (docs/forgejo.md "Webhook"); ``port`` None: polling only."""
 
@@ -114,6 +122,7 @@ class Settings:
     dispatcher: DispatcherSettings = field(default_factory=DispatcherSettings)
     secrets: SecretsSettings = field(default_factory=SecretsSettings)
     planner: PlannerSettings = field(default_factory=PlannerSettings)
+    runner: RunnerSettings = field(default_factory=RunnerSettings)
     webhook: WebhookSettings = field(default_factory=WebhookSettings)
     file: Path | None = None
     # "section.key" -> where the effective value came from (a file, a variable, an
@@ -238,6 +247,8 @@ def _layer_file(path: Path, layers: _Layers) -> None:
                 continue
             if (section, key) in _PATH_KEYS:
                 value = str(path.absolute().parent / value)  # absolute stays as is
+            if (section, key) in _PATH_LIST_KEYS:
+                value = [str(path.absolute().parent / item) for item in value]
             layers.set((section, key), value, where, json_path)
 
 
@@ -259,6 +270,8 @@ def _coerce(section: str, key: str, text: str) -> Any:
         if not _INTEGER.fullmatch(text):
             raise ValueError(f"expected an integer, got {text!r}")
         return int(text)
+    if spec.get("type") == "array":  # a list of paths, separated like PATH
+        return [part for part in text.split(os.pathsep) if part]
     if "oneOf" in spec:  # issues_repo: one repo, or several separated by commas
         parts = [part.strip() for part in text.split(",")]
         return parts[0] if len(parts) == 1 else parts
@@ -293,7 +306,7 @@ def _layer_environ(environ: Mapping[str, str], layers: _Layers) -> None:
     # secret whose name starts with "S_" looks just like a setting of [secrets].
     checked = tuple(
         f"{ENV_PREFIX}{section.upper()}_"
-        for section in ("forge", "dispatcher", "planner", "webhook")
+        for section in ("forge", "dispatcher", "planner", "runner", "webhook")
     )
     for variable in sorted(environ):
         if variable.startswith(checked) and variable not in known:
@@ -463,6 +476,15 @@ def _build(layers: _Layers, environ: Mapping[str, str], file: Path | None) -> Se
             ("secrets", "dir"),
             f"{str(secrets_dir)!r} is not a directory; create it or unset secrets.dir",
         )
+    read_only = tuple(
+        Path(item).absolute() for item in v.get(("runner", "read_only"), ())
+    )
+    for item in read_only:
+        if not item.is_dir():
+            layers.problem(
+                ("runner", "read_only"),
+                f"{str(item)!r} is not a directory; create it or remove it from runner.read_only",
+            )
     state_dir = _path(layers, ("dispatcher", "state_dir"))
     if state_dir is None:
         state_dir = DEFAULT_STATE_DIR
@@ -473,6 +495,7 @@ def _build(layers: _Layers, environ: Mapping[str, str], file: Path | None) -> Se
     issues = v.get(("planner", "issues_repo"), ())
     webhook = _webhook(layers, file, kind)
     defaults = DispatcherSettings()
+    runner_defaults = RunnerSettings()
     return Settings(
         forge=ForgeSettings(
             kind=kind,
@@ -501,6 +524,11 @@ def _build(layers: _Layers, environ: Mapping[str, str], file: Path | None) -> Se
                 layers, ("planner", "interval"), PlannerSettings().interval
             ),
             issues_repo=(issues,) if isinstance(issues, str) else tuple(issues),
+        ),
+        runner=RunnerSettings(
+            sandbox=str(v.get(("runner", "sandbox"), runner_defaults.sandbox)),
+            bwrap=str(v.get(("runner", "bwrap"), runner_defaults.bwrap)),
+            read_only=read_only,
         ),
         webhook=webhook,
         file=file,
@@ -601,6 +629,11 @@ def settings_data(settings: Settings) -> dict[str, dict[str, Any]]:
         "planner": {
             "interval": render_duration(p.interval),
             "issues_repo": list(p.issues_repo),
+        },
+        "runner": {
+            "sandbox": settings.runner.sandbox,
+            "bwrap": settings.runner.bwrap,
+            "read_only": [str(item) for item in settings.runner.read_only],
         },
     }
 

@@ -57,7 +57,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 PUBLISH_ATTEMPTS = 5
-GIT_REMOTE = "origin"  # the forge, in the dispatcher's clone (config.build_app)
+GIT_REMOTE = "origin"  # the forge, in the dispatcher's clone (app.build_app)
 
 IssueStates = Callable[[frozenset[IssueRef]], Mapping[IssueRef, IssueState]]
 
