@@ -55,14 +55,6 @@ def _utcnow() -> datetime:
     return datetime.now(UTC)
 
 
-def _no_other_repos(owner: str, name: str) -> ForgejoClient:
-    raise ConfigError(
-        f"{owner}/{name}",
-        "no forge to read it from in local mode",
-        "set forge.kind = 'forgejo'",
-    )
-
-
 @dataclass(slots=True)
 class App:
     settings: Settings
@@ -88,9 +80,16 @@ class App:
     clock: Callable[[], datetime] = field(default=_utcnow)
     # PRs webhooks said changed; the service wakes the tick (docs/forgejo.md "Webhook")
     nudges: Nudges = field(default_factory=Nudges)
-    # Opens the forge's view of another repository (owner, name): the planner
-    # reads issue states there. Local mode has none.
-    open_other: Callable[[str, str], ForgejoClient] = field(default=_no_other_repos)
+
+    def open_other(self, owner: str, name: str) -> ForgejoClient:
+        """Return the forge's client for another repository (the planner reads issues there)."""
+        if self.settings.forge.kind is not ForgeKind.FORGEJO:
+            raise ConfigError(
+                f"{owner}/{name}",
+                "no forge to read it from in local mode",
+                "set forge.kind = 'forgejo'",
+            )
+        return _forgejo_client(self.settings, owner, name)
 
     def close(self) -> None:
         """Release what the adapters hold (the HTTP clients' connection pools)."""
@@ -255,7 +254,6 @@ def build_app(
     forge: Forge
     mainline: Mainline
     repo: OpsRepo
-    open_other: Callable[[str, str], ForgejoClient] = _no_other_repos
     if forge_settings.kind is ForgeKind.LOCAL:
         if forge_settings.path is None:
             raise ConfigError("forge.path", "required when forge.kind is 'local'")
@@ -288,9 +286,6 @@ def build_app(
         forge = _forgejo_client(settings, owner, name)
         mainline = RemoteMainline(repo, forge_settings.branch)
 
-        def open_other(owner: str, name: str) -> ForgejoClient:
-            return _forgejo_client(settings, owner, name)
-
     return App(
         settings=settings,
         forge=forge,
@@ -306,7 +301,6 @@ def build_app(
         identity=settings.dispatcher.identity,
         redact=redact,
         sandbox=sandbox,
-        open_other=open_other,
     )
 
 
