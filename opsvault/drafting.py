@@ -19,7 +19,8 @@ from opsvault.layout import PROPOSAL_PREFIX, action_path, proposal_branch
 
 if TYPE_CHECKING:
     from opsvault.forge.base import Proposal, PullRequest
-    from opsvault.policy.classify import BaseState, Classification
+    from opsvault.policy.action import Classification
+    from opsvault.policy.classify import BaseState
     from opsvault.vault.formula import Formula, ParamSpec
 
 

@@ -19,10 +19,11 @@ from typing import Protocol
 
 from opsvault._resources import data_dir
 from opsvault.errors import ConfigError, FileTooLargeError, InvalidFileError, Problem
-from opsvault.git.base import MAX_BLOB_BYTES, OpsRepo
+from opsvault.git.base import OpsRepo
 from opsvault.layout import FORMULAS as FORMULAS_DIR
 from opsvault.layout import POLICY as POLICY_PATH
 from opsvault.layout import RECORD_DIRS
+from opsvault.policy.change import MAX_BLOB_BYTES
 from opsvault.policy.classify import BaseState
 from opsvault.policy.model import Policy
 from opsvault.policy.parse import parse_policy

@@ -21,7 +21,8 @@ from opsvault.git.base import check_repo_path
 from opsvault.git.local import Pygit2OpsRepo
 from opsvault.layout import PROPOSAL_PREFIX, PROPOSAL_PREFIXES
 from opsvault.policy.classify import ChangeVerdict
-from opsvault.policy.model import Policy, Tier
+from opsvault.policy.model import Policy
+from opsvault.vault.tier import Tier
 
 OPERATOR_CONFIG = "opsvault.operator"
 

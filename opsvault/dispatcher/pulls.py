@@ -57,11 +57,12 @@ from opsvault.policy.classify import (
     ChangeVerdict,
     is_action_path,
 )
-from opsvault.policy.model import MergeMode, Policy, Tier
+from opsvault.policy.model import MergeMode, Policy
 from opsvault.snapshot import CommitSnapshot, has_file, load_base_state
 from opsvault.vault.duration import render_duration
 from opsvault.vault.request import action_id_for, id_problems
 from opsvault.vault.schema import MAX_FILE_BYTES
+from opsvault.vault.tier import Tier
 
 log = logging.getLogger(__name__)
 

@@ -18,21 +18,43 @@ from typing import Any
 from opsvault.errors import InvalidFileError, Problem
 
 # Paths live in opsvault.layout; re-exported here for the record's older users.
-from opsvault.layout import (  # noqa: F401
-    ACTIONS,
-    FIRED,
-    HALT,
-    PULL_DIR,
-    REJECTED,
-    RUNNING,
-    action_path,
-    archive_family,
-    claim_path,
-    pull_record_stem,
-    record_stem,
-    running_path,
+from opsvault.layout import (
+    ACTIONS as ACTIONS,
+)
+from opsvault.layout import (
+    FIRED as FIRED,
+)
+from opsvault.layout import (
+    HALT as HALT,
+)
+from opsvault.layout import (
+    PULL_DIR as PULL_DIR,
+)
+from opsvault.layout import (
+    REJECTED as REJECTED,
+)
+from opsvault.layout import (
+    RUNNING as RUNNING,
+)
+from opsvault.layout import (
+    action_path as action_path,
+)
+from opsvault.layout import (
+    archive_family as archive_family,
 )
 from opsvault.layout import archive_paths as layout_archive_paths
+from opsvault.layout import (
+    claim_path as claim_path,
+)
+from opsvault.layout import (
+    pull_record_stem as pull_record_stem,
+)
+from opsvault.layout import (
+    record_stem as record_stem,
+)
+from opsvault.layout import (
+    running_path as running_path,
+)
 from opsvault.vault.bounded import parse_json_object
 
 

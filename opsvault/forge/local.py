@@ -61,9 +61,10 @@ from opsvault.forge.base import (
     ensure_marker,
     settle_merge,
 )
-from opsvault.git.base import ChangeKind, Identity
+from opsvault.git.base import Identity
 from opsvault.git.local import Pygit2OpsRepo
 from opsvault.layout import DEFAULT_BRANCH, PROPOSAL_PREFIXES
+from opsvault.policy.change import ChangeKind
 
 log = logging.getLogger(__name__)
 

@@ -16,11 +16,12 @@ from typing import TYPE_CHECKING
 
 from opsvault.errors import ForgeNotFound, GitError
 from opsvault.forge.base import Forge, Issue, ListState, PullRequest, PullState
-from opsvault.git.base import ChangeKind, OpsRepo
+from opsvault.git.base import OpsRepo
 from opsvault.layout import ACTIONS as ACTIONS_DIR
 from opsvault.layout import FIRED, REJECTED, RUNNING
 from opsvault.layout import RECORD_DIRS as VAULT_DIRS
 from opsvault.planner.model import IssueRef, IssueState, VaultFacts
+from opsvault.policy.change import ChangeKind
 from opsvault.snapshot import Snapshot, has_file
 
 if TYPE_CHECKING:

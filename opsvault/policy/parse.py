@@ -14,11 +14,11 @@ from opsvault.policy.model import (
     Rule,
     RuleCondition,
     Sink,
-    Tier,
     TierSettings,
 )
 from opsvault.vault.duration import parse_duration
 from opsvault.vault.schema import parse_toml, schema_problems
+from opsvault.vault.tier import Tier
 
 
 def parse_policy(text: str | bytes, where: str = POLICY_PATH) -> Policy:

@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import datetime
 
-from opsvault.testing.fake_forgejo.core import ApiError, ForgeCore, Reply, Request
-from opsvault.testing.fake_forgejo.model import Access, Comment, Issue, Label, Repo
+from testing.fake_forgejo.core import ApiError, ForgeCore, Reply, Request
+from testing.fake_forgejo.model import Access, Comment, Issue, Label, Repo
 
 Handler = Callable[[ForgeCore, Request], Reply]
 
