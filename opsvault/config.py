@@ -15,7 +15,6 @@ configuration in one pass: ``InvalidConfigError`` lists them all, each shaped
 from __future__ import annotations
 
 import base64
-import contextlib
 import logging
 import os
 import re
@@ -25,17 +24,14 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from enum import StrEnum
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import urlsplit
 
 from opsvault.errors import ConfigError, InvalidFileError
 from opsvault.forge.token import DEFAULT_TOKEN_VARIABLE, ForgeToken
+from opsvault.layout import DEFAULT_BRANCH, POLICY, PROPOSAL_PREFIXES
 from opsvault.vault.duration import parse_duration, render_duration
 from opsvault.vault.schema import load_schema, parse_toml, schema_problems
-
-if TYPE_CHECKING:
-    from opsvault.app import App
-    from opsvault.dispatcher.sandbox import SandboxStatus
 
 log = logging.getLogger(__name__)
 
@@ -73,6 +69,7 @@ class ForgeSettings:
     git_url: str = ""
     path: Path | None = None
     operator: str = "operator"
+    branch: str = DEFAULT_BRANCH  # the base branch (layout: never a literal elsewhere)
     token: ForgeToken | None = None  # masked in repr; None in local mode
 
     @property
@@ -461,10 +458,17 @@ def _build(layers: _Layers, environ: Mapping[str, str], file: Path | None) -> Se
             )
     elif ops_path is None:
         _missing(layers, file, ("forge", "path"), "when forge.kind is 'local'")
-    elif not (ops_path / "vault" / "policy.toml").is_file():
+    elif not (ops_path / POLICY).is_file():
         layers.problem(
             ("forge", "path"),
-            f"{str(ops_path)!r} is not an ops repo (no vault/policy.toml); create one with `vault init DIR`",
+            f"{str(ops_path)!r} is not an ops repo (no {POLICY}); create one with `vault init DIR`",
+        )
+    branch = str(v.get(("forge", "branch"), DEFAULT_BRANCH))
+    if branch.startswith(PROPOSAL_PREFIXES):
+        # Proposers push to these: a base branch among them would let them write policy.
+        layers.problem(
+            ("forge", "branch"),
+            f"{branch!r} is a proposal branch name; pick a base branch outside {' and '.join(PROPOSAL_PREFIXES)}",
         )
     secrets_dir = _path(layers, ("secrets", "dir"))
     if secrets_dir is not None and not secrets_dir.is_dir():
@@ -501,6 +505,7 @@ def _build(layers: _Layers, environ: Mapping[str, str], file: Path | None) -> Se
             git_url=str(v.get(("forge", "git_url"), "")),
             path=ops_path,
             operator=str(v.get(("forge", "operator"), ForgeSettings().operator)),
+            branch=branch,
             token=token,
         ),
         dispatcher=DispatcherSettings(
@@ -603,6 +608,7 @@ def settings_data(settings: Settings) -> dict[str, dict[str, Any]]:
             "git_url": f.git_url,
             "path": text(f.path),
             "operator": f.operator,
+            "branch": f.branch,
             "token": "***" if f.token is not None else "",
         },
         "dispatcher": {
@@ -655,146 +661,3 @@ def git_auth_environment(settings: Settings) -> dict[str, str]:
         "GIT_CONFIG_KEY_0": f"http.https://{url.netloc}/.extraHeader",
         "GIT_CONFIG_VALUE_0": f"Authorization: Basic {basic}",
     }
-
-
-# -- composition ----------------------------------------------------------------------
-
-
-def build_app(
-    settings: Settings,
-    environ: Mapping[str, str],
-    *,
-    sandbox: SandboxStatus | None = None,
-) -> App:
-    """Return the App the settings describe: forge, ops repo, mainline, runner, notifier.
-
-    Local mode opens the ops repo in place. Forgejo mode keeps a bare clone in
-    ``state_dir/repo.git``, made on first start and fetched by every tick.
-    *environ* feeds ``OPSVAULT_SECRET_<NAME>`` secrets. *sandbox* is what
-    ``sandbox.sandbox_for`` decided at start (None: steps are not sandboxed,
-    for callers that never execute). Every known secret value and the forge
-    token are redacted from what the App records (``App.redact``). Raise
-    ConfigError or GitError when the repository cannot be opened or cloned.
-    """
-    from opsvault.app import App
-    from opsvault.dispatcher.mainline import LocalMainline, Mainline, RemoteMainline
-    from opsvault.dispatcher.notify import WebhookNotifier
-    from opsvault.dispatcher.runner import SubprocessRunner
-    from opsvault.dispatcher.secrets import (
-        FORGE_TOKEN_MARKER,
-        ChainSecrets,
-        DirectorySecrets,
-        EnvSecrets,
-        Redactor,
-        SecretSource,
-        known_secrets,
-    )
-    from opsvault.forge.base import Forge
-    from opsvault.git.local import Pygit2OpsRepo
-
-    forge_settings = settings.forge
-    state_dir = settings.dispatcher.state_dir
-    try:
-        state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-    except OSError as exc:
-        raise ConfigError(
-            str(state_dir),
-            f"cannot create the state directory: {exc.strerror}",
-            "create it for the dispatcher's user or set dispatcher.state_dir",
-        ) from exc
-    sources: list[SecretSource] = []
-    if settings.secrets.dir is not None:
-        sources.append(DirectorySecrets(settings.secrets.dir))
-    sources.append(EnvSecrets(environ))
-    secrets = ChainSecrets(*sources)
-    token = settings.forge.token
-
-    basic = git_auth_environment(settings).get("GIT_CONFIG_VALUE_0", "")
-    webhook_secret = settings.webhook.secret_file
-
-    def everything_secret() -> dict[str, str]:
-        found = known_secrets(secrets)
-        if token is not None:
-            found[FORGE_TOKEN_MARKER] = token.reveal()
-        if basic:  # the token as git sends it: base64 of "identity:token"
-            found[f"{FORGE_TOKEN_MARKER}-basic"] = basic.rsplit(" ", 1)[-1]
-        if webhook_secret is not None:
-            from opsvault.dispatcher.webhooks import load_webhook_secret
-
-            with contextlib.suppress(ConfigError):
-                value = load_webhook_secret(webhook_secret)
-                found["webhook-secret"] = value.decode("utf-8", "replace")
-        return found
-
-    redact = Redactor(everything_secret)
-
-    forge: Forge
-    mainline: Mainline
-    if forge_settings.kind is ForgeKind.LOCAL:
-        from opsvault.forge.local import LocalForge
-
-        if forge_settings.path is None:
-            raise ConfigError("forge.path", "required when forge.kind is 'local'")
-        repo = Pygit2OpsRepo.open(forge_settings.path)
-        forge = LocalForge(
-            repo,
-            acting_user=settings.dispatcher.identity,
-            operator=forge_settings.operator,
-        )
-        mainline = LocalMainline(repo)
-    else:
-        from opsvault.forge.client import ForgejoClient
-
-        if forge_settings.token is None:
-            raise ConfigError(
-                "forge token", "required when forge.kind is 'forgejo'", TOKEN_VARIABLE
-            )
-        clone = state_dir / "repo.git"
-        # Credentials never go into the URL (it is stored in the clone's config) nor
-        # into argv: git gets them as GIT_CONFIG_* in its environment only.
-        auth = git_auth_environment(settings)
-        if clone.exists():
-            repo = Pygit2OpsRepo.open(clone, transport_env=auth)
-        else:
-            log.info("cloning %s into %s", forge_settings.clone_url, clone)
-            repo = Pygit2OpsRepo.clone(
-                forge_settings.clone_url, clone, bare=True, transport_env=auth
-            )
-        owner, name = forge_settings.repo.split("/", 1)
-        forge = ForgejoClient(forge_settings.url, owner, name, forge_settings.token)
-        mainline = RemoteMainline(repo)
-    return App(
-        settings=settings,
-        forge=forge,
-        repo=repo,
-        mainline=mainline,
-        runner=SubprocessRunner(
-            secrets,
-            sandbox=sandbox.sandbox if sandbox is not None else None,
-            redactions=redact.values,
-        ),
-        notifier=WebhookNotifier(secrets, redact=redact),
-        state_dir=state_dir,
-        identity=settings.dispatcher.identity,
-        redact=redact,
-        sandbox=sandbox,
-    )
-
-
-def verify_identity(app: App) -> None:
-    """Refuse to run when the forge token does not belong to ``dispatcher.identity``.
-
-    Fire-time checks decide eligibility by who merged: a dispatcher merging
-    under another account (an admin's, say) would make its own low-tier merges
-    look like an admin's and blur every record. Local mode has no tokens.
-    """
-    whoami = getattr(app.forge, "whoami", None)
-    if not callable(whoami):
-        return
-    login = whoami()
-    if login != app.identity:
-        raise ConfigError(
-            "dispatcher.identity",
-            f"is {app.identity!r} but the forge token belongs to {login!r}",
-            "set dispatcher.identity to the token's user, or give the dispatcher its own token",
-        )

@@ -20,14 +20,14 @@ from typing import Protocol
 from opsvault._resources import data_dir
 from opsvault.errors import ConfigError, FileTooLargeError, InvalidFileError, Problem
 from opsvault.git.base import OpsRepo
+from opsvault.layout import FORMULAS as FORMULAS_DIR
+from opsvault.layout import POLICY as POLICY_PATH
+from opsvault.layout import RECORD_DIRS
 from opsvault.policy.change import MAX_BLOB_BYTES
 from opsvault.policy.classify import BaseState
 from opsvault.policy.model import Policy
-from opsvault.policy.parse import POLICY_PATH, parse_policy
+from opsvault.policy.parse import parse_policy
 from opsvault.vault.formula import Formula, parse_formula
-
-FORMULAS_DIR = "vault/formulas"
-RECORD_DIRS = ("vault/actions", "vault/running", "vault/fired", "vault/rejected")
 
 
 class Snapshot(Protocol):

@@ -10,13 +10,13 @@ import pygit2
 import pytest
 
 from opsvault._resources import data_dir
+from opsvault.app import build_app
 from opsvault.cli.init import create_ops_repo
 from opsvault.config import (
     DEFAULT_STATE_DIR,
     ForgeKind,
     InvalidConfigError,
     Settings,
-    build_app,
     env_name,
     load_settings,
     load_token_file,

@@ -16,16 +16,16 @@ from opsvault.errors import OpsvaultError
 
 # name -> "module:attribute" of a click command or group.
 COMMANDS: dict[str, str] = {
-    "validate": "opsvault.cli.vault:validate",
-    "classify": "opsvault.cli.vault:classify",
-    "request": "opsvault.cli.vault:request",
-    "formulas": "opsvault.cli.vault:formulas",
+    "validate": "opsvault.cli.validate:validate",
+    "classify": "opsvault.cli.classify:classify",
+    "request": "opsvault.cli.request:request",
+    "formulas": "opsvault.cli.formulas:formulas",
     "policy": "opsvault.cli.policy:policy",
     "init": "opsvault.cli.init:init",
     "demo": "opsvault.cli.demo:demo",
     "dispatcher": "opsvault.cli.dispatch:dispatcher",
-    "approve": "opsvault.cli.local:approve",
-    "reject": "opsvault.cli.local:reject",
+    "approve": "opsvault.cli.approve:approve",
+    "reject": "opsvault.cli.reject:reject",
     "hold": "opsvault.cli.hold:hold",
     "release": "opsvault.cli.hold:release",
     "plan": "opsvault.cli.plan:plan",

@@ -17,6 +17,13 @@ import click
 
 from opsvault.cli.options import echo_json, json_option
 from opsvault.git.base import Identity
+from opsvault.layout import (
+    DEFAULT_BRANCH,
+    POLICY,
+    action_path,
+    branch_ref,
+    proposal_branch,
+)
 
 PROPOSER = Identity("demo-agent", "demo-agent@localhost")
 OPERATOR = "alice"  # an admin in the template's policy
@@ -24,33 +31,35 @@ OPERATOR = "alice"  # an admin in the template's policy
 
 def propose(repo: Any, action_id: str, content: bytes, when: int | None = None) -> str:
     """Commit *content* as vault/actions/<id>.toml on a new branch vault/<id> off main; return its commit."""
-    main = repo.resolve("main")
+    main = repo.resolve(branch_ref(DEFAULT_BRANCH))
     commit = repo.commit_files(
         main,
-        {f"vault/actions/{action_id}.toml": content},
+        {action_path(action_id): content},
         f"propose {action_id}",
         PROPOSER,
         when=when,
     )
-    repo.update_ref(f"refs/heads/vault/{action_id}", commit, None)
+    repo.update_ref(branch_ref(proposal_branch(action_id)), commit, None)
     return str(commit)
 
 
 def create_demo(ops: Path) -> list[dict[str, Any]]:
     """Create the demo ops repo at *ops*, propose every sample, and return each verdict."""
     from opsvault._resources import data_dir
+    from opsvault.app import open_repo
     from opsvault.changes import classify_ref_change
     from opsvault.cli.init import create_ops_repo
-    from opsvault.git.local import Pygit2OpsRepo
     from opsvault.report import change_verdict_data
 
     create_ops_repo(ops)
-    repo = Pygit2OpsRepo.open(ops)
+    repo = open_repo(ops)
     results = []
     for sample in sorted(data_dir("examples").joinpath("proposals").glob("*.toml")):
         action_id = sample.stem
         propose(repo, action_id, sample.read_bytes())
-        verdict = classify_ref_change(repo, "main", f"vault/{action_id}").verdict
+        verdict = classify_ref_change(
+            repo, DEFAULT_BRANCH, proposal_branch(action_id)
+        ).verdict
         results.append({"proposal": action_id, **change_verdict_data(verdict)})
     return results
 
@@ -118,14 +127,15 @@ def demo(directory: Path, once: bool, interval: str, as_json: bool) -> None:
 
     Stop it with Ctrl-C.
     """
+    from opsvault.app import build_app
     from opsvault.cli.dispatch import _printer
-    from opsvault.config import build_app, load_settings
+    from opsvault.config import load_settings
     from opsvault.dispatcher.report import report_data
     from opsvault.dispatcher.service import run_service
 
     ops = directory / "ops"
     created: list[dict[str, Any]] = []
-    if not (ops / "vault" / "policy.toml").is_file():
+    if not (ops / POLICY).is_file():
         directory.mkdir(parents=True, exist_ok=True)
         created = create_demo(ops)
     config = demo_config(directory, interval)

@@ -1,7 +1,7 @@
 """`vault dispatcher`: run the dispatcher service, or check its configuration.
 
 This module is a composition root: it reads the process environment once and
-hands it to ``config.load_settings`` and ``config.build_app``.
+hands it to ``config.load_settings`` and ``app.build_app``.
 """
 
 from __future__ import annotations
@@ -16,15 +16,9 @@ from typing import Any, TypeVar
 
 import click
 
+from opsvault.app import build_app, close_forge, open_forge, verify_identity
 from opsvault.cli.options import echo_json, json_option
-from opsvault.config import (
-    ForgeKind,
-    Settings,
-    build_app,
-    load_settings,
-    settings_data,
-    verify_identity,
-)
+from opsvault.config import ForgeKind, Settings, load_settings, settings_data
 from opsvault.dispatcher.identity import verify_not_approver
 from opsvault.dispatcher.report import TickReport, render_report, report_data
 from opsvault.dispatcher.sandbox import (
@@ -178,9 +172,7 @@ def run(
             webhook=webhook,
         )
     finally:
-        close = getattr(app.forge, "close", None)
-        if callable(close):
-            close()
+        app.close()
     if once:
         report = result.last_report
         ctx.exit(0 if report is not None and report.ok else 1)
@@ -220,30 +212,15 @@ def _check_identity(settings: Settings) -> None:
     the teams the policy names. A forge that cannot be reached ends the check
     with its own error (exit 75).
     """
-    from opsvault.forge.base import Forge
-
-    identity = settings.dispatcher.identity
-    forge: Forge
-    if settings.forge.kind is ForgeKind.LOCAL:
-        from opsvault.forge.local import LocalForge
-        from opsvault.git.local import Pygit2OpsRepo
-
-        if settings.forge.path is None:
-            return  # load_settings already reported it
-        repo = Pygit2OpsRepo.open(settings.forge.path)
-        forge = LocalForge(repo, identity, operator=settings.forge.operator)
-        verify_not_approver(forge, identity, "main")
-        return
-    from opsvault.forge.client import ForgejoClient
-
-    if settings.forge.token is None:
+    if settings.forge.kind is ForgeKind.LOCAL and settings.forge.path is None:
         return  # load_settings already reported it
-    owner, name = settings.forge.repo.split("/", 1)
-    client = ForgejoClient(settings.forge.url, owner, name, settings.forge.token)
+    if settings.forge.kind is ForgeKind.FORGEJO and settings.forge.token is None:
+        return  # load_settings already reported it
+    forge = open_forge(settings)
     try:
-        verify_not_approver(client, identity, "main")
+        verify_not_approver(forge, settings.dispatcher.identity, settings.forge.branch)
     finally:
-        client.close()
+        close_forge(forge)
 
 
 @dispatcher.command("check-config")

@@ -15,10 +15,9 @@ from typing import Any, TypeVar
 
 import click
 
-from opsvault.cli.local import OPERATOR_CONFIG, _branch_for, _find_open, _operator
+from opsvault.app import open_local, open_repo
 from opsvault.cli.options import echo_json, json_option, ops_option, resolve_ops
-from opsvault.forge.local import LocalForge
-from opsvault.git.local import Pygit2OpsRepo
+from opsvault.cli.proposals import OPERATOR_CONFIG, branch_for, find_open, operator_for
 
 FC = TypeVar("FC", bound=Callable[..., Any])
 
@@ -37,11 +36,11 @@ def _post(
 ) -> dict[str, object]:
     if as_user is not None and not as_user.strip():
         raise click.BadParameter("give a user name", param_hint="--as")
-    repo = Pygit2OpsRepo.open(resolve_ops(ops))
-    who = _operator(repo, as_user)
-    forge = LocalForge(repo, who.user, operator=who.operator)
-    branch = _branch_for(proposal_id)
-    pr = _find_open(forge, branch)
+    repo = open_repo(resolve_ops(ops))
+    who = operator_for(repo, as_user)
+    forge = open_local(repo, who.user, operator=who.operator)
+    branch = branch_for(proposal_id)
+    pr = find_open(forge, branch)
     body = f"/vault {command}" + (f"\n\n{note}" if note else "")
     comment = forge.create_comment(pr.number, body)
     return {

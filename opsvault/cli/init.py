@@ -9,6 +9,7 @@ import click
 from opsvault.cli.options import echo_json, json_option
 from opsvault.errors import ConfigError
 from opsvault.git.base import Identity
+from opsvault.layout import DEFAULT_BRANCH, branch_ref
 
 INIT_IDENTITY = Identity("opsvault", "opsvault@localhost")
 
@@ -36,7 +37,7 @@ def create_ops_repo(
     Refuse a non-empty directory unless *force*; even then refuse an existing
     git repository or any file the template would overwrite: nothing is lost.
     """
-    from opsvault.git.local import Pygit2OpsRepo
+    from opsvault.app import init_repo
 
     files = template_files()
     if target.exists() and not target.is_dir():
@@ -62,7 +63,7 @@ def create_ops_repo(
                 "move them away first",
             )
     target.mkdir(parents=True, exist_ok=True)
-    repo = Pygit2OpsRepo.init(target, initial_branch="main")
+    repo = init_repo(target, DEFAULT_BRANCH)
     commit = repo.commit_files(
         None,
         files,
@@ -70,8 +71,8 @@ def create_ops_repo(
         identity,
         when=when,
     )
-    repo.update_ref("refs/heads/main", commit, None)
-    repo.checkout("main")
+    repo.update_ref(branch_ref(DEFAULT_BRANCH), commit, None)
+    repo.checkout(DEFAULT_BRANCH)
     return commit
 
 

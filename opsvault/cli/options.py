@@ -10,6 +10,7 @@ from typing import Any, TypeVar
 import click
 
 from opsvault.errors import ConfigError
+from opsvault.layout import POLICY
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -35,7 +36,7 @@ def resolve_ops(ops: Path | None) -> Path:
     from opsvault.snapshot import find_ops_root
 
     if ops is not None:
-        if not (ops / "vault" / "policy.toml").is_file():
+        if not (ops / POLICY).is_file():
             raise ConfigError(
                 str(ops),
                 "not an ops repo (no vault/policy.toml)",

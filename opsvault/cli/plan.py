@@ -25,11 +25,12 @@ import click
 from opsvault.cli.options import echo_json, json_option
 from opsvault.errors import ConfigError, InvalidFileError
 from opsvault.git.base import Identity
+from opsvault.layout import PLAN as PLAN_FILE
 from opsvault.planner.facts import load_vault_facts
 from opsvault.planner.job import PlannerSetup, run_planner, run_planner_job
 from opsvault.planner.model import IssueRef, IssueState, Plan, marker_paths
 from opsvault.planner.render import render_plan
-from opsvault.planner.report import PLAN_FILE, PlanReport, decode_plan, evaluate
+from opsvault.planner.report import PlanReport, decode_plan, evaluate
 from opsvault.snapshot import DirSnapshot, read_bounded, writable_path
 
 PLANNER_IDENTITY = Identity("opsvault-planner", "opsvault-planner@localhost")
@@ -85,18 +86,17 @@ def _run_local_git(
     issues: Mapping[IssueRef, IssueState] | None,
     write: bool,
 ) -> PlanReport:
-    from opsvault.dispatcher.mainline import LocalMainline
-    from opsvault.forge.local import LocalForge
-    from opsvault.git.local import Pygit2OpsRepo
+    from opsvault.app import local_mainline, open_local, open_repo
 
-    repo = Pygit2OpsRepo.open(ops)
+    repo = open_repo(ops)
     name, email = repo.config_value("user.name"), repo.config_value("user.email")
     identity = Identity(name, email) if name and email else PLANNER_IDENTITY
     known = dict(issues) if issues is not None else None
+    forge = open_local(repo, identity.name)
     setup = PlannerSetup(
         repo=repo,
-        mainline=LocalMainline(repo),
-        forge=LocalForge(repo, acting_user=identity.name),
+        mainline=local_mainline(forge),
+        forge=forge,
         identity=identity,
         propose=False,
         issues=(lambda wanted: known) if known is not None else None,
@@ -113,8 +113,9 @@ def _run_local_git(
         local = None
     if local != repo.read_file(main, PLAN_FILE):
         note = (
-            f"the work tree's {PLAN_FILE} differs from main "
-            "(local changes, or main not checked out); the planner reads and writes main"
+            f"the work tree's {PLAN_FILE} differs from {forge.base_branch} "
+            f"(local changes, or {forge.base_branch} not checked out); "
+            f"the planner reads and writes {forge.base_branch}"
         )
         return replace(report, notes=(*report.notes, note))
     return report
@@ -186,7 +187,8 @@ def _run_configured(
     config_path: Path, today: datetime | None, write: bool
 ) -> PlanReport:
     # A composition root: the environment is read here and nowhere below.
-    from opsvault.config import build_app, load_settings
+    from opsvault.app import build_app
+    from opsvault.config import load_settings
 
     settings = load_settings(os.environ, config_path)
     app = build_app(settings, os.environ)
@@ -198,9 +200,7 @@ def _run_configured(
             write=write,
         )
     finally:
-        close = getattr(app.forge, "close", None)
-        if callable(close):
-            close()
+        app.close()
 
 
 def _echo_check(report: PlanReport) -> None:

@@ -8,6 +8,7 @@ import click
 
 from opsvault.cli.options import echo_json, json_option, ops_option, resolve_ops
 from opsvault.errors import InvalidFileError, PolicyError, Problem
+from opsvault.layout import ACTIONS, POLICY, POLICY_TESTS
 
 
 @click.group()
@@ -44,9 +45,7 @@ def check(ops: Path | None, as_json: bool) -> None:
     try:
         parsed = load_policy(snapshot)
     except PolicyError as exc:
-        findings.extend(
-            ("vault/policy.toml", Finding("error", p)) for p in exc.problems
-        )
+        findings.extend((POLICY, Finding("error", p)) for p in exc.problems)
     else:
         formulas = load_formulas(snapshot)
         local = {
@@ -55,9 +54,7 @@ def check(ops: Path | None, as_json: bool) -> None:
             if not isinstance(f, InvalidFileError)
         }
         shadowed = frozenset(local & set(load_builtin_formulas()))
-        findings.extend(
-            ("vault/policy.toml", f) for f in lint_policy(parsed, formulas, shadowed)
-        )
+        findings.extend((POLICY, f) for f in lint_policy(parsed, formulas, shadowed))
     errors = [f for f in findings if f[1].severity == "error"]
     if as_json:
         echo_json(
@@ -142,7 +139,7 @@ def diff(
             actions.append(
                 parse_action(
                     read_bounded(path, str(path), MAX_FILE_BYTES),
-                    f"vault/actions/{path.name}",
+                    f"{ACTIONS}/{path.name}",
                 )
             )
     changes = policy_impact(old_policy, new_policy, formulas, actions)
@@ -193,7 +190,7 @@ def test_cmd(cases_dir: Path | None, ops: Path | None, as_json: bool) -> None:
     from opsvault.snapshot import DirSnapshot, load_base_state, read_bounded
 
     root = resolve_ops(ops)
-    directory = cases_dir if cases_dir is not None else root / "vault" / "policy-tests"
+    directory = cases_dir if cases_dir is not None else root / POLICY_TESTS
     base = load_base_state(DirSnapshot(root))
     files = sorted(directory.glob("*.toml")) if directory.is_dir() else []
     if not files:

@@ -10,12 +10,11 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from opsvault.cli.options import echo_json, json_option, ops_option, resolve_ops
+from opsvault.layout import PROPOSAL_PREFIX
 
 if TYPE_CHECKING:
     from opsvault.dispatcher.status import PendingProposal, Status
     from opsvault.git.local import Pygit2OpsRepo
-
-PROPOSAL_PREFIX = "vault/"
 
 
 @click.command()
@@ -67,6 +66,7 @@ def fetch_status(
     root: Path, ref: str | None, worktree: bool, now: datetime, recent: int = 20
 ) -> Status:
     """Return the status of the ops repo at *root*: its main branch (or *ref*) when it is a git repo."""
+    from opsvault.app import base_branch_of
     from opsvault.dispatcher.status import collect_status
     from opsvault.snapshot import CommitSnapshot, DirSnapshot, Snapshot, load_base_state
 
@@ -79,7 +79,7 @@ def fetch_status(
             )
         snapshot = DirSnapshot(root)
     else:
-        snapshot = CommitSnapshot(repo, repo.resolve(ref or "main"))
+        snapshot = CommitSnapshot(repo, repo.resolve(ref or base_branch_of(repo)))
     result = collect_status(snapshot, load_base_state(snapshot), now, recent)
     if isinstance(snapshot, CommitSnapshot) and repo is not None:
         result = replace(result, proposals=_proposals(repo, snapshot.commit))
@@ -97,11 +97,11 @@ def _dispatcher_sandbox(root: Path) -> tuple[bool, str] | None:
 
 
 def _open_repo(root: Path) -> Pygit2OpsRepo | None:
-    from opsvault.git.local import Pygit2OpsRepo
+    from opsvault.app import open_repo
 
     if not (root / ".git").exists():
         return None
-    return Pygit2OpsRepo.open(root)
+    return open_repo(root)
 
 
 def _proposals(repo: Pygit2OpsRepo, base: str) -> tuple[PendingProposal, ...]:

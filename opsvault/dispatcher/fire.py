@@ -23,18 +23,13 @@ from opsvault.dispatcher.integrity import MergeMismatch
 from opsvault.dispatcher.provenance import Provenance, establish, introducing_commits
 from opsvault.dispatcher.reasons import ReasonCode
 from opsvault.dispatcher.records import (
-    ACTIONS,
-    RUNNING,
     ClaimRecord,
     Outcome,
     ResultRecord,
-    action_path,
     archive_paths,
-    claim_path,
     parse_claim,
     render_claim,
     render_record,
-    running_path,
 )
 from opsvault.dispatcher.report import Decision
 from opsvault.dispatcher.runner import Runner, RunResult
@@ -50,6 +45,14 @@ from opsvault.dispatcher.state import (
 from opsvault.errors import InvalidFileError, OpsvaultError
 from opsvault.forge.base import Forge
 from opsvault.git.base import OpsRepo
+from opsvault.layout import (
+    ACTIONS,
+    RUNNING,
+    action_path,
+    claim_path,
+    formula_path,
+    running_path,
+)
 from opsvault.policy.assess import assess_action
 from opsvault.snapshot import CommitSnapshot, has_file, load_formulas
 from opsvault.vault.formula import FORMULA_NAME, Formula
@@ -372,7 +375,7 @@ def _claim_record(
     locks: tuple[str, ...],
 ) -> ClaimRecord:
     formula_source = CommitSnapshot(ctx.repo, prov.base_commit).read_file(
-        f"vault/formulas/{formula.name}.toml"
+        formula_path(formula.name)
     )
     return ClaimRecord(
         **base,
@@ -436,7 +439,7 @@ def _approved_formula(ctx: FireContext, claim: ClaimRecord) -> Formula | None:
     try:
         snapshot = CommitSnapshot(ctx.repo, base)
         formula = load_formulas(snapshot).get(name)
-        source = snapshot.read_file(f"vault/formulas/{name}.toml")
+        source = snapshot.read_file(formula_path(name))
     except OpsvaultError:
         return None
     actual = sha256(source) if source is not None else _builtin_sha(name)

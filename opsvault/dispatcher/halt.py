@@ -7,9 +7,6 @@ from opsvault.dispatcher.fire import FireContext, FirePlan, archive, iso, sha256
 from opsvault.dispatcher.integrity import MergeMismatch
 from opsvault.dispatcher.reasons import ReasonCode
 from opsvault.dispatcher.records import (
-    ACTIONS,
-    HALT,
-    REJECTED,
     Outcome,
     ResultRecord,
     archive_paths,
@@ -18,6 +15,7 @@ from opsvault.dispatcher.records import (
 from opsvault.dispatcher.report import Decision
 from opsvault.errors import FileTooLargeError
 from opsvault.git.base import OpsRepo
+from opsvault.layout import ACTIONS, HALT, REJECTED
 from opsvault.snapshot import CommitSnapshot, has_file
 
 

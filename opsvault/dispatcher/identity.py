@@ -12,8 +12,9 @@ from __future__ import annotations
 
 from opsvault.errors import ConfigError, ForgeNotFound
 from opsvault.forge.base import Forge
+from opsvault.layout import POLICY as POLICY_PATH
 from opsvault.policy.model import Policy, Principals
-from opsvault.policy.parse import POLICY_PATH, parse_policy
+from opsvault.policy.parse import parse_policy
 
 FIX = (
     "remove it there: the dispatcher merges low tier (and medium after a veto "

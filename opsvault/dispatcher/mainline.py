@@ -13,6 +13,7 @@ from typing import Protocol
 from opsvault.errors import GitError
 from opsvault.git.base import OpsRepo
 from opsvault.git.local import Pygit2OpsRepo
+from opsvault.layout import DEFAULT_BRANCH
 
 
 class Mainline(Protocol):
@@ -34,7 +35,7 @@ class Mainline(Protocol):
 
 class RemoteMainline:
     def __init__(
-        self, repo: OpsRepo, branch: str = "main", remote: str = "origin"
+        self, repo: OpsRepo, branch: str = DEFAULT_BRANCH, remote: str = "origin"
     ) -> None:
         self.repo = repo
         self._branch = branch
@@ -71,7 +72,7 @@ class RemoteMainline:
 class LocalMainline:
     """Local mode: main is a branch of the ops repo itself; proposals are branches in it."""
 
-    def __init__(self, repo: Pygit2OpsRepo, branch: str = "main") -> None:
+    def __init__(self, repo: Pygit2OpsRepo, branch: str = DEFAULT_BRANCH) -> None:
         self.repo = repo
         self._branch = branch
 

@@ -31,7 +31,7 @@ from opsvault.dispatcher.integrity import (
 from opsvault.dispatcher.mainline import Mainline
 from opsvault.dispatcher.notify import Notification, Notifier, sinks_named
 from opsvault.dispatcher.reasons import ReasonCode
-from opsvault.dispatcher.records import HALT, Outcome, ResultRecord, pull_record_stem
+from opsvault.dispatcher.records import Outcome, ResultRecord
 from opsvault.dispatcher.rejection import closed_verdict, judge_rejection
 from opsvault.dispatcher.report import Decision
 from opsvault.dispatcher.state import Act, PullFacts, decide_pull, next_timer
@@ -52,6 +52,7 @@ from opsvault.forge.base import (
     StatusState,
 )
 from opsvault.git.base import OpsRepo
+from opsvault.layout import HALT, pull_record_stem
 from opsvault.policy.classify import (
     BaseState,
     ChangeVerdict,

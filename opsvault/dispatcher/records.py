@@ -9,7 +9,6 @@ rejected, expired). Archiving by month keeps a tick's work independent of histor
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, fields
 from datetime import datetime
@@ -17,14 +16,47 @@ from enum import StrEnum
 from typing import Any
 
 from opsvault.dispatcher.reasons import ReasonCode
-from opsvault.errors import InvalidFileError, InvalidRequestError, Problem
-from opsvault.vault.bounded import parse_json_object
+from opsvault.errors import InvalidFileError, Problem
 
-ACTIONS = "vault/actions"
-RUNNING = "vault/running"
-FIRED = "vault/fired"
-REJECTED = "vault/rejected"
-HALT = "vault/HALT"
+# Paths live in opsvault.layout; re-exported here for the record's older users.
+from opsvault.layout import (
+    ACTIONS as ACTIONS,
+)
+from opsvault.layout import (
+    FIRED as FIRED,
+)
+from opsvault.layout import (
+    HALT as HALT,
+)
+from opsvault.layout import (
+    PULL_DIR as PULL_DIR,
+)
+from opsvault.layout import (
+    REJECTED as REJECTED,
+)
+from opsvault.layout import (
+    RUNNING as RUNNING,
+)
+from opsvault.layout import (
+    action_path as action_path,
+)
+from opsvault.layout import (
+    archive_family as archive_family,
+)
+from opsvault.layout import archive_paths as layout_archive_paths
+from opsvault.layout import (
+    claim_path as claim_path,
+)
+from opsvault.layout import (
+    pull_record_stem as pull_record_stem,
+)
+from opsvault.layout import (
+    record_stem as record_stem,
+)
+from opsvault.layout import (
+    running_path as running_path,
+)
+from opsvault.vault.bounded import parse_json_object
 
 
 class Outcome(StrEnum):
@@ -40,64 +72,7 @@ class Outcome(StrEnum):
     @property
     def archive(self) -> str:
         """Return the directory family this outcome is archived under."""
-        if self in (Outcome.REJECTED, Outcome.EXPIRED, Outcome.REFUSED):
-            return REJECTED
-        return FIRED
-
-
-def record_stem(action_id: str) -> str:
-    """Return *action_id* if it can name a record file; raise InvalidRequestError if not.
-
-    Every record path is built from an id through here (security invariant I4):
-    one path component, never empty, ``.``, ``..``, or holding ``/`` or NUL.
-    Ids proposers write are checked as ids (``id_problems``) long before; a
-    name listed from a git tree always passes.
-    """
-    if action_id in ("", ".", "..") or "/" in action_id or "\0" in action_id:
-        raise InvalidRequestError(
-            repr(action_id),
-            [Problem("$", "not an id; a record path needs a file name")],
-        )
-    return action_id
-
-
-def action_path(action_id: str) -> str:
-    return f"{ACTIONS}/{record_stem(action_id)}.toml"
-
-
-def running_path(action_id: str) -> str:
-    return f"{RUNNING}/{record_stem(action_id)}.toml"
-
-
-def claim_path(action_id: str) -> str:
-    return f"{RUNNING}/{record_stem(action_id)}.claim.json"
-
-
-PULL_DIR = re.compile(r"pr-[1-9][0-9]{0,18}")
-
-
-def pull_record_stem(number: int, action_id: str) -> str:
-    """Return where the record of *action_id* from unmerged PR *number* is filed in a month folder.
-
-    ``pr-<N>/<id>``: a directory per pull request, which no action id can
-    reach (ids hold no ``/``), so no action, whatever its id, can pre-empt or
-    overwrite the record of another PR's proposal (invariant I7).
-    """
-    return f"pr-{number}/{record_stem(action_id)}"
-
-
-def _archive_stem(stem: str) -> str:
-    """Return *stem* if it names an archive record: ``<id>`` or ``pr-<N>/<id>``."""
-    pull, sep, rest = stem.partition("/")
-    if not sep:
-        return record_stem(stem)
-    if not PULL_DIR.fullmatch(pull):
-        raise InvalidRequestError(
-            repr(stem),
-            [Problem("$", "not an id, nor pr-<N>/<id>; a record path needs one")],
-        )
-    record_stem(rest)
-    return stem
+        return archive_family(self)
 
 
 def archive_paths(outcome: Outcome, action_id: str, when: datetime) -> tuple[str, str]:
@@ -105,9 +80,7 @@ def archive_paths(outcome: Outcome, action_id: str, when: datetime) -> tuple[str
 
     *action_id* is an id, or ``pull_record_stem``'s ``pr-<N>/<id>``.
     """
-    _archive_stem(action_id)
-    folder = f"{outcome.archive}/{when:%Y}/{when:%m}"
-    return f"{folder}/{action_id}.toml", f"{folder}/{action_id}.result.json"
+    return layout_archive_paths(outcome, action_id, when)
 
 
 @dataclass(frozen=True, slots=True)

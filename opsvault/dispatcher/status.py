@@ -20,16 +20,12 @@ from datetime import datetime
 from typing import Any
 
 from opsvault.dispatcher.records import (
-    ACTIONS,
-    FIRED,
-    HALT,
     MAX_RECORD_BYTES,
-    REJECTED,
-    RUNNING,
     ResultRecord,
     parse_record,
 )
 from opsvault.errors import FileTooLargeError, InvalidFileError
+from opsvault.layout import ACTIONS, FIRED, HALT, REJECTED, RUNNING
 from opsvault.policy.assess import assess_action
 from opsvault.policy.classify import BaseState
 from opsvault.snapshot import Snapshot

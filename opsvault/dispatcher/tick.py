@@ -42,7 +42,6 @@ from opsvault.dispatcher.pulls import (
 )
 from opsvault.dispatcher.reasons import ReasonCode
 from opsvault.dispatcher.records import (
-    HALT,
     archive_paths,
     parse_record,
     redact_record,
@@ -58,6 +57,7 @@ from opsvault.errors import (
     PushRejected,
 )
 from opsvault.git.base import Identity
+from opsvault.layout import HALT
 from opsvault.snapshot import CommitSnapshot, UsedIds, has_file, load_base_state
 from opsvault.vault.tier import Tier
 
@@ -205,7 +205,7 @@ def tick(app: App, now: datetime, *, dry_run: bool = False) -> TickReport:
                     lambda c, m: plan_halt(c, m, pulls.mismatches),
                 )
             except OpsvaultError as exc:  # the admins were alerted all the same
-                errors.append(f"vault/HALT not written: {exc}; halt by hand")
+                errors.append(f"{HALT} not written: {exc}; halt by hand")
                 return report()
             if plan is None:  # the push kept losing: alert now, the next tick retries
                 plan = plan_halt(replace(ctx, now=clock()), main, pulls.mismatches)

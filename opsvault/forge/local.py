@@ -63,11 +63,11 @@ from opsvault.forge.base import (
 )
 from opsvault.git.base import Identity
 from opsvault.git.local import Pygit2OpsRepo
+from opsvault.layout import DEFAULT_BRANCH, PROPOSAL_PREFIXES
 from opsvault.policy.change import ChangeKind
 
 log = logging.getLogger(__name__)
 
-PROPOSAL_PREFIXES = ("vault/", "plan/")
 STATE_VERSION = 1
 MERGE_ATTEMPTS = 5
 # How far back along main's first parents a hand-made merge commit is looked for.
@@ -316,7 +316,7 @@ class LocalForge:
         repo: Pygit2OpsRepo,
         acting_user: str,
         *,
-        base_branch: str = "main",
+        base_branch: str = DEFAULT_BRANCH,
         operator: str = "operator",
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:

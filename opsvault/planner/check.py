@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 
+from opsvault.layout import PLAN
 from opsvault.planner.model import (
     ChangeKind,
     IssueRef,
@@ -60,7 +61,7 @@ def check_plan(
     plan: Plan,
     issues: Mapping[IssueRef, IssueState],
     vault: VaultFacts,
-    path: str = "prerequisites.md",
+    path: str = PLAN,
 ) -> tuple[Finding, ...]:
     """Return the findings for *plan*, ordered by line (errors before warnings on a line).
 

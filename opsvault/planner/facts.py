@@ -14,9 +14,12 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import PurePosixPath
 from typing import TYPE_CHECKING
 
-from opsvault.errors import ConfigError, ForgeNotFound, GitError
+from opsvault.errors import ForgeNotFound, GitError
 from opsvault.forge.base import Forge, Issue, ListState, PullRequest, PullState
 from opsvault.git.base import OpsRepo
+from opsvault.layout import ACTIONS as ACTIONS_DIR
+from opsvault.layout import FIRED, REJECTED, RUNNING
+from opsvault.layout import RECORD_DIRS as VAULT_DIRS
 from opsvault.planner.model import IssueRef, IssueState, VaultFacts
 from opsvault.policy.change import ChangeKind
 from opsvault.snapshot import Snapshot, has_file
@@ -24,12 +27,9 @@ from opsvault.snapshot import Snapshot, has_file
 if TYPE_CHECKING:
     from opsvault.dispatcher.mainline import Mainline
     from opsvault.forge.client import ForgejoClient
-    from opsvault.forge.token import ForgeToken
 
 log = logging.getLogger(__name__)
 
-ACTIONS_DIR = "vault/actions"
-VAULT_DIRS = ("vault/actions", "vault/running", "vault/fired", "vault/rejected")
 
 IssueLister = Callable[[str], Sequence[Issue] | None]
 """List every issue (not PR) of ``owner/repo``, open and closed; None if no such repo."""
@@ -103,10 +103,10 @@ def vault_facts(
         return frozenset(i for i in found if i is not None)
 
     return VaultFacts(
-        pending=ids("vault/actions", False) | frozenset(proposed),
-        running=ids("vault/running", False),
-        fired=ids("vault/fired", True),
-        rejected=ids("vault/rejected", True),
+        pending=ids(ACTIONS_DIR, False) | frozenset(proposed),
+        running=ids(RUNNING, False),
+        fired=ids(FIRED, True),
+        rejected=ids(REJECTED, True),
         existing_paths=frozenset(existing_paths),
     )
 
@@ -230,21 +230,3 @@ class ForgeIssues:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-
-def forgejo_client_opener(
-    url: str, token: ForgeToken | None
-) -> Callable[[str, str], ForgejoClient]:
-    """Return a function that opens a ForgejoClient for ``owner``, ``name`` on *url*."""
-    from opsvault.forge.client import ForgejoClient
-
-    def open_client(owner: str, name: str) -> ForgejoClient:
-        if token is None:
-            raise ConfigError(
-                f"{owner}/{name}",
-                "no forge token to read its issues",
-                "set OPSVAULT_FORGE_TOKEN or forge.token_file",
-            )
-        return ForgejoClient(url, owner, name, token)
-
-    return open_client

@@ -28,18 +28,17 @@ from opsvault.config import ForgeKind
 from opsvault.errors import ConfigError, OpsvaultError, PushRejected
 from opsvault.forge.base import Forge, ListState, Proposal, PullRequest
 from opsvault.git.base import Identity, OpsRepo
+from opsvault.layout import PLAN as PLAN_FILE
 from opsvault.planner.facts import (
     ForgeIssues,
     fetch_issue_states,
     fetch_proposed_actions,
-    forgejo_client_opener,
     load_vault_facts,
 )
 from opsvault.planner.model import IssueRef, IssueState, marker_paths, refs
 from opsvault.planner.render import render_plan
 from opsvault.planner.report import (
     PLAN_BRANCH_PREFIX,
-    PLAN_FILE,
     PlanReport,
     commit_message,
     decode_plan,
@@ -58,7 +57,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 PUBLISH_ATTEMPTS = 5
-GIT_REMOTE = "origin"  # the forge, in the dispatcher's clone (config.build_app)
+GIT_REMOTE = "origin"  # the forge, in the dispatcher's clone (app.build_app)
 
 IssueStates = Callable[[frozenset[IssueRef]], Mapping[IssueRef, IssueState]]
 
@@ -210,8 +209,7 @@ def run_planner_job(
         setup = PlannerSetup(app.repo, app.mainline, app.forge, identity, False)
         return run_planner(setup, day, write=write)
     default_repo = default_issues_repo(app)
-    opener = forgejo_client_opener(forge_settings.url, forge_settings.token)
-    with ForgeIssues(forge_settings.repo, app.forge, opener) as lister:
+    with ForgeIssues(forge_settings.repo, app.forge, app.open_other) as lister:
 
         def states(wanted: frozenset[IssueRef]) -> Mapping[IssueRef, IssueState]:
             return fetch_issue_states(wanted, default_repo, lister)

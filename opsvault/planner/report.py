@@ -15,14 +15,15 @@ from datetime import date
 from typing import Any
 
 from opsvault.errors import InvalidFileError, Problem
+from opsvault.layout import PLAN as PLAN_FILE
+from opsvault.layout import PLAN_PREFIX
 from opsvault.planner.check import Finding, Severity, check_plan
 from opsvault.planner.model import Change, IssueRef, IssueState, Plan, VaultFacts
 from opsvault.planner.render import parse_plan
 from opsvault.planner.update import update_plan
 
-PLAN_FILE = "prerequisites.md"
 NO_FORGE = "issue states not checked: no forge configured"
-PLAN_BRANCH_PREFIX = "plan/"
+PLAN_BRANCH_PREFIX = PLAN_PREFIX
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,12 +11,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from opsvault.errors import InvalidFileError, Problem
+from opsvault.layout import action_path
 from opsvault.policy.change import ChangedFile, ChangeKind
 from opsvault.policy.classify import BaseState, ChangeVerdict, classify_change
 from opsvault.vault.schema import parse_toml, schema_problems
 from opsvault.vault.tier import Tier
 
-CASE_ACTION_PATH = "vault/actions/policy-test-case.toml"
+CASE_ACTION_PATH = action_path("policy-test-case")
 
 
 class InvalidCaseError(InvalidFileError):

@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from opsvault.errors import InvalidFileError, Problem
+from opsvault.layout import ACTIONS as ACTIONS_DIR
+from opsvault.layout import FIRED, FORMULAS, HALT, POLICY, REJECTED, RUNNING
 from opsvault.policy.action import Classification, Reason, Source, join_reasons
 from opsvault.policy.assess import assess_action
 from opsvault.policy.change import (
@@ -26,7 +28,6 @@ from opsvault.policy.glob import glob_match
 from opsvault.policy.model import Policy
 from opsvault.vault.formula import Formula
 from opsvault.vault.request import (
-    ACTIONS_DIR,
     Action,
     action_id_for,
     id_problems,
@@ -37,12 +38,12 @@ from opsvault.vault.tier import Tier
 # Changes to these never get below HIGH and are never merged by the dispatcher,
 # whatever policy says: they change the gate itself or what the vault has done.
 FLOOR_PATTERNS: tuple[tuple[str, str], ...] = (
-    ("vault/policy.toml", "the policy itself"),
-    ("vault/formulas/**", "formulas (what actions run)"),
-    ("vault/running/**", "dispatcher bookkeeping"),
-    ("vault/fired/**", "the record of executed actions"),
-    ("vault/rejected/**", "the record of refused actions"),
-    ("vault/HALT", "the kill switch"),
+    (POLICY, "the policy itself"),
+    (f"{FORMULAS}/**", "formulas (what actions run)"),
+    (f"{RUNNING}/**", "dispatcher bookkeeping"),
+    (f"{FIRED}/**", "the record of executed actions"),
+    (f"{REJECTED}/**", "the record of refused actions"),
+    (HALT, "the kill switch"),
     (".forgejo/**", "CI/workflow files"),
     (".gitea/**", "CI/workflow files"),
     (".github/**", "CI/workflow files"),

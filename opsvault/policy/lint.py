@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from opsvault.errors import Problem
+from opsvault.layout import formula_path
 from opsvault.policy.glob import name_match
 from opsvault.policy.model import Policy, Rule
 from opsvault.vault.formula import Formula, param_value_problems
@@ -48,9 +49,7 @@ def lint_policy(
         for why in _never_matches(rule, policy, formulas):
             error(f"$.rules[{i}]", f"rule {rule.name!r} can never match: {why}")
     for name in sorted(shadowed):
-        warning(
-            f"vault/formulas/{name}.toml", f"replaces the built-in formula {name!r}"
-        )
+        warning(formula_path(name), f"replaces the built-in formula {name!r}")
     for tier, settings in sorted(policy.tiers.items()):
         for sink in settings.notify:
             if sink not in {s.name for s in policy.sinks}:

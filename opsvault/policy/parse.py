@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from opsvault.errors import PolicyError, Problem
+from opsvault.layout import POLICY as POLICY_PATH
 from opsvault.policy.model import (
     MergeMode,
     PathRule,
@@ -18,8 +19,6 @@ from opsvault.policy.model import (
 from opsvault.vault.duration import parse_duration
 from opsvault.vault.schema import parse_toml, schema_problems
 from opsvault.vault.tier import Tier
-
-POLICY_PATH = "vault/policy.toml"
 
 
 def parse_policy(text: str | bytes, where: str = POLICY_PATH) -> Policy:

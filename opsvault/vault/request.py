@@ -19,7 +19,6 @@ from opsvault.vault.schema import parse_toml, schema_problems
 from opsvault.vault.tier import Tier
 
 ID_PATTERN = re.compile(r"[a-z0-9][a-z0-9-]{2,62}")
-ACTIONS_DIR = "vault/actions"
 
 
 @dataclass(frozen=True, slots=True)

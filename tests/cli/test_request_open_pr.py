@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-import opsvault.cli.vault as vault_cli
+import opsvault.cli.request as vault_cli
 from opsvault.cli import cli
 from opsvault.cli.init import create_ops_repo, template_files
 from opsvault.forge.base import ListState, PullState
@@ -51,7 +51,9 @@ def world(
     client = client_for(forge, token)
     # The command closes the forge it opened, so each run gets its own client.
     monkeypatch.setattr(
-        vault_cli, "_open_forge", lambda config_path: client_for(forge, token)
+        vault_cli,
+        "_open_forge",
+        lambda config_path: (client_for(forge, token), "main"),
     )
     yield World(forge, token, client, ops)
     client.close()

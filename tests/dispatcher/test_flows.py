@@ -105,7 +105,7 @@ def test_human_request_is_recorded_done_on_admin_merge(vault: Harness) -> None:
 
 
 def test_dispatcher_refuses_a_token_of_another_user(vault: Harness) -> None:
-    from opsvault.config import verify_identity
+    from opsvault.app import verify_identity
     from opsvault.errors import ConfigError
 
     app = vault.app()

@@ -13,9 +13,9 @@ import pytest
 from click.testing import CliRunner
 
 import opsvault.cli.dispatch as dispatch_cli
-from opsvault.app import App
+from opsvault.app import App, build_app
 from opsvault.cli import cli
-from opsvault.config import build_app, load_settings
+from opsvault.config import load_settings
 from opsvault.dispatcher.report import TickReport
 from opsvault.git.local import Pygit2OpsRepo
 from opsvault.planner.job import PlannerJob

@@ -8,9 +8,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-from opsvault.app import App
+from opsvault.app import App, build_app
 from opsvault.changes import preview_merge
-from opsvault.config import build_app, load_settings
+from opsvault.config import load_settings
 from opsvault.dispatcher.integrity import merge_message
 from opsvault.dispatcher.notify import RecordingNotifier
 from opsvault.dispatcher.report import TickReport

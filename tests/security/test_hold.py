@@ -19,8 +19,8 @@ import httpx
 import pygit2
 import pytest
 
-from opsvault.app import App
-from opsvault.config import build_app, load_settings
+from opsvault.app import App, build_app
+from opsvault.config import load_settings
 from opsvault.dispatcher.runner import RecordingRunner
 from opsvault.dispatcher.tick import tick
 from opsvault.forge.base import TimelineKind

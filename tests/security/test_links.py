@@ -16,10 +16,11 @@ import pygit2
 import pytest
 from click.testing import CliRunner
 
+from opsvault.app import build_app
 from opsvault.changes import classify_ref_change
 from opsvault.cli import cli
 from opsvault.cli.init import create_ops_repo
-from opsvault.config import build_app, load_settings
+from opsvault.config import load_settings
 from opsvault.dispatcher.tick import tick
 from opsvault.git.local import Pygit2OpsRepo
 from opsvault.policy.change import ChangeKind

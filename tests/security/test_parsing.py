@@ -23,9 +23,10 @@ import pytest
 from click.testing import CliRunner
 
 from opsvault._resources import data_dir
+from opsvault.app import build_app
 from opsvault.cli import cli
 from opsvault.cli.init import create_ops_repo
-from opsvault.config import build_app, load_settings
+from opsvault.config import load_settings
 from opsvault.dispatcher.fire import read_claim
 from opsvault.dispatcher.records import parse_claim, parse_record
 from opsvault.dispatcher.tick import tick
@@ -344,7 +345,8 @@ def test_a_local_tick_refuses_hostile_proposals_and_merges_the_others(
 MEASURE = textwrap.dedent(
     """
     import json, resource, sys
-    from opsvault.config import build_app, load_settings
+    from opsvault.app import build_app
+    from opsvault.config import load_settings
     from opsvault.dispatcher.tick import tick
     from tests.dispatcher.harness import T0
     env = json.loads(sys.argv[1])

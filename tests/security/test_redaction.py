@@ -209,7 +209,8 @@ def test_log_lines_and_tracebacks_are_redacted() -> None:
 def test_build_app_redacts_every_secret_source_and_the_forge_token(
     tmp_path: Path,
 ) -> None:
-    from opsvault.config import build_app, load_settings
+    from opsvault.app import build_app
+    from opsvault.config import load_settings
     from opsvault.dispatcher.runner import ExecutionRequest, StepSpec
     from tests.conftest import init_repo
 

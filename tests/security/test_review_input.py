@@ -17,9 +17,10 @@ from pathlib import Path
 import pygit2
 import pytest
 
+from opsvault.app import build_app
 from opsvault.changes import classify_ref_change
 from opsvault.cli.init import create_ops_repo
-from opsvault.config import build_app, load_settings
+from opsvault.config import load_settings
 from opsvault.dispatcher.tick import tick
 from opsvault.git.base import Identity
 from opsvault.git.local import Pygit2OpsRepo
