@@ -18,6 +18,7 @@ from opsvault.dispatcher.state import MergeFacts, Refusal, Role
 from opsvault.forge.base import Forge, ListState, PullRequest, ReviewState
 from opsvault.git.base import ChangeKind, OpsRepo
 from opsvault.git.treediff import TreeLimitError
+from opsvault.logins import login_in, login_key, same_login
 from opsvault.policy.classify import BaseState, ChangeVerdict
 from opsvault.policy.model import Policy, Principals, Tier
 from opsvault.snapshot import CommitSnapshot, load_base_state
@@ -84,7 +85,7 @@ def introducing_commits(
 
 
 def in_principals(user: str, principals: Principals, forge: Forge) -> bool:
-    if user in principals.users:
+    if login_in(user, principals.users):  # forge logins ignore case (G-5)
         return True
     return any(forge.is_team_member(team, user) for team in sorted(principals.teams))
 
@@ -108,11 +109,11 @@ def roles_of(
     dispatcher merge (``merge = "auto"``, a medium veto window).
     """
     roles: set[Role] = set()
-    if user == proposer or user.lower() in contributors:
+    if same_login(user, proposer) or login_key(user) in contributors:
         roles.add(Role.PROPOSER)
     if in_principals(user, policy.bots, forge):
         roles.add(Role.BOT)
-    if identity and user.lower() == identity.lower():  # forge logins ignore case
+    if same_login(user, identity):  # forge logins ignore case
         roles.add(Role.DISPATCHER)
         return frozenset(roles)
     if in_principals(user, policy.admins, forge):
@@ -144,8 +145,8 @@ def contributors(repo: OpsRepo, base_commit: str, head_commit: str) -> frozenset
         seen.add(commit)
         info = repo.commit_info(commit)
         for who in (info.author, info.committer):
-            names.add(who.name.lower())
-            names.add(who.email.split("@", 1)[0].lower())
+            names.add(login_key(who.name))
+            names.add(login_key(who.email.split("@", 1)[0]))
         pending.extend(info.parents)
     return frozenset(names)
 
@@ -181,7 +182,7 @@ def find_pull(
 def approved_by(forge: Forge, number: int, user: str, head: str) -> bool:
     """Return whether *user* approved PR *number* at exactly *head* (not dismissed)."""
     return any(
-        r.reviewer == user
+        same_login(r.reviewer, user)
         and r.state is ReviewState.APPROVED
         and not r.dismissed
         and r.commit_id == head
@@ -241,7 +242,7 @@ def establish(
     pull = find_pull(forge, commit, info.time, known_merges)
     if pull is None:
         return Refusal.NO_PULL_REQUEST
-    if pull.merged_by == identity:
+    if same_login(pull.merged_by, identity):  # G-7: logins ignore case
         mismatch = check_merge(repo, commit, head_commit, pull.number)
         if mismatch is not None:
             return mismatch
@@ -252,7 +253,7 @@ def establish(
         return Refusal.NOT_ADDED_BY_MERGE
     merger = pull.merged_by
     held = False
-    if merger == identity and verdict.tier is Tier.MEDIUM:
+    if same_login(merger, identity) and verdict.tier is Tier.MEDIUM:
         from opsvault.dispatcher.commands import held_when_merged
 
         held = held_when_merged(
@@ -261,7 +262,7 @@ def establish(
     facts = MergeFacts(
         merger_approved_head=merger is not None
         and (verdict.tier is not Tier.LOW or verdict.protected)
-        and merger != identity
+        and not same_login(merger, identity)
         and approved_by(forge, pull.number, merger, head_commit),
         tier=verdict.tier,
         protected=verdict.protected,
@@ -283,8 +284,7 @@ def establish(
         head_matches=pull.head_sha == head_commit,
         blob_matches=repo.blob_id(main, path) == repo.blob_id(head_commit, path),
         vetoed=verdict.tier is Tier.MEDIUM
-        and merger is not None
-        and merger.lower() == identity.lower()
+        and same_login(merger, identity)
         and vetoed_before_merge(forge, pull, head_commit),
         held_at_merge=held,
     )
