@@ -13,21 +13,20 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from opsvault.errors import FileTooLargeError, InvalidFileError, Problem
-from opsvault.git.base import ChangeKind, Identity, OpsRepo
+from opsvault.git.base import Identity, OpsRepo
 from opsvault.git.treediff import TreeLimitError
+from opsvault.policy.action import Classification, Reason, Source
+from opsvault.policy.change import ChangeKind
 from opsvault.policy.classify import (
     BaseState,
     ChangeVerdict,
-    Classification,
     FileVerdict,
-    Reason,
-    Source,
     classify_change,
     is_action_path,
 )
-from opsvault.policy.model import Tier
 from opsvault.snapshot import CommitSnapshot, load_base_state
 from opsvault.vault.schema import MAX_FILE_BYTES
+from opsvault.vault.tier import Tier
 
 
 @dataclass(frozen=True, slots=True)

@@ -5,7 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from opsvault.errors import Problem
-from opsvault.policy.classify import ChangeVerdict, Classification, FileVerdict
+from opsvault.policy.action import Classification
+from opsvault.policy.classify import ChangeVerdict, FileVerdict
 
 
 def problems_data(problems: tuple[Problem, ...]) -> list[dict[str, str]]:

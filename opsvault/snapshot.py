@@ -19,7 +19,8 @@ from typing import Protocol
 
 from opsvault._resources import data_dir
 from opsvault.errors import ConfigError, FileTooLargeError, InvalidFileError, Problem
-from opsvault.git.base import MAX_BLOB_BYTES, OpsRepo
+from opsvault.git.base import OpsRepo
+from opsvault.policy.change import MAX_BLOB_BYTES
 from opsvault.policy.classify import BaseState
 from opsvault.policy.model import Policy
 from opsvault.policy.parse import POLICY_PATH, parse_policy

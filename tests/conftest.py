@@ -1,13 +1,23 @@
-"""Guard rails for every test: isolated git config, no OPSVAULT_* leaking in."""
+"""Guard rails for every test (isolated git config, no OPSVAULT_* leaking in) and
+the shared fixtures: ``fake_forgejo`` (a bare fake Forgejo) and ``vault`` (a
+dispatcher wired to one, see tests/dispatcher/harness.py); both fail the test on
+any swagger violation the fake recorded.
+"""
 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pygit2
 import pytest
+
+if TYPE_CHECKING:
+    from tests.dispatcher.harness import Harness
+
+pytest_plugins = ["testing.fake_forgejo.pytest_plugin"]
 
 SIGNATURE = pygit2.Signature("opsvault-test", "test@example.invalid", 0, 0)
 
@@ -41,11 +51,25 @@ def _isolated_environment(
 
 
 @pytest.fixture
+def vault(tmp_path: Path) -> Iterator[Harness]:
+    """A dispatcher on the fake Forgejo; at teardown, no swagger violation recorded."""
+    from testing.fake_forgejo.pytest_plugin import assert_no_violations
+    from tests.dispatcher.harness import make_harness
+
+    harness = make_harness(tmp_path)
+    try:
+        yield harness
+    finally:
+        harness.close()
+    assert_no_violations(harness.forge)
+
+
+@pytest.fixture
 def update_golden(request: pytest.FixtureRequest) -> bool:
     return bool(request.config.getoption("--update-golden"))
 
 
-def init_repo(path: Path, files: dict[str, str | bytes]) -> pygit2.Repository:
+def init_repo(path: Path, files: Mapping[str, str | bytes]) -> pygit2.Repository:
     """Create a git repo at *path* holding *files* in one commit on ``main``."""
     repo = pygit2.init_repository(str(path), initial_head="main")
     for name, content in files.items():

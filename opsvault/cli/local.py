@@ -23,7 +23,8 @@ from opsvault.forge.local import PROPOSAL_PREFIXES, LocalForge
 from opsvault.git.base import check_repo_path
 from opsvault.git.local import Pygit2OpsRepo
 from opsvault.policy.classify import ChangeVerdict
-from opsvault.policy.model import Policy, Tier
+from opsvault.policy.model import Policy
+from opsvault.vault.tier import Tier
 
 OPERATOR_CONFIG = "opsvault.operator"
 

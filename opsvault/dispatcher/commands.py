@@ -1,8 +1,8 @@
 """Read a PR's conversation: its hold and its ``/vault`` commands (the shell around ``hold.py``).
 
 One timeline request per PR looked at. Who may place or lift a hold, or ask
-for a retry, is resolved through the same rules as merging (``roles_of`` and
-``may_merge``): reviewers and admins eligible for the PR's tier, never its
+for a retry, is resolved through the same rules as merging (``provenance.eligible_users``,
+over ``roles_of`` and ``may_merge``): reviewers and admins eligible for the PR's tier, never its
 proposer, a bot or the dispatcher.
 
 A command is acted on once: the ids of handled command comments are kept in the
@@ -30,13 +30,12 @@ from opsvault.dispatcher.hold import (
     derive_hold,
     refusal,
 )
-from opsvault.dispatcher.provenance import contributors, roles_of
-from opsvault.dispatcher.state import Role, may_merge
+from opsvault.dispatcher.provenance import contributors, eligible_users
 from opsvault.forge.base import Forge, PullRequest, TimelineEvent, TimelineKind
+from opsvault.forge.logins import same_login
 from opsvault.git.base import OpsRepo
-from opsvault.logins import same_login
 from opsvault.policy.classify import ChangeVerdict
-from opsvault.policy.model import Policy, Tier
+from opsvault.policy.model import Policy
 
 HANDLED_RE = re.compile(r"<!-- opsvault:handled ([0-9,]*) -->")
 HOLD_COLOR = "b71c1c"
@@ -122,27 +121,6 @@ def _handled_ids(
     return ids
 
 
-def eligible_users(
-    users: set[str],
-    pr: PullRequest,
-    verdict: ChangeVerdict,
-    policy: Policy,
-    identity: str,
-    forge: Forge,
-    authors: frozenset[str],
-) -> frozenset[str]:
-    """Return which of *users* may place and lift a hold on *pr* (reviewers/admins of its tier)."""
-    tier = max(verdict.tier, Tier.MEDIUM)  # on low, the medium rules answer
-    eligible = set()
-    for user in users:
-        roles = roles_of(user, pr.author, identity, policy, forge, authors)
-        if Role.DISPATCHER in roles:
-            continue  # the dispatcher never lifts a veto (I2, I3)
-        if may_merge(tier, roles, verdict.protected):
-            eligible.add(user)
-    return frozenset(eligible)
-
-
 def read_conversation(
     forge: Forge,
     repo: OpsRepo,
@@ -199,35 +177,6 @@ def read_conversation(
         ids = ", ".join(str(i) for i in conversation.hold.suspect)
         conversation.done.append(f"hold (edited comment {ids})")
     return conversation
-
-
-def held_when_merged(
-    forge: Forge,
-    repo: OpsRepo,
-    pull: PullRequest,
-    verdict: ChangeVerdict,
-    policy: Policy,
-    identity: str,
-    base_commit: str,
-    head_commit: str,
-) -> bool:
-    """Return whether *pull* was held when it was merged (fire time, for dispatcher merges).
-
-    Only timeline events up to ``merged_at`` count (same-second ones included:
-    fail closed); eligibility is judged by *policy*, the policy at the merge's
-    base. A hold placed between the tick's read and its merge is caught here.
-    """
-    if pull.merged_at is None:
-        return True  # cannot place the merge in time: fail closed
-    timeline = [
-        e
-        for e in forge.fetch_timeline(pull.number)
-        if e.created_at is not None and e.created_at <= pull.merged_at
-    ]
-    deciders = {e.actor for e in timeline}
-    authors = contributors(repo, base_commit, head_commit)
-    eligible = eligible_users(deciders, pull, verdict, policy, identity, forge, authors)
-    return derive_hold(timeline, eligible, identity=identity, label_present=False).held
 
 
 def _eligible_for(

@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from opsvault.forge.base import TimelineEvent, TimelineKind
-from opsvault.logins import login_in, same_login
+from opsvault.forge.logins import login_in, same_login
 
 HOLD_LABEL = "vault/hold"
 PREFIX = "/vault"

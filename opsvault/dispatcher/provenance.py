@@ -13,15 +13,18 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from opsvault.changes import classify_landed
+from opsvault.dispatcher.hold import derive_hold
 from opsvault.dispatcher.integrity import MergeMismatch, check_merge
-from opsvault.dispatcher.state import MergeFacts, Refusal, Role
+from opsvault.dispatcher.state import MergeFacts, Refusal, Role, may_merge
 from opsvault.forge.base import Forge, ListState, PullRequest, ReviewState
-from opsvault.git.base import ChangeKind, OpsRepo
+from opsvault.forge.logins import login_in, login_key, same_login
+from opsvault.git.base import OpsRepo
 from opsvault.git.treediff import TreeLimitError
-from opsvault.logins import login_in, login_key, same_login
+from opsvault.policy.change import ChangeKind
 from opsvault.policy.classify import BaseState, ChangeVerdict
-from opsvault.policy.model import Policy, Principals, Tier
+from opsvault.policy.model import Policy, Principals
 from opsvault.snapshot import CommitSnapshot, load_base_state
+from opsvault.vault.tier import Tier
 
 MAX_WALK = 500  # first-parent commits searched for the one that introduced an action
 
@@ -151,6 +154,56 @@ def contributors(repo: OpsRepo, base_commit: str, head_commit: str) -> frozenset
     return frozenset(names)
 
 
+def eligible_users(
+    users: set[str],
+    pr: PullRequest,
+    verdict: ChangeVerdict,
+    policy: Policy,
+    identity: str,
+    forge: Forge,
+    authors: frozenset[str],
+) -> frozenset[str]:
+    """Return which of *users* may place and lift a hold on *pr* (reviewers/admins of its tier)."""
+    tier = max(verdict.tier, Tier.MEDIUM)  # on low, the medium rules answer
+    eligible = set()
+    for user in users:
+        roles = roles_of(user, pr.author, identity, policy, forge, authors)
+        if Role.DISPATCHER in roles:
+            continue  # the dispatcher never lifts a veto (I2, I3)
+        if may_merge(tier, roles, verdict.protected):
+            eligible.add(user)
+    return frozenset(eligible)
+
+
+def held_when_merged(
+    forge: Forge,
+    repo: OpsRepo,
+    pull: PullRequest,
+    verdict: ChangeVerdict,
+    policy: Policy,
+    identity: str,
+    base_commit: str,
+    head_commit: str,
+) -> bool:
+    """Return whether *pull* was held when it was merged (fire time, for dispatcher merges).
+
+    Only timeline events up to ``merged_at`` count (same-second ones included:
+    fail closed); eligibility is judged by *policy*, the policy at the merge's
+    base. A hold placed between the tick's read and its merge is caught here.
+    """
+    if pull.merged_at is None:
+        return True  # cannot place the merge in time: fail closed
+    timeline = [
+        e
+        for e in forge.fetch_timeline(pull.number)
+        if e.created_at is not None and e.created_at <= pull.merged_at
+    ]
+    deciders = {e.actor for e in timeline}
+    authors = contributors(repo, base_commit, head_commit)
+    eligible = eligible_users(deciders, pull, verdict, policy, identity, forge, authors)
+    return derive_hold(timeline, eligible, identity=identity, label_present=False).held
+
+
 def find_pull(
     forge: Forge, merge_commit: str, commit_time: int, known: dict[str, int]
 ) -> PullRequest | None:
@@ -254,8 +307,6 @@ def establish(
     merger = pull.merged_by
     held = False
     if same_login(merger, identity) and verdict.tier is Tier.MEDIUM:
-        from opsvault.dispatcher.commands import held_when_merged
-
         held = held_when_merged(
             forge, repo, pull, verdict, base.policy, identity, base_commit, head_commit
         )

@@ -50,18 +50,19 @@ from opsvault.forge.base import (
     ReviewState,
     StatusState,
 )
+from opsvault.forge.logins import same_login
 from opsvault.git.base import OpsRepo
-from opsvault.logins import same_login
 from opsvault.policy.classify import (
     BaseState,
     ChangeVerdict,
     is_action_path,
 )
-from opsvault.policy.model import MergeMode, Policy, Tier
+from opsvault.policy.model import MergeMode, Policy
 from opsvault.snapshot import CommitSnapshot, has_file, load_base_state
 from opsvault.vault.duration import render_duration
 from opsvault.vault.request import action_id_for, id_problems
 from opsvault.vault.schema import MAX_FILE_BYTES
+from opsvault.vault.tier import Tier
 
 log = logging.getLogger(__name__)
 

@@ -17,8 +17,8 @@ from opsvault.dispatcher.provenance import contributors, roles_of
 from opsvault.dispatcher.state import may_merge
 from opsvault.errors import GitError
 from opsvault.forge.base import Comment, Forge, PullRequest, TimelineKind
+from opsvault.forge.logins import same_login
 from opsvault.git.base import OpsRepo
-from opsvault.logins import same_login
 from opsvault.policy.classify import BaseState, ChangeVerdict
 
 CLOSING_WINDOW = timedelta(minutes=1)

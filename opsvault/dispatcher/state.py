@@ -12,7 +12,8 @@ from enum import StrEnum
 
 from opsvault.dispatcher.hold import HOLD_LABEL
 from opsvault.policy.classify import ChangeVerdict
-from opsvault.policy.model import MergeMode, Policy, Tier
+from opsvault.policy.model import MergeMode, Policy
+from opsvault.vault.tier import Tier
 
 
 class Role(StrEnum):

@@ -57,8 +57,8 @@ from opsvault.errors import (
     PushRejected,
 )
 from opsvault.git.base import Identity
-from opsvault.policy.model import Tier
 from opsvault.snapshot import CommitSnapshot, UsedIds, has_file, load_base_state
+from opsvault.vault.tier import Tier
 
 log = logging.getLogger(__name__)
 

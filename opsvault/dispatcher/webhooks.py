@@ -43,6 +43,7 @@ from opsvault.config import Settings, read_private_file
 from opsvault.dispatcher.nudges import Nudges
 from opsvault.errors import ConfigError
 from opsvault.forge.errors import WebhookRejected
+from opsvault.forge.logins import same_login
 from opsvault.forge.webhook import (
     DELIVERY_HEADERS,
     EVENT_HEADERS,
@@ -52,7 +53,6 @@ from opsvault.forge.webhook import (
     payload_bytes,
     verify_signature,
 )
-from opsvault.logins import same_login
 
 log = logging.getLogger(__name__)
 

@@ -61,8 +61,9 @@ from opsvault.forge.base import (
     ensure_marker,
     settle_merge,
 )
-from opsvault.git.base import ChangeKind, Identity
+from opsvault.git.base import Identity
 from opsvault.git.local import Pygit2OpsRepo
+from opsvault.policy.change import ChangeKind
 
 log = logging.getLogger(__name__)
 

@@ -20,13 +20,7 @@ from pygit2.enums import FileMode, RepositoryOpenFlag
 from opsvault.errors import FileTooLargeError, GitError, PushRejected
 from opsvault.git import transport
 from opsvault.git.base import (
-    GITLINK_MODE,
-    MAX_BLOB_BYTES,
     MAX_COMMIT_BYTES,
-    TREE_MODE,
-    TYPE_BITS,
-    ChangedFile,
-    ChangeKind,
     CommitInfo,
     Identity,
     check_repo_dir,
@@ -35,6 +29,14 @@ from opsvault.git.base import (
 from opsvault.git.treediff import TreeLimitError, diff_trees
 from opsvault.git.trees import apply_changes
 from opsvault.git.worktree import apply_to_worktree
+from opsvault.policy.change import (
+    GITLINK_MODE,
+    MAX_BLOB_BYTES,
+    TREE_MODE,
+    TYPE_BITS,
+    ChangedFile,
+    ChangeKind,
+)
 
 log = logging.getLogger(__name__)
 

@@ -20,12 +20,7 @@ from __future__ import annotations
 import pygit2
 
 from opsvault.errors import GitError
-from opsvault.git.base import (
-    TREE_MODE,
-    TYPE_BITS,
-    ChangedFile,
-    ChangeKind,
-)
+from opsvault.policy.change import TREE_MODE, TYPE_BITS, ChangedFile, ChangeKind
 
 # A change touching more files than this is refused (reason `too-many-files`).
 MAX_CHANGED_FILES = 10_000

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pygit2
 
-from opsvault.git.base import (
+from opsvault.policy.change import (
     GITLINK_MODE,
     SYMLINK_MODE,
     TREE_MODE,

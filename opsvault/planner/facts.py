@@ -16,8 +16,9 @@ from typing import TYPE_CHECKING
 
 from opsvault.errors import ConfigError, ForgeNotFound, GitError
 from opsvault.forge.base import Forge, Issue, ListState, PullRequest, PullState
-from opsvault.git.base import ChangeKind, OpsRepo
+from opsvault.git.base import OpsRepo
 from opsvault.planner.model import IssueRef, IssueState, VaultFacts
+from opsvault.policy.change import ChangeKind
 from opsvault.snapshot import Snapshot, has_file
 
 if TYPE_CHECKING:

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from opsvault.errors import Problem
-from opsvault.policy.classify import Classification, classify_action, effective_secrets
+from opsvault.policy.action import Classification, classify_action, effective_secrets
 from opsvault.policy.model import Policy
 from opsvault.vault.formula import Formula, param_value_problems
 from opsvault.vault.request import Action

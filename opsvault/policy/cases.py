@@ -11,10 +11,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from opsvault.errors import InvalidFileError, Problem
-from opsvault.git.base import ChangedFile, ChangeKind
+from opsvault.policy.change import ChangedFile, ChangeKind
 from opsvault.policy.classify import BaseState, ChangeVerdict, classify_change
-from opsvault.policy.model import Tier
 from opsvault.vault.schema import parse_toml, schema_problems
+from opsvault.vault.tier import Tier
 
 CASE_ACTION_PATH = "vault/actions/policy-test-case.toml"
 

@@ -1,29 +1,30 @@
-"""The deterministic classifier: a pure function of (change, policy, formulas).
+"""The deterministic classifier of a change: a pure function of (change, policy, formulas).
 
-The tier of an action is the maximum over everything that applies (see
-``classify_action``); the tier of a change is the maximum over its files (see
-``classify_change``). Nothing a proposer writes can lower a tier: its own
+The tier of a change is the maximum over its files (see ``classify_change``);
+a new action file gets the tier of its action (``opsvault.policy.action``,
+through ``opsvault.policy.assess``), every other file the tier of its path. Nothing a proposer writes can lower a tier: its own
 ``blast_radius`` only joins the maximum, and policy and formulas always come
 from the base side of a change.
 """
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable, Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from enum import StrEnum
 
 from opsvault.errors import InvalidFileError, Problem
-from opsvault.git.base import (
+from opsvault.policy.action import Classification, Reason, Source, join_reasons
+from opsvault.policy.assess import assess_action
+from opsvault.policy.change import (
     MAX_BLOB_BYTES,
     ChangedFile,
     ChangeKind,
     tree_path_problem,
 )
-from opsvault.policy.glob import glob_match, name_match
-from opsvault.policy.model import Policy, Rule, Tier
-from opsvault.vault.formula import Formula, ParamValue
+from opsvault.policy.glob import glob_match
+from opsvault.policy.model import Policy
+from opsvault.vault.formula import Formula
 from opsvault.vault.request import (
     ACTIONS_DIR,
     Action,
@@ -31,6 +32,7 @@ from opsvault.vault.request import (
     id_problems,
     parse_action,
 )
+from opsvault.vault.tier import Tier
 
 # Changes to these never get below HIGH and are never merged by the dispatcher,
 # whatever policy says: they change the gate itself or what the vault has done.
@@ -55,152 +57,6 @@ FLOOR_PATTERNS: tuple[tuple[str, str], ...] = (
 )
 
 
-class Source(StrEnum):
-    """Where a reason comes from; stored in results and shown to approvers."""
-
-    POLICY_FORMULA = "policy-formula"
-    FORMULA = "formula"
-    DEFAULT = "default"
-    RULE = "rule"
-    ACTION = "action"
-    HUMAN = "human"
-    PATH = "path"
-    FLOOR = "floor"
-    INVALID = "invalid"
-
-
-@dataclass(frozen=True, slots=True)
-class Reason:
-    tier: Tier
-    source: Source
-    detail: str
-
-    def render(self) -> str:
-        return f"{self.tier.label}: {self.detail}"
-
-
-@dataclass(frozen=True, slots=True)
-class Classification:
-    tier: Tier
-    reasons: tuple[Reason, ...]
-
-
-def _join(reasons: Sequence[Reason]) -> Classification:
-    return Classification(max(r.tier for r in reasons), tuple(reasons))
-
-
-def formula_tier_reason(
-    name: str | None, formula: Formula | None, policy: Policy
-) -> Reason:
-    """Return the reason giving an action its base tier from its formula."""
-    if name is not None:
-        tier = policy.formula_tier(name)
-        if tier is not None:
-            return Reason(
-                tier,
-                Source.POLICY_FORMULA,
-                f"policy [formulas] sets {name!r} to {tier.label}",
-            )
-        if formula is not None and formula.blast_radius is not None:
-            return Reason(
-                formula.blast_radius,
-                Source.FORMULA,
-                f"formula {name!r} has blast_radius {formula.blast_radius.label}",
-            )
-        if formula is not None:
-            return Reason(
-                policy.default_tier,
-                Source.DEFAULT,
-                f"formula {name!r} sets no blast_radius: default_tier",
-            )
-    what = "no formula" if name is None else f"unknown formula {name!r}"
-    return Reason(
-        policy.default_tier,
-        Source.DEFAULT,
-        f"{what}: default_tier {policy.default_tier.label}",
-    )
-
-
-def effective_params(action: Action, formula: Formula | None) -> dict[str, ParamValue]:
-    """Return the action's params with the formula's defaults filled in."""
-    values: dict[str, ParamValue] = {}
-    if formula is not None:
-        values.update(
-            (spec.name, spec.default)
-            for spec in formula.params
-            if spec.default is not None
-        )
-    values.update(action.params)
-    return values
-
-
-def effective_secrets(action: Action, formula: Formula | None) -> frozenset[str]:
-    """Return every secret the action would receive: the formula's and the action's own."""
-    return frozenset(action.secrets) | frozenset(formula.secrets if formula else ())
-
-
-def _same(a: object, b: object) -> bool:
-    # True == 1 in Python; a rule on `count = 1` must not match `count = true`.
-    return type(a) is type(b) and a == b
-
-
-def rule_matches(rule: Rule, action: Action, formula: Formula | None) -> bool:
-    """Return whether every condition of *rule* holds for *action*."""
-    when = rule.when
-    if when.formula_any and action.formula not in when.formula_any:
-        return False
-    if when.secrets_any:
-        secrets = effective_secrets(action, formula)
-        if not any(name_match(p, s) for p in when.secrets_any for s in secrets):
-            return False
-    params = effective_params(action, formula)
-    for name, wanted in when.params:
-        if name not in params:
-            return False
-        value = params[name]
-        items: Iterable[object] = value if isinstance(value, tuple) else (value,)
-        if not any(_same(item, w) for item in items for w in wanted):
-            return False
-    return True
-
-
-def classify_action(
-    action: Action, formula: Formula | None, policy: Policy
-) -> Classification:
-    """Return the tier of *action* and every reason that contributed.
-
-    *formula* is the formula the action names as found on the base side, or
-    None when it is unknown (fails closed to ``default_tier``). The tier is the
-    maximum of the formula's tier (policy ``[formulas]`` entry, else the
-    formula's ``blast_radius``, else ``default_tier``), every matching rule, the
-    action's own ``blast_radius`` and HIGH for a human request.
-    """
-    if action.is_human_request:
-        reasons = [
-            Reason(
-                Tier.HIGH,
-                Source.HUMAN,
-                "a request for a human ([action_required]) is always high",
-            )
-        ]
-    else:
-        reasons = [formula_tier_reason(action.formula, formula, policy)]
-    reasons.extend(
-        Reason(rule.tier, Source.RULE, f"rule {rule.name!r} matches")
-        for rule in policy.rules
-        if rule_matches(rule, action, formula)
-    )
-    if action.blast_radius is not None:
-        reasons.append(
-            Reason(
-                action.blast_radius,
-                Source.ACTION,
-                f"the action asks for blast_radius {action.blast_radius.label}",
-            )
-        )
-    return _join(reasons)
-
-
 def floor_reason(path: str) -> Reason | None:
     """Return the built-in HIGH floor that *path* hits, if any."""
     for pattern, why in FLOOR_PATTERNS:
@@ -217,7 +73,7 @@ def classify_path(path: str, policy: Policy) -> Classification:
     """Return the tier of a change to a file that is not a new action file."""
     floor = floor_reason(path)
     if floor is not None:
-        return _join([floor])
+        return join_reasons([floor])
     matched = [
         Reason(
             rule.tier,
@@ -229,8 +85,8 @@ def classify_path(path: str, policy: Policy) -> Classification:
     ]
     if matched:
         # Every matching pattern counts, so a broad low rule cannot mask a narrower high one.
-        return _join(matched)
-    return _join(
+        return join_reasons(matched)
+    return join_reasons(
         [
             Reason(
                 policy.default_tier,
@@ -299,7 +155,7 @@ def _existing_action_verdict(path: str, kind: ChangeKind) -> FileVerdict:
         Source.FLOOR,
         f"{path}: {verb} an existing action file; built-in floor",
     )
-    return FileVerdict(path, kind, _join([reason]), protected=True)
+    return FileVerdict(path, kind, join_reasons([reason]), protected=True)
 
 
 def classify_new_action(
@@ -309,7 +165,6 @@ def classify_new_action(
     now: datetime | None = None,
 ) -> FileVerdict:
     """Return the verdict for an action file the change adds at *path*."""
-    from opsvault.policy.assess import assess_action  # assess builds on classify
 
     def refused(problems: Sequence[Problem]) -> FileVerdict:
         reason = Reason(
@@ -317,7 +172,9 @@ def classify_new_action(
             Source.INVALID,
             f"{path}: invalid action file, refused",
         )
-        return FileVerdict(path, ChangeKind.ADDED, _join([reason]), tuple(problems))
+        return FileVerdict(
+            path, ChangeKind.ADDED, join_reasons([reason]), tuple(problems)
+        )
 
     rest = path[len(ACTIONS_DIR) + 1 :]
     if "/" in rest or not rest.endswith(".toml"):
@@ -404,7 +261,7 @@ def _refused(
     path: str, kind: ChangeKind, base: BaseState, detail: str, message: str
 ) -> list[FileVerdict]:
     reason = Reason(base.policy.default_tier, Source.INVALID, f"{path!r}: {detail}")
-    return [FileVerdict(path, kind, _join([reason]), (Problem("$", message),))]
+    return [FileVerdict(path, kind, join_reasons([reason]), (Problem("$", message),))]
 
 
 def _verdicts_for(
@@ -441,7 +298,7 @@ def _verdicts_for(
             f"{path}: adds a symlink or a submodule (gitlink, mode {change.mode:o}); "
             "built-in floor, never auto-merged",
         )
-        return [FileVerdict(path, kind, _join([reason]), protected=True)]
+        return [FileVerdict(path, kind, join_reasons([reason]), protected=True)]
     if change is not None and kind is not ChangeKind.DELETED:
         if change.size > MAX_BLOB_BYTES and not is_action_path(path):
             # (new action files have their own, smaller bound, checked from the header too)
@@ -461,7 +318,7 @@ def _verdicts_for(
                 f"{path}: git mode {change.mode:o} is not one git writes; "
                 "built-in floor, never auto-merged",
             )
-            return [FileVerdict(path, kind, _join([reason]), protected=True)]
+            return [FileVerdict(path, kind, join_reasons([reason]), protected=True)]
     if is_action_path(path):
         if kind is ChangeKind.ADDED:
             return [classify_new_action(path, head_files.get(path), base, now)]

@@ -5,10 +5,11 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from opsvault.policy.classify import classify_action, formula_tier_reason
-from opsvault.policy.model import Policy, Tier
+from opsvault.policy.action import classify_action, formula_tier_reason
+from opsvault.policy.model import Policy
 from opsvault.vault.formula import Formula
 from opsvault.vault.request import Action
+from opsvault.vault.tier import Tier
 
 
 @dataclass(frozen=True, slots=True)

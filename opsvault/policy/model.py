@@ -1,33 +1,12 @@
-"""Policy value types: tiers, approvers, path rules, escalation rules, secrets, sinks."""
+"""Policy value types: tier settings, approvers, path rules, escalation rules, secrets, sinks."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import timedelta
-from enum import IntEnum, StrEnum
+from enum import StrEnum
 
-
-class Tier(IntEnum):
-    """Blast-radius tier; ordered so that ``max`` is the escalation lattice."""
-
-    LOW = 1
-    MEDIUM = 2
-    HIGH = 3
-
-    @property
-    def label(self) -> str:
-        return self.name.lower()
-
-    @classmethod
-    def parse(cls, text: str) -> Tier:
-        """Return the tier named *text* (``low``, ``medium``, ``high``); raise ValueError otherwise."""
-        try:
-            return cls[text.upper()]
-        except KeyError:
-            raise ValueError(f"{text!r} is not a tier (low, medium, high)") from None
-
-    def __str__(self) -> str:
-        return self.label
+from opsvault.vault.tier import Tier
 
 
 class MergeMode(StrEnum):

@@ -13,11 +13,11 @@ from opsvault.policy.model import (
     Rule,
     RuleCondition,
     Sink,
-    Tier,
     TierSettings,
 )
 from opsvault.vault.duration import parse_duration
 from opsvault.vault.schema import parse_toml, schema_problems
+from opsvault.vault.tier import Tier
 
 POLICY_PATH = "vault/policy.toml"
 

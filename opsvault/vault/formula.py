@@ -11,9 +11,9 @@ from pathlib import PurePosixPath
 from typing import Any
 
 from opsvault.errors import InvalidFormulaError, Problem
-from opsvault.policy.model import Tier
 from opsvault.vault.duration import parse_duration
 from opsvault.vault.schema import anchored, parse_toml, schema_problems
+from opsvault.vault.tier import Tier
 
 DEFAULT_TIMEOUT = timedelta(minutes=15)
 # The schema's pattern for $.name: a formula name is always a safe file stem.

@@ -14,9 +14,9 @@ from pathlib import PurePosixPath
 from typing import Any
 
 from opsvault.errors import InvalidRequestError, Problem
-from opsvault.policy.model import Tier
 from opsvault.vault.formula import ParamValue
 from opsvault.vault.schema import parse_toml, schema_problems
+from opsvault.vault.tier import Tier
 
 ID_PATTERN = re.compile(r"[a-z0-9][a-z0-9-]{2,62}")
 ACTIONS_DIR = "vault/actions"

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 from click.testing import CliRunner
 
@@ -11,7 +12,7 @@ from tests.cli.conftest import branch_with
 HOOK = b'formula = "http-hook"\ncontext = "deploy"\nsecrets = ["HOOK_TOKEN"]\n[params]\nurl = "https://deploy.example.org/x"\n'
 
 
-def classify(ops: Path, head: str) -> tuple[int, dict]:
+def classify(ops: Path, head: str) -> tuple[int, dict[str, Any]]:
     result = CliRunner().invoke(
         cli, ["classify", "--ops", str(ops), "--base", "main", "--head", head, "--json"]
     )

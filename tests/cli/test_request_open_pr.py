@@ -13,9 +13,8 @@ from opsvault.cli import cli
 from opsvault.cli.init import create_ops_repo, template_files
 from opsvault.forge.base import ListState, PullState
 from opsvault.forge.client import ForgejoClient
-from opsvault.testing.fake_forgejo.clients import client_for
-from opsvault.testing.fake_forgejo.pytest_plugin import fake_forgejo  # noqa: F401
-from opsvault.testing.fake_forgejo.server import FakeForgejo
+from testing.fake_forgejo.clients import client_for
+from testing.fake_forgejo.server import FakeForgejo
 
 HOOK_ARGS = (
     "http-hook",
@@ -38,7 +37,7 @@ class World:
 
 @pytest.fixture
 def world(
-    fake_forgejo: FakeForgejo,  # noqa: F811
+    fake_forgejo: FakeForgejo,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> Iterator[World]:
@@ -217,11 +216,10 @@ def test_without_open_pr_the_file_is_written_as_before(world: World) -> None:
 
 
 def test_forge_comes_from_the_configuration(
-    fake_forgejo: FakeForgejo,  # noqa: F811
+    fake_forgejo: FakeForgejo,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    pytest.importorskip("opsvault.config")
     forge = fake_forgejo
     token = forge.add_user("dev-bot", is_bot=True)
     forge.add_org("acme")
@@ -258,8 +256,6 @@ def test_forge_comes_from_the_configuration(
 
 
 def test_local_mode_proposal_shows_up_in_status(tmp_path: Path) -> None:
-    pytest.importorskip("opsvault.config")
-    pytest.importorskip("opsvault.forge.local")
     ops = tmp_path / "ops"
     create_ops_repo(ops)
     config = tmp_path / "opsvault.toml"

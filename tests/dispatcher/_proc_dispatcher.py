@@ -106,7 +106,7 @@ def run(spec: ProcSpec) -> int:
     from opsvault.forge.client import ForgejoClient
     from opsvault.forge.token import ForgeToken
     from opsvault.git.local import Pygit2OpsRepo
-    from opsvault.testing.fake_forgejo.protection import PUSHER_ENV
+    from testing.fake_forgejo.protection import PUSHER_ENV
 
     clone = Path(spec.clone)
     env = {PUSHER_ENV: spec.identity}  # who pushes, for the fake's pre-receive hook

@@ -8,6 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 from opsvault._resources import data_dir
 from opsvault.app import App
@@ -23,9 +24,9 @@ from opsvault.forge.client import ForgejoClient
 from opsvault.forge.token import ForgeToken
 from opsvault.git.local import Pygit2OpsRepo
 from opsvault.snapshot import CommitSnapshot, load_base_state
-from opsvault.testing.fake_forgejo.model import BranchProtection
-from opsvault.testing.fake_forgejo.protection import PUSHER_ENV
-from opsvault.testing.fake_forgejo.server import FakeForgejo
+from testing.fake_forgejo.model import BranchProtection
+from testing.fake_forgejo.protection import PUSHER_ENV
+from testing.fake_forgejo.server import FakeForgejo
 
 REPO = "acme/ops"
 T0 = datetime(2026, 11, 21, 12, 0, tzinfo=UTC)
@@ -43,9 +44,10 @@ def documented_protection(identity: str) -> BranchProtection:
     assert found is not None, "docs/forgejo.md lost its branch-protection block"
     body = json.loads(found.group(1))
     body["push_whitelist_usernames"] = [identity]
-    return BranchProtection(
-        **{k: tuple(v) if isinstance(v, list) else v for k, v in body.items()}
-    )
+    fields: dict[str, Any] = {
+        k: tuple(v) if isinstance(v, list) else v for k, v in body.items()
+    }
+    return BranchProtection(**fields)
 
 
 POLICY_EXTRA = """
@@ -117,7 +119,7 @@ class Harness:
             client.close()
         self.forge.stop()
 
-    def app(self, name: str = "d1", **dispatcher: object) -> App:
+    def app(self, name: str = "d1", **dispatcher: Any) -> App:
         clone = self.root / f"{name}.git"
         # The fake's pre-receive hook learns who pushes from this variable.
         env = {PUSHER_ENV: self.identity}
@@ -136,7 +138,7 @@ class Harness:
                 state_dir=self.root / f"{name}-state",
                 **dispatcher,
             )
-        )  # type: ignore[arg-type]
+        )
         return App(
             settings=settings,
             forge=self.client(self.identity),

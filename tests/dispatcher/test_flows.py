@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from datetime import timedelta
+from typing import Any
 
 import pytest
 
@@ -11,7 +12,7 @@ from opsvault.dispatcher.runner import RecordingRunner
 from tests.dispatcher.harness import HOOK, HUMAN, NOOP, Harness
 
 
-def records(vault: Harness, family: str) -> dict[str, dict]:
+def records(vault: Harness, family: str) -> dict[str, dict[str, Any]]:
     out = {}
     for path in vault.main_files(family):
         if path.endswith(".result.json"):

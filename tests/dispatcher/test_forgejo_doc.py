@@ -12,7 +12,7 @@ import httpx
 from opsvault.config import load_settings
 from opsvault.dispatcher.nudges import Nudges
 from opsvault.dispatcher.webhooks import WebhookReceiver
-from opsvault.testing.fake_forgejo.routes_hooks import deliveries, wait_delivered
+from testing.fake_forgejo.routes_hooks import deliveries, wait_delivered
 from tests.dispatcher.harness import REPO, make_harness
 
 DOC = (Path(__file__).resolve().parents[2] / "docs" / "forgejo.md").read_text()

@@ -12,6 +12,7 @@ import json
 import os
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pygit2
@@ -19,6 +20,7 @@ import pygit2
 from opsvault.dispatcher.cache import load_cache
 from opsvault.dispatcher.runner import RecordingRunner
 from opsvault.dispatcher.tick import tick
+from opsvault.forge.base import MergeResult
 from tests.dispatcher.harness import GIT_MAKE, HOOK, NOOP, REPO, T0, Harness
 
 MERGE = "/repos/{owner}/{repo}/pulls/{index}/merge"
@@ -79,16 +81,16 @@ def test_a_merge_answered_try_again_later_is_retried_within_minutes(
     number = vault.propose("noop-1", NOOP.format(msg="a"))
     app = vault.app()
     real_merge = app.forge.merge
-    raced = []
+    raced: list[str] = []
 
-    def racing_merge(n: int, head_sha: str, **kwargs: object):  # type: ignore[no-untyped-def]
+    def racing_merge(n: int, head_sha: str, **kwargs: Any) -> MergeResult:
         if not raced:  # someone's merge lands on main first
             raced.append(
                 vault.forge.push(REPO, "main", {"x.txt": "x\n"}, author="alice")
             )
-        return real_merge(n, head_sha, **kwargs)  # type: ignore[arg-type]
+        return real_merge(n, head_sha, **kwargs)
 
-    app.forge.merge = racing_merge  # type: ignore[method-assign]
+    app.forge.merge = racing_merge  # type: ignore[method-assign, assignment]
     first = vault.tick(app, at=timedelta(seconds=5))
     assert ("pr#1", "merge refused by forge") in {
         (d.subject, d.event) for d in first.decisions
@@ -238,8 +240,8 @@ def test_tier_labels_and_the_hold_label_never_clear_each_other(
     vault: Harness,
 ) -> None:
     """Forgejo drops same-scope siblings when an exclusive label is added."""
+    from opsvault.dispatcher.hold import HOLD_LABEL
     from opsvault.dispatcher.pulls import LABELS
-    from opsvault.dispatcher.state import HOLD_LABEL
 
     for name in (*LABELS, HOLD_LABEL):  # an operator made them all exclusive
         vault.forge.add_label(REPO, name, exclusive=True)
@@ -258,7 +260,7 @@ def test_the_documented_protection_takes_dispatcher_records_and_refuses_the_rest
     """docs/forgejo.md's rule, as Forgejo's pre-receive applies it (the fake's git hook)."""
     import subprocess
 
-    from opsvault.testing.fake_forgejo.protection import PUSHER_ENV
+    from testing.fake_forgejo.protection import PUSHER_ENV
 
     work = tmp_path / "work"
     origin = str(vault.forge.repo(REPO).git.path)

@@ -126,8 +126,8 @@ def test_verify_merge_refuses_a_dispatcher_merge_that_was_held() -> None:
     from datetime import UTC, datetime, timedelta
 
     from opsvault.dispatcher.state import MergeFacts, Refusal, Role, verify_merge
-    from opsvault.policy.model import Tier
     from opsvault.policy.parse import parse_policy
+    from opsvault.vault.tier import Tier
     from tests.dispatcher.harness import template_files
     from tests.security.test_hold import veto_policy
 

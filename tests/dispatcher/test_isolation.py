@@ -15,7 +15,8 @@ from typing import Any
 
 import pytest
 
-from opsvault.dispatcher import fire, pulls
+from opsvault import changes
+from opsvault.dispatcher import fire, provenance, pulls
 from opsvault.dispatcher import tick as tick_module
 from opsvault.dispatcher.runner import ExecutionRequest, RecordingRunner, RunResult
 from tests.dispatcher.harness import GIT_MAKE, NOOP
@@ -69,7 +70,7 @@ def test_a_bug_in_one_pull_request_leaves_the_others_and_the_fire_phase(
     admin_approved_release(side)
     bad, bad_head = propose(side, "noop-bad", NOOP.format(msg="bad"))
     good, _ = propose(side, "noop-good", NOOP.format(msg="good"))
-    real = pulls.preview_merge
+    real = changes.preview_merge
 
     def buggy(repo: Any, base: str, head: str, state: Any, now: Any = None) -> Any:
         if head == bad_head:
@@ -106,7 +107,7 @@ def test_a_bug_in_one_action_leaves_the_others_firing(
 ) -> None:
     admin_approved_release(side)  # release-1 waits on main
     propose(side, "noop-bad", NOOP.format(msg="bad"))  # merged by this tick
-    real = fire.establish
+    real = provenance.establish
 
     def buggy(repo: Any, forge: Any, main: str, path: str, *args: Any) -> Any:
         if path.endswith("noop-bad.toml"):

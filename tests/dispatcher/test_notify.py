@@ -21,8 +21,9 @@ from opsvault.dispatcher.notify import (
     sinks_named,
 )
 from opsvault.dispatcher.secrets import EnvSecrets
-from opsvault.policy.model import Policy, Sink, Tier
+from opsvault.policy.model import Policy, Sink
 from opsvault.policy.parse import parse_policy
+from opsvault.vault.tier import Tier
 
 TOKEN = "s3cr3t-notify-token-value"
 NOTE = Notification(

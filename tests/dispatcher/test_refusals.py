@@ -5,15 +5,17 @@ from __future__ import annotations
 import json
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from opsvault.dispatcher.runner import RecordingRunner
 from opsvault.errors import ForgeConflict
+from opsvault.forge.base import MergeResult
 from tests.dispatcher.harness import GIT_MAKE, HOOK, NOOP, REPO, Harness, make_harness
 
 
-def rejected(vault: Harness) -> dict[str, dict]:
+def rejected(vault: Harness) -> dict[str, dict[str, Any]]:
     out = {}
     for path in vault.main_files("vault/rejected"):
         if path.endswith(".result.json"):
@@ -116,7 +118,7 @@ def test_head_changed_after_classification_is_not_merged(vault: Harness) -> None
     app = vault.app()
     real_merge = app.forge.merge
 
-    def racing_merge(n: int, head_sha: str, **kwargs: object):  # type: ignore[no-untyped-def]
+    def racing_merge(n: int, head_sha: str, **kwargs: Any) -> MergeResult:
         # the proposer pushes again between classification and merge
         vault.forge.push(
             REPO,
@@ -124,9 +126,9 @@ def test_head_changed_after_classification_is_not_merged(vault: Harness) -> None
             {"vault/actions/noop-1.toml": NOOP.format(msg="b")},
             author="dev-bot",
         )
-        return real_merge(n, head_sha, **kwargs)  # type: ignore[arg-type]
+        return real_merge(n, head_sha, **kwargs)
 
-    app.forge.merge = racing_merge  # type: ignore[method-assign]
+    app.forge.merge = racing_merge  # type: ignore[method-assign, assignment]
     report = vault.tick(app)
     assert ("pr#1", "merge refused by forge") in {
         (d.subject, d.event) for d in report.decisions

@@ -209,6 +209,9 @@ class CountingSnapshot:
         self.listed.append(prefix)
         return self.inner.list_files(prefix)
 
+    def list_dirs(self, prefix: str) -> tuple[str, ...]:
+        return self.inner.list_dirs(prefix)
+
 
 def test_history_is_read_newest_month_first_and_never_walked_whole(ops: Path) -> None:
     files: dict[str, bytes] = {}
@@ -273,8 +276,8 @@ def test_records_of_unmerged_prs_are_shown_with_who_rejected(ops: Path) -> None:
         ended_at=when.isoformat(),
     )
     write(ops, {action: NOOP, result: render_record(record)})
-    [record] = status_of(ops).recent
-    assert (record.id, record.outcome, record.approver, record.pr, record.path) == (
+    [shown] = status_of(ops).recent
+    assert (shown.id, shown.outcome, shown.approver, shown.pr, shown.path) == (
         "e-1",
         "rejected",
         "alice",

@@ -2,38 +2,24 @@
 
 The service ticks every hour here, so only a webhook can make it fire within
 seconds; the fake Forgejo posts each delivery signed with the hook's secret,
-the way Forgejo v15 does (opsvault/testing/fake_forgejo/routes_hooks.py).
+the way Forgejo v15 does (testing/fake_forgejo/routes_hooks.py).
 """
 
 from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
 from datetime import timedelta
-from pathlib import Path
 
 import httpx
-import pytest
 
 from opsvault.dispatcher.runner import RecordingRunner
 from opsvault.dispatcher.service import run_service
 from opsvault.dispatcher.webhooks import WebhookReceiver
-from opsvault.testing.fake_forgejo.pytest_plugin import assert_no_violations
-from opsvault.testing.fake_forgejo.routes_hooks import deliveries, wait_delivered
-from tests.dispatcher.harness import HOOK, REPO, Harness, make_harness
+from testing.fake_forgejo.routes_hooks import deliveries, wait_delivered
+from tests.dispatcher.harness import HOOK, REPO, Harness
 
 SECRET = "a-long-random-webhook-secret-for-tests"
-
-
-@pytest.fixture
-def vault(tmp_path: Path) -> Iterator[Harness]:
-    harness = make_harness(tmp_path)
-    try:
-        yield harness
-    finally:
-        harness.close()
-    assert_no_violations(harness.forge)
 
 
 def add_hook(vault: Harness, url: str, events: list[str]) -> None:

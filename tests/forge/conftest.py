@@ -54,7 +54,3 @@ def client(
         body, headers=headers, content_type="application/json"
     )
     return make_client(httpserver.url_for("/").rstrip("/"))
-
-
-# A running fake Forgejo that fails the test on any swagger violation.
-from opsvault.testing.fake_forgejo.pytest_plugin import fake_forgejo  # noqa: E402, F401

@@ -20,9 +20,9 @@ from opsvault.forge.base import (
     StatusState,
 )
 from opsvault.forge.client import ForgejoClient
-from opsvault.testing.fake_forgejo.clients import client_for
-from opsvault.testing.fake_forgejo.model import BranchProtection as RuleModel
-from opsvault.testing.fake_forgejo.server import FakeForgejo
+from testing.fake_forgejo.clients import client_for
+from testing.fake_forgejo.model import BranchProtection as RuleModel
+from testing.fake_forgejo.server import FakeForgejo
 
 REPO = "acme/ops"
 ACTION = "vault/actions/restart-web-1.toml"

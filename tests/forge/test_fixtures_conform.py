@@ -3,51 +3,17 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Any
 
 import pytest
 from jsonschema import Draft4Validator
 
-from .support import RESPONSES, load_http, load_json
+from testing.fake_forgejo.validation import SWAGGER_PATH
 
-SWAGGER = json.loads(
-    (Path(__file__).parent / "swagger.v1.json").read_text(encoding="utf-8")
-)
+from .support import DEFINITIONS, RESPONSES, load_http, load_json
 
-# fixture file -> swagger definition; "[X]" means an array of X.
-DEFINITIONS = {
-    "branch-protection-main.json": "BranchProtection",
-    "combined-status.json": "CombinedStatus",
-    "comment-created.json": "Comment",
-    "comment-edited.json": "Comment",
-    "comments-7.json": "[Comment]",
-    "commit-status.json": "CommitStatus",
-    "contents-action.json": "ContentsResponse",
-    "error-branch-delete.json": "APIError",
-    "error-branch-exists.json": "APIError",
-    "error-head-out-of-date.json": "APIError",
-    "error-not-allowed.json": "APIError",
-    "error-not-found.json": "APINotFound",
-    "error-pull-exists.json": "APIError",
-    "error-try-again-later.json": "APIError",
-    "file-response.json": "FileResponse",
-    "files-response.json": "FilesResponse",
-    "issue-7-labels.json": "[Label]",
-    "issues.json": "[Issue]",
-    "label-created.json": "Label",
-    "labels.json": "[Label]",
-    "permission-alice.json": "RepoCollaboratorPermission",
-    "pull-7-closed.json": "PullRequest",
-    "pull-7-files-stale.json": "[ChangedFile]",
-    "pull-7-files.json": "[ChangedFile]",
-    "pull-7-merged.json": "PullRequest",
-    "pull-7-open.json": "PullRequest",
-    "review-approved.json": "PullReview",
-    "teams-acme.json": "[Team]",
-    "user-alice.json": "User",
-    "user-opsvault-bot.json": "User",
-}
+# The one vendored swagger, which the fake Forgejo validates against too.
+SWAGGER = json.loads(SWAGGER_PATH.read_text(encoding="utf-8"))
 
 
 def validator_for(definition: str) -> Draft4Validator:

@@ -2,20 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import replace
 from datetime import timedelta
-from pathlib import Path
 
 import httpx
-import pytest
 
 from opsvault.app import App
 from opsvault.config import ForgeKind, ForgeSettings, PlannerSettings
 from opsvault.forge.token import ForgeToken
 from opsvault.planner.job import run_planner_job
-from opsvault.testing.fake_forgejo.pytest_plugin import assert_no_violations
-from tests.dispatcher.harness import HUMAN, REPO, T0, Harness, make_harness
+from tests.dispatcher.harness import HUMAN, REPO, T0, Harness
 
 TREE = """\
 # Prerequisite Tree
@@ -33,16 +29,6 @@ Status: IN PROGRESS — reviews are next
 - [ ] tags signed with the release key (acme/app#{app}) blocked-on-vault (vault/actions/rotate-key-1.toml)
 Status: BLOCKED — the key is not rotated yet
 """
-
-
-@pytest.fixture
-def vault(tmp_path: Path) -> Iterator[Harness]:
-    harness = make_harness(tmp_path)
-    try:
-        yield harness
-    finally:
-        harness.close()
-    assert_no_violations(harness.forge)
 
 
 def forgejo_app(h: Harness, *, issues_repo: tuple[str, ...] = ()) -> App:

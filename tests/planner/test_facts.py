@@ -23,7 +23,7 @@ from opsvault.planner.facts import (
 )
 from opsvault.planner.model import IssueRef, IssueState, VaultFacts
 from opsvault.snapshot import CommitSnapshot, DirSnapshot
-from opsvault.testing.fake_forgejo.server import FakeForgejo
+from testing.fake_forgejo.server import FakeForgejo
 from tests.conftest import init_repo
 
 OPEN, CLOSED = PullState.OPEN, PullState.CLOSED

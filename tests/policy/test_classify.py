@@ -1,30 +1,24 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Iterable
 from datetime import timedelta
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from opsvault.git.base import ChangedFile, ChangeKind
-from opsvault.policy.classify import (
-    BaseState,
+from opsvault.policy.action import (
     Source,
     classify_action,
-    classify_change,
     formula_tier_reason,
     rule_matches,
 )
-from opsvault.policy.model import (
-    MergeMode,
-    Policy,
-    Rule,
-    RuleCondition,
-    Tier,
-    TierSettings,
-)
+from opsvault.policy.change import ChangedFile, ChangeKind
+from opsvault.policy.classify import BaseState, classify_change
+from opsvault.policy.model import MergeMode, Policy, Rule, RuleCondition, TierSettings
 from opsvault.vault.formula import Formula, ParamSpec, Step
 from opsvault.vault.request import Action
+from opsvault.vault.tier import Tier
 
 TIERS = st.sampled_from(list(Tier))
 NAMES = st.sampled_from(["alpha", "beta", "gamma"])
@@ -32,7 +26,11 @@ VALUES = st.sampled_from(["prod", "staging", "dev"])
 SECRETS = st.sampled_from(["PROD_KEY", "DEV_KEY", "TOKEN"])
 
 
-def make_policy(default: Tier = Tier.HIGH, formulas=(), rules=()) -> Policy:
+def make_policy(
+    default: Tier = Tier.HIGH,
+    formulas: Iterable[tuple[str, Tier]] = (),
+    rules: Iterable[Rule] = (),
+) -> Policy:
     settings_ = {
         t: TierSettings(
             MergeMode.ADMIN if t is Tier.HIGH else MergeMode.REVIEWER, timedelta(days=1)

@@ -4,8 +4,8 @@ import pytest
 
 from opsvault._resources import data_dir
 from opsvault.errors import PolicyError
-from opsvault.policy.model import Tier
 from opsvault.policy.parse import parse_policy
+from opsvault.vault.tier import Tier
 
 TEMPLATE = (data_dir("ops-template") / "vault" / "policy.toml").read_text()
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -48,7 +48,7 @@ class LocalVault:
         return LocalForge(self.repo, user, operator="alice")
 
     def propose(
-        self, branch: str, files: dict[str, str | bytes | None], author: str
+        self, branch: str, files: Mapping[str, str | bytes | None], author: str
     ) -> int:
         """Push *branch* (one commit by *author* on main) and return its PR number."""
         encoded = {p: c.encode() if isinstance(c, str) else c for p, c in files.items()}

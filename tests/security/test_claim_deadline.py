@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from opsvault.dispatcher import pulls
 from opsvault.dispatcher import tick as tick_module
 from opsvault.dispatcher.runner import ExecutionRequest, RecordingRunner, RunResult
 from tests.dispatcher.harness import NOOP, T0
@@ -68,7 +69,8 @@ def propose_noop(side: Side, action_id: str) -> None:
 def claim_of(side: Side, action_id: str) -> dict[str, str]:
     data = side.read(f"vault/running/{action_id}.claim.json")
     assert data is not None
-    return json.loads(data)
+    claim: dict[str, str] = json.loads(data)
+    return claim
 
 
 def test_a_slow_pull_request_phase_does_not_make_the_claim_stale(
@@ -80,7 +82,7 @@ def test_a_slow_pull_request_phase_does_not_make_the_claim_stale(
     d1 = side.app("d1")
     clock = Clock()
     d1.clock = clock
-    real = tick_module.process_pulls
+    real = pulls.process_pulls
     slowed = [False]
 
     def slow_pull_phase(*args, **kwargs):  # type: ignore[no-untyped-def]

@@ -26,7 +26,7 @@ from opsvault.dispatcher.tick import tick
 from opsvault.forge.base import TimelineKind
 from opsvault.forge.local import LocalForge
 from opsvault.git.local import Pygit2OpsRepo
-from opsvault.testing.fake_forgejo.pytest_plugin import assert_no_violations
+from testing.fake_forgejo.pytest_plugin import assert_no_violations
 from tests.conftest import SIGNATURE, init_repo
 from tests.dispatcher.harness import HOOK, Harness, make_harness, template_files
 

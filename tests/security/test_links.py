@@ -8,7 +8,7 @@ a temporary "home" outside the repo whose dotfiles must stay untouched.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -21,10 +21,10 @@ from opsvault.cli import cli
 from opsvault.cli.init import create_ops_repo
 from opsvault.config import build_app, load_settings
 from opsvault.dispatcher.tick import tick
-from opsvault.git.base import ChangeKind
 from opsvault.git.local import Pygit2OpsRepo
-from opsvault.policy.model import Tier
-from tests.dispatcher.harness import REPO, Harness, make_harness
+from opsvault.policy.change import ChangeKind
+from opsvault.vault.tier import Tier
+from tests.dispatcher.harness import REPO, Harness
 
 NOW = datetime(2026, 11, 21, 12, 0, tzinfo=UTC)
 FILE, EXEC = 0o100644, 0o100755
@@ -35,7 +35,7 @@ Entry = tuple[bytes | None, int]
 
 
 def raw_commit(
-    raw: pygit2.Repository, parent: str, edits: dict[str, Entry], author: str
+    raw: pygit2.Repository, parent: str, edits: Mapping[str, Entry], author: str
 ) -> str:
     """Commit *edits* (path -> (content, git mode), None removes) on *parent*: what a proposer pushes."""
     index = pygit2.Index()
@@ -210,15 +210,6 @@ def test_work_tree_sync_never_writes_outside_the_repo(
 
 
 # -- Forgejo mode (the fake Forgejo): the floor, with the same git objects ----------
-
-
-@pytest.fixture
-def vault(tmp_path: Path) -> Iterator[Harness]:
-    harness = make_harness(tmp_path)
-    try:
-        yield harness
-    finally:
-        harness.close()
 
 
 def test_the_dispatcher_never_merges_a_link_on_forgejo(vault: Harness) -> None:

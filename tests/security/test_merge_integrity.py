@@ -65,23 +65,20 @@ def variant(side: Side, name: str) -> Smuggled:
     if name == "old version restored":
         # An admin tightened the policy; the attacker brings the old one back.
         old = (side.read("vault/policy.toml") or b"").decode()
-        side.merge_admin_change(
-            {"vault/policy.toml": old.replace('noop = "low"', 'noop = "high"')}
+        merge_admin_change(
+            side, {"vault/policy.toml": old.replace('noop = "low"', 'noop = "high"')}
         )
         return Smuggled("vault/policy.toml", old)
     assert name == "file deleted"
     return Smuggled("vault/policy-tests/policy-edit-is-high.toml", None)
 
 
-def _merge_admin_change(side: Side, changes: dict[str, str | None]) -> None:
+def merge_admin_change(side: Side, changes: dict[str, str | None]) -> None:
     """An admin's change reaches main through an admin-merged PR (before the attack)."""
     side.commit("vault/admin-change", side.main(), dict(changes), author="alice")
     number = side.open("vault/admin-change", author="alice")
     side.tick()  # classified high: waits for an admin
     side.merge_as("alice", number)
-
-
-Side.merge_admin_change = _merge_admin_change  # type: ignore[attr-defined]
 
 
 def plant(side: Side, x: Smuggled) -> tuple[str, str | None]:
@@ -321,7 +318,7 @@ def test_a_later_tick_checks_merges_whose_own_tick_died(side: Side) -> None:
     (record,) = mismatch_records(side)
     assert record["pr"] == number_b and "vault/policy.toml" in str(record["detail"])
     # An admin checks main, reverts the policy and lifts the HALT: it stays lifted.
-    side.merge_admin_change({"vault/policy.toml": original, "vault/HALT": None})
+    merge_admin_change(side, {"vault/policy.toml": original, "vault/HALT": None})
     assert not side.tick(side.app("d1"), at=timedelta(minutes=5)).halted
     assert not side.tick(side.app("d2"), at=timedelta(minutes=6)).halted
     assert len(mismatch_records(side)) == 1
@@ -350,4 +347,4 @@ def test_a_merge_call_that_raises_after_landing_still_moves_the_tick_to_the_new_
     # B is classified against the main A's merge produced: not low, not merged.
     assert not side.is_merged(number_b)
     assert not report.halted and side.read("vault/HALT") is None
-    assert side.read(x.path) == original.encode()
+    assert original is not None and side.read(x.path) == original.encode()

@@ -9,7 +9,6 @@ main is still recorded, from its head's blobs.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 
@@ -18,17 +17,8 @@ from click.testing import CliRunner
 
 from opsvault.cli import cli
 from opsvault.dispatcher.runner import RecordingRunner
-from tests.dispatcher.harness import GIT_MAKE, NOOP, REPO, Harness, make_harness
+from tests.dispatcher.harness import GIT_MAKE, NOOP, REPO, Harness
 from tests.security.local_harness import make_local_vault
-
-
-@pytest.fixture
-def vault(tmp_path: Path) -> Iterator[Harness]:
-    harness = make_harness(tmp_path)
-    try:
-        yield harness
-    finally:
-        harness.close()
 
 
 def records(vault: Harness, suffix: str) -> dict[str, dict[str, object]]:

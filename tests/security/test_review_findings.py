@@ -9,12 +9,9 @@ docs/security-review-2026-11.md for the write-up of each finding.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from datetime import timedelta
-from pathlib import Path
 
 import pygit2
-import pytest
 
 from opsvault._resources import data_dir
 from opsvault.dispatcher.runner import ExecutionRequest, RecordingRunner, RunResult
@@ -25,17 +22,7 @@ from tests.dispatcher.harness import (
     NOOP,
     REPO,
     Harness,
-    make_harness,
 )
-
-
-@pytest.fixture
-def vault(tmp_path: Path) -> Iterator[Harness]:
-    harness = make_harness(tmp_path)
-    try:
-        yield harness
-    finally:
-        harness.close()
 
 
 def executed(vault: Harness) -> list[str]:

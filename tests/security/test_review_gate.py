@@ -24,7 +24,7 @@ from opsvault.dispatcher.integrity import check_merge, merge_message
 from opsvault.dispatcher.nudges import Nudges
 from opsvault.dispatcher.runner import RecordingRunner
 from opsvault.git.local import Pygit2OpsRepo
-from opsvault.testing.fake_forgejo.pytest_plugin import assert_no_violations
+from testing.fake_forgejo.pytest_plugin import assert_no_violations
 from tests.conftest import SIGNATURE, init_repo
 from tests.dispatcher.harness import GIT_MAKE, HOOK, REPO, Harness, make_harness
 
@@ -80,15 +80,6 @@ def test_g1_proposer_editing_the_reviewers_hold_comment_erases_the_hold(
 
 
 # -- G-2: the rejecter is the newest commenter, not the closer --------------------------
-
-
-@pytest.fixture
-def vault(tmp_path: Path) -> Iterator[Harness]:
-    harness = make_harness(tmp_path)
-    try:
-        yield harness
-    finally:
-        harness.close()
 
 
 def rejected_records(vault: Harness, suffix: str) -> dict[str, dict[str, object]]:

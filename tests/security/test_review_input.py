@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -24,8 +23,8 @@ from opsvault.config import build_app, load_settings
 from opsvault.dispatcher.tick import tick
 from opsvault.git.base import Identity
 from opsvault.git.local import Pygit2OpsRepo
-from opsvault.policy.model import Tier
-from tests.dispatcher.harness import REPO, Harness, make_harness
+from opsvault.vault.tier import Tier
+from tests.dispatcher.harness import REPO, Harness
 from tests.security.test_links import FILE, propose
 
 NOW = datetime(2026, 11, 21, 12, 0, tzinfo=UTC)
@@ -131,15 +130,6 @@ def local_tick(ops: Path, tmp_path: Path) -> None:
         "OPSVAULT_STATE_DIR": str(tmp_path / "state"),
     }
     tick(build_app(load_settings(environ, None), environ), NOW)
-
-
-@pytest.fixture
-def vault(tmp_path: Path) -> Iterator[Harness]:
-    harness = make_harness(tmp_path)
-    try:
-        yield harness
-    finally:
-        harness.close()
 
 
 # -- a symlink written with a non-canonical mode is a symlink to git, a file to the floor --

@@ -13,9 +13,9 @@ import pytest
 
 from opsvault.changes import classify_ref_change
 from opsvault.dispatcher.runner import RecordingRunner
-from opsvault.git.base import tree_path_problem
 from opsvault.git.local import Pygit2OpsRepo
 from opsvault.git.treediff import MAX_CHANGED_FILES
+from opsvault.policy.change import tree_path_problem
 from opsvault.vault.formula import backtracking_problem, parse_formula
 from tests.dispatcher.harness import NOOP, REPO, Harness
 from tests.security.test_review_input import (
@@ -28,7 +28,6 @@ from tests.security.test_review_input import (
     raw_proposal,
     tree_bomb,
     tree_entries,
-    vault,  # noqa: F401 (fixture)
     with_entry,
     write_raw_tree,
 )
@@ -37,7 +36,7 @@ from tests.security.test_review_input import (
 
 
 def test_an_action_expiring_past_its_tier_deadline_is_never_merged(
-    vault: Harness,  # noqa: F811
+    vault: Harness,
 ) -> None:
     action = NOOP.format(msg="hi") + "expires = 9999-12-31T00:00:00Z\n"
     number = vault.propose("noop-far", action)
@@ -56,7 +55,7 @@ def test_an_action_expiring_past_its_tier_deadline_is_never_merged(
 
 
 def test_an_action_expiring_within_its_deadline_still_merges(
-    vault: Harness,  # noqa: F811
+    vault: Harness,
 ) -> None:
     soon = vault.now[0].strftime("%Y-%m-%dT23:59:59Z")
     number = vault.propose("noop-soon", NOOP.format(msg="hi") + f"expires = {soon}\n")
@@ -67,7 +66,7 @@ def test_an_action_expiring_within_its_deadline_still_merges(
 # -- through the fake Forgejo as well ---------------------------------------------
 
 
-def test_a_tree_bomb_is_refused_on_forgejo_without_a_merge(vault: Harness) -> None:  # noqa: F811
+def test_a_tree_bomb_is_refused_on_forgejo_without_a_merge(vault: Harness) -> None:
     store = vault.forge.repo(REPO).git
     main = store.tip("main")
     assert main is not None

@@ -18,7 +18,6 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,8 +25,8 @@ from typing import Any
 import pygit2
 import pytest
 
-from opsvault.testing.fake_forgejo.protection import PUSHER_ENV
-from tests.dispatcher.harness import REPO, Harness, make_harness
+from testing.fake_forgejo.protection import PUSHER_ENV
+from tests.dispatcher.harness import REPO, Harness
 
 HOOK_TOKEN = "hook-token-value-31337"  # in the dispatcher's environment only
 OTHER_KEY = "other-key-from-the-directory-4242"  # a file of secrets.dir
@@ -110,15 +109,6 @@ def probe_formula(setup_paths: list[str]) -> str:
         'name = "build"\n'
         f'run = ["{{python}}", "-c", {json.dumps(script)}, {args}]\n'
     )
-
-
-@pytest.fixture
-def vault(tmp_path: Path) -> Iterator[Harness]:
-    harness = make_harness(tmp_path)
-    try:
-        yield harness
-    finally:
-        harness.close()
 
 
 def prepare(vault: Harness, tmp_path: Path, sandbox: str) -> Setup:
@@ -358,7 +348,9 @@ def vault_cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[st
 def local_record(ops: Path) -> dict[str, Any]:
     repo = pygit2.Repository(str(ops))
     tree = repo.branches["main"].peel(pygit2.Commit).tree
-    for year in tree / "vault" / "fired":
+    fired_dir = tree["vault/fired"]
+    assert isinstance(fired_dir, pygit2.Tree)
+    for year in fired_dir:
         if isinstance(year, pygit2.Tree):
             for month in year:
                 assert isinstance(month, pygit2.Tree)

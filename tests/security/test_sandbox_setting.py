@@ -76,7 +76,9 @@ def missing_bwrap(env: dict[str, str], how: str, tmp_path: Path) -> dict[str, st
 def fired(ops: Path, action_id: str) -> dict[str, Any]:
     repo = pygit2.Repository(str(ops))
     main = repo.branches["main"].peel(pygit2.Commit)
-    for year in main.tree / "vault" / "fired":
+    fired_dir = main.tree["vault/fired"]
+    assert isinstance(fired_dir, pygit2.Tree)
+    for year in fired_dir:
         if not isinstance(year, pygit2.Tree):
             continue
         for month in year:

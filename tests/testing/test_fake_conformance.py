@@ -14,15 +14,16 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pygit2
 import pytest
 
-from opsvault.testing.fake_forgejo.model import BranchProtection
-from opsvault.testing.fake_forgejo.protection import PUSHER_ENV
-from opsvault.testing.fake_forgejo.pytest_plugin import assert_no_violations
-from opsvault.testing.fake_forgejo.server import FakeForgejo
+from testing.fake_forgejo.model import BranchProtection
+from testing.fake_forgejo.protection import PUSHER_ENV
+from testing.fake_forgejo.pytest_plugin import assert_no_violations
+from testing.fake_forgejo.server import FakeForgejo
 
 REPO = "acme/ops"
 API = f"/repos/{REPO}"
@@ -44,7 +45,7 @@ class World:
         self.forge.push(REPO, branch, files, author=author, message=f"on {branch}")
         return self.forge.open_pull(REPO, head=branch, title=branch, author=author)
 
-    def pull(self, number: int, as_user: str = "alice") -> dict[str, object]:
+    def pull(self, number: int, as_user: str = "alice") -> dict[str, Any]:
         answer = self.http[as_user].get(f"{API}/pulls/{number}")
         assert answer.status_code == 200, answer.text
         return dict(answer.json())
@@ -474,9 +475,9 @@ def test_contents_of_symlinks_and_blobs_above_10_mib(world: World) -> None:
     index.add(pygit2.IndexEntry("big.bin", big, pygit2.enums.FileMode.BLOB))
     tree = index.write_tree(git.repo)
     sig = pygit2.Signature("t", "t@example.invalid", 1795000000, 0)
-    sha = git.repo.create_commit(
-        None, sig, sig, "files", tree, [pygit2.Oid(hex=git.tip("main"))]
-    )
+    main = git.tip("main")
+    assert main is not None
+    sha = git.repo.create_commit(None, sig, sig, "files", tree, [pygit2.Oid(hex=main)])
     git.set_ref("refs/heads/main", str(sha))
     shown = world.http["alice"].get(f"{API}/contents/link").json()
     assert (shown["type"], shown["target"], shown["content"]) == (

@@ -10,10 +10,10 @@ import httpx
 import pygit2
 import pytest
 
-from opsvault.testing.fake_forgejo.model import BranchProtection
-from opsvault.testing.fake_forgejo.pytest_plugin import assert_no_violations
-from opsvault.testing.fake_forgejo.server import FakeForgejo
-from opsvault.testing.fake_forgejo.validation import SWAGGER_PATH
+from testing.fake_forgejo.model import BranchProtection
+from testing.fake_forgejo.pytest_plugin import assert_no_violations
+from testing.fake_forgejo.server import FakeForgejo
+from testing.fake_forgejo.validation import SWAGGER_PATH
 
 SHARED_SWAGGER = (
     Path(__file__).parents[2] / ".." / "shared" / "forgejo" / "swagger.v1.json"

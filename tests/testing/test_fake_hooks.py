@@ -23,9 +23,9 @@ from typing import Any
 import httpx
 import pytest
 
-from opsvault.testing.fake_forgejo.pytest_plugin import assert_no_violations
-from opsvault.testing.fake_forgejo.routes_hooks import deliveries, wait_delivered
-from opsvault.testing.fake_forgejo.server import FakeForgejo
+from testing.fake_forgejo.pytest_plugin import assert_no_violations
+from testing.fake_forgejo.routes_hooks import deliveries, wait_delivered
+from testing.fake_forgejo.server import FakeForgejo
 
 API = "/repos/ops/vault"
 

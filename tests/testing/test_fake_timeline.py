@@ -15,8 +15,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from opsvault.testing.fake_forgejo.pytest_plugin import assert_no_violations
-from opsvault.testing.fake_forgejo.server import FakeForgejo
+from testing.fake_forgejo.pytest_plugin import assert_no_violations
+from testing.fake_forgejo.server import FakeForgejo
 
 API = "/repos/ops/vault"
 

@@ -10,10 +10,12 @@ from typing import Any
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from jsonschema import Draft202012Validator
 
 from opsvault._resources import data_dir
-from opsvault.vault.fastcheck import compile_schema
+from opsvault.vault.fastcheck import FastChecker, compile_schema
 from opsvault.vault.schema import _validator, anchored, load_schema
+from tests.mutate import mutate
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -77,37 +79,7 @@ LEAVES = st.one_of(
         ]
     ),
 )
-
-
-def mutate(doc: Any, data: st.DataObject, depth: int = 0) -> Any:
-    """Return *doc* with a few random changes: values replaced, keys added or removed, types swapped."""
-    if isinstance(doc, dict) and doc and depth < 4:
-        doc = dict(doc)
-        key = data.draw(st.sampled_from(sorted(doc)))
-        choice = data.draw(st.integers(0, 4))
-        if choice == 0:
-            del doc[key]
-        elif choice == 1:
-            doc[key] = data.draw(LEAVES)
-        elif choice == 2:
-            doc[data.draw(st.sampled_from(["extra", "id", "tier", "name", "zz"]))] = (
-                data.draw(LEAVES)
-            )
-        else:
-            doc[key] = mutate(doc[key], data, depth + 1)
-        return doc
-    if isinstance(doc, list) and doc and depth < 4:
-        doc = list(doc)
-        i = data.draw(st.integers(0, len(doc) - 1))
-        choice = data.draw(st.integers(0, 3))
-        if choice == 0:
-            doc.pop(i)
-        elif choice == 1:
-            doc.append(copy.deepcopy(doc[i]))
-        else:
-            doc[i] = mutate(doc[i], data, depth + 1)
-        return doc
-    return data.draw(LEAVES)
+NEW_KEYS = ["extra", "id", "tier", "name", "zz"]
 
 
 @pytest.mark.parametrize("name", SCHEMAS)
@@ -118,7 +90,7 @@ def test_fast_check_never_accepts_what_jsonschema_rejects(
 ) -> None:
     fast = compile_schema(load_schema(name), anchored)
     base = data.draw(st.sampled_from(EXAMPLES[name]))
-    doc = mutate(copy.deepcopy(base), data)
+    doc = mutate(copy.deepcopy(base), data, LEAVES, NEW_KEYS)
     if fast(doc):
         assert not list(strict(name).iter_errors(doc)), doc
 
@@ -136,3 +108,47 @@ def test_not_over_an_unknown_keyword_is_not_decided() -> None:
 def test_booleans_are_not_integers() -> None:
     fast = compile_schema({"const": 1}, anchored)
     assert fast(1) and not fast(True)
+
+
+def test_booleans_are_not_integers_inside_arrays_either() -> None:
+    fast = compile_schema({"enum": [[1], {"a": 1}]}, anchored)
+    assert fast([1]) and fast({"a": 1})
+    assert not fast([True]) and not fast({"a": True})
+    assert list(Draft202012Validator({"enum": [[1]]}).iter_errors([True]))
+
+
+def test_a_recursive_definition_is_checked_all_the_way_down() -> None:
+    tree = {
+        "$defs": {
+            "node": {
+                "type": "object",
+                "properties": {
+                    "kids": {"type": "array", "items": {"$ref": "#/$defs/node"}}
+                },
+                "additionalProperties": False,
+            }
+        },
+        "$ref": "#/$defs/node",
+    }
+    fast = compile_schema(tree, anchored)
+    assert fast({"kids": [{"kids": []}, {}]})
+    assert not fast({"kids": [{"kids": [{"x": 1}]}]})
+
+
+def test_formats_are_asked_unless_the_checker_knows_the_validators_formats() -> None:
+    schema = {"type": "string", "format": "date-time"}
+    assert not compile_schema(schema, anchored)("2026-11-21T12:00:00Z")
+    checker = FastChecker({}, formats={"date-time": lambda v: v.endswith("Z")})
+    assert checker.compile(schema)("2026-11-21T12:00:00Z")
+    assert not checker.compile(schema)("tomorrow")
+    # A format the validator does not check constrains nothing, as in jsonschema.
+    assert checker.compile({"type": "string", "format": "email"})("not an email")
+
+
+def test_boolean_subschemas() -> None:
+    fast = compile_schema(
+        {"properties": {"any": True, "none": False}, "additionalProperties": True},
+        anchored,
+    )
+    assert fast({"any": [1], "other": 2})
+    assert not fast({"none": 1})

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import contextlib
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 from hypothesis import given, settings
@@ -10,6 +11,7 @@ from hypothesis import strategies as st
 from opsvault._resources import data_dir
 from opsvault.errors import InvalidRequestError
 from opsvault.policy.assess import assess_action
+from opsvault.policy.model import Policy
 from opsvault.policy.parse import parse_policy
 from opsvault.snapshot import load_builtin_formulas
 from opsvault.vault.request import parse_action
@@ -17,7 +19,7 @@ from opsvault.vault.request import parse_action
 GOOD = b'formula = "noop"\ncontext = "smoke"\n'
 
 
-def template_policy():
+def template_policy() -> Policy:
     return parse_policy(
         (data_dir("ops-template") / "vault" / "policy.toml").read_bytes()
     )
@@ -168,7 +170,9 @@ def test_parser_raises_only_invalid_request_on_arbitrary_input(
         max_size=5,
     )
 )
-def test_parser_raises_only_invalid_request_on_arbitrary_documents(doc: dict) -> None:
+def test_parser_raises_only_invalid_request_on_arbitrary_documents(
+    doc: dict[str, Any],
+) -> None:
     import tomlkit
 
     with contextlib.suppress(InvalidRequestError):

@@ -28,8 +28,8 @@ import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from opsvault.testing.fake_forgejo.core import ApiError, ForgeCore, Reply, Request
-from opsvault.testing.fake_forgejo.model import Label, Repo
+from testing.fake_forgejo.core import ApiError, ForgeCore, Reply, Request
+from testing.fake_forgejo.model import Label, Repo
 
 Handler = Callable[[ForgeCore, Request], Reply]
 

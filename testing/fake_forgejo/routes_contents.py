@@ -9,11 +9,11 @@ from dataclasses import dataclass
 
 import pygit2
 
-from opsvault.testing.fake_forgejo import protection
-from opsvault.testing.fake_forgejo.core import ApiError, ForgeCore, Reply, Request
-from opsvault.testing.fake_forgejo.gitstore import Entry
-from opsvault.testing.fake_forgejo.model import Access, Repo
-from opsvault.testing.fake_forgejo.render import Json
+from testing.fake_forgejo import protection
+from testing.fake_forgejo.core import ApiError, ForgeCore, Reply, Request
+from testing.fake_forgejo.gitstore import Entry
+from testing.fake_forgejo.model import Access, Repo
+from testing.fake_forgejo.render import Json
 
 Handler = Callable[[ForgeCore, Request], Reply]
 _NOT_FOUND = "The target couldn't be found."

@@ -12,9 +12,9 @@ from urllib.parse import urlencode
 
 import pygit2
 
-from opsvault.testing.fake_forgejo import checking, protection
-from opsvault.testing.fake_forgejo.gitstore import GitStore
-from opsvault.testing.fake_forgejo.model import (
+from testing.fake_forgejo import checking, protection
+from testing.fake_forgejo.gitstore import GitStore
+from testing.fake_forgejo.model import (
     Access,
     BranchProtection,
     Issue,
@@ -27,7 +27,7 @@ from opsvault.testing.fake_forgejo.model import (
     User,
     iso,
 )
-from opsvault.testing.fake_forgejo.render import Renderer
+from testing.fake_forgejo.render import Renderer
 
 
 class ApiError(Exception):

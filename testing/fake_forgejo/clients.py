@@ -7,7 +7,7 @@ import random
 from opsvault.forge.client import ForgejoClient
 from opsvault.forge.session import Backoff
 from opsvault.forge.token import ForgeToken
-from opsvault.testing.fake_forgejo.server import FakeForgejo
+from testing.fake_forgejo.server import FakeForgejo
 
 
 def client_for(

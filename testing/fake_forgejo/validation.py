@@ -22,7 +22,7 @@ from urllib.parse import unquote
 
 import jsonschema
 
-from opsvault.testing.fake_forgejo.fastcheck import Check, FastChecker
+from opsvault.vault.fastcheck import Check, FastChecker
 
 SWAGGER_PATH = Path(__file__).with_name("swagger.v1.json")
 
@@ -119,6 +119,8 @@ def _check_datetime(value: object) -> bool:
     return True
 
 
+# The one format checked; jsonschema and the fast pre-check both skip the others.
+_FORMAT_CHECKS = {"date-time": _check_datetime}
 _FORMATS = jsonschema.FormatChecker(formats=())
 _FORMATS.checks("date-time")(_check_datetime)
 
@@ -145,9 +147,10 @@ class SpecValidator:
         self._resp_defs = _strict_objects(swagger["definitions"], nullable=True)
         self._named_responses: Mapping[str, Any] = swagger["responses"]
         self._validators: dict[tuple[str, str], jsonschema.Draft4Validator] = {}
+        # opsvault's own fast pre-check (opsvault/vault/fastcheck.py), over the swagger.
         self._fast = {
-            "req": FastChecker(self._req_defs),
-            "resp": FastChecker(self._resp_defs),
+            kind: FastChecker(defs, ref_prefix="#/definitions/", formats=_FORMAT_CHECKS)
+            for kind, defs in (("req", self._req_defs), ("resp", self._resp_defs))
         }
         self._fast_checks: dict[tuple[str, str], Check] = {}
         self._routes: list[tuple[re.Pattern[str], tuple[str, ...], Operation]] = []
@@ -221,13 +224,25 @@ class SpecValidator:
     def _errors(
         self, key: str, schema: Mapping[str, Any], value: object, *, response: bool
     ) -> list[str]:
+        if self.fast_accepts(key, schema, value, response=response):
+            return []
+        return self.schema_errors(key, schema, value, response=response)
+
+    def fast_accepts(
+        self, key: str, schema: Mapping[str, Any], value: object, *, response: bool
+    ) -> bool:
+        """The fast pre-check: "yes" means valid, "no" means ask jsonschema."""
         kind = "resp" if response else "req"
         fast = self._fast_checks.get((kind, key))
         if fast is None:
             fast = self._fast[kind].compile(schema)
             self._fast_checks[(kind, key)] = fast
-        if self._fast[kind].run(fast, value):
-            return []
+        return self._fast[kind].run(fast, value)
+
+    def schema_errors(
+        self, key: str, schema: Mapping[str, Any], value: object, *, response: bool
+    ) -> list[str]:
+        """Every way *value* breaks *schema*, as jsonschema (the authority) reports it."""
         validator = self._validator(key, schema, response=response)
         leaves = (leaf for e in validator.iter_errors(value) for leaf in _leaves(e))
         return sorted({f"{e.json_path}: {_short(e.message)}" for e in leaves})

@@ -33,8 +33,8 @@ from dataclasses import dataclass, field
 
 import httpx
 
-from opsvault.testing.fake_forgejo.core import ApiError, ForgeCore, Reply, Request
-from opsvault.testing.fake_forgejo.model import Access, Issue, Repo
+from testing.fake_forgejo.core import ApiError, ForgeCore, Reply, Request
+from testing.fake_forgejo.model import Access, Issue, Repo
 
 Handler = Callable[[ForgeCore, Request], Reply]
 Json = dict[str, object]

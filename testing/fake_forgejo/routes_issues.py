@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import datetime
 
-from opsvault.testing.fake_forgejo.core import ApiError, ForgeCore, Reply, Request
-from opsvault.testing.fake_forgejo.model import Access, Comment, Issue, Label, Repo
-from opsvault.testing.fake_forgejo.routes_timeline import record_state_change
+from testing.fake_forgejo.core import ApiError, ForgeCore, Reply, Request
+from testing.fake_forgejo.model import Access, Comment, Issue, Label, Repo
+from testing.fake_forgejo.routes_timeline import record_state_change
 
 Handler = Callable[[ForgeCore, Request], Reply]
 

@@ -5,16 +5,16 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import replace
 
-from opsvault.testing.fake_forgejo import checking, merging
-from opsvault.testing.fake_forgejo.core import ApiError, ForgeCore, Reply, Request
-from opsvault.testing.fake_forgejo.model import (
+from testing.fake_forgejo import checking, merging
+from testing.fake_forgejo.core import ApiError, ForgeCore, Reply, Request
+from testing.fake_forgejo.model import (
     Access,
     Issue,
     Repo,
     Review,
 )
-from opsvault.testing.fake_forgejo.render import Json, is_draft
-from opsvault.testing.fake_forgejo.routes_timeline import record_state_change
+from testing.fake_forgejo.render import Json, is_draft
+from testing.fake_forgejo.routes_timeline import record_state_change
 
 Handler = Callable[[ForgeCore, Request], Reply]
 

@@ -6,16 +6,16 @@ import dataclasses
 from collections.abc import Callable
 from typing import Any
 
-from opsvault.testing.fake_forgejo import merging
-from opsvault.testing.fake_forgejo.core import ApiError, ForgeCore, Reply, Request
-from opsvault.testing.fake_forgejo.model import (
+from testing.fake_forgejo import merging
+from testing.fake_forgejo.core import ApiError, ForgeCore, Reply, Request
+from testing.fake_forgejo.model import (
     Access,
     BranchProtection,
     CommitStatus,
     Repo,
 )
-from opsvault.testing.fake_forgejo.render import Json
-from opsvault.testing.fake_forgejo.routes_contents import MAX_BLOB_SIZE
+from testing.fake_forgejo.render import Json
+from testing.fake_forgejo.routes_contents import MAX_BLOB_SIZE
 
 Handler = Callable[[ForgeCore, Request], Reply]
 _NOT_FOUND = "The target couldn't be found."

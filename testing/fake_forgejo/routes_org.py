@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from opsvault.testing.fake_forgejo.core import ApiError, ForgeCore, Reply, Request
-from opsvault.testing.fake_forgejo.model import Access, Team, User
+from testing.fake_forgejo.core import ApiError, ForgeCore, Reply, Request
+from testing.fake_forgejo.model import Access, Team, User
 
 Handler = Callable[[ForgeCore, Request], Reply]
 _NOT_FOUND = "The target couldn't be found."

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 
-from opsvault.testing.fake_forgejo.gitstore import GitStore
+from testing.fake_forgejo.gitstore import GitStore
 
 
 class Access(StrEnum):

@@ -26,7 +26,7 @@ from types import TracebackType
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from opsvault.testing.fake_forgejo import (
+from testing.fake_forgejo import (
     routes_contents,
     routes_hooks,
     routes_issues,
@@ -35,9 +35,9 @@ from opsvault.testing.fake_forgejo import (
     routes_repo,
     routes_timeline,
 )
-from opsvault.testing.fake_forgejo.core import ApiError, ForgeCore, Reply, Request
-from opsvault.testing.fake_forgejo.faults import FaultPlan, RequestCounter
-from opsvault.testing.fake_forgejo.validation import Match, load_spec
+from testing.fake_forgejo.core import ApiError, ForgeCore, Reply, Request
+from testing.fake_forgejo.faults import FaultPlan, RequestCounter
+from testing.fake_forgejo.validation import Match, load_spec
 
 HANDLERS = {
     **routes_repo.HANDLERS,

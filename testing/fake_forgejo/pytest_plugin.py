@@ -1,10 +1,8 @@
 """Pytest helpers: a running fake Forgejo that fails the test on any swagger violation.
 
-Use it from a ``conftest.py``::
+The root ``tests/conftest.py`` loads it for every test::
 
-    pytest_plugins = ["opsvault.testing.fake_forgejo.pytest_plugin"]
-
-or import ``fake_forgejo`` into the conftest module namespace.
+    pytest_plugins = ["testing.fake_forgejo.pytest_plugin"]
 """
 
 from __future__ import annotations
@@ -13,7 +11,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from opsvault.testing.fake_forgejo.server import FakeForgejo
+from testing.fake_forgejo.server import FakeForgejo
 
 
 def assert_no_violations(forge: FakeForgejo) -> None:

@@ -20,8 +20,8 @@ import re
 import subprocess
 from datetime import datetime, timedelta, timezone
 
-from opsvault.testing.fake_forgejo.core import ApiError, ForgeCore
-from opsvault.testing.fake_forgejo.model import (
+from testing.fake_forgejo.core import ApiError, ForgeCore
+from testing.fake_forgejo.model import (
     Access,
     BranchProtection,
     Issue,
@@ -30,7 +30,7 @@ from opsvault.testing.fake_forgejo.model import (
     Review,
     iso,
 )
-from opsvault.testing.fake_forgejo.protection import matching, split_patterns
+from testing.fake_forgejo.protection import matching, split_patterns
 
 _CLOSING = re.compile(r"(?i)\b(?:close[sd]?|fix(?:e[sd])?|resolve[sd]?)\s+#(\d+)")
 

@@ -19,8 +19,8 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import datetime, timedelta
 
-from opsvault.testing.fake_forgejo.gitstore import GitStore
-from opsvault.testing.fake_forgejo.model import Issue, PullInfo, Repo, iso
+from testing.fake_forgejo.gitstore import GitStore
+from testing.fake_forgejo.model import Issue, PullInfo, Repo, iso
 
 
 def diff_differs(git: GitStore, base: str, old: str, new: str) -> bool:

@@ -29,7 +29,7 @@ from dataclasses import asdict
 from functools import lru_cache
 from pathlib import Path
 
-from opsvault.testing.fake_forgejo.model import Access, BranchProtection, Repo, State
+from testing.fake_forgejo.model import Access, BranchProtection, Repo, State
 
 PUSHER_ENV = "FAKE_FORGEJO_PUSHER"
 CONFIG_FILE = "fake-forgejo-protection.json"
@@ -131,7 +131,7 @@ def install_hook(git_dir: Path) -> None:
         hook = hooks / name
         hook.write_text(
             f"#!{sys.executable}\n"
-            f"from opsvault.testing.fake_forgejo.protection import {main}\n"
+            f"from testing.fake_forgejo.protection import {main}\n"
             f"raise SystemExit({main}())\n"
         )
         hook.chmod(0o755)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from opsvault.testing.fake_forgejo.model import (
+from testing.fake_forgejo.model import (
     Access,
     BranchProtection,
     Comment,

@@ -1,3 +1,0 @@
-"""Test utilities that other packages' tests and benchmarks import."""
-
-from __future__ import annotations
