@@ -32,10 +32,11 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from opsvault.config import load_settings  # noqa: E402
-from opsvault.dispatcher.fire import _claim_data  # noqa: E402
+from opsvault.dispatcher.reasons import ReasonCode  # noqa: E402
 from opsvault.dispatcher.records import (  # noqa: E402
     Outcome,
     ResultRecord,
+    parse_claim,
     parse_record,
     render_record,
 )
@@ -135,7 +136,7 @@ def seeds() -> list[bytes]:
             ResultRecord(
                 "abc-1",
                 Outcome.SUCCEEDED,
-                "fired",
+                ReasonCode.OK,
                 tier="low",
                 reasons=("low: x",),
                 pr=3,
@@ -266,7 +267,7 @@ def parsers(tmp: Path) -> dict[str, Callable[[bytes], object]]:
         "prerequisites.md": plan,
         "config": settings,
         "result record": lambda c: parse_record(c, "fuzz.result.json"),
-        "claim (fire)": _claim_data,
+        "claim (fire)": lambda c: parse_claim(c, "fuzz.claim.json"),
         "claim (status)": _json_object,
     }
 

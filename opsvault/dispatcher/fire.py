@@ -11,38 +11,47 @@ deadline passes — never executed a second time otherwise.
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from opsvault.dispatcher.execution import execution_request, lock_keys
 from opsvault.dispatcher.integrity import MergeMismatch
 from opsvault.dispatcher.provenance import Provenance, establish, introducing_commits
+from opsvault.dispatcher.reasons import ReasonCode
 from opsvault.dispatcher.records import (
     ACTIONS,
-    MAX_RECORD_BYTES,
     RUNNING,
+    ClaimRecord,
     Outcome,
     ResultRecord,
     action_path,
     archive_paths,
     claim_path,
+    parse_claim,
+    render_claim,
     render_record,
     running_path,
 )
 from opsvault.dispatcher.report import Decision
 from opsvault.dispatcher.runner import Runner, RunResult
-from opsvault.dispatcher.state import Refusal, verify_merge
+from opsvault.dispatcher.state import (
+    ActionFacts,
+    Claim,
+    Defer,
+    Done,
+    Expire,
+    Refuse,
+    decide_action,
+)
 from opsvault.errors import InvalidFileError, OpsvaultError
 from opsvault.forge.base import Forge
 from opsvault.git.base import OpsRepo
 from opsvault.policy.assess import assess_action
 from opsvault.snapshot import CommitSnapshot, has_file, load_formulas
-from opsvault.vault.bounded import parse_json_object
 from opsvault.vault.formula import FORMULA_NAME, Formula
 from opsvault.vault.request import Action, parse_action
 
@@ -67,21 +76,20 @@ def parse_iso(text: str) -> datetime:
 
 
 @dataclass(frozen=True, slots=True)
-class Claim:
+class Claimed:
     action: Action
     formula: Formula
-    data: dict[str, Any] = field(hash=False)  # what goes into <id>.claim.json
+    record: ClaimRecord  # what goes into <id>.claim.json
 
     @property
     def pr(self) -> int | None:
-        value = self.data.get("pr")
-        return int(value) if value is not None else None
+        return self.record.pr
 
 
 @dataclass(slots=True)
 class FirePlan:
     changes: dict[str, bytes | None] = field(default_factory=dict)
-    claims: list[Claim] = field(default_factory=list)
+    claims: list[Claimed] = field(default_factory=list)
     decisions: list[Decision] = field(default_factory=list)
     alerts: list[tuple[str, str]] = field(
         default_factory=list
@@ -168,7 +176,8 @@ def plan_fire(ctx: FireContext, main: str) -> FirePlan:
     held: set[str] = set()
     for path in snapshot.list_files(RUNNING):
         if path.endswith(".claim.json"):
-            held.update(_claim_data(snapshot.read_file(path)).get("locks", []))
+            claim = read_claim(snapshot.read_file(path), path)
+            held.update(claim.locks if claim is not None else ())
     waiting = [
         p
         for p in snapshot.list_files(ACTIONS)
@@ -216,11 +225,12 @@ def _batch_deadline(ctx: FireContext, plan: FirePlan) -> None:
     longest = max(claim.formula.timeout for claim in plan.claims)
     rounds = -(-len(plan.claims) // max(1, ctx.max_concurrency)) + 1
     deadline = iso(ctx.now + longest * rounds + CLAIM_GRACE)
+    plan.claims[:] = [
+        replace(claim, record=replace(claim.record, deadline=deadline))
+        for claim in plan.claims
+    ]
     for claim in plan.claims:
-        claim.data["deadline"] = deadline
-        plan.changes[claim_path(claim.action.id)] = (
-            json.dumps(claim.data, indent=2, sort_keys=True) + "\n"
-        ).encode()
+        plan.changes[claim_path(claim.action.id)] = render_claim(claim.record)
 
 
 def _plan_action(
@@ -232,141 +242,150 @@ def _plan_action(
     held: set[str],
     introduced: dict[str, str],
 ) -> None:
+    """Gather the facts about the action at *path*, decide (``decide_action``), apply."""
     action_id = path.rsplit("/", 1)[1].removesuffix(".toml")
     subject = f"action:{action_id}"
-
-    def refuse(reason: str, detail: str, prov: Provenance | None = None) -> None:
-        record = ResultRecord(
-            outcome=Outcome.REFUSED,
-            reason=reason,
-            detail=detail,
-            **_record_base(prov, action_id, content, ctx),
+    queue_full = len(plan.claims) >= ctx.queue_limit
+    found = (
+        None
+        if queue_full  # decided before any provenance work: deferring costs nothing
+        else establish(
+            ctx.repo,
+            ctx.forge,
+            main,
+            path,
+            ctx.identity,
+            ctx.known_merges,
+            introduced if path in introduced else None,
         )
-        archive(plan, path, action_id, content, record, ctx.now)
-        plan.decisions.append(Decision(subject, "refused", f"{reason}: {detail}"))
-        plan.alerts.append(("refused", f"{action_id} was refused: {reason} ({detail})"))
-
-    if len(plan.claims) >= ctx.queue_limit:
-        # Decided before any provenance work, so deferred actions cost nothing this tick.
-        plan.decisions.append(
-            Decision(
-                subject,
-                "deferred",
-                f"queue limit of {ctx.queue_limit} reached this tick",
-            )
-        )
-        return
-    found = establish(
-        ctx.repo,
-        ctx.forge,
-        main,
-        path,
-        ctx.identity,
-        ctx.known_merges,
-        introduced if path in introduced else None,
     )
     if isinstance(found, MergeMismatch):
         plan.mismatches.append(found)  # the whole plan becomes a HALT: nothing fires
         return
-    if isinstance(found, Refusal):
-        refuse(
-            str(found),
-            "the action reached main without an eligible merged pull request",
-        )
-        return
+    prov = found if isinstance(found, Provenance) else None
+    action, formula, facts = _action_facts(ctx, path, content, plan, held, found)
+    decision = decide_action(facts)
+    base = _record_base(prov, action_id, content, ctx)
+    match decision:
+        case Defer(detail):
+            plan.decisions.append(Decision(subject, "deferred", detail))
+        case Refuse(reason, detail):
+            record = ResultRecord(
+                outcome=Outcome.REFUSED, reason=reason, detail=detail, **base
+            )
+            archive(plan, path, action_id, content, record, ctx.now)
+            plan.decisions.append(Decision(subject, "refused", f"{reason}: {detail}"))
+            plan.alerts.append(
+                ("refused", f"{action_id} was refused: {reason} ({detail})")
+            )
+        case Expire(detail):
+            assert action is not None and action.expires is not None
+            record = ResultRecord(
+                outcome=Outcome.EXPIRED,
+                reason=ReasonCode.EXPIRES_PASSED,
+                detail=action.expires.isoformat(),
+                **base,
+            )
+            archive(plan, path, action_id, content, record, ctx.now)
+            plan.decisions.append(Decision(subject, "expired", detail))
+        case Done(detail):
+            assert prov is not None
+            record = ResultRecord(
+                outcome=Outcome.DONE,
+                reason=ReasonCode.HUMAN_REQUEST_MERGED,
+                detail="an eligible admin merged the request: the work is done",
+                started_at=iso(ctx.now),
+                ended_at=iso(ctx.now),
+                **base,
+            )
+            archive(plan, path, action_id, content, record, ctx.now)
+            plan.decisions.append(Decision(subject, "done", detail))
+            plan.results.append(
+                (
+                    prov.pull.number,
+                    action_id,
+                    f"Recorded as **done** (merged by @{prov.pull.merged_by}).",
+                )
+            )
+        case Claim(locks, detail):
+            assert prov is not None and action is not None and formula is not None
+            held.update(locks)
+            _add_claim(
+                plan,
+                path,
+                content,
+                Claimed(
+                    action, formula, _claim_record(ctx, prov, formula, base, locks)
+                ),
+            )
+            plan.decisions.append(Decision(subject, "claimed", detail))
+
+
+def _action_facts(
+    ctx: FireContext,
+    path: str,
+    content: bytes,
+    plan: FirePlan,
+    held: set[str],
+    found: Provenance | ReasonCode | None,
+) -> tuple[Action | None, Formula | None, ActionFacts]:
+    """Return the action, its formula at the merge's base, and the facts ``decide_action`` needs."""
+    facts = ActionFacts(
+        now=ctx.now,
+        queued=len(plan.claims),
+        queue_limit=ctx.queue_limit,
+        merge=found if not isinstance(found, Provenance) else None,
+        held=frozenset(held),
+    )
+    if not isinstance(found, Provenance):
+        return None, None, facts
     prov = found
-    refusal = verify_merge(prov.facts, prov.base.policy)
-    if refusal is not None:
-        refuse(
-            str(refusal),
-            f"merged by {prov.pull.merged_by!r} as {prov.verdict.tier.label} tier",
-            prov,
-        )
-        return
+    facts = replace(
+        facts, merge=prov.facts, policy=prov.base.policy, merger=prov.pull.merged_by
+    )
     try:
         action = parse_action(content, path)
     except InvalidFileError as exc:
-        refuse(
-            str(Refusal.INVALID), "; ".join(p.render(path) for p in exc.problems), prov
-        )
-        return
-    base = _record_base(prov, action_id, content, ctx)
-    if action.expires is not None and action.expires <= ctx.now:
-        record = ResultRecord(
-            outcome=Outcome.EXPIRED,
-            reason="expires-passed",
-            detail=action.expires.isoformat(),
-            **base,
-        )
-        archive(plan, path, action_id, content, record, ctx.now)
-        plan.decisions.append(
-            Decision(
-                subject, "expired", f"expires {action.expires.isoformat()} has passed"
-            )
-        )
-        return
+        problems = tuple(p.render(path) for p in exc.problems)
+        return None, None, replace(facts, parse_problems=problems)
+    facts = replace(
+        facts, expires=action.expires, human_request=action.is_human_request
+    )
     if action.is_human_request:
-        record = ResultRecord(
-            outcome=Outcome.DONE,
-            reason="human-request-merged",
-            detail="an eligible admin merged the request: the work is done",
-            started_at=iso(ctx.now),
-            ended_at=iso(ctx.now),
-            **base,
-        )
-        archive(plan, path, action_id, content, record, ctx.now)
-        plan.decisions.append(
-            Decision(subject, "done", f"human request merged by {prov.pull.merged_by}")
-        )
-        plan.results.append(
-            (
-                prov.pull.number,
-                action_id,
-                f"Recorded as **done** (merged by @{prov.pull.merged_by}).",
-            )
-        )
-        return
+        return action, None, facts
     assessment = assess_action(action, prov.base.formulas, prov.base.policy, None)
     formula = prov.base.formulas.get(action.formula or "")
     if assessment.problems or formula is None:
-        detail = (
-            "; ".join(p.render(path) for p in assessment.problems) or "unknown formula"
+        problems = tuple(p.render(path) for p in assessment.problems) or (
+            "unknown formula",
         )
-        refuse(str(Refusal.INVALID), detail, prov)
-        return
+        return action, None, replace(facts, assessment_problems=problems)
     locks = lock_keys(action, formula)
-    if held.intersection(locks):
-        plan.decisions.append(
-            Decision(
-                subject, "deferred", f"lock held: {sorted(held.intersection(locks))}"
-            )
-        )
-        return
-    held.update(locks)
+    return action, formula, replace(facts, locks=locks)
+
+
+def _claim_record(
+    ctx: FireContext,
+    prov: Provenance,
+    formula: Formula,
+    base: dict[str, Any],
+    locks: tuple[str, ...],
+) -> ClaimRecord:
     formula_source = CommitSnapshot(ctx.repo, prov.base_commit).read_file(
         f"vault/formulas/{formula.name}.toml"
     )
-    data = {
-        **{k: v for k, v in base.items()},
-        "reasons": list(base.get("reasons", ())),
-        "formula": formula.name,
-        "formula_sha256": sha256(formula_source)
+    return ClaimRecord(
+        **base,
+        formula=formula.name,
+        formula_sha256=sha256(formula_source)
         if formula_source
         else _builtin_sha(formula.name),
-        "claimed_by": ctx.claim_token,
-        "claimed_at": iso(ctx.now),
-        "deadline": iso(ctx.now + formula.timeout + CLAIM_GRACE),
-        "attempt": 1,
-        "locks": list(locks),
-        "idempotent": formula.idempotent,
-    }
-    _claim(plan, path, content, Claim(action, formula, data))
-    plan.decisions.append(
-        Decision(
-            subject,
-            "claimed",
-            f"{prov.verdict.tier.label} tier, merged by {prov.pull.merged_by}",
-        )
+        claimed_by=ctx.claim_token,
+        claimed_at=iso(ctx.now),
+        deadline=iso(ctx.now + formula.timeout + CLAIM_GRACE),
+        attempt=1,
+        locks=locks,
+        idempotent=formula.idempotent,
     )
 
 
@@ -377,61 +396,28 @@ def _builtin_sha(name: str) -> str | None:
     return sha256(source.read_bytes()) if source.is_file() else None
 
 
-def _claim(plan: FirePlan, source: str, content: bytes, claim: Claim) -> None:
+def _add_claim(plan: FirePlan, source: str, content: bytes, claim: Claimed) -> None:
+    """Move the action at *source* to running, with its claim record beside it."""
     action_id = claim.action.id
     plan.changes[source] = None
     plan.changes[running_path(action_id)] = content
-    plan.changes[claim_path(action_id)] = (
-        json.dumps(claim.data, indent=2, sort_keys=True) + "\n"
-    ).encode()
+    plan.changes[claim_path(action_id)] = render_claim(claim.record)
     plan.claims.append(claim)
 
 
-_CLAIM_TYPES: dict[str, tuple[type, ...]] = {
-    "locks": (list,),
-    "deadline": (str,),
-    "claimed_at": (str,),
-    "claimed_by": (str,),
-    "attempt": (int,),
-    "idempotent": (bool,),
-    "formula": (str,),
-    "policy_commit": (str,),
-    "formula_sha256": (str,),
-}
+def read_claim(content: bytes | None, where: str = "claim") -> ClaimRecord | None:
+    """Return a claim record read back from main, or None when any part of it is unusable.
 
-
-def _claim_data(content: bytes | None) -> dict[str, Any]:
-    """Return a claim record read back from main, or {} when any part of it is unusable.
-
-    Total (security invariant I5): whatever the bytes, the fields used below
-    have their types, so an unreadable claim counts as a dead one that is
-    never re-run (no ``idempotent``), and nothing raises.
+    Total (security invariant I5): an unreadable claim counts as a dead one
+    that is never re-run (it has no ``idempotent``), and nothing raises.
     """
     try:
-        data = parse_json_object(content or b"", "claim", MAX_RECORD_BYTES)
+        return parse_claim(content or b"", where)
     except InvalidFileError:
-        return {}
-    for key, types in _CLAIM_TYPES.items():
-        value = data.get(key)
-        if value is None:
-            continue
-        if not isinstance(value, types) or (
-            isinstance(value, bool) and bool not in types
-        ):
-            return {}
-    if not all(isinstance(lock, str) for lock in data.get("locks") or ()):
-        return {}
-    for key in ("deadline", "claimed_at"):
-        if key in data:
-            try:
-                if parse_iso(data[key]).tzinfo is None:
-                    return {}  # a naive time cannot be compared with now
-            except ValueError:
-                return {}
-    return data
+        return None
 
 
-def _approved_formula(ctx: FireContext, claim: Mapping[str, Any]) -> Formula | None:
+def _approved_formula(ctx: FireContext, claim: ClaimRecord) -> Formula | None:
     """Return the formula a claim was approved with, or None if it cannot be trusted to re-run.
 
     Re-running after an interruption uses the claim's own record: the formula as
@@ -439,16 +425,12 @@ def _approved_formula(ctx: FireContext, claim: Mapping[str, Any]) -> Formula | N
     hash to ``formula_sha256`` — never main's current version, which an admin
     may have changed since (security review SR-6).
     """
-    name, base, digest = (
-        claim.get("formula"),
-        claim.get("policy_commit"),
-        claim.get("formula_sha256"),
-    )
+    name, base, digest = claim.formula, claim.policy_commit, claim.formula_sha256
     if (
-        not isinstance(name, str)
+        name is None
         or not FORMULA_NAME.fullmatch(name)  # a name, before it becomes a path (I4)
-        or not isinstance(base, str)
-        or not isinstance(digest, str)
+        or base is None
+        or digest is None
     ):
         return None
     try:
@@ -483,67 +465,54 @@ def _recover(
     ctx: FireContext, snapshot: CommitSnapshot, plan: FirePlan, path: str
 ) -> None:
     action_id = path.rsplit("/", 1)[1].removesuffix(".toml")
-    data = _claim_data(snapshot.read_file(claim_path(action_id)))
-    deadline = data.get("deadline")
+    where = claim_path(action_id)
+    claim = read_claim(snapshot.read_file(where), where) or ClaimRecord()
+    deadline = claim.deadline
     if deadline and parse_iso(deadline) > ctx.now:
         return  # still someone's live claim
     content = snapshot.read_file(path) or b""
-    formula = _approved_formula(ctx, data)
-    attempt = int(data.get("attempt", 1))
-    if (
-        formula is not None
-        and data.get("idempotent") is True
-        and attempt < MAX_ATTEMPTS
-    ):
+    formula = _approved_formula(ctx, claim)
+    if formula is not None and claim.idempotent and claim.attempt < MAX_ATTEMPTS:
         try:
             action = parse_action(content, action_path(action_id))
         except InvalidFileError:
             action = None
         if action is not None:
-            renewed = {
-                **data,
-                "claimed_by": ctx.claim_token,
-                "claimed_at": iso(ctx.now),
-                "deadline": iso(ctx.now + formula.timeout + CLAIM_GRACE),
-                "attempt": attempt + 1,
-            }
-            plan.changes[claim_path(action_id)] = (
-                json.dumps(renewed, indent=2, sort_keys=True) + "\n"
-            ).encode()
-            plan.claims.append(Claim(action, formula, renewed))
+            renewed = replace(
+                claim,
+                claimed_by=ctx.claim_token,
+                claimed_at=iso(ctx.now),
+                deadline=iso(ctx.now + formula.timeout + CLAIM_GRACE),
+                attempt=claim.attempt + 1,
+            )
+            plan.changes[claim_path(action_id)] = render_claim(renewed)
+            plan.claims.append(Claimed(action, formula, renewed))
             plan.decisions.append(
                 Decision(
                     f"action:{action_id}",
                     "reclaimed",
-                    f"idempotent; attempt {attempt + 1}",
+                    f"idempotent; attempt {renewed.attempt}",
                 )
             )
             return
-    fields = {
-        k: data[k]
-        for k in (
-            "tier",
-            "policy_commit",
-            "pr",
-            "proposer",
-            "approver",
-            "head_commit",
-            "merge_commit",
-            "formula",
-            "formula_sha256",
-        )
-        if k in data
-    }
     record = ResultRecord(
         id=action_id,
         outcome=Outcome.INTERRUPTED,
-        reason="claim-expired",
-        detail=f"claimed by {data.get('claimed_by', 'unknown')} at {data.get('claimed_at', 'unknown')}; no result by {deadline or 'its deadline'}",
-        reasons=tuple(data.get("reasons", ())),
+        reason=ReasonCode.CLAIM_EXPIRED,
+        detail=f"claimed by {claim.claimed_by or 'unknown'} at {claim.claimed_at or 'unknown'}; no result by {deadline or 'its deadline'}",
+        reasons=claim.reasons,
         action_sha256=sha256(content),
         dispatcher=ctx.identity,
-        attempt=attempt,
-        **fields,
+        attempt=claim.attempt,
+        tier=claim.tier,
+        policy_commit=claim.policy_commit,
+        pr=claim.pr,
+        proposer=claim.proposer,
+        approver=claim.approver,
+        head_commit=claim.head_commit,
+        merge_commit=claim.merge_commit,
+        formula=claim.formula,
+        formula_sha256=claim.formula_sha256,
     )
     plan.changes[claim_path(action_id)] = None
     archive(plan, path, action_id, content, record, ctx.now)
@@ -558,7 +527,7 @@ def _recover(
 
 def execute_claims(
     runner: Runner,
-    claims: list[Claim],
+    claims: list[Claimed],
     max_concurrency: int,
     checkpoint: Callable[[str], None],
 ) -> list[RunResult | None]:
@@ -569,11 +538,11 @@ def execute_claims(
     deadline like a crash, while the other claims' results are recorded (I5).
     """
 
-    def run(claim: Claim) -> RunResult:
+    def run(claim: Claimed) -> RunResult:
         metadata = (("VAULT_PR", str(claim.pr)),) if claim.pr is not None else ()
         return runner.execute(execution_request(claim.action, claim.formula, metadata))
 
-    def isolated(claim: Claim) -> RunResult | None:
+    def isolated(claim: Claimed) -> RunResult | None:
         try:
             return run(claim)
         except Exception:
@@ -592,24 +561,28 @@ def execute_claims(
 
 def result_changes(
     snapshot: CommitSnapshot,
-    claims: list[Claim],
+    claims: list[Claimed],
     results: list[RunResult | None],
     identity: str,
     now: datetime,
-) -> tuple[dict[str, bytes | None], list[tuple[Claim, ResultRecord]]]:
+) -> tuple[dict[str, bytes | None], list[tuple[Claimed, ResultRecord]]]:
     """Return the changes recording *results* on top of *snapshot*, for claims still ours there.
 
     A None result (the execution raised) is not recorded: the claim stays.
     """
     changes: dict[str, bytes | None] = {}
-    recorded: list[tuple[Claim, ResultRecord]] = []
+    recorded: list[tuple[Claimed, ResultRecord]] = []
     for claim, result in zip(claims, results, strict=True):
         if result is None:
             continue
         action_id = claim.action.id
-        current = _claim_data(snapshot.read_file(claim_path(action_id)))
+        current = read_claim(snapshot.read_file(claim_path(action_id)))
         content = snapshot.read_file(running_path(action_id))
-        if content is None or current.get("claimed_by") != claim.data["claimed_by"]:
+        if (
+            content is None
+            or current is None
+            or current.claimed_by != claim.record.claimed_by
+        ):
             log.error(
                 "%s: our claim is gone from main; its result is not recorded", action_id
             )
@@ -630,30 +603,29 @@ def result_changes(
     return changes, recorded
 
 
-def _result_record(claim: Claim, result: RunResult, identity: str) -> ResultRecord:
-    data = claim.data
-    record = ResultRecord(
+def _result_record(claim: Claimed, result: RunResult, identity: str) -> ResultRecord:
+    data = claim.record
+    return ResultRecord(
         id=claim.action.id,
         outcome=Outcome(result.outcome),
-        reason=result.reason,
-        tier=data.get("tier"),
-        reasons=tuple(data.get("reasons", ())),
-        action_sha256=data.get("action_sha256"),
-        policy_commit=data.get("policy_commit"),
-        formula=data.get("formula"),
-        formula_sha256=data.get("formula_sha256"),
-        pr=data.get("pr"),
-        proposer=data.get("proposer"),
-        approver=data.get("approver"),
-        head_commit=data.get("head_commit"),
-        merge_commit=data.get("merge_commit"),
+        reason=ReasonCode(result.reason),
+        tier=data.tier,
+        reasons=data.reasons,
+        action_sha256=data.action_sha256,
+        policy_commit=data.policy_commit,
+        formula=data.formula,
+        formula_sha256=data.formula_sha256,
+        pr=data.pr,
+        proposer=data.proposer,
+        approver=data.approver,
+        head_commit=data.head_commit,
+        merge_commit=data.merge_commit,
         dispatcher=identity,
         started_at=iso(datetime.fromtimestamp(result.started_at, UTC)),
         ended_at=iso(datetime.fromtimestamp(result.ended_at, UTC)),
         exit_code=result.exit_code,
         output_tail=result.output_tail,
         detail=f"failed at step {result.failed_step!r}" if result.failed_step else "",
-        attempt=int(data.get("attempt", 1)),
+        attempt=data.attempt,
         sandbox=result.sandbox or None,
     )
-    return record

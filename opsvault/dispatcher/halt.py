@@ -5,6 +5,7 @@ from __future__ import annotations
 from opsvault.changes import change_manifest
 from opsvault.dispatcher.fire import FireContext, FirePlan, archive, iso, sha256
 from opsvault.dispatcher.integrity import MergeMismatch
+from opsvault.dispatcher.reasons import ReasonCode
 from opsvault.dispatcher.records import (
     ACTIONS,
     HALT,
@@ -15,7 +16,6 @@ from opsvault.dispatcher.records import (
     render_record,
 )
 from opsvault.dispatcher.report import Decision
-from opsvault.dispatcher.state import Refusal
 from opsvault.errors import FileTooLargeError
 from opsvault.git.base import OpsRepo
 from opsvault.snapshot import CommitSnapshot, has_file
@@ -50,7 +50,7 @@ def plan_halt(ctx: FireContext, main: str, mismatches: list[MergeMismatch]) -> F
             ResultRecord(
                 id=mismatch.stem,
                 outcome=Outcome.REFUSED,
-                reason=str(Refusal.MERGE_MISMATCH),
+                reason=ReasonCode.MERGE_MISMATCH,
                 detail=text,
                 ended_at=iso(ctx.now),
                 dispatcher=ctx.identity,
@@ -58,8 +58,8 @@ def plan_halt(ctx: FireContext, main: str, mismatches: list[MergeMismatch]) -> F
                 merge_commit=mismatch.merge_commit,
             )
         )
-        plan.decisions.append(Decision("main", "merge-mismatch", text))
-        plan.alerts.append(("merge-mismatch", f"vault halted: {text}"))
+        plan.decisions.append(Decision("main", ReasonCode.MERGE_MISMATCH, text))
+        plan.alerts.append((ReasonCode.MERGE_MISMATCH, f"vault halted: {text}"))
     if lines and not plan.exists(HALT):
         plan.changes[HALT] = (
             f"Halted by {ctx.identity} at {iso(ctx.now)}: merge-mismatch.\n"
@@ -94,7 +94,7 @@ def _refuse_added_actions(
         record = ResultRecord(
             id=action_id,
             outcome=Outcome.REFUSED,
-            reason=str(Refusal.MERGE_MISMATCH),
+            reason=ReasonCode.MERGE_MISMATCH,
             detail=text,
             action_sha256=sha256(content),
             dispatcher=ctx.identity,

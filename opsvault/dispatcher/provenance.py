@@ -15,7 +15,8 @@ from datetime import timedelta
 from opsvault.changes import classify_landed
 from opsvault.dispatcher.hold import derive_hold
 from opsvault.dispatcher.integrity import MergeMismatch, check_merge
-from opsvault.dispatcher.state import MergeFacts, Refusal, Role, may_merge
+from opsvault.dispatcher.reasons import ReasonCode
+from opsvault.dispatcher.state import MergeFacts, Role, may_merge
 from opsvault.forge.base import Forge, ListState, PullRequest, ReviewState
 from opsvault.forge.logins import login_in, login_key, same_login
 from opsvault.git.base import OpsRepo
@@ -273,7 +274,7 @@ def establish(
     identity: str,
     known_merges: dict[str, int],
     introduced: Mapping[str, str] | None = None,
-) -> Provenance | Refusal | MergeMismatch:
+) -> Provenance | ReasonCode | MergeMismatch:
     """Return the provenance of the action at *path* on *main*, or why it has none.
 
     *introduced* may hold the introducing commits found for all waiting actions
@@ -287,14 +288,14 @@ def establish(
         else introducing_commit(repo, main, path)
     )
     if commit is None:
-        return Refusal.PROVENANCE_UNKNOWN
+        return ReasonCode.PROVENANCE_UNKNOWN
     info = repo.commit_info(commit)
     if len(info.parents) < 2:
-        return Refusal.NO_MERGE
+        return ReasonCode.NO_MERGE
     base_commit, head_commit = info.parents[0], info.parents[1]
     pull = find_pull(forge, commit, info.time, known_merges)
     if pull is None:
-        return Refusal.NO_PULL_REQUEST
+        return ReasonCode.NO_PULL_REQUEST
     if same_login(pull.merged_by, identity):  # G-7: logins ignore case
         mismatch = check_merge(repo, commit, head_commit, pull.number)
         if mismatch is not None:
@@ -303,7 +304,7 @@ def establish(
     # What the merge really did to main: its tree against its first parent (SR-1).
     verdict = classify_landed(repo, base_commit, commit, base)
     if not any(f.path == path and f.kind is ChangeKind.ADDED for f in verdict.files):
-        return Refusal.NOT_ADDED_BY_MERGE
+        return ReasonCode.NOT_ADDED_BY_MERGE
     merger = pull.merged_by
     held = False
     if same_login(merger, identity) and verdict.tier is Tier.MEDIUM:

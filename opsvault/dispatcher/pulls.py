@@ -30,6 +30,7 @@ from opsvault.dispatcher.integrity import (
 )
 from opsvault.dispatcher.mainline import Mainline
 from opsvault.dispatcher.notify import Notification, Notifier, sinks_named
+from opsvault.dispatcher.reasons import ReasonCode
 from opsvault.dispatcher.records import HALT, Outcome, ResultRecord, pull_record_stem
 from opsvault.dispatcher.rejection import closed_verdict, judge_rejection
 from opsvault.dispatcher.report import Decision
@@ -218,7 +219,7 @@ def _after_merge(
         if other.merge_commit not in ours:
             out.mismatches.append(other)
             out.decisions.append(
-                Decision(f"pr#{other.pr}", "merge-mismatch", other.render())
+                Decision(f"pr#{other.pr}", ReasonCode.MERGE_MISMATCH, other.render())
             )
     for landed in merges:
         mismatch = check_merge(
@@ -231,7 +232,9 @@ def _after_merge(
         if mismatch is not None:
             out.mismatches.append(mismatch)
             out.decisions.append(
-                Decision(f"pr#{landed.pr}", "merge-mismatch", mismatch.render())
+                Decision(
+                    f"pr#{landed.pr}", ReasonCode.MERGE_MISMATCH, mismatch.render()
+                )
             )
     if out.mismatches:
         return main, None
@@ -636,7 +639,7 @@ def _expire(
     ctx.forge.close_pull_request(pr.number)
     ctx.cache.pulls.pop(str(pr.number), None)
     out.records.extend(
-        _intents(ctx, pr, verdict, Outcome.EXPIRED, "deadline-passed", why)
+        _intents(ctx, pr, verdict, Outcome.EXPIRED, ReasonCode.DEADLINE_PASSED, why)
     )
 
 
@@ -668,7 +671,7 @@ def _closed_pull(
         pr,
         verdict,
         Outcome.REJECTED,
-        "closed-unmerged",
+        ReasonCode.CLOSED_UNMERGED,
         rejection.detail,
         approver=rejection.approver,
         reserves=rejection.reserves,
@@ -687,7 +690,7 @@ def _intents(
     pr: PullRequest,
     verdict: ChangeVerdict,
     outcome: Outcome,
-    reason: str,
+    reason: ReasonCode,
     detail: str,
     *,
     approver: str | None = None,

@@ -16,6 +16,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
+from opsvault.dispatcher.reasons import ReasonCode
 from opsvault.errors import InvalidFileError, InvalidRequestError, Problem
 from opsvault.vault.bounded import parse_json_object
 
@@ -115,7 +116,7 @@ class ResultRecord:
 
     id: str
     outcome: Outcome
-    reason: str  # reason code, see docs/lifecycle.md
+    reason: ReasonCode  # see docs/lifecycle.md
     tier: str | None = None
     reasons: tuple[str, ...] = ()
     action_sha256: str | None = None
@@ -143,6 +144,7 @@ def render_record(record: ResultRecord) -> bytes:
     """Return the record as stable, human-diffable JSON bytes."""
     data = asdict(record)
     data["outcome"] = str(record.outcome)
+    data["reason"] = str(record.reason)
     data["reasons"] = list(record.reasons)
     return (
         json.dumps(data, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
@@ -152,27 +154,23 @@ def render_record(record: ResultRecord) -> bytes:
 MAX_RECORD_BYTES = 1024 * 1024
 
 _NONE = type(None)
-# What each annotation of ResultRecord accepts in JSON (bool is not an int here).
+# What each field annotation accepts in JSON (bool is not an int here).
 _ACCEPTS: dict[str, tuple[type, ...]] = {
     "str": (str,),
     "str | None": (str, _NONE),
     "int": (int,),
     "int | None": (int, _NONE),
+    "bool": (bool,),
     "Outcome": (str,),
+    "ReasonCode": (str,),
     "tuple[str, ...]": (list,),
     "dict[str, Any]": (dict,),
 }
 
 
-def parse_record(content: bytes, where: str = "result.json") -> ResultRecord:
-    """Return the record in *content* (inverse of render_record).
-
-    Total (security invariant I5): any bytes give a record or an
-    InvalidFileError naming *where* and every field that is wrong.
-    """
-    data = parse_json_object(content, where, MAX_RECORD_BYTES)
+def _field_problems(data: dict[str, Any], known: dict[str, str]) -> list[Problem]:
+    """Return what is wrong with the types of *data*'s fields (*known*: name -> annotation)."""
     problems: list[Problem] = []
-    known = {f.name: str(f.type) for f in fields(ResultRecord)}
     for key, value in sorted(data.items()):
         annotation = known.get(key)
         if annotation is None:
@@ -187,6 +185,21 @@ def parse_record(content: bytes, where: str = "result.json") -> ResultRecord:
                     f"$.{key}", f"expected {annotation}, got {type(value).__name__}"
                 )
             )
+        elif isinstance(value, list) and not all(isinstance(v, str) for v in value):
+            problems.append(Problem(f"$.{key}", "expected an array of strings"))
+    return problems
+
+
+def parse_record(content: bytes, where: str = "result.json") -> ResultRecord:
+    """Return the record in *content* (inverse of render_record).
+
+    Total (security invariant I5): any bytes give a record or an
+    InvalidFileError naming *where* and every field that is wrong.
+    """
+    data = parse_json_object(content, where, MAX_RECORD_BYTES)
+    problems = _field_problems(
+        data, {f.name: str(f.type) for f in fields(ResultRecord)}
+    )
     for key in ("id", "outcome", "reason"):
         if key not in data:
             problems.append(Problem(f"$.{key}", "required field is missing"))
@@ -194,14 +207,84 @@ def parse_record(content: bytes, where: str = "result.json") -> ResultRecord:
         problems.append(
             Problem("$.outcome", f"unknown outcome {data['outcome'][:64]!r}")
         )
-    reasons = data.get("reasons", [])
-    if isinstance(reasons, list) and not all(isinstance(r, str) for r in reasons):
-        problems.append(Problem("$.reasons", "expected an array of strings"))
+    if isinstance(data.get("reason"), str) and data["reason"] not in set(ReasonCode):
+        problems.append(
+            Problem("$.reason", f"unknown reason code {data['reason'][:64]!r}")
+        )
     if problems:
         raise InvalidFileError(where, problems)
     data["outcome"] = Outcome(data["outcome"])
-    data["reasons"] = tuple(reasons)
+    data["reason"] = ReasonCode(data["reason"])
+    data["reasons"] = tuple(data.get("reasons", ()))
     return ResultRecord(**data)
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimRecord:
+    """What ``vault/running/<id>.claim.json`` holds while an action is claimed.
+
+    Who claimed it and until when (``deadline``, ISO 8601 UTC), which locks it
+    holds, whether it may be re-run after an interruption, and the provenance
+    its result record repeats. Every field has a default so a claim lacking
+    one still reads; a field of the wrong type makes the whole claim unreadable.
+    """
+
+    id: str = ""
+    action_sha256: str | None = None
+    dispatcher: str | None = None
+    tier: str | None = None
+    reasons: tuple[str, ...] = ()
+    policy_commit: str | None = None
+    pr: int | None = None
+    proposer: str | None = None
+    approver: str | None = None
+    head_commit: str | None = None
+    merge_commit: str | None = None
+    formula: str | None = None
+    formula_sha256: str | None = None
+    claimed_by: str | None = None
+    claimed_at: str | None = None
+    deadline: str | None = None
+    attempt: int = 1
+    locks: tuple[str, ...] = ()
+    idempotent: bool = False
+
+
+def render_claim(claim: ClaimRecord) -> bytes:
+    """Return the claim as the JSON bytes written to main (every field, keys sorted)."""
+    data = asdict(claim)
+    data["reasons"] = list(claim.reasons)
+    data["locks"] = list(claim.locks)
+    return (json.dumps(data, indent=2, sort_keys=True) + "\n").encode()
+
+
+def _aware(text: str) -> bool:
+    try:
+        return datetime.fromisoformat(text.replace("Z", "+00:00")).tzinfo is not None
+    except ValueError:
+        return False
+
+
+def parse_claim(content: bytes, where: str = "claim.json") -> ClaimRecord:
+    """Return the claim in *content* (inverse of render_claim).
+
+    Total (security invariant I5): any bytes give a claim or an
+    InvalidFileError naming *where* and every field that is wrong. A naive or
+    unreadable time is wrong: it cannot be compared with now.
+    """
+    data = parse_json_object(content, where, MAX_RECORD_BYTES)
+    problems = _field_problems(data, {f.name: str(f.type) for f in fields(ClaimRecord)})
+    for key in ("deadline", "claimed_at"):
+        value = data.get(key)
+        if isinstance(value, str) and not _aware(value):
+            problems.append(
+                Problem(f"$.{key}", "expected an ISO 8601 time with a time zone")
+            )
+    if problems:
+        raise InvalidFileError(where, problems)
+    data["reasons"] = tuple(data.get("reasons", ()))
+    data["locks"] = tuple(data.get("locks", ()))
+    return ClaimRecord(**data)
 
 
 def redact_record(content: bytes, redact: Callable[[str], str]) -> bytes:

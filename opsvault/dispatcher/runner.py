@@ -29,6 +29,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Protocol
 
+from opsvault.dispatcher.reasons import ReasonCode
 from opsvault.dispatcher.sandbox import SANDBOXED, UNSANDBOXED, Sandbox
 from opsvault.dispatcher.secrets import SECRET_NAME, RedactingTail, SecretSource
 from opsvault.errors import InvalidFormulaError, OpsvaultError
@@ -51,16 +52,6 @@ class Outcome(StrEnum):
     SUCCEEDED = "succeeded"
     FAILED = "failed"
     TIMEOUT = "timeout"
-
-
-class Reason(StrEnum):
-    OK = "ok"
-    EXIT_NONZERO = "exit-nonzero"
-    TIMEOUT = "timeout"
-    SECRET_MISSING = "secret-missing"
-    SPAWN_FAILED = "spawn-failed"
-    BAD_PLACEHOLDER = "bad-placeholder"
-    BAD_REQUEST = "bad-request"
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,7 +80,7 @@ class ExecutionRequest:
 @dataclass(frozen=True, slots=True)
 class RunResult:
     outcome: str  # an Outcome
-    reason: str  # a Reason
+    reason: str  # a ReasonCode value (the runner section of it)
     exit_code: int | None  # of the last step run; negative: killed by that signal
     failed_step: str | None
     started_at: float  # wall time, unix seconds, from the runner's clock
@@ -106,7 +97,7 @@ class Runner(Protocol):
 
         Never raises for anything a step or the request does: failures,
         timeouts, missing secrets and bad placeholders are RunResults (see
-        Reason). Secret values never appear in the returned output_tail.
+        ReasonCode). Secret values never appear in the returned output_tail.
         """
         ...
 
@@ -119,14 +110,14 @@ class _SpawnFailed(Exception):
 class _End:
     """How an execution ended, before the clock and the tail are read."""
 
-    reason: Reason
+    reason: ReasonCode
     tail: RedactingTail
     exit_code: int | None = None
     failed_step: str | None = None
     started_steps: bool = False
 
 
-_OUTCOMES = {Reason.OK: Outcome.SUCCEEDED, Reason.TIMEOUT: Outcome.TIMEOUT}
+_OUTCOMES = {ReasonCode.OK: Outcome.SUCCEEDED, ReasonCode.TIMEOUT: Outcome.TIMEOUT}
 
 
 def _check_request(request: ExecutionRequest) -> str | None:
@@ -277,7 +268,7 @@ class SubprocessRunner:
         problem = _check_request(request)
         if problem is not None:
             tail.note(f"refused: {problem}")
-            return _End(Reason.BAD_REQUEST, tail)
+            return _End(ReasonCode.BAD_REQUEST, tail)
         secrets: dict[str, str] = {}
         missing: list[str] = []
         for name in request.secrets:
@@ -293,14 +284,14 @@ class SubprocessRunner:
         tail = RedactingTail(self._known() | secrets, request.output_limit)
         if missing:
             tail.note(f"missing secrets (nothing was run): {', '.join(missing)}")
-            return _End(Reason.SECRET_MISSING, tail)
+            return _End(ReasonCode.SECRET_MISSING, tail)
         try:
             workspace = Path(
                 tempfile.mkdtemp(prefix="opsvault-", dir=self._workspace_root)
             )
         except OSError as exc:
             tail.note(f"cannot create a workspace: {exc}")
-            return _End(Reason.SPAWN_FAILED, tail)
+            return _End(ReasonCode.SPAWN_FAILED, tail)
         try:
             return self._run_steps(request, workspace, secrets, deadline, tail)
         finally:
@@ -337,7 +328,7 @@ class SubprocessRunner:
                 )
             except InvalidFormulaError as exc:
                 tail.note(f"nothing was run: {exc}")
-                return _End(Reason.BAD_PLACEHOLDER, tail, failed_step=step.name)
+                return _End(ReasonCode.BAD_PLACEHOLDER, tail, failed_step=step.name)
         env = {"PATH": self._path, "HOME": str(home), "LANG": "C.UTF-8"}
         env |= {
             "VAULT_ACTION_ID": request.action_id,
@@ -351,7 +342,7 @@ class SubprocessRunner:
         for step, argv in zip(request.steps, argvs, strict=True):
             if time.monotonic() >= deadline:
                 tail.note(f"deadline reached before step {step.name!r}")
-                return _End(Reason.TIMEOUT, tail, None, step.name, started)
+                return _End(ReasonCode.TIMEOUT, tail, None, step.name, started)
             tail.note(f"step {step.name!r}")
             started = True
             try:
@@ -361,7 +352,7 @@ class SubprocessRunner:
             except _SpawnFailed as exc:
                 tail.note(f"cannot start step {step.name!r}: {exc}")
                 return _End(
-                    Reason.SPAWN_FAILED,
+                    ReasonCode.SPAWN_FAILED,
                     tail,
                     failed_step=step.name,
                     started_steps=started,
@@ -371,12 +362,12 @@ class SubprocessRunner:
                     f"deadline of {request.timeout_seconds}s reached in step {step.name!r}"
                 )
                 return _End(
-                    Reason.TIMEOUT, tail, failed_step=step.name, started_steps=True
+                    ReasonCode.TIMEOUT, tail, failed_step=step.name, started_steps=True
                 )
             if exit_code != 0:
                 tail.note(f"step {step.name!r} exited with {exit_code}")
-                return _End(Reason.EXIT_NONZERO, tail, exit_code, step.name, True)
-        return _End(Reason.OK, tail, exit_code, started_steps=started)
+                return _End(ReasonCode.EXIT_NONZERO, tail, exit_code, step.name, True)
+        return _End(ReasonCode.OK, tail, exit_code, started_steps=started)
 
     def _run_step(
         self,
@@ -467,5 +458,5 @@ class RecordingRunner:
         if self.results:
             return self.results.pop(0)
         return RunResult(
-            Outcome.SUCCEEDED.value, Reason.OK.value, 0, None, 0.0, 0.0, ""
+            Outcome.SUCCEEDED.value, ReasonCode.OK.value, 0, None, 0.0, 0.0, ""
         )

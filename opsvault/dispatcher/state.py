@@ -11,6 +11,7 @@ from datetime import datetime
 from enum import StrEnum
 
 from opsvault.dispatcher.hold import HOLD_LABEL
+from opsvault.dispatcher.reasons import ReasonCode
 from opsvault.policy.classify import ChangeVerdict
 from opsvault.policy.model import MergeMode, Policy
 from opsvault.vault.tier import Tier
@@ -128,40 +129,6 @@ def next_timer(facts: PullFacts, policy: Policy) -> datetime:
 # Firing
 
 
-class Refusal(StrEnum):
-    """Reason codes for refusing to fire an action (docs/lifecycle.md)."""
-
-    NO_MERGE = "no-merge"  # reached main without a merge commit
-    NO_PULL_REQUEST = "no-pull-request"  # a merge no pull request accounts for
-    HEAD_MISMATCH = "head-mismatch"  # the merged head is not the PR's head
-    CHANGED_AFTER_MERGE = (
-        "changed-after-merge"  # the blob on main differs from the merged one
-    )
-    INVALID = "invalid"  # the merged change does not validate against the base policy
-    PROTECTED_CHANGE = (
-        "protected-change"  # merged together with a floor path, not by an admin
-    )
-    MERGED_BY_PROPOSER = "merged-by-proposer"
-    MERGED_BY_BOT = "merged-by-bot"
-    MERGER_NOT_ELIGIBLE = "merger-not-eligible"
-    VETO_WINDOW_NOT_PASSED = "veto-window-not-passed"
-    PROVENANCE_UNKNOWN = (
-        "provenance-unknown"  # the introducing commit is too far back to check
-    )
-    # the introducing merge did not add it as a new action (e.g. a merge restoring an old file)
-    NOT_ADDED_BY_MERGE = "not-added-by-merge"
-    # the dispatcher merged a medium change that a review asked to change (a veto)
-    VETOED = "vetoed"
-    # a dispatcher merge whose first-parent diff is not what was classified (I1, ADR 0004)
-    MERGE_MISMATCH = "merge-mismatch"
-    # a medium/high merge whose merger never approved the merged head (ADR 0008):
-    # auto-merge, "mark as merged" and auto-detected merges carry no such proof
-    MERGE_NOT_VOUCHED = "merge-not-vouched"
-    HELD_AT_MERGE = (
-        "held-at-merge"  # the dispatcher merged a medium change that was held (I3)
-    )
-
-
 @dataclass(frozen=True, slots=True)
 class MergeFacts:
     """What the shell established about how an action reached main."""
@@ -196,7 +163,7 @@ def may_merge(tier: Tier, roles: frozenset[Role], protected: bool) -> bool:
     return bool(roles & {Role.ADMIN, Role.REVIEWER})
 
 
-def dispatcher_merge_counts(facts: MergeFacts, policy: Policy) -> Refusal | None:
+def dispatcher_merge_counts(facts: MergeFacts, policy: Policy) -> ReasonCode | None:
     """Return why a merge by the dispatcher does not approve this change, or None if it does.
 
     The dispatcher is never an approver (invariant I2). Its merge counts only
@@ -205,22 +172,22 @@ def dispatcher_merge_counts(facts: MergeFacts, policy: Policy) -> Refusal | None
     changes at the merged head before the merge); never behind a floor.
     """
     if facts.protected:
-        return Refusal.PROTECTED_CHANGE
+        return ReasonCode.PROTECTED_CHANGE
     settings = policy.settings(facts.tier)
     if settings.merge is MergeMode.AUTO:
         return None
     window = settings.veto_window
     if facts.tier is Tier.MEDIUM and window is not None:
         if facts.vetoed:
-            return Refusal.VETOED
+            return ReasonCode.VETOED
         if (
             facts.pr_created_at
             and facts.merged_at
             and facts.merged_at - facts.pr_created_at >= window
         ):
             return None
-        return Refusal.VETO_WINDOW_NOT_PASSED
-    return Refusal.MERGER_NOT_ELIGIBLE
+        return ReasonCode.VETO_WINDOW_NOT_PASSED
+    return ReasonCode.MERGER_NOT_ELIGIBLE
 
 
 def vouched(facts: MergeFacts) -> bool:
@@ -240,7 +207,7 @@ def vouched(facts: MergeFacts) -> bool:
     return facts.merger_approved_head
 
 
-def verify_merge(facts: MergeFacts, policy: Policy) -> Refusal | None:
+def verify_merge(facts: MergeFacts, policy: Policy) -> ReasonCode | None:
     """Return why an action merged this way must not fire, or None if it may.
 
     The merger must be eligible for the tier recomputed from the policy at the
@@ -251,24 +218,124 @@ def verify_merge(facts: MergeFacts, policy: Policy) -> Refusal | None:
     merged head and the blob must be the classified ones.
     """
     if not facts.head_matches:
-        return Refusal.HEAD_MISMATCH
+        return ReasonCode.HEAD_MISMATCH
     if not facts.blob_matches:
-        return Refusal.CHANGED_AFTER_MERGE
+        return ReasonCode.CHANGED_AFTER_MERGE
     if facts.refused:
-        return Refusal.INVALID
+        return ReasonCode.INVALID
     roles = facts.merger_roles
     if facts.merger is None:
-        return Refusal.NO_PULL_REQUEST
+        return ReasonCode.NO_PULL_REQUEST
     if Role.PROPOSER in roles:
-        return Refusal.MERGED_BY_PROPOSER
+        return ReasonCode.MERGED_BY_PROPOSER
     if Role.BOT in roles:
-        return Refusal.MERGED_BY_BOT
+        return ReasonCode.MERGED_BY_BOT
     if facts.held_at_merge and Role.DISPATCHER in roles:
-        return Refusal.HELD_AT_MERGE  # whatever other role the forge gives it (I2, I3)
+        return (
+            ReasonCode.HELD_AT_MERGE
+        )  # whatever other role the forge gives it (I2, I3)
     if Role.DISPATCHER in roles:
         return dispatcher_merge_counts(facts, policy)
     if may_merge(facts.tier, roles, facts.protected):
-        return None if vouched(facts) else Refusal.MERGE_NOT_VOUCHED
+        return None if vouched(facts) else ReasonCode.MERGE_NOT_VOUCHED
     if facts.protected:
-        return Refusal.PROTECTED_CHANGE
-    return Refusal.MERGER_NOT_ELIGIBLE
+        return ReasonCode.PROTECTED_CHANGE
+    return ReasonCode.MERGER_NOT_ELIGIBLE
+
+
+# ---------------------------------------------------------------------------
+# What to do with one action waiting on main
+
+
+@dataclass(frozen=True, slots=True)
+class ActionFacts:
+    """What the shell established about one action waiting in ``vault/actions``.
+
+    ``merge`` is None when nothing was looked up because the queue was full
+    (provenance costs forge calls), a ReasonCode when no eligible merged pull
+    request accounts for the action, else how it was merged, with ``policy``
+    the policy at the merge's base. ``parse_problems``: why the file is not an
+    action; ``assessment_problems``: why it is not valid against the formulas
+    and policy of the merge's base (or its formula is unknown).
+    """
+
+    now: datetime
+    queued: int  # claims this tick made so far
+    queue_limit: int
+    merge: MergeFacts | ReasonCode | None
+    policy: Policy | None = None
+    merger: str | None = None  # the merger's name, for the decision's detail
+    parse_problems: tuple[str, ...] = ()
+    expires: datetime | None = None
+    human_request: bool = False
+    assessment_problems: tuple[str, ...] = ()
+    locks: tuple[str, ...] = ()  # the formula's locks rendered for this action
+    held: frozenset[str] = frozenset()  # locks held by claims on main or this tick
+
+
+@dataclass(frozen=True, slots=True)
+class Claim:
+    locks: tuple[str, ...]
+    detail: str
+
+
+@dataclass(frozen=True, slots=True)
+class Refuse:
+    reason: ReasonCode
+    detail: str
+
+
+@dataclass(frozen=True, slots=True)
+class Expire:
+    detail: str
+
+
+@dataclass(frozen=True, slots=True)
+class Done:
+    detail: str
+
+
+@dataclass(frozen=True, slots=True)
+class Defer:
+    detail: str
+
+
+ActionDecision = Claim | Refuse | Expire | Done | Defer
+
+
+def decide_action(facts: ActionFacts) -> ActionDecision:
+    """Return what the fire phase does with one action on main.
+
+    In order: defer while this tick's queue is full (before any provenance
+    work); refuse what no eligible merge accounts for and whatever
+    ``verify_merge`` refuses; refuse a file that is not an action; expire one
+    past its own ``expires``; record a merged request for a human as done;
+    refuse an action invalid at the merge's base; defer while one of its
+    locks is held; else claim it.
+    """
+    if facts.queued >= facts.queue_limit:
+        return Defer(f"queue limit of {facts.queue_limit} reached this tick")
+    merge = facts.merge
+    if merge is None or isinstance(merge, ReasonCode):
+        return Refuse(
+            merge or ReasonCode.PROVENANCE_UNKNOWN,
+            "the action reached main without an eligible merged pull request",
+        )
+    refusal = (
+        verify_merge(merge, facts.policy)
+        if facts.policy is not None
+        else ReasonCode.INVALID
+    )
+    if refusal is not None:
+        return Refuse(refusal, f"merged by {facts.merger!r} as {merge.tier.label} tier")
+    if facts.parse_problems:
+        return Refuse(ReasonCode.INVALID, "; ".join(facts.parse_problems))
+    if facts.expires is not None and facts.expires <= facts.now:
+        return Expire(f"expires {facts.expires.isoformat()} has passed")
+    if facts.human_request:
+        return Done(f"human request merged by {facts.merger}")
+    if facts.assessment_problems:
+        return Refuse(ReasonCode.INVALID, "; ".join(facts.assessment_problems))
+    if facts.held.intersection(facts.locks):
+        return Defer(f"lock held: {sorted(facts.held.intersection(facts.locks))}")
+    return Claim(facts.locks, f"{merge.tier.label} tier, merged by {facts.merger}")

@@ -40,6 +40,7 @@ from opsvault.dispatcher.pulls import (
     RecordIntent,
     process_pulls,
 )
+from opsvault.dispatcher.reasons import ReasonCode
 from opsvault.dispatcher.records import (
     HALT,
     archive_paths,
@@ -157,7 +158,8 @@ def tick(app: App, now: datetime, *, dry_run: bool = False) -> TickReport:
         # A merge since the last tick did not land as classified: halt at once (I1).
         pulls = PullsOutcome(mismatches=earlier)
         pulls.decisions.extend(
-            Decision(f"pr#{m.pr}", "merge-mismatch", m.render()) for m in earlier
+            Decision(f"pr#{m.pr}", ReasonCode.MERGE_MISMATCH, m.render())
+            for m in earlier
         )
     else:
         try:

@@ -9,6 +9,7 @@ from click.testing import CliRunner
 
 from opsvault.cli import cli
 from opsvault.cli.init import create_ops_repo
+from opsvault.dispatcher.reasons import ReasonCode
 from opsvault.dispatcher.records import (
     Outcome,
     ResultRecord,
@@ -53,7 +54,7 @@ def ops(tmp_path: Path) -> Path:
     record = ResultRecord(
         "done-1",
         Outcome.SUCCEEDED,
-        "ok",
+        ReasonCode.OK,
         tier="low",
         approver="opsvault",
         ended_at=when.isoformat(),

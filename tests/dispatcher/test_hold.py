@@ -125,7 +125,8 @@ def test_refusal_names_the_reason(
 def test_verify_merge_refuses_a_dispatcher_merge_that_was_held() -> None:
     from datetime import UTC, datetime, timedelta
 
-    from opsvault.dispatcher.state import MergeFacts, Refusal, Role, verify_merge
+    from opsvault.dispatcher.reasons import ReasonCode
+    from opsvault.dispatcher.state import MergeFacts, Role, verify_merge
     from opsvault.policy.parse import parse_policy
     from opsvault.vault.tier import Tier
     from tests.dispatcher.harness import template_files
@@ -151,8 +152,8 @@ def test_verify_merge_refuses_a_dispatcher_merge_that_was_held() -> None:
     from dataclasses import replace
 
     held = replace(facts, held_at_merge=True)
-    assert verify_merge(held, policy) is Refusal.HELD_AT_MERGE
+    assert verify_merge(held, policy) is ReasonCode.HELD_AT_MERGE
     as_reviewer = replace(
         held, merger_roles=frozenset({Role.DISPATCHER, Role.REVIEWER})
     )
-    assert verify_merge(as_reviewer, policy) is Refusal.HELD_AT_MERGE
+    assert verify_merge(as_reviewer, policy) is ReasonCode.HELD_AT_MERGE

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from opsvault.cli.init import create_ops_repo, template_files
+from opsvault.dispatcher.reasons import ReasonCode
 from opsvault.dispatcher.records import (
     Outcome,
     ResultRecord,
@@ -152,7 +153,7 @@ def test_recent_records_are_newest_first_across_fired_and_rejected(ops: Path) ->
                 "b-1",
                 Outcome.EXPIRED,
                 datetime(2026, 3, 5, tzinfo=UTC),
-                reason="deadline",
+                reason="deadline-passed",
             ),
             **record_files("c-1", Outcome.FAILED, datetime(2026, 2, 20, tzinfo=UTC)),
             **record_files("d-1", Outcome.DONE, datetime(2025, 11, 2, tzinfo=UTC)),
@@ -163,7 +164,7 @@ def test_recent_records_are_newest_first_across_fired_and_rejected(ops: Path) ->
     b, a = recent[0], recent[1]
     assert (b.outcome, b.reason, b.path) == (
         "expired",
-        "deadline",
+        "deadline-passed",
         "vault/rejected/2026/03/b-1.result.json",
     )
     assert (a.outcome, a.tier, a.approver, a.proposer, a.pr) == (
@@ -270,7 +271,7 @@ def test_records_of_unmerged_prs_are_shown_with_who_rejected(ops: Path) -> None:
     record = ResultRecord(
         id="e-1",
         outcome=Outcome.REJECTED,
-        reason="closed-unmerged",
+        reason=ReasonCode.CLOSED_UNMERGED,
         approver="alice",
         pr=7,
         ended_at=when.isoformat(),

@@ -26,8 +26,8 @@ from opsvault._resources import data_dir
 from opsvault.cli import cli
 from opsvault.cli.init import create_ops_repo
 from opsvault.config import build_app, load_settings
-from opsvault.dispatcher.fire import _claim_data
-from opsvault.dispatcher.records import parse_record
+from opsvault.dispatcher.fire import read_claim
+from opsvault.dispatcher.records import parse_claim, parse_record
 from opsvault.dispatcher.tick import tick
 from opsvault.errors import InvalidFileError, OpsvaultError
 from opsvault.forge.base import ListState
@@ -150,13 +150,37 @@ def test_durations_past_ten_years_are_clear_errors_not_crashes() -> None:
 def test_hostile_records_read_back_never_raise_anything_else(case: str) -> None:
     with pytest.raises(InvalidFileError):
         parse_record(HOSTILE_JSON[case], "vault/fired/2026/11/x.result.json")
-    assert _claim_data(HOSTILE_JSON[case]) == {}
+    with pytest.raises(InvalidFileError):
+        parse_claim(HOSTILE_JSON[case], "vault/running/x.claim.json")
+    assert read_claim(HOSTILE_JSON[case]) is None
 
 
 def test_a_claim_with_a_naive_deadline_counts_as_unreadable() -> None:
-    assert _claim_data(b'{"deadline": "2026-11-21T12:00:00"}') == {}
+    assert read_claim(b'{"deadline": "2026-11-21T12:00:00"}') is None
     good = b'{"deadline": "2026-11-21T12:00:00Z", "locks": ["a"], "attempt": 2}'
-    assert _claim_data(good)["attempt"] == 2
+    claim = read_claim(good)
+    assert claim is not None and (claim.attempt, claim.locks) == (2, ("a",))
+
+
+@pytest.mark.parametrize(
+    "field, value",
+    [
+        ("pr", "12"),
+        ("attempt", True),
+        ("idempotent", 1),
+        ("locks", ["a", 1]),
+        ("reasons", "low"),
+        ("surprise", 1),
+    ],
+)
+def test_a_claim_field_of_the_wrong_type_names_the_field(
+    field: str, value: object
+) -> None:
+    raw = json.dumps({"deadline": "2026-11-21T12:00:00Z", field: value}).encode()
+    with pytest.raises(InvalidFileError) as caught:
+        parse_claim(raw, "vault/running/x.claim.json")
+    assert "vault/running/x.claim.json" in str(caught.value)
+    assert field in caught.value.problems[0].path
 
 
 @pytest.mark.parametrize(

@@ -17,8 +17,7 @@ from hypothesis import strategies as st
 
 from opsvault._resources import data_dir
 from opsvault.config import load_settings
-from opsvault.dispatcher.fire import _claim_data
-from opsvault.dispatcher.records import parse_record
+from opsvault.dispatcher.records import parse_claim, parse_record
 from opsvault.errors import OpsvaultError
 from opsvault.planner.report import decode_plan
 from opsvault.policy.cases import parse_case
@@ -71,7 +70,7 @@ def targets(
         "prerequisites.md": lambda c: decode_plan(c, "prerequisites.md"),
         "config": settings_from,
         "result record": parse_record,
-        "claim": _claim_data,
+        "claim": parse_claim,
     }
 
 
