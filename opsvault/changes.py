@@ -124,56 +124,69 @@ def limit_verdict(exc: TreeLimitError, state: BaseState) -> ChangeVerdict:
     return ChangeVerdict(reason.tier, (verdict,))
 
 
+ManifestEntry = tuple[str, int | None, str | None]  # (path, git mode, blob id)
+
+
 @dataclass(frozen=True, slots=True)
 class ChangeManifest:
-    """Exactly what a change does to a tree: each path it touches and its new blob.
+    """Exactly what a change does to a tree: each path it touches, its new mode and blob.
 
-    ``entries`` are ``(path, blob id)`` sorted by path, with None for a path
-    the change deletes (a rename is its old path deleted plus its new path).
-    Two changes are the same change iff their manifests are equal, whatever
-    commits they were computed between (invariant I1, ADR 0004).
+    ``entries`` are ``(path, mode, blob id)`` sorted by path, with ``(path,
+    None, None)`` for a path the change deletes (a rename is its old path
+    deleted plus its new path). The mode is the raw git mode of the entry left
+    at the path, so a regular file and a symlink with the same blob are two
+    different changes (finding G-3). Two changes are the same change iff their
+    manifests are equal, whatever commits they were computed between
+    (invariant I1, ADR 0004).
     """
 
-    entries: tuple[tuple[str, str | None], ...]
+    entries: tuple[ManifestEntry, ...]
 
     def digest(self) -> str:
-        """Return the sha256 of the canonical JSON form of the entries."""
+        """Return the sha256 of the canonical JSON form of the entries (format 2, with modes)."""
         text = json.dumps([list(e) for e in self.entries], separators=(",", ":"))
         return hashlib.sha256(text.encode()).hexdigest()
 
     def differences(self, landed: ChangeManifest) -> tuple[str, ...]:
         """Return, one line per path, how *landed* differs from this (classified) manifest."""
-        mine, theirs = dict(self.entries), dict(landed.entries)
+        mine = {path: (mode, blob) for path, mode, blob in self.entries}
+        theirs = {path: (mode, blob) for path, mode, blob in landed.entries}
         lines = []
         for path in sorted(set(mine) | set(theirs)):
             if path not in theirs:
                 lines.append(f"{path!r}: classified but not changed by the merge")
             elif path not in mine:
-                what = "deleted" if theirs[path] is None else "changed"
+                what = "deleted" if theirs[path][1] is None else "changed"
                 lines.append(f"{path!r}: {what} by the merge but never classified")
             elif mine[path] != theirs[path]:
                 lines.append(
-                    f"{path!r}: landed as {_blob(theirs[path])}, "
-                    f"classified as {_blob(mine[path])}"
+                    f"{path!r}: landed as {_entry(*theirs[path])}, "
+                    f"classified as {_entry(*mine[path])}"
                 )
         return tuple(lines)
 
 
-def _blob(blob: str | None) -> str:
-    return "deleted" if blob is None else f"blob {blob[:12]}"
+def _entry(mode: int | None, blob: str | None) -> str:
+    if blob is None:
+        return "deleted"
+    return (
+        f"mode {mode:06o} blob {blob[:12]}" if mode is not None else f"blob {blob[:12]}"
+    )
 
 
 def change_manifest(repo: OpsRepo, parent: str, commit: str) -> ChangeManifest:
     """Return the manifest of what *commit* changes relative to *parent* (its first parent, say)."""
-    entries: dict[str, str | None] = {}
+    entries: dict[str, tuple[int | None, str | None]] = {}
     for change in repo.changed_files(parent, commit):
         if change.kind is ChangeKind.DELETED:
-            entries[change.path] = None
+            entries[change.path] = (None, None)
             continue
         if change.old_path is not None:
-            entries[change.old_path] = None
-        entries[change.path] = repo.blob_id(commit, change.path)
-    return ChangeManifest(tuple(sorted(entries.items())))
+            entries[change.old_path] = (None, None)
+        entries[change.path] = (change.mode, repo.blob_id(commit, change.path))
+    return ChangeManifest(
+        tuple((path, mode, blob) for path, (mode, blob) in sorted(entries.items()))
+    )
 
 
 @dataclass(frozen=True, slots=True)

@@ -32,6 +32,7 @@ from opsvault.dispatcher.hold import (
 )
 from opsvault.dispatcher.provenance import contributors, eligible_users
 from opsvault.forge.base import Forge, PullRequest, TimelineEvent, TimelineKind
+from opsvault.forge.logins import same_login
 from opsvault.git.base import OpsRepo
 from opsvault.policy.classify import ChangeVerdict
 from opsvault.policy.model import Policy
@@ -89,6 +90,11 @@ class Conversation:
             )
         for note in hold.ignored:
             lines.append(f"- {note}")
+        for comment in hold.suspect:
+            lines.append(
+                f"- comment {comment} by an eligible user was edited after posting: "
+                "what it said first cannot be read, so it counts as a hold"
+            )
         shown = self.answers[-MAX_SHOWN:]
         if shown:
             lines.append("")
@@ -107,7 +113,7 @@ def _handled_ids(
     for event in timeline:
         if (
             event.kind is TimelineKind.COMMENT
-            and event.actor == identity
+            and same_login(event.actor, identity)
             and marker in event.body
         ):
             for match in HANDLED_RE.finditer(event.body):
@@ -133,7 +139,8 @@ def read_conversation(
     deciders = {r.user for r in requests} | {
         e.actor
         for e in timeline
-        if e.kind is TimelineKind.LABEL_REMOVED and e.label == HOLD_LABEL
+        if (e.kind is TimelineKind.LABEL_REMOVED and e.label == HOLD_LABEL)
+        or (e.kind is TimelineKind.COMMENT and e.edited)  # may hold (G-1)
     }
     authors = contributors(repo, main, pr.head_sha) if deciders else frozenset()
     eligible = eligible_users(deciders, pr, verdict, policy, identity, forge, authors)
@@ -162,12 +169,19 @@ def read_conversation(
     conversation.hold = derive_hold(
         timeline, eligible, identity=identity, label_present=HOLD_LABEL in labels
     )
+    if conversation.hold.suspect and HOLD_LABEL not in labels and not dry_run:
+        # Pin the hold to a label event: the comment can be edited or deleted
+        # again, the dispatcher's label event cannot (G-1, ADR 0009).
+        forge.ensure_label(HOLD_LABEL, HOLD_COLOR, HOLD_DESCRIPTION)
+        forge.add_labels(pr.number, [HOLD_LABEL])
+        ids = ", ".join(str(i) for i in conversation.hold.suspect)
+        conversation.done.append(f"hold (edited comment {ids})")
     return conversation
 
 
 def _eligible_for(
     request: CommandRequest, eligible: frozenset[str], pr: PullRequest
 ) -> frozenset[str]:
-    if request.command is Command.RETRY and request.user == pr.author:
+    if request.command is Command.RETRY and same_login(request.user, pr.author):
         return eligible | {request.user}  # asking again to merge bypasses nothing
     return eligible

@@ -121,7 +121,7 @@ def _added_actions(repo: OpsRepo, merge_commit: str) -> list[str]:
         return []
     return [
         path
-        for path, blob in change_manifest(repo, parents[0], merge_commit).entries
+        for path, _mode, blob in change_manifest(repo, parents[0], merge_commit).entries
         if blob is not None
         and path.startswith(f"{ACTIONS}/")
         and path.endswith(".toml")

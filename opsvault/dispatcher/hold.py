@@ -18,7 +18,11 @@ hold`` / ``/vault release`` comments, never from the label's mere presence:
 
 Comments that were edited after posting are never commands: anyone with write
 access can edit another user's comment on Forgejo, so an edited comment does
-not speak for its author (docs/lifecycle.md "Holds and commands").
+not speak for its author (docs/lifecycle.md "Holds and commands"). An edited
+comment never releases; and since Forgejo's API cannot show what an edited
+comment said first, an edited comment by an eligible user holds (fail closed,
+gate review G-1, ADR 0009): it may have been a ``/vault hold`` the proposer
+rewrote before a tick read it.
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from opsvault.forge.base import TimelineEvent, TimelineKind
+from opsvault.forge.logins import login_in, same_login
 
 HOLD_LABEL = "vault/hold"
 PREFIX = "/vault"
@@ -76,7 +81,7 @@ def command_requests(
     """Return every ``/vault`` command comment on the timeline, oldest first (never our own)."""
     requests = []
     for event in timeline:
-        if event.kind is not TimelineKind.COMMENT or event.actor == identity:
+        if event.kind is not TimelineKind.COMMENT or same_login(event.actor, identity):
             continue
         word = parse_command(event.body)
         if word is not None:
@@ -92,6 +97,7 @@ class HoldState:
     placed_by: str | None = None  # who placed the hold in force (None if not held)
     lifted_by: str | None = None  # who lifted the last hold, if one was lifted
     ignored: tuple[str, ...] = ()  # lifts that did not count, in words
+    suspect: tuple[int, ...] = ()  # edited comments by eligible users, held on (G-1)
 
 
 def refusal(request: CommandRequest, eligible: frozenset[str]) -> str | None:
@@ -104,7 +110,7 @@ def refusal(request: CommandRequest, eligible: frozenset[str]) -> str | None:
         return "the comment was edited after it was posted; post the command anew"
     if command is Command.EXPLAIN:
         return None
-    if request.user not in eligible:
+    if not login_in(request.user, eligible):
         return f"@{request.user} may not {command} this change (only {_who(command)})"
     return None
 
@@ -131,14 +137,26 @@ def derive_hold(
     placed_by: str | None = None
     lifted_by: str | None = None
     ignored: list[str] = []
+    suspect: list[int] = []
     for event in timeline:
         place, lift = _hold_effect(event, identity)
+        if (
+            event.kind is TimelineKind.COMMENT
+            and event.edited
+            and login_in(event.actor, eligible)
+        ):
+            # What it said first is unknowable through the API: it may have
+            # been a hold someone rewrote, so it holds (fail closed, G-1).
+            suspect.append(event.id)
+            place = True
         if place:
-            if event.kind is TimelineKind.COMMENT and event.actor not in eligible:
+            if event.kind is TimelineKind.COMMENT and not login_in(
+                event.actor, eligible
+            ):
                 continue  # a refused /vault hold (the label would have counted)
             held, placed_by = True, event.actor
         elif lift:
-            if event.actor in eligible:
+            if login_in(event.actor, eligible):
                 if held:
                     lifted_by = event.actor
                 held, placed_by = False, None
@@ -151,7 +169,9 @@ def derive_hold(
                 ignored.append(f"@{event.actor} {how}, which does not lift the hold")
     if label_present and not held:
         held, placed_by = True, placed_by
-    return HoldState(held, placed_by if held else None, lifted_by, tuple(ignored))
+    return HoldState(
+        held, placed_by if held else None, lifted_by, tuple(ignored), tuple(suspect)
+    )
 
 
 def _hold_effect(event: TimelineEvent, identity: str) -> tuple[bool, bool]:
@@ -160,7 +180,7 @@ def _hold_effect(event: TimelineEvent, identity: str) -> tuple[bool, bool]:
         return event.label == HOLD_LABEL, False
     if event.kind is TimelineKind.LABEL_REMOVED:
         return False, event.label == HOLD_LABEL
-    if event.actor == identity or event.edited:
+    if same_login(event.actor, identity) or event.edited:
         return False, False
     word = parse_command(event.body)
     return word == Command.HOLD, word == Command.RELEASE

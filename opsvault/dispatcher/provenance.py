@@ -18,6 +18,7 @@ from opsvault.dispatcher.integrity import MergeMismatch, check_merge
 from opsvault.dispatcher.reasons import ReasonCode
 from opsvault.dispatcher.state import MergeFacts, Role, may_merge
 from opsvault.forge.base import Forge, ListState, PullRequest, ReviewState
+from opsvault.forge.logins import login_in, login_key, same_login
 from opsvault.git.base import OpsRepo
 from opsvault.git.treediff import TreeLimitError
 from opsvault.policy.change import ChangeKind
@@ -88,7 +89,7 @@ def introducing_commits(
 
 
 def in_principals(user: str, principals: Principals, forge: Forge) -> bool:
-    if user in principals.users:
+    if login_in(user, principals.users):  # forge logins ignore case (G-5)
         return True
     return any(forge.is_team_member(team, user) for team in sorted(principals.teams))
 
@@ -112,11 +113,11 @@ def roles_of(
     dispatcher merge (``merge = "auto"``, a medium veto window).
     """
     roles: set[Role] = set()
-    if user == proposer or user.lower() in contributors:
+    if same_login(user, proposer) or login_key(user) in contributors:
         roles.add(Role.PROPOSER)
     if in_principals(user, policy.bots, forge):
         roles.add(Role.BOT)
-    if identity and user.lower() == identity.lower():  # forge logins ignore case
+    if same_login(user, identity):  # forge logins ignore case
         roles.add(Role.DISPATCHER)
         return frozenset(roles)
     if in_principals(user, policy.admins, forge):
@@ -148,8 +149,8 @@ def contributors(repo: OpsRepo, base_commit: str, head_commit: str) -> frozenset
         seen.add(commit)
         info = repo.commit_info(commit)
         for who in (info.author, info.committer):
-            names.add(who.name.lower())
-            names.add(who.email.split("@", 1)[0].lower())
+            names.add(login_key(who.name))
+            names.add(login_key(who.email.split("@", 1)[0]))
         pending.extend(info.parents)
     return frozenset(names)
 
@@ -235,7 +236,7 @@ def find_pull(
 def approved_by(forge: Forge, number: int, user: str, head: str) -> bool:
     """Return whether *user* approved PR *number* at exactly *head* (not dismissed)."""
     return any(
-        r.reviewer == user
+        same_login(r.reviewer, user)
         and r.state is ReviewState.APPROVED
         and not r.dismissed
         and r.commit_id == head
@@ -295,7 +296,7 @@ def establish(
     pull = find_pull(forge, commit, info.time, known_merges)
     if pull is None:
         return ReasonCode.NO_PULL_REQUEST
-    if pull.merged_by == identity:
+    if same_login(pull.merged_by, identity):  # G-7: logins ignore case
         mismatch = check_merge(repo, commit, head_commit, pull.number)
         if mismatch is not None:
             return mismatch
@@ -306,14 +307,14 @@ def establish(
         return ReasonCode.NOT_ADDED_BY_MERGE
     merger = pull.merged_by
     held = False
-    if merger == identity and verdict.tier is Tier.MEDIUM:
+    if same_login(merger, identity) and verdict.tier is Tier.MEDIUM:
         held = held_when_merged(
             forge, repo, pull, verdict, base.policy, identity, base_commit, head_commit
         )
     facts = MergeFacts(
         merger_approved_head=merger is not None
         and (verdict.tier is not Tier.LOW or verdict.protected)
-        and merger != identity
+        and not same_login(merger, identity)
         and approved_by(forge, pull.number, merger, head_commit),
         tier=verdict.tier,
         protected=verdict.protected,
@@ -335,8 +336,7 @@ def establish(
         head_matches=pull.head_sha == head_commit,
         blob_matches=repo.blob_id(main, path) == repo.blob_id(head_commit, path),
         vetoed=verdict.tier is Tier.MEDIUM
-        and merger is not None
-        and merger.lower() == identity.lower()
+        and same_login(merger, identity)
         and vetoed_before_merge(forge, pull, head_commit),
         held_at_merge=held,
     )

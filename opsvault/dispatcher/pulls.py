@@ -51,6 +51,7 @@ from opsvault.forge.base import (
     ReviewState,
     StatusState,
 )
+from opsvault.forge.logins import same_login
 from opsvault.git.base import OpsRepo
 from opsvault.layout import HALT, pull_record_stem
 from opsvault.policy.classify import (
@@ -380,7 +381,7 @@ def _not_mergeable_yet(pr: PullRequest, out: PullsOutcome) -> str:
 
 def _bot_approval_live(ctx: PullContext, pr: PullRequest) -> bool:
     return any(
-        r.reviewer == ctx.identity
+        same_login(r.reviewer, ctx.identity)
         and r.state is ReviewState.APPROVED
         and not r.dismissed
         and r.commit_id == pr.head_sha

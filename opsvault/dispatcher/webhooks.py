@@ -12,7 +12,7 @@ Each POST, in this order (fail closed):
 1. no ``Content-Length`` → 411; a body larger than ``max_body`` → 413, unread;
 2. ``X-Forgejo-Signature`` / ``X-Gitea-Signature`` must be the hex
    HMAC-SHA256 of the raw body under the secret (constant-time compare) → 401;
-3. the body must be a JSON object → 400; its ``repository.full_name`` must be
+3. the body must be a JSON object (nesting too deep for the parser included) → 400; its ``repository.full_name`` must be
    the ops repository → 404;
 4. a delivery id (``X-Forgejo-Delivery`` / ``X-Gitea-Delivery``) seen before
    → 200 "duplicate", nothing else; an event the dispatcher itself caused
@@ -20,12 +20,19 @@ Each POST, in this order (fail closed):
    merges, all dealt with in the tick that made them) → 200 "own event";
 5. otherwise 202: the PR is nudged (pull request, review and PR comment
    events) and the tick is woken (any other event only wakes it).
+
+Slow clients: each read may wait ``READ_TIMEOUT``; a whole connection is cut
+off after ``DEADLINE_READS`` of those, and at most ``MAX_CONNECTIONS`` are
+served at once (more are closed unanswered; Forgejo does not retry, polling
+drains what was lost).
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
+import socket
 import threading
 from collections.abc import Mapping
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -36,6 +43,7 @@ from opsvault.config import Settings, read_private_file
 from opsvault.dispatcher.nudges import Nudges
 from opsvault.errors import ConfigError
 from opsvault.forge.errors import WebhookRejected
+from opsvault.forge.logins import same_login
 from opsvault.forge.webhook import (
     DELIVERY_HEADERS,
     EVENT_HEADERS,
@@ -48,7 +56,40 @@ from opsvault.forge.webhook import (
 
 log = logging.getLogger(__name__)
 
-READ_TIMEOUT = 10.0  # seconds a client may take to send its request
+READ_TIMEOUT = 10.0  # seconds a client may stay silent while sending its request
+DEADLINE_READS = 3  # a whole request gets this many read timeouts (30 s), then is cut
+MAX_CONNECTIONS = 32  # connections served at once; more are closed unanswered (G-6)
+
+
+class _BoundedServer(ThreadingHTTPServer):
+    """A ``ThreadingHTTPServer`` serving at most ``MAX_CONNECTIONS`` connections at once.
+
+    The stdlib server starts one thread per connection without a bound: a
+    client opening many slow connections would hold as many threads.
+    """
+
+    daemon_threads = True
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._slots = threading.BoundedSemaphore(MAX_CONNECTIONS)
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        if not self._slots.acquire(blocking=False):
+            log.warning("webhook connection refused: %d already open", MAX_CONNECTIONS)
+            self.shutdown_request(request)
+            return
+        try:
+            super().process_request(request, client_address)
+        except BaseException:
+            self._slots.release()
+            raise
+
+    def process_request_thread(self, request: Any, client_address: Any) -> None:
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self._slots.release()
 
 
 def load_webhook_secret(path: Path) -> bytes:
@@ -128,7 +169,7 @@ class WebhookReceiver:
 
     def start(self) -> WebhookReceiver:
         try:
-            server = ThreadingHTTPServer((self.bind, self.port), _Handler)
+            server = _BoundedServer((self.bind, self.port), _Handler)
         except OSError as exc:
             raise ConfigError(
                 f"webhook {self.bind}:{self.port}",
@@ -179,7 +220,8 @@ class WebhookReceiver:
             return self._refuse(401, exc.problem)
         try:
             payload = json.loads(payload_bytes(body, headers))
-        except (UnicodeDecodeError, ValueError, WebhookRejected):
+        except (UnicodeDecodeError, ValueError, RecursionError, WebhookRejected):
+            # RecursionError: a deeply nested body exhausts json's recursion (G-6).
             return self._refuse(400, "the body is not JSON")
         if not isinstance(payload, dict):
             return self._refuse(400, "the body is not a JSON object")
@@ -195,7 +237,7 @@ class WebhookReceiver:
         event = _header(headers, EVENT_TYPE_HEADERS) or _header(headers, EVENT_HEADERS)
         sender = payload.get("sender")
         login = sender.get("login") if isinstance(sender, dict) else None
-        if self.identity and login == self.identity:
+        if isinstance(login, str) and same_login(login, self.identity):
             return 200, {"status": "own event"}  # only ever skips a nudge
         number = _pull_number(event, payload, body, headers)
         self.accepted += 1
@@ -236,6 +278,30 @@ def _pull_number(
 class _Handler(BaseHTTPRequestHandler):
     server_version = "opsvault-webhook"
     timeout = READ_TIMEOUT
+
+    def setup(self) -> None:
+        super().setup()
+        # A total deadline per connection: the per-read timeout alone lets a
+        # client trickle one byte at a time for ever (G-6). At the deadline the
+        # socket is shut down, which ends any read the handler is blocked in.
+        self._watchdog = threading.Timer(
+            self.timeout * DEADLINE_READS if self.timeout else READ_TIMEOUT,
+            self._expire,
+        )
+        self._watchdog.daemon = True
+        self._watchdog.start()
+
+    def _expire(self) -> None:
+        log.warning(
+            "webhook request from %s cut off at its deadline", self.client_address[0]
+        )
+        with contextlib.suppress(OSError):  # already closed
+            self.connection.shutdown(socket.SHUT_RDWR)
+
+    def finish(self) -> None:
+        self._watchdog.cancel()
+        with contextlib.suppress(OSError):  # the deadline shut the socket down
+            super().finish()
 
     def log_message(self, format: str, *args: Any) -> None:
         log.debug("webhook %s: " + format, self.address_string(), *args)

@@ -145,6 +145,8 @@ class TimelineKind(StrEnum):
     COMMENT = "comment"
     LABEL_ADDED = "label-added"
     LABEL_REMOVED = "label-removed"
+    CLOSED = "closed"  # who closed the PR (Forgejo comment type "close")
+    REOPENED = "reopened"
 
 
 @dataclass(frozen=True, slots=True)

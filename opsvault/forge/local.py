@@ -208,6 +208,7 @@ def _render_state(state: _State) -> str:
                 "actor": e.actor,
                 "label": e.label,
                 "added": e.kind is TimelineKind.LABEL_ADDED,
+                "kind": e.kind.value,
                 "at": _time(e.created_at),
             }
             for number, e in state.label_events
@@ -288,6 +289,8 @@ def _parse_state(text: str) -> _State:
         )
     for e in data.get("label_events", []):  # absent in files written before holds
         kind = TimelineKind.LABEL_ADDED if e["added"] else TimelineKind.LABEL_REMOVED
+        if "kind" in e:  # absent in files written before close events
+            kind = TimelineKind(e["kind"])
         event = TimelineEvent(
             int(e["id"]), kind, str(e["actor"]), _parse_time(e["at"]), label=e["label"]
         )
@@ -714,6 +717,8 @@ class LocalForge:
                     updated_at=now,
                 )
                 s.pulls[number] = pull
+                # Like Forgejo's "close" timeline entry: who closed it, not editable.
+                self._label_event(s, number, "", TimelineKind.CLOSED)
                 self._delete_branch(pull.branch)
             return self._to_pull_request(pull, s.main_seen or "")
 

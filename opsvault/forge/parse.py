@@ -227,6 +227,15 @@ def parse_timeline_event(data: object) -> TimelineEvent | None:
             body=_str(obj, "body"),
             edited=created is None or parse_time(obj.get("updated_at")) != created,
         )
+    if kind in ("close", "reopen"):
+        # models/issues/comment.go CommentTypeClose / CommentTypeReopen: the
+        # poster is who changed the state; such entries cannot be edited.
+        return TimelineEvent(
+            event_id,
+            TimelineKind.CLOSED if kind == "close" else TimelineKind.REOPENED,
+            actor,
+            created,
+        )
     if kind == "label":
         label = obj.get("label")
         name = _str(label, "name") if isinstance(label, Mapping) else ""

@@ -7,6 +7,7 @@ from datetime import datetime
 
 from testing.fake_forgejo.core import ApiError, ForgeCore, Reply, Request
 from testing.fake_forgejo.model import Access, Comment, Issue, Label, Repo
+from testing.fake_forgejo.routes_timeline import record_state_change
 
 Handler = Callable[[ForgeCore, Request], Reply]
 
@@ -103,6 +104,9 @@ def edit_issue(forge: ForgeCore, req: Request) -> Reply:
             )
         issue.state = body["state"]
         issue.closed_at = forge.now() if issue.state == "closed" else None
+        record_state_change(
+            forge, repo, issue.number, req.viewer, issue.state == "closed"
+        )
     issue.title = body.get("title", issue.title)
     issue.body = body.get("body", issue.body)
     issue.updated = forge.now()

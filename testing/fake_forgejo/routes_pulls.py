@@ -14,6 +14,7 @@ from testing.fake_forgejo.model import (
     Review,
 )
 from testing.fake_forgejo.render import Json, is_draft
+from testing.fake_forgejo.routes_timeline import record_state_change
 
 Handler = Callable[[ForgeCore, Request], Reply]
 
@@ -142,6 +143,9 @@ def edit_pull(forge: ForgeCore, req: Request) -> Reply:
     if "state" in body and body["state"] != issue.state:
         issue.state = body["state"]
         issue.closed_at = forge.now() if issue.state == "closed" else None
+        record_state_change(
+            forge, repo, issue.number, req.viewer, issue.state == "closed"
+        )
     if "title" in body:
         issue.title = body["title"]
     if "body" in body:

@@ -10,6 +10,13 @@ no ``page`` is given (routers/api/v1/repo/issue_comment.go
 ``ToTimelineComment``). Label events cannot be deleted through the API
 (``deleteIssueComment`` answers 204 and does nothing for other types).
 
+Closing or reopening an issue or pull request records a comment of type
+``close`` / ``reopen`` whose poster is the user who did it and whose body is
+empty (models/issues/comment.go ``CommentTypeClose`` = 2, ``CommentTypeReopen``
+= 1; services/issue/status.go ``changeStatus``); like label events they cannot
+be edited or deleted through the API. The routes that change an issue's state
+call :func:`record_state_change`.
+
 The label routes themselves live in ``routes_issues``; :func:`wrap` records
 the events around whatever they do, by comparing an issue's labels before and
 after, so it keeps working as those routes change.
@@ -42,6 +49,36 @@ class LabelEvent:
     label: Label
     added: bool
     at: str
+
+
+@dataclass(frozen=True, slots=True)
+class StateEvent:
+    id: int
+    issue: int
+    actor: str
+    closed: bool  # True: "close", False: "reopen"
+    at: str
+
+
+_STATE_EVENTS: weakref.WeakKeyDictionary[ForgeCore, dict[str, list[StateEvent]]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def state_events(forge: ForgeCore, repo: Repo) -> list[StateEvent]:
+    """Return (and create) the close/reopen events recorded for *repo*."""
+    return _STATE_EVENTS.setdefault(forge, {}).setdefault(repo.full_name, [])
+
+
+def record_state_change(
+    forge: ForgeCore, repo: Repo, number: int, actor: str | None, closed: bool
+) -> None:
+    """Record that *actor* closed (or reopened) issue *number* now."""
+    if actor is None:
+        return
+    state_events(forge, repo).append(
+        StateEvent(forge.state.new_id(), number, actor, closed, forge.now())
+    )
 
 
 _EVENTS: weakref.WeakKeyDictionary[ForgeCore, dict[str, list[LabelEvent]]] = (
@@ -201,6 +238,27 @@ def timeline(forge: ForgeCore, req: Request) -> Reply:
         )
         entry["label"] = forge.render.label(repo, e.label)
         entries.append((e.id, entry))
+    for s in state_events(forge, repo):
+        if s.issue != issue.number:
+            continue
+        kind = "close" if s.closed else "reopen"
+        entries.append(
+            (
+                s.id,
+                _entry(
+                    forge,
+                    repo,
+                    issue.number,
+                    s.id,
+                    kind,
+                    s.actor,
+                    "",
+                    s.at,
+                    s.at,
+                    req.viewer,
+                ),
+            )
+        )
     entries.sort(key=lambda pair: pair[0])
     chunk = [entry for _id, entry in entries]
     if req.arg("page"):  # paginated only when asked; the count is the page's (sic)

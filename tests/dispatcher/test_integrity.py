@@ -6,7 +6,8 @@ from opsvault.changes import ChangeManifest
 from opsvault.dispatcher.integrity import ClassifiedMark, merge_message, parse_mark
 
 BASE = "a" * 40
-MANIFEST = ChangeManifest((("knowledge/a.md", "1" * 40), ("old.md", None)))
+FILE, LINK = 0o100644, 0o120000
+MANIFEST = ChangeManifest((("knowledge/a.md", FILE, "1" * 40), ("old.md", None, None)))
 
 
 def test_the_mark_round_trips_through_the_merge_message() -> None:
@@ -37,23 +38,31 @@ def test_malformed_marks_are_no_marks() -> None:
         assert parse_mark(line) is None, line
 
 
-def test_the_digest_depends_on_every_path_and_blob() -> None:
-    same = ChangeManifest((("knowledge/a.md", "1" * 40), ("old.md", None)))
+def test_the_digest_depends_on_every_path_mode_and_blob() -> None:
+    same = ChangeManifest((("knowledge/a.md", FILE, "1" * 40), ("old.md", None, None)))
     assert same.digest() == MANIFEST.digest()
     for other in (
-        ChangeManifest((("knowledge/a.md", "2" * 40), ("old.md", None))),
-        ChangeManifest((("knowledge/a.md", "1" * 40),)),
-        ChangeManifest((("knowledge/a.md", "1" * 40), ("old.md", "3" * 40))),
+        ChangeManifest((("knowledge/a.md", FILE, "2" * 40), ("old.md", None, None))),
+        ChangeManifest((("knowledge/a.md", FILE, "1" * 40),)),
+        ChangeManifest(
+            (("knowledge/a.md", FILE, "1" * 40), ("old.md", FILE, "3" * 40))
+        ),
+        # G-3: the same blob as a symlink is another change.
+        ChangeManifest((("knowledge/a.md", LINK, "1" * 40), ("old.md", None, None))),
     ):
         assert other.digest() != MANIFEST.digest()
 
 
 def test_differences_name_each_path() -> None:
     landed = ChangeManifest(
-        (("knowledge/a.md", "2" * 40), ("vault/policy.toml", "4" * 40))
+        (
+            ("knowledge/a.md", LINK, "2" * 40),
+            ("vault/policy.toml", FILE, "4" * 40),
+        )
     )
     assert MANIFEST.differences(landed) == (
-        "'knowledge/a.md': landed as blob 222222222222, classified as blob 111111111111",
+        "'knowledge/a.md': landed as mode 120000 blob 222222222222, "
+        "classified as mode 100644 blob 111111111111",
         "'old.md': classified but not changed by the merge",
         "'vault/policy.toml': changed by the merge but never classified",
     )
