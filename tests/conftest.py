@@ -65,6 +65,20 @@ def vault(tmp_path: Path) -> Iterator[Harness]:
 
 
 @pytest.fixture
+def veto(tmp_path: Path) -> Iterator[Harness]:
+    """Like ``vault``, with a medium veto window of 2 h in the policy."""
+    from testing.fake_forgejo.pytest_plugin import assert_no_violations
+    from tests.dispatcher.harness import make_harness, veto_policy
+
+    harness = make_harness(tmp_path, veto_policy)
+    try:
+        yield harness
+    finally:
+        harness.close()
+    assert_no_violations(harness.forge)
+
+
+@pytest.fixture
 def update_golden(request: pytest.FixtureRequest) -> bool:
     return bool(request.config.getoption("--update-golden"))
 

@@ -238,6 +238,20 @@ class Harness:
         return repo.read_file(repo.resolve("refs/heads/main"), path)
 
 
+def veto_policy(text: str) -> str:
+    """The template policy with its medium veto window (2 h) switched on."""
+    return text.replace(
+        'merge = "reviewer"\n# veto_window = "2h"',
+        'merge = "reviewer"\nveto_window = "2h"',
+    )
+
+
+def fired(vault: Harness) -> list[str]:
+    """The ids of the actions the harness's recording runner executed."""
+    assert isinstance(vault.runner, RecordingRunner)
+    return [r.action_id for r in vault.runner.requests]
+
+
 def make_harness(
     tmp_path: Path, policy_edit: Callable[[str], str] | None = None
 ) -> Harness:

@@ -2,31 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import timedelta
-from pathlib import Path
 from typing import Any
-
-import pytest
 
 from opsvault.dispatcher.runner import RecordingRunner
 from opsvault.errors import ForgeConflict
 from opsvault.forge.base import TimelineKind
-from testing.fake_forgejo.pytest_plugin import assert_no_violations
-from tests.dispatcher.harness import HOOK, NOOP, Harness, make_harness
-from tests.security.test_hold import veto_policy
+from tests.dispatcher.harness import HOOK, NOOP, Harness
 
 HOLD = "vault/hold"
-
-
-@pytest.fixture
-def veto(tmp_path: Path) -> Iterator[Harness]:
-    harness = make_harness(tmp_path, veto_policy)
-    try:
-        yield harness
-    finally:
-        harness.close()
-    assert_no_violations(harness.forge)
 
 
 def living(vault: Harness, number: int) -> str:

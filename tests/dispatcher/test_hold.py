@@ -129,8 +129,7 @@ def test_verify_merge_refuses_a_dispatcher_merge_that_was_held() -> None:
     from opsvault.dispatcher.state import MergeFacts, Role, verify_merge
     from opsvault.policy.parse import parse_policy
     from opsvault.vault.tier import Tier
-    from tests.dispatcher.harness import template_files
-    from tests.security.test_hold import veto_policy
+    from tests.dispatcher.harness import template_files, veto_policy
 
     policy_text = template_files(veto_policy)["vault/policy.toml"]
     assert isinstance(policy_text, str)

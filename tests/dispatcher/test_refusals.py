@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 from datetime import timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -12,7 +11,7 @@ import pytest
 from opsvault.dispatcher.runner import RecordingRunner
 from opsvault.errors import ForgeConflict
 from opsvault.forge.base import MergeResult
-from tests.dispatcher.harness import GIT_MAKE, HOOK, NOOP, REPO, Harness, make_harness
+from tests.dispatcher.harness import GIT_MAKE, HOOK, NOOP, REPO, Harness
 
 
 def rejected(vault: Harness) -> dict[str, dict[str, Any]]:
@@ -161,20 +160,6 @@ def test_invalid_proposal_is_published_refused_and_never_merged(vault: Harness) 
         if "opsvault:tier" in c.body
     )
     assert "refused" in body and "$.secrets[0]" in body
-
-
-def veto_policy(text: str) -> str:
-    return text.replace(
-        'merge = "reviewer"\n# veto_window = "2h"',
-        'merge = "reviewer"\nveto_window = "2h"',
-    )
-
-
-@pytest.fixture
-def veto(tmp_path: Path):  # type: ignore[no-untyped-def]
-    harness = make_harness(tmp_path, veto_policy)
-    yield harness
-    harness.close()
 
 
 def test_medium_is_merged_after_an_unvetoed_veto_window(veto: Harness) -> None:

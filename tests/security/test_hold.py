@@ -11,7 +11,6 @@ event with its actor, like Forgejo v15) and local mode (LocalForge).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -26,33 +25,10 @@ from opsvault.dispatcher.tick import tick
 from opsvault.forge.base import TimelineKind
 from opsvault.forge.local import LocalForge
 from opsvault.git.local import Pygit2OpsRepo
-from testing.fake_forgejo.pytest_plugin import assert_no_violations
 from tests.conftest import SIGNATURE, init_repo
-from tests.dispatcher.harness import HOOK, Harness, make_harness, template_files
+from tests.dispatcher.harness import HOOK, Harness, fired, template_files, veto_policy
 
 HOLD = "vault/hold"
-
-
-def veto_policy(text: str) -> str:
-    return text.replace(
-        'merge = "reviewer"\n# veto_window = "2h"',
-        'merge = "reviewer"\nveto_window = "2h"',
-    )
-
-
-@pytest.fixture
-def veto(tmp_path: Path) -> Iterator[Harness]:
-    harness = make_harness(tmp_path, veto_policy)
-    try:
-        yield harness
-    finally:
-        harness.close()
-    assert_no_violations(harness.forge)
-
-
-def fired(vault: Harness) -> list[str]:
-    assert isinstance(vault.runner, RecordingRunner)
-    return [r.action_id for r in vault.runner.requests]
 
 
 def comment_as(vault: Harness, user: str, number: int, body: str) -> int:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import socket
 import time
-from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 
@@ -22,33 +21,9 @@ from opsvault.changes import change_manifest, merged_result
 from opsvault.dispatcher import webhooks
 from opsvault.dispatcher.integrity import check_merge, merge_message
 from opsvault.dispatcher.nudges import Nudges
-from opsvault.dispatcher.runner import RecordingRunner
 from opsvault.git.local import Pygit2OpsRepo
-from testing.fake_forgejo.pytest_plugin import assert_no_violations
 from tests.conftest import SIGNATURE, init_repo
-from tests.dispatcher.harness import GIT_MAKE, HOOK, REPO, Harness, make_harness
-
-
-def veto_policy(text: str) -> str:
-    return text.replace(
-        'merge = "reviewer"\n# veto_window = "2h"',
-        'merge = "reviewer"\nveto_window = "2h"',
-    )
-
-
-@pytest.fixture
-def veto(tmp_path: Path) -> Iterator[Harness]:
-    harness = make_harness(tmp_path, veto_policy)
-    try:
-        yield harness
-    finally:
-        harness.close()
-    assert_no_violations(harness.forge)
-
-
-def fired(vault: Harness) -> list[str]:
-    assert isinstance(vault.runner, RecordingRunner)
-    return [r.action_id for r in vault.runner.requests]
+from tests.dispatcher.harness import GIT_MAKE, HOOK, REPO, Harness, fired, make_harness
 
 
 def edit_comment_as(vault: Harness, user: str, comment_id: int, body: str) -> None:
