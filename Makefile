@@ -30,9 +30,12 @@ unit: $(STAMP)
 
 test: lint typecheck unit
 
+# The four figures of issue 11 (ratios measured side by side in one run) and the
+# webhook latency; under 5 minutes. benchmarks/fuzz.py runs on its own.
 bench: $(STAMP)
 	$(BIN)/python benchmarks/classify.py
 	$(BIN)/python benchmarks/dispatcher.py
+	$(BIN)/python benchmarks/replicas.py
 	$(BIN)/python benchmarks/webhooks.py
 
 clean:

@@ -45,14 +45,18 @@ class ProcSpec:
     max_concurrency: int = 4
     step_seconds: float = 1.0  # how far `now` moves between ticks
     deadline_seconds: float = 60.0  # wall time before giving up (until_idle)
+    action_seconds: float = 0.0  # how long each execution takes (benchmarks/replicas.py)
 
 
 class AppendingRunner:
     """Append the action id (and our pid) to a shared log, then succeed."""
 
-    def __init__(self, log: Path, *, die_inside: bool = False) -> None:
+    def __init__(
+        self, log: Path, *, die_inside: bool = False, seconds: float = 0.0
+    ) -> None:
         self.log = log
         self.die_inside = die_inside
+        self.seconds = seconds
 
     def execute(self, request):  # type: ignore[no-untyped-def]
         from opsvault.dispatcher.runner import RunResult
@@ -61,6 +65,8 @@ class AppendingRunner:
         append_line(self.log, f"{request.action_id} {os.getpid()}")
         if self.die_inside:
             os.kill(os.getpid(), signal.SIGKILL)
+        if self.seconds:
+            time.sleep(self.seconds)
         return RunResult("succeeded", "ok", 0, None, started, time.time(), "ran\n")
 
 
@@ -136,7 +142,11 @@ def run(spec: ProcSpec) -> int:
         forge=forge,
         repo=repo,
         mainline=mainline,
-        runner=AppendingRunner(Path(spec.log), die_inside=spec.kill_at == "running"),
+        runner=AppendingRunner(
+            Path(spec.log),
+            die_inside=spec.kill_at == "running",
+            seconds=spec.action_seconds,
+        ),
         notifier=RecordingNotifier(),
         state_dir=settings.dispatcher.state_dir,
         identity=spec.identity,
