@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, MutableMapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
@@ -118,7 +118,7 @@ class FireContext:
     )
     now: datetime
     queue_limit: int
-    known_merges: dict[str, int] = field(hash=False)
+    known_merges: MutableMapping[str, int] = field(hash=False)
     max_concurrency: int = 1
 
 

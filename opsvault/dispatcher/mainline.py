@@ -8,12 +8,17 @@ when main moved since it was read: someone else won, re-read and re-plan.
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Sequence
 from typing import Protocol
 
 from opsvault.errors import GitError
+from opsvault.forge.base import PullRequest
 from opsvault.git.base import OpsRepo
 from opsvault.git.local import Pygit2OpsRepo
 from opsvault.layout import DEFAULT_BRANCH
+
+log = logging.getLogger(__name__)
 
 
 class Mainline(Protocol):
@@ -21,7 +26,7 @@ class Mainline(Protocol):
     def branch(self) -> str: ...
 
     def refresh(self) -> str:
-        """Bring main up to date (fetch) and return its commit id."""
+        """Bring main up to date (fetch main only) and return its commit id."""
         ...
 
     def publish(self, new: str, expected_old: str) -> None:
@@ -32,6 +37,13 @@ class Mainline(Protocol):
         """Make commit *sha* (the head of PR *number*) available locally; return whether it is."""
         ...
 
+    def prefetch_pull_heads(self, pulls: Sequence[PullRequest]) -> None:
+        """Fetch, in one go, the heads of *pulls* not yet available locally (best effort).
+
+        What is still missing afterwards is fetched one by one by ``fetch_pull_head``.
+        """
+        ...
+
 
 class RemoteMainline:
     def __init__(
@@ -40,13 +52,25 @@ class RemoteMainline:
         self.repo = repo
         self._branch = branch
         self.remote = remote
+        self._pruned = False
 
     @property
     def branch(self) -> str:
         return self._branch
 
     def refresh(self) -> str:
-        self.repo.fetch(self.remote)
+        # Only main: the tick never reads another branch by name, and mirroring
+        # every proposal branch made the idle tick grow with the open PRs
+        # (issue 11); so does every remote-tracking ref left over from a
+        # mirror (the clone's): they go, once. PR heads are fetched as objects
+        # only (no ref) when a PR is looked at.
+        self.repo.fetch_refspec(
+            self.remote,
+            f"+refs/heads/{self._branch}:refs/remotes/{self.remote}/{self._branch}",
+        )
+        if not self._pruned:
+            self.repo.prune_remote_refs(self.remote, {self._branch})
+            self._pruned = True
         return self.repo.resolve(f"{self.remote}/{self._branch}")
 
     def publish(self, new: str, expected_old: str) -> None:
@@ -55,11 +79,33 @@ class RemoteMainline:
     def fetch_pull_head(self, number: int, sha: str) -> bool:
         if self._has(sha):
             return True
-        self.repo.fetch_refspec(
-            self.remote,
-            f"+refs/pull/{number}/head:refs/remotes/{self.remote}/pull/{number}",
-        )
+        self.repo.fetch_refspec(self.remote, self._pull_refspec(number))
         return self._has(sha)
+
+    def prefetch_pull_heads(self, pulls: Sequence[PullRequest]) -> None:
+        # The head branch first: refs/pull/N/head follows a push only once
+        # Forgejo's background task ran (API-NOTES §17); a PR from a fork (or
+        # whose branch is gone) is found at refs/pull/N/head.
+        missing = {p.number: p for p in pulls if not self._has(p.head_sha)}
+        branches = sorted(
+            {p.head_ref for p in missing.values() if _plain_branch(p.head_ref)}
+        )
+        self._fetch_quietly([f"+refs/heads/{b}:" for b in branches])
+        still = sorted(n for n, p in missing.items() if not self._has(p.head_sha))
+        self._fetch_quietly([self._pull_refspec(n) for n in still])
+
+    def _fetch_quietly(self, refspecs: list[str]) -> None:
+        if not refspecs:
+            return
+        try:
+            self.repo.fetch_refspec(self.remote, *refspecs)
+        except GitError as exc:  # one ref is gone: fetch_pull_head tries each alone
+            log.info("fetching %d refs at once failed: %s", len(refspecs), exc)
+
+    def _pull_refspec(self, number: int) -> str:
+        return (
+            f"+refs/pull/{number}/head:"  # objects only: no ref to slow later fetches
+        )
 
     def _has(self, sha: str) -> bool:
         try:
@@ -67,6 +113,20 @@ class RemoteMainline:
         except GitError:  # not fetched (yet)
             return False
         return True
+
+
+def _plain_branch(name: str) -> bool:
+    """Is *name* a branch name that can go into a refspec as it is (no glob, colon, option)?"""
+    return (
+        bool(name)
+        and not name.startswith(("-", "/", "."))
+        and not name.endswith(("/", ".lock", "."))
+        and ".." not in name
+        and "@{" not in name
+        and "//" not in name
+        and not any(c in name for c in ":*?[\\^~ ")
+        and all(c.isprintable() and not c.isspace() for c in name)
+    )
 
 
 class LocalMainline:
@@ -90,3 +150,6 @@ class LocalMainline:
 
     def fetch_pull_head(self, number: int, sha: str) -> bool:
         return True  # every proposal is already a local branch
+
+    def prefetch_pull_heads(self, pulls: Sequence[PullRequest]) -> None:
+        return None

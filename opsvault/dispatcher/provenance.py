@@ -8,7 +8,7 @@ merge's base, and resolves the merger's roles from that policy.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Mapping, MutableMapping
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -206,7 +206,7 @@ def held_when_merged(
 
 
 def find_pull(
-    forge: Forge, merge_commit: str, commit_time: int, known: dict[str, int]
+    forge: Forge, merge_commit: str, commit_time: int, known: MutableMapping[str, int]
 ) -> PullRequest | None:
     """Return the merged PR whose merge commit is *merge_commit*, or None."""
     from datetime import UTC, datetime
@@ -272,7 +272,7 @@ def establish(
     main: str,
     path: str,
     identity: str,
-    known_merges: dict[str, int],
+    known_merges: MutableMapping[str, int],
     introduced: Mapping[str, str] | None = None,
 ) -> Provenance | ReasonCode | MergeMismatch:
     """Return the provenance of the action at *path* on *main*, or why it has none.

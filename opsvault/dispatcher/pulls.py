@@ -151,11 +151,7 @@ def process_pulls(ctx: PullContext, main: str, base: BaseState) -> PullsOutcome:
             ListState.ALL, updated_since=parse_iso(cache.watermark)
         )
     seen = {pr.number for pr in listed}
-    due = {
-        int(n)
-        for n, entry in cache.pulls.items()
-        if int(n) not in seen and parse_iso(entry.due) <= ctx.now
-    }
+    due = {int(n) for n in cache.pulls.due(iso(ctx.now)) if int(n) not in seen}
     pulls = listed + _fetch_due(ctx, sorted(due))
     for number in sorted(ctx.nudged - seen - due):
         try:
@@ -163,9 +159,9 @@ def process_pulls(ctx: PullContext, main: str, base: BaseState) -> PullsOutcome:
         except ForgeNotFound:
             continue  # a webhook named a PR (or issue) the API does not show as one
     out.main = main
+    pulls = [pr for pr in pulls if pr.base_ref == ctx.mainline.branch]
+    ctx.mainline.prefetch_pull_heads(pulls)  # one fetch for every head it needs
     for pr in pulls:
-        if pr.base_ref != ctx.mainline.branch:
-            continue
         landed, merged, failed = len(out.landed), out.merged, False
         try:
             if pr.state is PullState.OPEN:

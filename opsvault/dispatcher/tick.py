@@ -142,6 +142,7 @@ def tick(app: App, now: datetime, *, dry_run: bool = False) -> TickReport:
         earlier = _unchecked_mismatches(app, cache, main, snapshot)
     except OpsvaultError as exc:
         errors.append(f"main: merges since the last tick not checked: {exc}")
+        cache.close()
         return report()
     pull_ctx = PullContext(
         app.forge,
@@ -166,6 +167,7 @@ def tick(app: App, now: datetime, *, dry_run: bool = False) -> TickReport:
             pulls = process_pulls(pull_ctx, main, base)
         except (ForgeUnavailable, GitError) as exc:
             errors.append(f"forge: {exc}; the next tick retries")
+            cache.close()
             return report()
         except Exception as exc:  # a bug in the PR phase must not stop firing (I5)
             log.exception("the pull-request phase failed")
@@ -262,6 +264,7 @@ def tick(app: App, now: datetime, *, dry_run: bool = False) -> TickReport:
         state.main_after = main
         if not dry_run:
             write_cache(app.state_dir, cache)
+        cache.close()
     return report()
 
 

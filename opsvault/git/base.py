@@ -11,7 +11,7 @@ lost, re-read and decide again (ADR 0002).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -195,14 +195,25 @@ class OpsRepo(Protocol):
         """Delete local branch *name*; raise GitError if absent or checked out."""
         ...
 
-    def fetch_refspec(self, remote: str, refspec: str) -> None:
-        """Fetch one explicit ``<src>:<dst>`` refspec from *remote* (a PR head, say)."""
+    def fetch_refspec(self, remote: str, refspec: str, *more: str) -> None:
+        """Fetch explicit ``<src>:<dst>`` refspecs from *remote* (PR heads, say), in one call.
+
+        Raise GitError if any source ref is missing on the remote (nothing is then fetched).
+        """
         ...
 
     def fetch(self, remote: str = "origin") -> None:
         """Mirror every branch of *remote* into ``refs/remotes/<remote>/*`` (pruning).
 
         Raise GitError if the remote is not configured or cannot be reached.
+        """
+        ...
+
+    def prune_remote_refs(self, remote: str, keep: Collection[str]) -> int:
+        """Delete the remote-tracking refs of *remote* whose names are not in *keep*.
+
+        Return how many were deleted. Every ref makes each later fetch slower, so
+        a dispatcher keeps only main's (issue 11).
         """
         ...
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import os
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Collection, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -638,12 +638,27 @@ class Pygit2OpsRepo:
         self._check_remote(remote)
         transport.fetch(self._git_dir, remote, self._transport_env)
 
-    def fetch_refspec(self, remote: str, refspec: str) -> None:
-        """Fetch one explicit refspec from *remote* (e.g. ``+refs/pull/7/head:refs/remotes/origin/pull/7``)."""
+    def fetch_refspec(self, remote: str, refspec: str, *more: str) -> None:
+        """Fetch explicit refspecs from *remote* in one call (e.g. ``+refs/pull/7/head:refs/remotes/origin/pull/7``)."""
         self._check_remote(remote)
-        if refspec.lstrip("+").startswith("-") or ":" not in refspec:
-            raise GitError(repr(refspec), "a refspec is <src>:<dst>")
-        transport.fetch_refspec(self._git_dir, remote, refspec, self._transport_env)
+        for spec in (refspec, *more):
+            if spec.lstrip("+").startswith("-") or ":" not in spec:
+                raise GitError(repr(spec), "a refspec is <src>:<dst>")
+        transport.fetch_refspec(
+            self._git_dir, remote, (refspec, *more), self._transport_env
+        )
+
+    def prune_remote_refs(self, remote: str, keep: Collection[str]) -> int:
+        """Delete ``refs/remotes/<remote>/*`` except the names in *keep*; return how many went."""
+        self._check_remote(remote)
+        prefix = f"refs/remotes/{remote}/"
+        gone = 0
+        with _translated(prefix):
+            for name in list(self._repo.references):
+                if name.startswith(prefix) and name.removeprefix(prefix) not in keep:
+                    self._repo.references.delete(name)
+                    gone += 1
+        return gone
 
     def push(
         self, branch: str, new: str, expected_old: str | None, remote: str = "origin"

@@ -45,7 +45,9 @@ class ProcSpec:
     max_concurrency: int = 4
     step_seconds: float = 1.0  # how far `now` moves between ticks
     deadline_seconds: float = 60.0  # wall time before giving up (until_idle)
-    action_seconds: float = 0.0  # how long each execution takes (benchmarks/replicas.py)
+    action_seconds: float = (
+        0.0  # how long each execution takes (benchmarks/replicas.py)
+    )
 
 
 class AppendingRunner:

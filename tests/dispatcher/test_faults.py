@@ -7,7 +7,7 @@ double that lets someone else move main just before our push.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import timedelta
 
 import pygit2
@@ -17,6 +17,7 @@ from opsvault.app import App
 from opsvault.dispatcher.mainline import Mainline
 from opsvault.dispatcher.runner import RecordingRunner
 from opsvault.dispatcher.tick import tick
+from opsvault.forge.base import PullRequest
 from tests.dispatcher.harness import NOOP, REPO, T0, Harness
 
 ACTION = "noop-smoke-1"
@@ -182,6 +183,9 @@ class RacingMainline:
 
     def fetch_pull_head(self, number: int, sha: str) -> bool:
         return self.inner.fetch_pull_head(number, sha)
+
+    def prefetch_pull_heads(self, pulls: Sequence[PullRequest]) -> None:
+        self.inner.prefetch_pull_heads(pulls)
 
 
 def test_main_moving_before_the_claim_and_result_pushes_replans_and_fires_once(
