@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from opsvault.errors import Problem
-from opsvault.policy.action import Classification
-from opsvault.policy.classify import ChangeVerdict, FileVerdict
+if (
+    TYPE_CHECKING
+):  # types only: `vault classify FILE` never imports the change classifier
+    from opsvault.errors import Problem
+    from opsvault.policy.action import Classification
+    from opsvault.policy.classify import ChangeVerdict, FileVerdict
 
 
 def problems_data(problems: tuple[Problem, ...]) -> list[dict[str, str]]:

@@ -11,23 +11,25 @@ from __future__ import annotations
 import errno
 import os
 import stat
-from collections.abc import Collection, Iterator
+from collections.abc import Collection, Iterator, Mapping
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from opsvault._resources import data_dir
 from opsvault.errors import ConfigError, FileTooLargeError, InvalidFileError, Problem
-from opsvault.git.base import OpsRepo
 from opsvault.layout import FORMULAS as FORMULAS_DIR
 from opsvault.layout import POLICY as POLICY_PATH
 from opsvault.layout import RECORD_DIRS
+from opsvault.policy.basestate import BaseState
 from opsvault.policy.change import MAX_BLOB_BYTES
-from opsvault.policy.classify import BaseState
 from opsvault.policy.model import Policy
 from opsvault.policy.parse import parse_policy
-from opsvault.vault.formula import Formula, parse_formula
+from opsvault.vault.formula import FORMULA_NAME, Formula, parse_formula
+
+if TYPE_CHECKING:  # a directory snapshot (`vault classify FILE`) never imports git
+    from opsvault.git.base import OpsRepo
 
 
 class Snapshot(Protocol):
@@ -186,17 +188,82 @@ def iter_local_formulas(
             yield path, exc
 
 
-def load_formulas(snapshot: Snapshot) -> dict[str, Formula]:
+@cache
+def _builtin_formula(name: str) -> Formula | None:
+    if not FORMULA_NAME.fullmatch(
+        name
+    ):  # a name from an action file, before it is a path
+        return None
+    path = data_dir("formulas") / f"{name}.toml"
+    if not path.is_file():
+        return None
+    return parse_formula(path.read_bytes(), f"formulas/{path.name}")
+
+
+@cache
+def _builtin_names() -> tuple[str, ...]:
+    return tuple(sorted(p.stem for p in data_dir("formulas").glob("*.toml")))
+
+
+class FormulaSet(Mapping[str, Formula]):
+    """Built-in formulas overlaid with a snapshot's valid ``vault/formulas/*.toml``.
+
+    A formula's name is its file stem (``parse_formula`` checks it), so looking
+    one up parses that one file only: classifying an action costs the formula
+    it names, not every formula (issue 11). An invalid ops formula is left out
+    (a built-in of its name stays), so actions naming it fail closed as unknown.
+    Iterating parses them all, in the order built-ins first, then the rest.
+    """
+
+    def __init__(self, snapshot: Snapshot) -> None:
+        self._snapshot = snapshot
+        self._local = {
+            path.rsplit("/", 1)[1].removesuffix(".toml"): path
+            for path in snapshot.list_files(FORMULAS_DIR)
+            if path.endswith(".toml") and path.count("/") == 2
+        }
+        self._parsed: dict[str, Formula | None] = {}
+
+    def _load(self, name: str) -> Formula | None:
+        path = self._local.get(name)
+        if path is not None:
+            # Read outside the try: a formula too large to read fails the lookup
+            # (closed), it does not let the built-in of that name stand in.
+            content = self._snapshot.read_file(path) or b""
+            try:
+                return parse_formula(content, path)
+            except InvalidFileError:
+                pass
+        return _builtin_formula(name)
+
+    def __getitem__(self, name: str) -> Formula:
+        if name not in self._parsed:
+            self._parsed[name] = self._load(name)
+        formula = self._parsed[name]
+        if formula is None:
+            raise KeyError(name)
+        return formula
+
+    def _names(self) -> list[str]:
+        builtin = _builtin_names()
+        names = [*builtin, *sorted(set(self._local) - set(builtin))]
+        return [n for n in names if self.get(n) is not None]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._names())
+
+    def __len__(self) -> int:
+        return len(self._names())
+
+
+def load_formulas(snapshot: Snapshot) -> Mapping[str, Formula]:
     """Return built-in formulas overlaid with the snapshot's valid ``vault/formulas/*.toml``.
 
     An invalid ops formula is left out, so actions naming it fail closed as
-    unknown; ``vault policy check`` reports it.
+    unknown; ``vault policy check`` reports it. Formulas are parsed when
+    looked up (:class:`FormulaSet`).
     """
-    formulas = dict(load_builtin_formulas())
-    for _path, formula in iter_local_formulas(snapshot):
-        if isinstance(formula, Formula):
-            formulas[formula.name] = formula
-    return formulas
+    return FormulaSet(snapshot)
 
 
 def load_policy(snapshot: Snapshot) -> Policy:

@@ -9,8 +9,8 @@ from the base side of a change.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 
 from opsvault.errors import InvalidFileError, Problem
@@ -18,6 +18,9 @@ from opsvault.layout import ACTIONS as ACTIONS_DIR
 from opsvault.layout import FIRED, FORMULAS, HALT, POLICY, REJECTED, RUNNING
 from opsvault.policy.action import Classification, Reason, Source, join_reasons
 from opsvault.policy.assess import assess_action
+from opsvault.policy.basestate import (
+    BaseState as BaseState,  # re-exported: defined apart for a light `vault classify FILE`
+)
 from opsvault.policy.change import (
     MAX_BLOB_BYTES,
     ChangedFile,
@@ -26,7 +29,6 @@ from opsvault.policy.change import (
 )
 from opsvault.policy.glob import glob_match
 from opsvault.policy.model import Policy
-from opsvault.vault.formula import Formula
 from opsvault.vault.request import (
     Action,
     action_id_for,
@@ -96,17 +98,6 @@ def classify_path(path: str, policy: Policy) -> Classification:
             )
         ]
     )
-
-
-@dataclass(frozen=True, slots=True)
-class BaseState:
-    """What the base side of a change provides: trusted inputs only."""
-
-    policy: Policy
-    formulas: Mapping[str, Formula] = field(hash=False)
-    known_ids: Collection[str] = field(
-        default=frozenset(), hash=False
-    )  # every id ever used at base
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,7 +13,7 @@ import re
 import tomllib
 from collections.abc import Callable
 from functools import cache
-from importlib import resources
+from pathlib import Path
 from typing import Any
 
 from opsvault.errors import InvalidFileError, Problem
@@ -29,11 +29,9 @@ _TOML_POSITION = re.compile(
 @cache
 def load_schema(name: str) -> dict[str, Any]:
     """Return the JSON Schema ``schemas/<name>.schema.json`` as data."""
-    text = (
-        resources.files("opsvault.vault")
-        .joinpath(f"schemas/{name}.schema.json")
-        .read_text()
-    )
+    # Beside this module in every installation (not importlib.resources: its
+    # import costs a cold `vault classify` more than reading the file, issue 11).
+    text = (Path(__file__).parent / "schemas" / f"{name}.schema.json").read_text()
     schema: dict[str, Any] = json.loads(text)
     return schema
 
