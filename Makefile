@@ -36,7 +36,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/classify.py
 	$(BIN)/python benchmarks/dispatcher.py
 	$(BIN)/python benchmarks/replicas.py
-	$(BIN)/python benchmarks/webhooks.py
+	$(BIN)/python benchmarks/webhooks.py --samples 3 --interval 10
 
 clean:
 	rm -rf $(VENV) build dist .mypy_cache .ruff_cache .import_linter_cache
