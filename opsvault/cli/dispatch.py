@@ -132,9 +132,7 @@ def run(
             webhook=webhook,
         )
     finally:
-        close = getattr(app.forge, "close", None)
-        if callable(close):
-            close()
+        app.forge.close()
     if once:
         report = result.last_report
         ctx.exit(0 if report is not None and report.ok else 1)

@@ -32,10 +32,11 @@ from opsvault.dispatcher.hold import (
 )
 from opsvault.dispatcher.provenance import contributors, roles_of
 from opsvault.dispatcher.state import Role, may_merge
-from opsvault.forge.base import Forge, PullRequest, TimelineEvent, TimelineKind
+from opsvault.forge.types import PullRequest, TimelineEvent, TimelineKind
 from opsvault.git.base import OpsRepo
 from opsvault.policy.classify import ChangeVerdict
 from opsvault.policy.model import Policy, Tier
+from opsvault.ports import Forge
 
 HANDLED_RE = re.compile(r"<!-- opsvault:handled ([0-9,]*) -->")
 HOLD_COLOR = "b71c1c"

@@ -14,10 +14,11 @@ from datetime import timedelta
 
 from opsvault.changes import classify_landed
 from opsvault.dispatcher.state import MergeFacts, Refusal, Role
-from opsvault.forge.base import Forge, ListState, PullRequest, ReviewState
+from opsvault.forge.types import ListState, PullRequest, ReviewState
 from opsvault.git.base import ChangeKind, OpsRepo
 from opsvault.policy.classify import BaseState, ChangeVerdict
 from opsvault.policy.model import Policy, Principals, Tier
+from opsvault.ports import Forge
 from opsvault.snapshot import CommitSnapshot, load_base_state
 
 MAX_WALK = 500  # first-parent commits searched for the one that introduced an action

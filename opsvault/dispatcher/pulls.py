@@ -18,11 +18,11 @@ from opsvault.dispatcher.cache import Cache, PullEntry
 from opsvault.dispatcher.commands import Conversation, read_conversation
 from opsvault.dispatcher.fire import iso, parse_iso, sha256
 from opsvault.dispatcher.hold import HOLD_LABEL
-from opsvault.dispatcher.mainline import Mainline
-from opsvault.dispatcher.notify import Notification, Notifier, sinks_named
+from opsvault.dispatcher.notify import sinks_named
 from opsvault.dispatcher.records import Outcome, ResultRecord
 from opsvault.dispatcher.report import Decision
 from opsvault.dispatcher.state import Act, PullFacts, decide_pull, next_timer
+from opsvault.dispatcher.types import Notification
 from opsvault.errors import (
     FileTooLargeError,
     ForgeConflict,
@@ -30,9 +30,8 @@ from opsvault.errors import (
     ForgeUnavailable,
     OpsvaultError,
 )
-from opsvault.forge.base import (
+from opsvault.forge.types import (
     CommitStatus,
-    Forge,
     ListState,
     PullRequest,
     PullState,
@@ -46,6 +45,7 @@ from opsvault.policy.classify import (
     is_action_path,
 )
 from opsvault.policy.model import Policy, Tier
+from opsvault.ports import Forge, Mainline, Notifier
 from opsvault.vault.duration import render_duration
 from opsvault.vault.request import action_id_for, id_problems
 from opsvault.vault.schema import MAX_FILE_BYTES

@@ -10,9 +10,9 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Protocol
 
 from opsvault.errors import RunnerError
+from opsvault.ports import SecretSource
 
 SECRET_NAME = re.compile(r"[A-Z][A-Z0-9_]*")
 ENV_PREFIX = "OPSVAULT_SECRET_"
@@ -20,18 +20,6 @@ ENV_PREFIX = "OPSVAULT_SECRET_"
 MIN_REDACTED_LENGTH = 4
 """Secret values shorter than this are not redacted: replacing every 'ab' in the
 output would destroy it while hiding nothing a guess would not find."""
-
-
-class SecretSource(Protocol):
-    """Look up secret values by name."""
-
-    def get(self, name: str) -> str | None:
-        """Return the value of secret *name*, or None if this source does not have it.
-
-        Raise RunnerError if *name* is not ``^[A-Z][A-Z0-9_]*$`` or the source
-        refuses to read it (e.g. a file that resolves outside the directory).
-        """
-        ...
 
 
 def check_secret_name(name: str) -> None:

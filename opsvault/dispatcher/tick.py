@@ -30,11 +30,11 @@ from opsvault.dispatcher.fire import (
     plan_fire,
     result_changes,
 )
-from opsvault.dispatcher.notify import Notification, sinks_named
+from opsvault.dispatcher.notify import sinks_named
 from opsvault.dispatcher.pulls import PullContext, RecordIntent, process_pulls
 from opsvault.dispatcher.records import HALT, archive_paths, render_record
 from opsvault.dispatcher.report import Decision, TickReport
-from opsvault.dispatcher.runner import RunResult
+from opsvault.dispatcher.types import Notification, RunResult
 from opsvault.errors import ForgeUnavailable, GitError, OpsvaultError, PushRejected
 from opsvault.git.base import Identity
 from opsvault.policy.model import Tier
@@ -47,7 +47,7 @@ RESULT_ATTEMPTS = 8
 
 
 def _requests(app: App) -> int:
-    return int(getattr(app.forge, "requests_made", 0))
+    return app.forge.requests_made
 
 
 @dataclass(slots=True)

@@ -20,7 +20,23 @@ from urllib.parse import quote
 import httpx
 
 from opsvault.errors import ForgeAuthError, ForgeConflict, ForgeError, ForgeNotFound
-from opsvault.forge.base import (
+from opsvault.forge.errors import ForgeOutcomeUnknown
+from opsvault.forge.parse import (
+    changed_file_ref,
+    parse_branch_protection,
+    parse_changed_file,
+    parse_comment,
+    parse_issue,
+    parse_label,
+    parse_permission,
+    parse_pull_request,
+    parse_review,
+    parse_time,
+    parse_timeline_event,
+)
+from opsvault.forge.session import Backoff, RequestBudget, Session, error_for
+from opsvault.forge.token import ForgeToken
+from opsvault.forge.types import (
     BranchProtection,
     ChangedFileInfo,
     Comment,
@@ -39,22 +55,6 @@ from opsvault.forge.base import (
     ensure_marker,
     settle_merge,
 )
-from opsvault.forge.errors import ForgeOutcomeUnknown
-from opsvault.forge.parse import (
-    changed_file_ref,
-    parse_branch_protection,
-    parse_changed_file,
-    parse_comment,
-    parse_issue,
-    parse_label,
-    parse_permission,
-    parse_pull_request,
-    parse_review,
-    parse_time,
-    parse_timeline_event,
-)
-from opsvault.forge.session import Backoff, RequestBudget, Session, error_for
-from opsvault.forge.token import ForgeToken
 
 log = logging.getLogger(__name__)
 

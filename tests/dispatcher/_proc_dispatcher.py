@@ -55,7 +55,7 @@ class AppendingRunner:
         self.die_inside = die_inside
 
     def execute(self, request):  # type: ignore[no-untyped-def]
-        from opsvault.dispatcher.runner import RunResult
+        from opsvault.dispatcher.types import RunResult
 
         started = time.time()
         append_line(self.log, f"{request.action_id} {os.getpid()}")
@@ -99,13 +99,13 @@ def _pending(repo, main: str) -> list[str]:  # type: ignore[no-untyped-def]
 def run(spec: ProcSpec) -> int:
     from opsvault.app import App
     from opsvault.config import DispatcherSettings, Settings
-    from opsvault.dispatcher.mainline import RemoteMainline
     from opsvault.dispatcher.notify import RecordingNotifier
     from opsvault.dispatcher.report import report_data
     from opsvault.dispatcher.tick import tick
     from opsvault.forge.client import ForgejoClient
     from opsvault.forge.token import ForgeToken
     from opsvault.git.local import Pygit2OpsRepo
+    from opsvault.git.mainline import RemoteMainline
     from opsvault.testing.fake_forgejo.protection import PUSHER_ENV
 
     clone = Path(spec.clone)

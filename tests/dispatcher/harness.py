@@ -12,14 +12,15 @@ from pathlib import Path
 from opsvault._resources import data_dir
 from opsvault.app import App
 from opsvault.config import DispatcherSettings, Settings
-from opsvault.dispatcher.mainline import RemoteMainline
 from opsvault.dispatcher.notify import RecordingNotifier
 from opsvault.dispatcher.report import TickReport
-from opsvault.dispatcher.runner import RecordingRunner, Runner
+from opsvault.dispatcher.runner import RecordingRunner
 from opsvault.dispatcher.tick import tick
 from opsvault.forge.client import ForgejoClient
 from opsvault.forge.token import ForgeToken
 from opsvault.git.local import Pygit2OpsRepo
+from opsvault.git.mainline import RemoteMainline
+from opsvault.ports import Runner
 from opsvault.testing.fake_forgejo.model import BranchProtection
 from opsvault.testing.fake_forgejo.protection import PUSHER_ENV
 from opsvault.testing.fake_forgejo.server import FakeForgejo

@@ -11,7 +11,7 @@ import pytest
 
 from opsvault.dispatcher.runner import RecordingRunner
 from opsvault.errors import ForgeConflict
-from opsvault.forge.base import TimelineKind
+from opsvault.forge.types import TimelineKind
 from opsvault.testing.fake_forgejo.pytest_plugin import assert_no_violations
 from tests.dispatcher.harness import HOOK, NOOP, Harness, make_harness
 from tests.security.test_hold import veto_policy

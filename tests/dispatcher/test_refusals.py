@@ -200,7 +200,7 @@ def test_hold_label_vetoes_the_window(veto: Harness) -> None:
 
 
 def test_request_changes_vetoes_the_window(veto: Harness) -> None:
-    from opsvault.forge.base import ReviewState
+    from opsvault.forge.types import ReviewState
 
     number = veto.propose("deploy-1", HOOK.format(n=1))
     veto.tick()

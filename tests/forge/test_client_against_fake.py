@@ -9,7 +9,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from opsvault.errors import ForgeConflict, ForgeNotFound
-from opsvault.forge.base import (
+from opsvault.forge.client import ForgejoClient
+from opsvault.forge.types import (
     CommitStatus,
     FileStatus,
     ListState,
@@ -19,7 +20,6 @@ from opsvault.forge.base import (
     ReviewState,
     StatusState,
 )
-from opsvault.forge.client import ForgejoClient
 from opsvault.testing.fake_forgejo.clients import client_for
 from opsvault.testing.fake_forgejo.model import BranchProtection as RuleModel
 from opsvault.testing.fake_forgejo.server import FakeForgejo
@@ -245,8 +245,7 @@ def test_branch_protection(world: World) -> None:
     )
     rule = world.bot.fetch_branch_protection("main")
     assert rule is not None
-    assert rule.push_whitelist_usernames == ("opsvault-bot",)
-    assert rule.approvals_whitelist_usernames == ("alice",)
+    assert (rule.rule_name, rule.required_approvals) == ("main", 1)
     assert world.bot.fetch_branch_protection("dev") is None
 
 

@@ -20,10 +20,10 @@ from opsvault.errors import (
     ForgeNotFound,
     PushRejected,
 )
-from opsvault.forge.base import (
+from opsvault.forge.local import LocalForge
+from opsvault.forge.types import (
     CommitStatus,
     FileStatus,
-    Forge,
     ListState,
     Permission,
     Proposal,
@@ -31,9 +31,9 @@ from opsvault.forge.base import (
     ReviewState,
     StatusState,
 )
-from opsvault.forge.local import LocalForge
 from opsvault.git.base import Identity
 from opsvault.git.local import Pygit2OpsRepo
+from opsvault.ports import Forge
 
 T0 = datetime(2026, 4, 1, 12, 0, tzinfo=UTC)
 AGENT = Identity("dev-bot", "dev-bot@localhost")
