@@ -339,9 +339,11 @@ class ForgejoClient:
                     pr = self.fetch_pull_request(number)
                     return MergeResult(number, head_sha, pr.merge_commit_sha)
                 problem = error_for("POST", path, response)
-                if response.status_code not in (403, 405, 409):
+                if response.status_code not in (403, 404, 405, 409):
                     raise problem
-            # §10, §16: 403/405/409 and lost answers can follow a successful merge.
+            # §10, §16: 403/405/409 and lost answers can follow a successful merge;
+            # 404 is also Forgejo's answer for a closed PR (§10): a conflict, not
+            # a missing PR, which the re-read below tells apart.
             settled = settle_merge(self.fetch_pull_request(number), head_sha)
             if settled is not None:
                 return settled
