@@ -1,14 +1,25 @@
-"""End-to-end dispatcher flows against the fake Forgejo, with real git."""
+"""End-to-end dispatcher flows, with real git, on both forges: LocalForge and the fake Forgejo."""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from datetime import timedelta
 
 import pytest
 
 from opsvault.dispatcher.runner import RecordingRunner
-from tests.dispatcher.harness import HOOK, HUMAN, NOOP, Harness
+from tests.dispatcher.harness import HOOK, HUMAN, NOOP
+from tests.dispatcher.harness import Harness as ForgejoHarness
+from tests.dispatcher.local_harness import LocalHarness
+
+Harness = ForgejoHarness | LocalHarness
+
+
+@pytest.fixture
+def vault(any_vault: Harness) -> Iterator[Harness]:
+    """Every flow here runs once per forge (the ``any_vault`` params)."""
+    yield any_vault
 
 
 def records(vault: Harness, family: str) -> dict[str, dict]:
