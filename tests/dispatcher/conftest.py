@@ -11,25 +11,16 @@ from tests.dispatcher.local_harness import LocalHarness, make_local_harness
 
 
 @pytest.fixture
-def vault(tmp_path: Path) -> Iterator[Harness]:
-    harness = make_harness(tmp_path)
-    try:
-        yield harness
-    finally:
-        harness.close()
-    assert_no_violations(harness.forge)
-
-
-@pytest.fixture(params=["local", "forgejo"])
-def any_vault(
+def vault(
     request: pytest.FixtureRequest, tmp_path: Path
 ) -> Iterator[Harness | LocalHarness]:
-    """A dispatcher on each forge in turn: LocalForge, then ForgejoClient + fake.
+    """A dispatcher with real git on the fake Forgejo, or, parametrised, on each forge.
 
-    A module whose flows hold on both forges uses it as its ``vault``
-    (see tests/dispatcher/test_flows.py).
+    Tests marked ``@both_forges`` (tests/dispatcher/local_harness.py) get it
+    once with ``LocalForge`` and once with ``ForgejoClient`` + fake; the
+    others get the fake Forgejo only.
     """
-    if request.param == "local":
+    if getattr(request, "param", "forgejo") == "local":
         yield make_local_harness(tmp_path)
         return
     harness = make_harness(tmp_path)

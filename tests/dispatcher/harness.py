@@ -207,6 +207,10 @@ class Harness:
         when = self.at(at) if at is not None else self.at(self.now[0] + POLL - T0)
         return tick(app or self.app(), when, dry_run=dry_run)
 
+    def push_main(self, files: dict[str, str | bytes | None], author: str) -> str:
+        """Commit *files* straight onto main as *author* (an admin's direct push)."""
+        return self.forge.push(REPO, "main", files, author=author)
+
     def main_files(self, prefix: str) -> list[str]:
         store = self.forge.repo(REPO).git
         repo = Pygit2OpsRepo.open(store.path)

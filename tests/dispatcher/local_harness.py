@@ -1,7 +1,7 @@
 """The local-mode twin of ``harness.Harness``: the same calls, over LocalForge and a local ops repo.
 
 Flow tests written against these calls run on both forges (the ``vault``
-fixture of ``tests/dispatcher/test_flows.py``). The dispatcher is wired as
+fixture, parametrised with ``both_forges``). The dispatcher is wired as
 ``config.build_app`` wires local mode: ``LocalForge`` acting as the identity,
 ``LocalMainline`` on the ops repo itself.
 """
@@ -12,6 +12,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
+
+import pytest
 
 from opsvault.app import App
 from opsvault.config import DispatcherSettings, Settings
@@ -29,6 +31,9 @@ from tests.conftest import init_repo
 from tests.dispatcher.harness import POLL, T0, template_files
 
 OPERATOR = "alice"  # the admin of local mode (docs/local-mode.md)
+
+both_forges = pytest.mark.parametrize("vault", ["local", "forgejo"], indirect=True)
+"""Run a test taking the ``vault`` fixture once per forge (tests/dispatcher/conftest.py)."""
 
 
 @dataclass
@@ -122,6 +127,16 @@ class LocalHarness:
     ) -> TickReport:
         when = self.at(at) if at is not None else self.at(self.now[0] + POLL - T0)
         return tick(app or self.app(), when, dry_run=dry_run)
+
+    def push_main(self, files: dict[str, str | bytes | None], author: str) -> str:
+        """Commit *files* straight onto main as *author* (an admin's direct push)."""
+        encoded = {p: c.encode() if isinstance(c, str) else c for p, c in files.items()}
+        old = self.repo.resolve("refs/heads/main")
+        commit = self.repo.commit_files(
+            old, encoded, "direct push", Identity(author, f"{author}@localhost"), when=0
+        )
+        LocalMainline(self.repo).publish(commit, old)
+        return commit
 
     def main_files(self, prefix: str) -> list[str]:
         return list(self.repo.list_files(self.repo.resolve("refs/heads/main"), prefix))

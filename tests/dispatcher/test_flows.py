@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from datetime import timedelta
 
 import pytest
@@ -11,15 +10,10 @@ import pytest
 from opsvault.dispatcher.runner import RecordingRunner
 from tests.dispatcher.harness import HOOK, HUMAN, NOOP
 from tests.dispatcher.harness import Harness as ForgejoHarness
-from tests.dispatcher.local_harness import LocalHarness
+from tests.dispatcher.local_harness import LocalHarness, both_forges
 
 Harness = ForgejoHarness | LocalHarness
-
-
-@pytest.fixture
-def vault(any_vault: Harness) -> Iterator[Harness]:
-    """Every flow here runs once per forge (the ``any_vault`` params)."""
-    yield any_vault
+pytestmark = both_forges  # every flow here runs once per forge
 
 
 def records(vault: Harness, family: str) -> dict[str, dict]:
