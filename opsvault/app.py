@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -21,6 +22,10 @@ if TYPE_CHECKING:
 
 def _no_checkpoint(name: str) -> None:
     return None
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
 
 
 @dataclass(slots=True)
@@ -38,5 +43,8 @@ class App:
     # Called with a name at each step between claim and result ("claimed", "executed",
     # "recorded"); the exactly-once tests kill the process there. A no-op otherwise.
     checkpoint: Callable[[str], None] = field(default=_no_checkpoint)
+    # The wall clock. A tick measures how long it has run with it (claim deadlines
+    # count from the claim commit, invariant I8); tests replace it to slow a tick down.
+    clock: Callable[[], datetime] = field(default=_utcnow)
     # PRs webhooks said changed; the service wakes the tick (docs/forgejo.md "Webhook")
     nudges: Nudges = field(default_factory=Nudges)

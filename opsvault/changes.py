@@ -7,6 +7,8 @@ formulas and used ids come from *base* only; new action files are read at *head*
 
 from __future__ import annotations
 
+import hashlib
+import json
 from dataclasses import dataclass
 
 from opsvault.errors import FileTooLargeError, InvalidFileError
@@ -82,6 +84,84 @@ def classify_commits(
     """
     result = merged_result(repo, base_commit, head_commit)
     return classify_landed(repo, base_commit, result, state)
+
+
+@dataclass(frozen=True, slots=True)
+class ChangeManifest:
+    """Exactly what a change does to a tree: each path it touches and its new blob.
+
+    ``entries`` are ``(path, blob id)`` sorted by path, with None for a path
+    the change deletes (a rename is its old path deleted plus its new path).
+    Two changes are the same change iff their manifests are equal, whatever
+    commits they were computed between (invariant I1, ADR 0004).
+    """
+
+    entries: tuple[tuple[str, str | None], ...]
+
+    def digest(self) -> str:
+        """Return the sha256 of the canonical JSON form of the entries."""
+        text = json.dumps([list(e) for e in self.entries], separators=(",", ":"))
+        return hashlib.sha256(text.encode()).hexdigest()
+
+    def differences(self, landed: ChangeManifest) -> tuple[str, ...]:
+        """Return, one line per path, how *landed* differs from this (classified) manifest."""
+        mine, theirs = dict(self.entries), dict(landed.entries)
+        lines = []
+        for path in sorted(set(mine) | set(theirs)):
+            if path not in theirs:
+                lines.append(f"{path!r}: classified but not changed by the merge")
+            elif path not in mine:
+                what = "deleted" if theirs[path] is None else "changed"
+                lines.append(f"{path!r}: {what} by the merge but never classified")
+            elif mine[path] != theirs[path]:
+                lines.append(
+                    f"{path!r}: landed as {_blob(theirs[path])}, "
+                    f"classified as {_blob(mine[path])}"
+                )
+        return tuple(lines)
+
+
+def _blob(blob: str | None) -> str:
+    return "deleted" if blob is None else f"blob {blob[:12]}"
+
+
+def change_manifest(repo: OpsRepo, parent: str, commit: str) -> ChangeManifest:
+    """Return the manifest of what *commit* changes relative to *parent* (its first parent, say)."""
+    entries: dict[str, str | None] = {}
+    for change in repo.changed_files(parent, commit):
+        if change.kind is ChangeKind.DELETED:
+            entries[change.path] = None
+            continue
+        if change.old_path is not None:
+            entries[change.old_path] = None
+        entries[change.path] = repo.blob_id(commit, change.path)
+    return ChangeManifest(tuple(sorted(entries.items())))
+
+
+@dataclass(frozen=True, slots=True)
+class MergePreview:
+    """The verdict on merging a head into a base, and the manifest it was computed from."""
+
+    base_commit: str
+    verdict: ChangeVerdict
+    manifest: ChangeManifest
+
+
+def preview_merge(
+    repo: OpsRepo, base_commit: str, head_commit: str, state: BaseState
+) -> MergePreview:
+    """Return ``classify_commits``'s verdict together with the exact change it judged.
+
+    The manifest is what a merge of *head_commit* onto *base_commit* must change,
+    path by path and blob by blob; the dispatcher records it in its merge
+    commit and checks the landed merge against it (ADR 0004).
+    """
+    result = merged_result(repo, base_commit, head_commit)
+    return MergePreview(
+        base_commit,
+        classify_landed(repo, base_commit, result, state),
+        change_manifest(repo, base_commit, result),
+    )
 
 
 def classify_landed(

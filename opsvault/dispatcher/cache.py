@@ -37,6 +37,7 @@ class Cache:
     watermark: str | None = None
     pulls: dict[str, PullEntry] = field(default_factory=dict)
     merges: dict[str, int] = field(default_factory=dict)  # merge commit id -> PR number
+    checked: str | None = None  # main up to which dispatcher merges were checked (I1)
 
     loaded: str = ""  # the text read from disk: an unchanged cache is not rewritten
 
@@ -46,7 +47,12 @@ class Cache:
             for n, p in self.pulls.items()
         }
         return json.dumps(
-            {"watermark": self.watermark, "pulls": pulls, "merges": self.merges}
+            {
+                "watermark": self.watermark,
+                "pulls": pulls,
+                "merges": self.merges,
+                "checked": self.checked,
+            }
         )
 
 
@@ -59,6 +65,7 @@ def load_cache(state_dir: Path) -> Cache:
             watermark=data.get("watermark"),
             pulls={n: PullEntry(**p) for n, p in data.get("pulls", {}).items()},
             merges={str(k): int(v) for k, v in data.get("merges", {}).items()},
+            checked=data.get("checked"),
             loaded=text,
         )
     except (OSError, ValueError, TypeError):

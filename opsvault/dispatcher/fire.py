@@ -20,6 +20,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from opsvault.dispatcher.execution import execution_request, lock_keys
+from opsvault.dispatcher.integrity import MergeMismatch
 from opsvault.dispatcher.provenance import Provenance, establish, introducing_commits
 from opsvault.dispatcher.records import (
     ACTIONS,
@@ -91,6 +92,8 @@ class FirePlan:
     exists: Callable[[str], bool] = field(
         default=lambda path: False
     )  # is this path on main
+    mismatches: list[MergeMismatch] = field(default_factory=list)
+    planned_at: datetime | None = None  # the time claims made in this plan count from
 
 
 @dataclass(frozen=True, slots=True)
@@ -161,7 +164,7 @@ def _record_base(
 def plan_fire(ctx: FireContext, main: str) -> FirePlan:
     """Decide, for every action on *main*, whether it is refused, done, expired or claimed."""
     snapshot = CommitSnapshot(ctx.repo, main)
-    plan = FirePlan(exists=lambda path: has_file(snapshot, path))
+    plan = FirePlan(exists=lambda path: has_file(snapshot, path), planned_at=ctx.now)
     held: set[str] = set()
     for path in snapshot.list_files(RUNNING):
         if path.endswith(".claim.json"):
@@ -187,6 +190,13 @@ def plan_fire(ctx: FireContext, main: str) -> FirePlan:
             ):  # ForgeUnavailable: the whole tick ends, retried next time
                 raise
             plan.decisions.append(Decision(f"action:{path}", "error", str(exc)))
+        except Exception as exc:  # a bug must not keep other actions from firing (I5)
+            log.exception("%s: unexpected error while planning it", path)
+            plan.decisions.append(
+                Decision(f"action:{path}", "error", f"unexpected {exc!r}")
+            )
+    if plan.mismatches:
+        return plan  # the caller turns it into a HALT (halt.plan_halt): nothing fires
     _plan_recovery(ctx, main, snapshot, plan)
     _batch_deadline(ctx, plan)
     return plan
@@ -255,6 +265,9 @@ def _plan_action(
         ctx.known_merges,
         introduced if path in introduced else None,
     )
+    if isinstance(found, MergeMismatch):
+        plan.mismatches.append(found)  # the whole plan becomes a HALT: nothing fires
+        return
     if isinstance(found, Refusal):
         refuse(
             str(found),
@@ -455,80 +468,92 @@ def _plan_recovery(
     for path in snapshot.list_files(RUNNING):
         if not path.endswith(".toml"):
             continue
-        action_id = path.rsplit("/", 1)[1].removesuffix(".toml")
-        data = _claim_data(snapshot.read_file(claim_path(action_id)))
-        deadline = data.get("deadline")
-        if deadline and parse_iso(deadline) > ctx.now:
-            continue  # still someone's live claim
-        content = snapshot.read_file(path) or b""
-        formula = _approved_formula(ctx, data)
-        attempt = int(data.get("attempt", 1))
-        if (
-            formula is not None
-            and data.get("idempotent") is True
-            and attempt < MAX_ATTEMPTS
-        ):
-            try:
-                action = parse_action(content, action_path(action_id))
-            except InvalidFileError:
-                action = None
-            if action is not None:
-                renewed = {
-                    **data,
-                    "claimed_by": ctx.claim_token,
-                    "claimed_at": iso(ctx.now),
-                    "deadline": iso(ctx.now + formula.timeout + CLAIM_GRACE),
-                    "attempt": attempt + 1,
-                }
-                plan.changes[claim_path(action_id)] = (
-                    json.dumps(renewed, indent=2, sort_keys=True) + "\n"
-                ).encode()
-                plan.claims.append(Claim(action, formula, renewed))
-                plan.decisions.append(
-                    Decision(
-                        f"action:{action_id}",
-                        "reclaimed",
-                        f"idempotent; attempt {attempt + 1}",
-                    )
+        try:
+            _recover(ctx, snapshot, plan, path)
+        except Exception as exc:  # one broken claim never stops the others (I5)
+            if isinstance(exc, OpsvaultError) and exc.exit_code == 75:
+                raise
+            log.exception("%s: unexpected error while recovering it", path)
+            plan.decisions.append(
+                Decision(f"action:{path}", "error", f"unexpected {exc!r}")
+            )
+
+
+def _recover(
+    ctx: FireContext, snapshot: CommitSnapshot, plan: FirePlan, path: str
+) -> None:
+    action_id = path.rsplit("/", 1)[1].removesuffix(".toml")
+    data = _claim_data(snapshot.read_file(claim_path(action_id)))
+    deadline = data.get("deadline")
+    if deadline and parse_iso(deadline) > ctx.now:
+        return  # still someone's live claim
+    content = snapshot.read_file(path) or b""
+    formula = _approved_formula(ctx, data)
+    attempt = int(data.get("attempt", 1))
+    if (
+        formula is not None
+        and data.get("idempotent") is True
+        and attempt < MAX_ATTEMPTS
+    ):
+        try:
+            action = parse_action(content, action_path(action_id))
+        except InvalidFileError:
+            action = None
+        if action is not None:
+            renewed = {
+                **data,
+                "claimed_by": ctx.claim_token,
+                "claimed_at": iso(ctx.now),
+                "deadline": iso(ctx.now + formula.timeout + CLAIM_GRACE),
+                "attempt": attempt + 1,
+            }
+            plan.changes[claim_path(action_id)] = (
+                json.dumps(renewed, indent=2, sort_keys=True) + "\n"
+            ).encode()
+            plan.claims.append(Claim(action, formula, renewed))
+            plan.decisions.append(
+                Decision(
+                    f"action:{action_id}",
+                    "reclaimed",
+                    f"idempotent; attempt {attempt + 1}",
                 )
-                continue
-        fields = {
-            k: data[k]
-            for k in (
-                "tier",
-                "policy_commit",
-                "pr",
-                "proposer",
-                "approver",
-                "head_commit",
-                "merge_commit",
-                "formula",
-                "formula_sha256",
             )
-            if k in data
-        }
-        record = ResultRecord(
-            id=action_id,
-            outcome=Outcome.INTERRUPTED,
-            reason="claim-expired",
-            detail=f"claimed by {data.get('claimed_by', 'unknown')} at {data.get('claimed_at', 'unknown')}; no result by {deadline or 'its deadline'}",
-            reasons=tuple(data.get("reasons", ())),
-            action_sha256=sha256(content),
-            dispatcher=ctx.identity,
-            attempt=attempt,
-            **fields,
+            return
+    fields = {
+        k: data[k]
+        for k in (
+            "tier",
+            "policy_commit",
+            "pr",
+            "proposer",
+            "approver",
+            "head_commit",
+            "merge_commit",
+            "formula",
+            "formula_sha256",
         )
-        plan.changes[claim_path(action_id)] = None
-        archive(plan, path, action_id, content, record, ctx.now)
-        plan.decisions.append(
-            Decision(f"action:{action_id}", "interrupted", record.detail)
+        if k in data
+    }
+    record = ResultRecord(
+        id=action_id,
+        outcome=Outcome.INTERRUPTED,
+        reason="claim-expired",
+        detail=f"claimed by {data.get('claimed_by', 'unknown')} at {data.get('claimed_at', 'unknown')}; no result by {deadline or 'its deadline'}",
+        reasons=tuple(data.get("reasons", ())),
+        action_sha256=sha256(content),
+        dispatcher=ctx.identity,
+        attempt=attempt,
+        **fields,
+    )
+    plan.changes[claim_path(action_id)] = None
+    archive(plan, path, action_id, content, record, ctx.now)
+    plan.decisions.append(Decision(f"action:{action_id}", "interrupted", record.detail))
+    plan.alerts.append(
+        (
+            "interrupted",
+            f"{action_id} was interrupted and is not re-run: {record.detail}",
         )
-        plan.alerts.append(
-            (
-                "interrupted",
-                f"{action_id} was interrupted and is not re-run: {record.detail}",
-            )
-        )
+    )
 
 
 def execute_claims(
@@ -536,19 +561,31 @@ def execute_claims(
     claims: list[Claim],
     max_concurrency: int,
     checkpoint: Callable[[str], None],
-) -> list[RunResult]:
-    """Run *claims* in a bounded pool, first claimed first started; results in claim order."""
+) -> list[RunResult | None]:
+    """Run *claims* in a bounded pool, first claimed first started; results in claim order.
+
+    A claim whose execution raised (a runner that broke its contract) has no
+    result (None): it stays claimed on main and is recovered after its
+    deadline like a crash, while the other claims' results are recorded (I5).
+    """
 
     def run(claim: Claim) -> RunResult:
         metadata = (("VAULT_PR", str(claim.pr)),) if claim.pr is not None else ()
         return runner.execute(execution_request(claim.action, claim.formula, metadata))
+
+    def isolated(claim: Claim) -> RunResult | None:
+        try:
+            return run(claim)
+        except Exception:
+            log.exception("%s: execution raised; it stays claimed", claim.action.id)
+            return None
 
     if not claims:
         return []
     with ThreadPoolExecutor(
         max_workers=max(1, max_concurrency), thread_name_prefix="vault-run"
     ) as pool:
-        results = list(pool.map(run, claims))
+        results = list(pool.map(isolated, claims))
     checkpoint("executed")
     return results
 
@@ -556,14 +593,19 @@ def execute_claims(
 def result_changes(
     snapshot: CommitSnapshot,
     claims: list[Claim],
-    results: list[RunResult],
+    results: list[RunResult | None],
     identity: str,
     now: datetime,
 ) -> tuple[dict[str, bytes | None], list[tuple[Claim, ResultRecord]]]:
-    """Return the changes recording *results* on top of *snapshot*, for claims still ours there."""
+    """Return the changes recording *results* on top of *snapshot*, for claims still ours there.
+
+    A None result (the execution raised) is not recorded: the claim stays.
+    """
     changes: dict[str, bytes | None] = {}
     recorded: list[tuple[Claim, ResultRecord]] = []
     for claim, result in zip(claims, results, strict=True):
+        if result is None:
+            continue
         action_id = claim.action.id
         current = _claim_data(snapshot.read_file(claim_path(action_id)))
         content = snapshot.read_file(running_path(action_id))
@@ -572,32 +614,13 @@ def result_changes(
                 "%s: our claim is gone from main; its result is not recorded", action_id
             )
             continue
-        data = claim.data
-        record = ResultRecord(
-            id=action_id,
-            outcome=Outcome(result.outcome),
-            reason=result.reason,
-            tier=data.get("tier"),
-            reasons=tuple(data.get("reasons", ())),
-            action_sha256=data.get("action_sha256"),
-            policy_commit=data.get("policy_commit"),
-            formula=data.get("formula"),
-            formula_sha256=data.get("formula_sha256"),
-            pr=data.get("pr"),
-            proposer=data.get("proposer"),
-            approver=data.get("approver"),
-            head_commit=data.get("head_commit"),
-            merge_commit=data.get("merge_commit"),
-            dispatcher=identity,
-            started_at=iso(datetime.fromtimestamp(result.started_at, UTC)),
-            ended_at=iso(datetime.fromtimestamp(result.ended_at, UTC)),
-            exit_code=result.exit_code,
-            output_tail=result.output_tail,
-            detail=f"failed at step {result.failed_step!r}"
-            if result.failed_step
-            else "",
-            attempt=int(data.get("attempt", 1)),
-        )
+        try:
+            record = _result_record(claim, result, identity)
+        except Exception:  # one malformed result never loses the others (I5)
+            log.exception(
+                "%s: its result cannot be recorded; it stays claimed", action_id
+            )
+            continue
         toml_path, result_path = archive_paths(record.outcome, action_id, now)
         changes[running_path(action_id)] = None
         changes[claim_path(action_id)] = None
@@ -605,3 +628,31 @@ def result_changes(
         changes[result_path] = render_record(record)
         recorded.append((claim, record))
     return changes, recorded
+
+
+def _result_record(claim: Claim, result: RunResult, identity: str) -> ResultRecord:
+    data = claim.data
+    record = ResultRecord(
+        id=claim.action.id,
+        outcome=Outcome(result.outcome),
+        reason=result.reason,
+        tier=data.get("tier"),
+        reasons=tuple(data.get("reasons", ())),
+        action_sha256=data.get("action_sha256"),
+        policy_commit=data.get("policy_commit"),
+        formula=data.get("formula"),
+        formula_sha256=data.get("formula_sha256"),
+        pr=data.get("pr"),
+        proposer=data.get("proposer"),
+        approver=data.get("approver"),
+        head_commit=data.get("head_commit"),
+        merge_commit=data.get("merge_commit"),
+        dispatcher=identity,
+        started_at=iso(datetime.fromtimestamp(result.started_at, UTC)),
+        ended_at=iso(datetime.fromtimestamp(result.ended_at, UTC)),
+        exit_code=result.exit_code,
+        output_tail=result.output_tail,
+        detail=f"failed at step {result.failed_step!r}" if result.failed_step else "",
+        attempt=int(data.get("attempt", 1)),
+    )
+    return record

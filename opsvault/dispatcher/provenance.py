@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from opsvault.changes import classify_landed
+from opsvault.dispatcher.integrity import MergeMismatch, check_merge
 from opsvault.dispatcher.state import MergeFacts, Refusal, Role
 from opsvault.forge.types import ListState, PullRequest, ReviewState
 from opsvault.git.base import ChangeKind, OpsRepo
@@ -188,11 +189,13 @@ def establish(
     identity: str,
     known_merges: dict[str, int],
     introduced: Mapping[str, str] | None = None,
-) -> Provenance | Refusal:
+) -> Provenance | Refusal | MergeMismatch:
     """Return the provenance of the action at *path* on *main*, or why it has none.
 
     *introduced* may hold the introducing commits found for all waiting actions
     in one walk (``introducing_commits``); without it the history is walked here.
+    A merge made by the dispatcher (*identity*) must land exactly the change its
+    commit message says was classified, else the MergeMismatch is returned (I1).
     """
     commit = (
         introduced.get(path)
@@ -208,6 +211,10 @@ def establish(
     pull = find_pull(forge, commit, info.time, known_merges)
     if pull is None:
         return Refusal.NO_PULL_REQUEST
+    if pull.merged_by == identity:
+        mismatch = check_merge(repo, commit, head_commit, pull.number)
+        if mismatch is not None:
+            return mismatch
     base = load_base_state(CommitSnapshot(repo, base_commit))
     # What the merge really did to main: its tree against its first parent (SR-1).
     verdict = classify_landed(repo, base_commit, commit, base)

@@ -13,13 +13,24 @@ import logging
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
-from opsvault.changes import classify_commits
+from opsvault.changes import (
+    ChangeManifest,
+    MergePreview,
+    classify_commits,
+    preview_merge,
+)
 from opsvault.dispatcher.cache import Cache, PullEntry
 from opsvault.dispatcher.commands import Conversation, read_conversation
 from opsvault.dispatcher.fire import iso, parse_iso, sha256
 from opsvault.dispatcher.hold import HOLD_LABEL
+from opsvault.dispatcher.integrity import (
+    MergeMismatch,
+    check_merge,
+    find_mismatches,
+    merge_message,
+)
 from opsvault.dispatcher.notify import sinks_named
-from opsvault.dispatcher.records import Outcome, ResultRecord
+from opsvault.dispatcher.records import HALT, Outcome, ResultRecord
 from opsvault.dispatcher.report import Decision
 from opsvault.dispatcher.state import Act, PullFacts, decide_pull, next_timer
 from opsvault.dispatcher.types import Notification
@@ -46,6 +57,7 @@ from opsvault.policy.classify import (
 )
 from opsvault.policy.model import Policy, Tier
 from opsvault.ports import Forge, Mainline, Notifier
+from opsvault.snapshot import CommitSnapshot, has_file, load_base_state
 from opsvault.vault.duration import render_duration
 from opsvault.vault.request import action_id_for, id_problems
 from opsvault.vault.schema import MAX_FILE_BYTES
@@ -85,11 +97,24 @@ class RecordIntent:
     record: ResultRecord
 
 
+@dataclass(frozen=True, slots=True)
+class Landed:
+    """A merge the dispatcher just made, and the change it classified for it."""
+
+    pr: int
+    merge_commit: str
+    head_commit: str
+    manifest: ChangeManifest
+
+
 @dataclass(slots=True)
 class PullsOutcome:
     decisions: list[Decision] = field(default_factory=list)
     records: list[RecordIntent] = field(default_factory=list)
     merged: int = 0
+    landed: list[Landed] = field(default_factory=list)
+    mismatches: list[MergeMismatch] = field(default_factory=list)
+    main: str | None = None  # main as the phase left it (re-read after each merge)
 
 
 @dataclass(slots=True)
@@ -129,9 +154,11 @@ def process_pulls(ctx: PullContext, main: str, base: BaseState) -> PullsOutcome:
             pulls.append(ctx.forge.fetch_pull_request(number))
         except ForgeNotFound:
             continue  # a webhook named a PR (or issue) the API does not show as one
+    out.main = main
     for pr in pulls:
         if pr.base_ref != ctx.mainline.branch:
             continue
+        landed, merged, failed = len(out.landed), out.merged, False
         try:
             if pr.state is PullState.OPEN:
                 _open_pull(ctx, main, base, pr, out)
@@ -139,13 +166,78 @@ def process_pulls(ctx: PullContext, main: str, base: BaseState) -> PullsOutcome:
                 _closed_pull(ctx, main, base, pr, out)
         except ForgeUnavailable:
             raise
-        except OpsvaultError as exc:
-            # One bad PR never stops the tick; it is looked at again next time.
-            out.decisions.append(Decision(f"pr#{pr.number}", "error", str(exc)))
+        except Exception as exc:
+            # One bad PR never stops the tick, not even a bug (I5); it is looked
+            # at again next time.
+            if not isinstance(exc, OpsvaultError):
+                log.exception("pr#%s: unexpected error", pr.number)
+            detail = (
+                str(exc) if isinstance(exc, OpsvaultError) else f"unexpected {exc!r}"
+            )
+            out.decisions.append(Decision(f"pr#{pr.number}", "error", detail))
             entry = cache.pulls.get(str(pr.number))
             if entry is not None:
                 entry.due = iso(ctx.now)
+            failed = True  # a merge call may have landed before it raised
+        if out.merged > merged or failed:
+            # Main moved: what lands next is classified against the new main (I1).
+            moved = _after_merge(ctx, out, main, out.landed[landed:])
+            if moved is None:
+                continue  # main did not move
+            main, next_base = moved
+            out.main = main
+            if out.mismatches or next_base is None:
+                break  # nothing more is merged this tick
+            base = next_base
     return out
+
+
+def _after_merge(
+    ctx: PullContext, out: PullsOutcome, old: str, merges: list[Landed]
+) -> tuple[str, BaseState | None] | None:
+    """Re-read main after a merge, check what landed since *old*, and load the new base.
+
+    Our own merges (*merges*) are checked against the manifests classified for
+    them; any other marked merge main gained meanwhile (another replica's, or
+    ours whose merge call raised after landing) against its mark. Return None
+    if main did not move; else the new main and its base state, or None for
+    the state when no further PR may be merged this tick (a mismatch, HALT on
+    main, or a policy that no longer loads).
+    """
+    main = ctx.mainline.refresh()
+    if main == old:
+        return None
+    ours = {landed.merge_commit for landed in merges}
+    for other in find_mismatches(ctx.repo, main, old):
+        if other.merge_commit not in ours:
+            out.mismatches.append(other)
+            out.decisions.append(
+                Decision(f"pr#{other.pr}", "merge-mismatch", other.render())
+            )
+    for landed in merges:
+        mismatch = check_merge(
+            ctx.repo,
+            landed.merge_commit,
+            landed.head_commit,
+            landed.pr,
+            landed.manifest,
+        )
+        if mismatch is not None:
+            out.mismatches.append(mismatch)
+            out.decisions.append(
+                Decision(f"pr#{landed.pr}", "merge-mismatch", mismatch.render())
+            )
+    if out.mismatches:
+        return main, None
+    snapshot = CommitSnapshot(ctx.repo, main)
+    if has_file(snapshot, HALT):
+        out.decisions.append(Decision("main", "halted", f"{HALT} appeared on main"))
+        return main, None
+    try:
+        return main, load_base_state(snapshot)
+    except OpsvaultError as exc:
+        out.decisions.append(Decision("main", "error", str(exc)))
+        return main, None
 
 
 DUE_LISTING_THRESHOLD = 10  # more due PRs than this: one listing beats a GET each
@@ -172,7 +264,8 @@ def _open_pull(
             Decision(subject, "waiting", "the head commit is not fetchable yet")
         )
         return
-    verdict = classify_commits(ctx.repo, main, pr.head_sha, base)
+    preview = preview_merge(ctx.repo, main, pr.head_sha, base)
+    verdict = preview.verdict
     policy = base.policy
     entry = ctx.cache.pulls.get(str(pr.number))
     if entry is None or entry.head != pr.head_sha:
@@ -257,7 +350,7 @@ def _open_pull(
                 entry.due = iso(ctx.now + MERGE_RETRY_FIRST)  # not a refusal
                 out.decisions.append(Decision(subject, "merge deferred", wait))
             else:
-                _merge(ctx, pr, effect.head_sha, verdict, effect.detail, out)
+                _merge(ctx, pr, effect.head_sha, verdict, preview, effect.detail, out)
         elif effect.act is Act.NOTIFY:
             _notify(ctx, pr, verdict, policy, effect.detail)
             entry.notified_head = effect.head_sha
@@ -446,6 +539,7 @@ def _merge(
     pr: PullRequest,
     head: str,
     verdict: ChangeVerdict,
+    preview: MergePreview,
     why: str,
     out: PullsOutcome,
 ) -> None:
@@ -453,12 +547,11 @@ def _merge(
     if ctx.dry_run:
         out.decisions.append(Decision(subject, "would merge", f"{why} at {head[:12]}"))
         return
+    message = merge_message(
+        pr.number, verdict.tier.label, preview.base_commit, preview.manifest
+    )
     try:
-        result = ctx.forge.merge(
-            pr.number,
-            head,
-            message=f"vault: merge #{pr.number} ({verdict.tier.label} tier)",
-        )
+        result = ctx.forge.merge(pr.number, head, message=message)
     except ForgeConflict as exc:
         out.decisions.append(Decision(subject, "merge refused by forge", str(exc)))
         entry = ctx.cache.pulls.get(str(pr.number))
@@ -471,6 +564,9 @@ def _merge(
         return
     if result.merge_commit_sha:
         ctx.cache.merges[result.merge_commit_sha] = pr.number
+        out.landed.append(
+            Landed(pr.number, result.merge_commit_sha, head, preview.manifest)
+        )
     ctx.cache.pulls.pop(str(pr.number), None)
     out.merged += 1
     again = " (an earlier attempt had merged it)" if result.already_merged else ""

@@ -147,6 +147,8 @@ class Refusal(StrEnum):
     )
     # the introducing merge did not add it as a new action (e.g. a merge restoring an old file)
     NOT_ADDED_BY_MERGE = "not-added-by-merge"
+    # a dispatcher merge whose first-parent diff is not what was classified (I1, ADR 0004)
+    MERGE_MISMATCH = "merge-mismatch"
     # a medium/high merge whose merger never approved the merged head (ADR 0008):
     # auto-merge, "mark as merged" and auto-detected merges carry no such proof
     MERGE_NOT_VOUCHED = "merge-not-vouched"

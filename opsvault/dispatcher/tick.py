@@ -17,12 +17,13 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
 from opsvault.app import App
-from opsvault.dispatcher.cache import load_cache, write_cache
+from opsvault.dispatcher.cache import Cache, load_cache, write_cache
 from opsvault.dispatcher.fire import (
+    CLAIM_GRACE,
     FireContext,
     FirePlan,
     execute_claims,
@@ -30,8 +31,15 @@ from opsvault.dispatcher.fire import (
     plan_fire,
     result_changes,
 )
+from opsvault.dispatcher.halt import mismatch_recorded, plan_halt
+from opsvault.dispatcher.integrity import MergeMismatch, find_mismatches
 from opsvault.dispatcher.notify import sinks_named
-from opsvault.dispatcher.pulls import PullContext, RecordIntent, process_pulls
+from opsvault.dispatcher.pulls import (
+    PullContext,
+    PullsOutcome,
+    RecordIntent,
+    process_pulls,
+)
 from opsvault.dispatcher.records import HALT, archive_paths, render_record
 from opsvault.dispatcher.report import Decision, TickReport
 from opsvault.dispatcher.types import Notification, RunResult
@@ -59,7 +67,17 @@ class _Progress:
 
 
 def tick(app: App, now: datetime, *, dry_run: bool = False) -> TickReport:
-    """Reconcile once and return what was decided and done. Never raises an OpsvaultError."""
+    """Reconcile once and return what was decided and done. Never raises an OpsvaultError.
+
+    *now* is when the tick started; later steps read the time as *now* plus
+    what ``app.clock`` says has elapsed since, so a claim's deadline counts
+    from the claim commit, not from the start of a slow tick (I8).
+    """
+    started = app.clock()
+
+    def clock() -> datetime:
+        return now + (app.clock() - started)
+
     decisions: list[Decision] = []
     errors: list[str] = []
     requests_before = _requests(app)
@@ -99,6 +117,11 @@ def tick(app: App, now: datetime, *, dry_run: bool = False) -> TickReport:
         return report()
 
     cache = load_cache(app.state_dir)
+    try:
+        earlier = _unchecked_mismatches(app, cache, main, snapshot)
+    except OpsvaultError as exc:
+        errors.append(f"main: merges since the last tick not checked: {exc}")
+        return report()
     pull_ctx = PullContext(
         app.forge,
         app.repo,
@@ -110,16 +133,28 @@ def tick(app: App, now: datetime, *, dry_run: bool = False) -> TickReport:
         cache,
         nudged=app.nudges.drain(),
     )
-    try:
-        pulls = process_pulls(pull_ctx, main, base)
-    except (ForgeUnavailable, GitError) as exc:
-        errors.append(f"forge: {exc}; the next tick retries")
-        return report()
+    if earlier:
+        # A merge since the last tick did not land as classified: halt at once (I1).
+        pulls = PullsOutcome(mismatches=earlier)
+        pulls.decisions.extend(
+            Decision(f"pr#{m.pr}", "merge-mismatch", m.render()) for m in earlier
+        )
+    else:
+        try:
+            pulls = process_pulls(pull_ctx, main, base)
+        except (ForgeUnavailable, GitError) as exc:
+            errors.append(f"forge: {exc}; the next tick retries")
+            return report()
+        except Exception as exc:  # a bug in the PR phase must not stop firing (I5)
+            log.exception("the pull-request phase failed")
+            errors.append(f"pull requests: unexpected {exc!r}; actions are still fired")
+            pulls = PullsOutcome()
+        cache.watermark = iso(now)
     decisions.extend(pulls.decisions)
-    cache.watermark = iso(now)
 
     try:
-        main = app.mainline.refresh() if pulls.merged else main
+        if pulls.merged:
+            main = app.mainline.refresh()
         ctx = FireContext(
             app.repo,
             app.forge,
@@ -131,16 +166,69 @@ def tick(app: App, now: datetime, *, dry_run: bool = False) -> TickReport:
             cache.merges,
             app.settings.dispatcher.max_concurrency,
         )
-        main, plan = _claim(app, ctx, main, pulls.records, dry_run, state, decisions)
+        if pulls.mismatches:
+            # A merge did not land as classified: record it, write HALT, fire nothing (I1).
+            state.halted = True
+            plan: FirePlan | None
+            try:
+                main, plan = _claim(
+                    app,
+                    ctx,
+                    main,
+                    pulls.records,
+                    dry_run,
+                    state,
+                    decisions,
+                    clock,
+                    lambda c, m: plan_halt(c, m, pulls.mismatches),
+                )
+            except OpsvaultError as exc:  # the admins were alerted all the same
+                errors.append(f"vault/HALT not written: {exc}; halt by hand")
+                return report()
+            if plan is None:  # the push kept losing: alert now, the next tick retries
+                plan = plan_halt(replace(ctx, now=clock()), main, pulls.mismatches)
+            if not dry_run:
+                _tell(app, plan, CommitSnapshot(app.repo, main), errors)
+            return report()
+        main, plan = _claim(
+            app, ctx, main, pulls.records, dry_run, state, decisions, clock
+        )
+        if plan is not None and HALT in plan.changes:
+            state.halted = True
         if plan is not None and plan.claims and not dry_run:
             app.checkpoint("claimed")
+            claimed_at = plan.planned_at or now
+            if clock() - claimed_at > CLAIM_GRACE:
+                # The claim is on main, but less than its full timeout is left:
+                # never start it; it is recovered after its deadline (I8).
+                for claim in plan.claims:
+                    decisions.append(
+                        Decision(
+                            f"action:{claim.action.id}",
+                            "late",
+                            f"claim pushed {clock() - claimed_at} after it was made; not started",
+                        )
+                    )
+                    plan.alerts.append(
+                        ("late", f"{claim.action.id}: claimed too late to start")
+                    )
+                plan.claims = []
             results = execute_claims(
                 app.runner,
                 plan.claims,
                 app.settings.dispatcher.max_concurrency,
                 app.checkpoint,
             )
-            main = _record(app, ctx, main, plan, results, state, decisions)
+            decisions.extend(
+                Decision(
+                    f"action:{claim.action.id}",
+                    "error",
+                    "its execution raised; it stays claimed and is recovered after its deadline",
+                )
+                for claim, result in zip(plan.claims, results, strict=True)
+                if result is None
+            )
+            main = _record(app, ctx, main, plan, results, state, decisions, clock)
             app.checkpoint("recorded")
         if plan is not None and not dry_run:
             _tell(app, plan, CommitSnapshot(app.repo, main), errors)
@@ -153,6 +241,27 @@ def tick(app: App, now: datetime, *, dry_run: bool = False) -> TickReport:
         if not dry_run:
             write_cache(app.state_dir, cache)
     return report()
+
+
+def _unchecked_mismatches(
+    app: App, cache: Cache, main: str, snapshot: CommitSnapshot
+) -> list[MergeMismatch]:
+    """Check the dispatcher merges main gained since the last tick; return the new mismatches.
+
+    Catches merges whose own tick died before checking them, and other
+    replicas' merges. A replica without a cache starts checking from today's
+    main (actions from older merges are still checked at fire time). A
+    mismatch already recorded on main was dealt with: it does not halt again;
+    one not yet recorded is found again by the next tick.
+    """
+    since, cache.checked = cache.checked, main
+    if since is None or since == main:
+        return []
+    found = find_mismatches(app.repo, main, since)
+    fresh = [m for m in found if not mismatch_recorded(snapshot, m)]
+    if fresh:
+        cache.checked = since  # checked again until its record (and HALT) is on main
+    return fresh
 
 
 def _commit(app: App, main: str, changes: dict[str, bytes | None], message: str) -> str:
@@ -179,10 +288,16 @@ def _claim(
     dry_run: bool,
     state: _Progress,
     decisions: list[Decision],
+    clock: Callable[[], datetime],
+    planner: Callable[[FireContext, str], FirePlan] | None = None,
 ) -> tuple[str, FirePlan | None]:
-    """Plan the fire phase and push its one commit; re-plan from the new main when the push loses."""
+    """Plan the fire phase and push its one commit; re-plan from the new main when the push loses.
+
+    Each attempt plans at the current time: claims made in it carry that time
+    and a deadline counted from it (I8).
+    """
     for _attempt in range(CLAIM_ATTEMPTS):
-        plan = plan_fire(ctx, main)
+        plan = (planner or _plan_or_halt)(replace(ctx, now=clock()), main)
         _add_intents(app, main, intents, plan)
         if dry_run or not plan.changes:
             decisions.extend(plan.decisions)
@@ -196,6 +311,12 @@ def _claim(
                 app.mainline.refresh()
             )  # another dispatcher won: its claims are on the new main
             continue
+        except OpsvaultError:
+            if (
+                plan.mismatches
+            ):  # HALT not written: the admins must still hear of it (I1)
+                _tell(app, plan, CommitSnapshot(app.repo, main), [])
+            raise
         state.commits += 1
         decisions.extend(plan.decisions)
         return new, plan
@@ -207,6 +328,22 @@ def _claim(
         )
     )
     return main, None
+
+
+def _plan_or_halt(ctx: FireContext, main: str) -> FirePlan:
+    """Return the fire plan, or the HALT plan when an action's merge did not land as classified."""
+    plan = plan_fire(ctx, main)
+    if not plan.mismatches:
+        return plan
+    halt = plan_halt(ctx, main, plan.mismatches)
+    snapshot = CommitSnapshot(ctx.repo, main)
+    if any(not mismatch_recorded(snapshot, m) for m in plan.mismatches):
+        return halt  # nothing is claimed in a commit that halts
+    # Every mismatch was dealt with before (its HALT lifted): refuse what is left, fire the rest.
+    plan.changes.update(halt.changes)
+    plan.decisions.extend(halt.decisions)
+    plan.alerts.extend(halt.alerts)
+    return plan
 
 
 def _add_intents(
@@ -261,15 +398,16 @@ def _record(
     ctx: FireContext,
     main: str,
     plan: FirePlan,
-    results: list[RunResult],
+    results: list[RunResult | None],
     state: _Progress,
     decisions: list[Decision],
+    clock: Callable[[], datetime],
 ) -> str:
     """Push one commit recording every result; retry on top of whatever main became."""
     for _attempt in range(RESULT_ATTEMPTS):
         snapshot = CommitSnapshot(app.repo, main)
         changes, recorded = result_changes(
-            snapshot, plan.claims, results, app.identity, ctx.now
+            snapshot, plan.claims, results, app.identity, clock()
         )
         if not changes:
             return main

@@ -11,7 +11,9 @@ from pathlib import Path
 
 from opsvault._resources import data_dir
 from opsvault.app import App
+from opsvault.changes import preview_merge
 from opsvault.config import DispatcherSettings, Settings
+from opsvault.dispatcher.integrity import merge_message
 from opsvault.dispatcher.notify import RecordingNotifier
 from opsvault.dispatcher.report import TickReport
 from opsvault.dispatcher.runner import RecordingRunner
@@ -21,6 +23,7 @@ from opsvault.forge.token import ForgeToken
 from opsvault.git.local import Pygit2OpsRepo
 from opsvault.git.mainline import RemoteMainline
 from opsvault.ports import Runner
+from opsvault.snapshot import CommitSnapshot, load_base_state
 from opsvault.testing.fake_forgejo.model import BranchProtection
 from opsvault.testing.fake_forgejo.protection import PUSHER_ENV
 from opsvault.testing.fake_forgejo.server import FakeForgejo
@@ -180,6 +183,23 @@ class Harness:
         if user != pr.author:
             self.client(user).approve(number, pr.head_sha, "looks right")
         self.client(user).merge(number, pr.head_sha)
+
+    def merge_as_dispatcher(self, number: int) -> None:
+        """Merge *number* with the dispatcher's identity and mark, as a low-tier tick would.
+
+        The mark (ADR 0004) is computed from the forge's current main, exactly
+        like the dispatcher computes it from the main it classified against.
+        """
+        repo = Pygit2OpsRepo.open(self.forge.repo(REPO).git.path)
+        main = repo.resolve("refs/heads/main")
+        pr = self.pull(number)
+        preview = preview_merge(
+            repo, main, pr.head_sha, load_base_state(CommitSnapshot(repo, main))
+        )
+        message = merge_message(
+            number, preview.verdict.tier.label, main, preview.manifest
+        )
+        self.client(self.identity).merge(number, pr.head_sha, message=message)
 
     def merge_unapproved(self, user: str, number: int) -> None:
         """Merge as *user* without approving first."""

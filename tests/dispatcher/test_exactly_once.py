@@ -24,10 +24,9 @@ QUEUE_LIMIT = 8  # claims per tick: the replicas take turns over several rounds
 
 def merge_as_dispatcher(vault: Harness, numbers: list[int]) -> None:
     """Merge *numbers* as the dispatcher's identity, as a low-tier merge would."""
-    client = vault.client(vault.identity)
     for number in numbers:
         vault.wait_for_checks()  # each merge moves main: the others are re-checked
-        client.merge(number, client.fetch_pull_request(number).head_sha)
+        vault.merge_as_dispatcher(number)
 
 
 def results_by_id(vault: Harness, family: str) -> Counter[str]:

@@ -50,8 +50,7 @@ def test_a_fresh_dispatcher_fires_an_action_a_reviewer_merged(vault: Harness) ->
 def test_a_new_replica_fires_what_another_replica_merged(vault: Harness) -> None:
     number = vault.propose("noop-1", NOOP.format(msg="a"))
     vault.wait_for_checks()
-    bot = vault.client(vault.identity)
-    bot.merge(number, bot.fetch_pull_request(number).head_sha)  # replica 1, then gone
+    vault.merge_as_dispatcher(number)  # replica 1 (with its mark, ADR 0004), then gone
     report = vault.tick(vault.app("replica2"))
     assert report.ok, report.errors
     assert executed(vault) == ["noop-1"]

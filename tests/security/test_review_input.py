@@ -248,15 +248,15 @@ def git_out(ops: Path, *args: str) -> str:
 LONG_NAME = "knowledge/" + "n" * 300  # one component over NAME_MAX (255 bytes)
 
 
-@pytest.mark.xfail(strict=True, raises=OSError, reason="finding R-3")
 def test_r3_a_file_name_over_name_max_never_makes_the_tick_raise(
     ops: Path, tmp_path: Path
 ) -> None:
     # _unsafe_write calls Path.is_symlink(), which raises ENAMETOOLONG (not swallowed
-    # like ENOENT); the OSError escapes LocalForge.merge and tick() after main moved,
-    # so the rest of the PR phase and the whole fire phase of that tick never run.
+    # like ENOENT); the OSError escaped LocalForge.merge and tick() after main moved,
+    # so the rest of the PR phase and the whole fire phase of that tick never ran.
+    # Fixed by per-PR isolation (I5, sec-merge): an `error` decision, the tick goes on.
     propose(ops, "long", {LONG_NAME: (b"x\n", FILE)})
-    local_tick(ops, tmp_path)  # raises OSError today
+    local_tick(ops, tmp_path)
 
 
 def _deep_path_proposal(ops: Path) -> None:
