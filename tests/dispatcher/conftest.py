@@ -5,9 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from opsvault.testing.fake_forgejo.pytest_plugin import assert_no_violations
-from tests.dispatcher.harness import Harness, make_harness
-from tests.dispatcher.local_harness import LocalHarness, make_local_harness
+from tests.dispatcher.harness import Harness
+from tests.dispatcher.local_harness import LocalHarness, open_vault
 
 
 @pytest.fixture
@@ -20,12 +19,5 @@ def vault(
     once with ``LocalForge`` and once with ``ForgejoClient`` + fake; the
     others get the fake Forgejo only.
     """
-    if getattr(request, "param", "forgejo") == "local":
-        yield make_local_harness(tmp_path)
-        return
-    harness = make_harness(tmp_path)
-    try:
+    with open_vault(getattr(request, "param", "forgejo"), tmp_path) as harness:
         yield harness
-    finally:
-        harness.close()
-    assert_no_violations(harness.forge)

@@ -8,7 +8,8 @@ fixture, parametrised with ``both_forges``). The dispatcher is wired as
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -27,13 +28,31 @@ from opsvault.git.base import Identity
 from opsvault.git.local import Pygit2OpsRepo
 from opsvault.git.mainline import LocalMainline
 from opsvault.ports import Runner
+from opsvault.testing.fake_forgejo.pytest_plugin import assert_no_violations
 from tests.conftest import init_repo
-from tests.dispatcher.harness import POLL, T0, template_files
+from tests.dispatcher.harness import POLL, T0, Harness, make_harness, template_files
 
 OPERATOR = "alice"  # the admin of local mode (docs/local-mode.md)
 
-both_forges = pytest.mark.parametrize("vault", ["local", "forgejo"], indirect=True)
+FORGES = ["local", "forgejo"]
+both_forges = pytest.mark.parametrize("vault", FORGES, indirect=True)
 """Run a test taking the ``vault`` fixture once per forge (tests/dispatcher/conftest.py)."""
+
+
+@contextmanager
+def open_vault(
+    kind: str, tmp_path: Path, policy_edit: Callable[[str], str] | None = None
+) -> Iterator[Harness | LocalHarness]:
+    """Yield a harness on forge *kind* ("local" or "forgejo"); check the fake at the end."""
+    if kind == "local":
+        yield make_local_harness(tmp_path, policy_edit)
+        return
+    harness = make_harness(tmp_path, policy_edit)
+    try:
+        yield harness
+    finally:
+        harness.close()
+    assert_no_violations(harness.forge)
 
 
 @dataclass
