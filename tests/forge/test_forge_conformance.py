@@ -8,6 +8,8 @@ stays in ``test_local_forge.py`` and the ``test_client_*.py`` files.
 
 from __future__ import annotations
 
+import inspect
+import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
@@ -378,3 +380,26 @@ def test_branch_protection_reads_required_approvals(
     rule = forge.bot.fetch_branch_protection("main")
     assert rule is not None
     assert (rule.rule_name, rule.required_approvals) == ("main", 2)
+
+
+def test_open_proposal_refuses_a_branch_with_other_content(forge: Side) -> None:
+    number = forge.propose()
+    proposal = Proposal(
+        branch="vault/noop-1",
+        base="main",
+        title="vault: noop-1",
+        body="Proposed by dev-bot",
+        message="vault: request noop-1",
+        files=((ACTION, b"other\n"),),
+    )
+    with pytest.raises(ForgeConflict):
+        forge.as_user("dev-bot").open_proposal(proposal)
+    assert forge.bot.fetch_pull_request(number).state is PullState.OPEN
+
+
+def test_every_port_member_is_exercised_here() -> None:
+    source = Path(__file__).read_text()
+    members = {n for n, _ in inspect.getmembers(Forge) if not n.startswith("_")}
+    assert {"whoami", "requests_made", "close", "merge"} <= members
+    missing = {m for m in members if not re.search(rf"\.{m}\b", source)}
+    assert not missing
