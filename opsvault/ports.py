@@ -79,8 +79,19 @@ class Forge(Protocol):
         """Return PR *number*; raise ``ForgeNotFound`` if there is none."""
         ...
 
+    def fetch_file(self, path: str, ref: str) -> bytes:
+        """Return the bytes of *path* at *ref* (branch or commit SHA).
+
+        Raise ``ForgeNotFound`` if *ref* has no such file.
+        """
+        ...
+
     def fetch_reviews(self, number: int) -> list[Review]:
         """Return every visible review of PR *number*, oldest first."""
+        ...
+
+    def fetch_comments(self, number: int) -> list[Comment]:
+        """Return every comment on the conversation of PR/issue *number*, oldest first."""
         ...
 
     def fetch_timeline(self, number: int) -> list[TimelineEvent]:

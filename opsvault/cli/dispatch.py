@@ -25,6 +25,7 @@ from opsvault.config import (
     settings_data,
     verify_identity,
 )
+from opsvault.dispatcher.identity import verify_not_approver
 from opsvault.dispatcher.report import TickReport, render_report, report_data
 from opsvault.dispatcher.service import run_service
 
@@ -109,7 +110,6 @@ def run(
     settings = load_settings(os.environ, config_path)
     _configure_logging(logging.WARNING if once else logging.INFO)
     app = build_app(settings, os.environ)
-    verify_identity(app)
     # The planner runs every planner.interval beside the ticks, never at the same
     # time as one (they share the repository); a failed run is logged, not fatal.
     from opsvault.dispatcher.tick import tick
@@ -121,6 +121,8 @@ def run(
     # here, so a bad secret file stops the start with exit 78.
     webhook = None if once else WebhookReceiver.from_settings(settings, app.nudges)
     try:
+        verify_identity(app)
+        verify_not_approver(app.forge, app.identity, app.mainline.branch)
         result = run_service(
             app,
             settings.dispatcher.interval,
@@ -165,16 +167,62 @@ def _render_settings(settings: Settings) -> str:
     return "\n".join(lines)
 
 
+def _check_identity(settings: Settings) -> None:
+    """Refuse (ConfigError, 78) when main's policy makes dispatcher.identity an approver.
+
+    Reads the policy through the forge (no clone is made); asks the forge about
+    the teams the policy names. A forge that cannot be reached ends the check
+    with its own error (exit 75).
+    """
+    from opsvault.ports import Forge
+
+    identity = settings.dispatcher.identity
+    forge: Forge
+    if settings.forge.kind is ForgeKind.LOCAL:
+        from opsvault.forge.local import LocalForge
+        from opsvault.git.local import Pygit2OpsRepo
+
+        if settings.forge.path is None:
+            return  # load_settings already reported it
+        repo = Pygit2OpsRepo.open(settings.forge.path)
+        forge = LocalForge(repo, identity, operator=settings.forge.operator)
+        verify_not_approver(forge, identity, "main")
+        return
+    from opsvault.forge.client import ForgejoClient
+
+    if settings.forge.token is None:
+        return  # load_settings already reported it
+    owner, name = settings.forge.repo.split("/", 1)
+    client = ForgejoClient(settings.forge.url, owner, name, settings.forge.token)
+    try:
+        verify_not_approver(client, identity, "main")
+    finally:
+        client.close()
+
+
 @dispatcher.command("check-config")
 @config_option
+@click.option(
+    "--offline",
+    is_flag=True,
+    help="Check the settings only: do not read the policy on main nor ask the "
+    "forge whether dispatcher.identity is an approver.",
+)
 @json_option
-def check_config(config_path: Path | None, as_json: bool) -> None:
+def check_config(config_path: Path | None, offline: bool, as_json: bool) -> None:
     """Validate the configuration and print the effective settings (the token masked).
 
     Each value is shown with where it came from: the file, an OPSVAULT_*
     variable, or the default. Exit status 78 lists every problem found.
+
+    Unless --offline, it also reads vault/policy.toml on main and refuses
+    (exit 78) when dispatcher.identity is listed as an admin, reviewer or bot,
+    or is a member of a team the policy names: the dispatcher is never an
+    approver (docs/forgejo.md shows how to let it merge without being one).
     """
     settings = load_settings(os.environ, config_path)
+    if not offline:
+        _check_identity(settings)
     if as_json:
         echo_json(
             {

@@ -59,6 +59,15 @@ class Operator:
     operator: str
 
 
+def _check_as(as_user: str | None) -> None:
+    """An explicit ``--as`` must name someone: an empty one is a usage error (exit 2)."""
+    if as_user is not None and not as_user.strip():
+        raise click.BadParameter(
+            "give a user name, or leave --as out to act as the operator",
+            param_hint="--as",
+        )
+
+
 def _operator(repo: Pygit2OpsRepo, as_user: str | None) -> Operator:
     operator = repo.config_value(OPERATOR_CONFIG) or os.environ.get("USER") or ""
     user = as_user or operator
@@ -198,6 +207,7 @@ def approve(
     from opsvault.changes import classify_ref_change
     from opsvault.snapshot import CommitSnapshot, load_policy
 
+    _check_as(as_user)
     repo = Pygit2OpsRepo.open(resolve_ops(ops))
     who = _operator(repo, as_user)
     forge = LocalForge(repo, who.user, operator=who.operator)
@@ -271,10 +281,13 @@ def reject(
 ) -> None:
     """Reject the local-mode proposal ID: close branch vault/ID without merging it.
 
-    The reason is posted as a comment and the branch is deleted (its commit
-    stays in the local forge record). The dispatcher records the action under
-    vault/rejected/ on main when it next sees the closed proposal. Nothing
-    runs, and the action id can never be used again.
+    The reason is posted as a comment by USER and the branch is deleted (its
+    commit stays in the local forge record). The dispatcher records the action
+    under vault/rejected/YYYY/MM/pr-N/ on main when it next sees the closed
+    proposal, with USER as `approver` and the reason in `detail`. Nothing runs.
+    When USER may approve the change (an admin for high, a reviewer or admin
+    otherwise), the action id can never be used again; a proposer withdrawing
+    their own proposal reserves nothing.
 
     \b
     Example:
@@ -282,12 +295,14 @@ def reject(
     """
     if not reason.strip():
         raise click.BadParameter("give a reason", param_hint="--reason")
+    _check_as(as_user)
     repo = Pygit2OpsRepo.open(resolve_ops(ops))
     who = _operator(repo, as_user)
     forge = LocalForge(repo, who.user, operator=who.operator)
     branch = _branch_for(proposal_id)
     pr = _find_open(forge, branch)
-    closed = forge.reject(pr.number, f"Rejected by {who.user}: {reason}")
+    # The comment is the rejection: its author and text go into the record (I7).
+    closed = forge.reject(pr.number, reason.strip())
     if as_json:
         echo_json(
             {

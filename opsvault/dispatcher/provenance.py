@@ -99,14 +99,20 @@ def roles_of(
 
     *contributors* are the (lower-case) names of everyone who authored or
     committed a commit of the change: they count as proposers too.
+
+    The dispatcher identity is never an approver (invariant I2): whatever the
+    policy lists or the forge's teams say, it holds no admin or reviewer role,
+    so its own merges count only where ``state.verify_merge`` lets the
+    dispatcher merge (``merge = "auto"``, a medium veto window).
     """
     roles: set[Role] = set()
     if user == proposer or user.lower() in contributors:
         roles.add(Role.PROPOSER)
-    if user == identity:
-        roles.add(Role.DISPATCHER)
     if in_principals(user, policy.bots, forge):
         roles.add(Role.BOT)
+    if identity and user.lower() == identity.lower():  # forge logins ignore case
+        roles.add(Role.DISPATCHER)
+        return frozenset(roles)
     if in_principals(user, policy.admins, forge):
         roles.add(Role.ADMIN)
     if in_principals(user, policy.reviewers, forge):
@@ -181,6 +187,28 @@ def approved_by(forge: Forge, number: int, user: str, head: str) -> bool:
     )
 
 
+def vetoed_before_merge(forge: Forge, pull: PullRequest, head_commit: str) -> bool:
+    """Return whether a review asked for changes at *head_commit* before *pull* was merged.
+
+    The fire-time twin of the veto the pull-request phase honours: it catches
+    a veto placed after the tick read the reviews but before its merge, and a
+    merge made with the dispatcher's account outside a tick (invariant I2).
+    """
+    for review in forge.fetch_reviews(pull.number):
+        if (
+            review.state is ReviewState.REQUEST_CHANGES
+            and not review.dismissed
+            and review.commit_id == head_commit
+            and (
+                pull.merged_at is None
+                or review.submitted_at is None
+                or review.submitted_at <= pull.merged_at
+            )
+        ):
+            return True
+    return False
+
+
 def establish(
     repo: OpsRepo,
     forge: Forge,
@@ -252,6 +280,10 @@ def establish(
         merged_at=pull.merged_at,
         head_matches=pull.head_sha == head_commit,
         blob_matches=repo.blob_id(main, path) == repo.blob_id(head_commit, path),
+        vetoed=verdict.tier is Tier.MEDIUM
+        and merger is not None
+        and merger.lower() == identity.lower()
+        and vetoed_before_merge(forge, pull, head_commit),
         held_at_merge=held,
     )
     return Provenance(commit, base_commit, head_commit, pull, verdict, base, facts)

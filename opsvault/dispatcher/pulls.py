@@ -16,7 +16,6 @@ from datetime import datetime, timedelta
 from opsvault.changes import (
     ChangeManifest,
     MergePreview,
-    classify_commits,
     preview_merge,
 )
 from opsvault.dispatcher.cache import Cache, PullEntry
@@ -30,7 +29,8 @@ from opsvault.dispatcher.integrity import (
     merge_message,
 )
 from opsvault.dispatcher.notify import sinks_named
-from opsvault.dispatcher.records import HALT, Outcome, ResultRecord
+from opsvault.dispatcher.records import HALT, Outcome, ResultRecord, pull_record_stem
+from opsvault.dispatcher.rejection import closed_verdict, judge_rejection
 from opsvault.dispatcher.report import Decision
 from opsvault.dispatcher.state import Act, PullFacts, decide_pull, next_timer
 from opsvault.dispatcher.types import Notification
@@ -55,7 +55,7 @@ from opsvault.policy.classify import (
     ChangeVerdict,
     is_action_path,
 )
-from opsvault.policy.model import Policy, Tier
+from opsvault.policy.model import MergeMode, Policy, Tier
 from opsvault.ports import Forge, Mainline, Notifier
 from opsvault.snapshot import CommitSnapshot, has_file, load_base_state
 from opsvault.vault.duration import render_duration
@@ -86,15 +86,19 @@ LEGACY_LABELS = frozenset(
 class RecordIntent:
     """An archive record for an action that never reached main (closed or expired PR).
 
-    It is filed under ``stem`` = ``pr<N>-<id>``, not under the id: an id is
-    reserved only by what reached main, so opening and closing a PR cannot
-    squat another proposal's id (security review SR-4). ``content`` is None
-    when the file was not a valid action: only its hash is recorded then.
+    It is filed under ``stem`` = ``pr-<N>/<id>`` (``records.pull_record_stem``),
+    a namespace no action id reaches. Only a rejection by someone eligible to
+    approve the change (*reserves*) also files it under the id itself, which
+    then can never be used again; a PR its proposer closed or that expired
+    reserves nothing, so opening and closing a PR cannot squat another
+    proposal's id (security review SR-4, ADR 0005). ``content`` is None when
+    the file was not a valid action: only its hash is recorded then.
     """
 
     stem: str
     content: bytes | None
     record: ResultRecord
+    reserves: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -403,7 +407,7 @@ def who_may_merge(tier: Tier, protected: bool, policy: Policy) -> str:
 
     if tier is Tier.HIGH or protected:
         return f"an admin ({names(policy.admins)}), never the proposer"
-    if tier is Tier.MEDIUM:
+    if tier is Tier.MEDIUM or policy.settings(tier).merge is not MergeMode.AUTO:
         return f"a reviewer or admin ({names(policy.reviewers)}; {names(policy.admins)}), never the proposer"
     return "the dispatcher merges it"
 
@@ -644,14 +648,28 @@ def _closed_pull(
         return
     if not ctx.mainline.fetch_pull_head(pr.number, pr.head_sha):
         return
-    verdict = classify_commits(ctx.repo, main, pr.head_sha, base)
+    verdict = closed_verdict(ctx.repo, main, pr.head_sha, base)
+    if verdict is None:
+        out.decisions.append(
+            Decision(
+                f"pr#{pr.number}",
+                "not recorded",
+                "its head shares no history with main",
+            )
+        )
+        return
+    rejection = judge_rejection(
+        ctx.forge, ctx.repo, ctx.identity, main, base, pr, verdict
+    )
     intents = _intents(
         ctx,
         pr,
         verdict,
         Outcome.REJECTED,
         "closed-unmerged",
-        "the pull request was closed without merging",
+        rejection.detail,
+        approver=rejection.approver,
+        reserves=rejection.reserves,
     )
     if intents:
         out.records.extend(intents)
@@ -669,6 +687,9 @@ def _intents(
     outcome: Outcome,
     reason: str,
     detail: str,
+    *,
+    approver: str | None = None,
+    reserves: bool = False,
 ) -> list[RecordIntent]:
     intents = []
     for f in verdict.files:
@@ -695,9 +716,12 @@ def _intents(
             action_sha256=sha256(content),
             pr=pr.number,
             proposer=pr.author,
+            approver=approver,
             head_commit=pr.head_sha,
             dispatcher=ctx.identity,
             ended_at=iso(ctx.now),
         )
-        intents.append(RecordIntent(f"pr{pr.number}-{action_id}", kept, record))
+        intents.append(
+            RecordIntent(pull_record_stem(pr.number, action_id), kept, record, reserves)
+        )
     return intents

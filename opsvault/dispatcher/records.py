@@ -9,6 +9,7 @@ rejected, expired). Archiving by month keeps a tick's work independent of histor
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import asdict, dataclass, field, fields
 from datetime import datetime
 from enum import StrEnum
@@ -70,9 +71,39 @@ def claim_path(action_id: str) -> str:
     return f"{RUNNING}/{record_stem(action_id)}.claim.json"
 
 
+PULL_DIR = re.compile(r"pr-[1-9][0-9]{0,18}")
+
+
+def pull_record_stem(number: int, action_id: str) -> str:
+    """Return where the record of *action_id* from unmerged PR *number* is filed in a month folder.
+
+    ``pr-<N>/<id>``: a directory per pull request, which no action id can
+    reach (ids hold no ``/``), so no action, whatever its id, can pre-empt or
+    overwrite the record of another PR's proposal (invariant I7).
+    """
+    return f"pr-{number}/{record_stem(action_id)}"
+
+
+def _archive_stem(stem: str) -> str:
+    """Return *stem* if it names an archive record: ``<id>`` or ``pr-<N>/<id>``."""
+    pull, sep, rest = stem.partition("/")
+    if not sep:
+        return record_stem(stem)
+    if not PULL_DIR.fullmatch(pull):
+        raise InvalidRequestError(
+            repr(stem),
+            [Problem("$", "not an id, nor pr-<N>/<id>; a record path needs one")],
+        )
+    record_stem(rest)
+    return stem
+
+
 def archive_paths(outcome: Outcome, action_id: str, when: datetime) -> tuple[str, str]:
-    """Return (action file path, result path) for an outcome recorded at *when*."""
-    record_stem(action_id)
+    """Return (action file path, result path) for an outcome recorded at *when*.
+
+    *action_id* is an id, or ``pull_record_stem``'s ``pr-<N>/<id>``.
+    """
+    _archive_stem(action_id)
     folder = f"{outcome.archive}/{when:%Y}/{when:%m}"
     return f"{folder}/{action_id}.toml", f"{folder}/{action_id}.result.json"
 

@@ -12,7 +12,7 @@ from enum import StrEnum
 
 from opsvault.dispatcher.hold import HOLD_LABEL
 from opsvault.policy.classify import ChangeVerdict
-from opsvault.policy.model import Policy, Tier
+from opsvault.policy.model import MergeMode, Policy, Tier
 
 
 class Role(StrEnum):
@@ -67,11 +67,13 @@ def decide_pull(facts: PullFacts, policy: Policy) -> list[Effect]:
     """Return what the dispatcher does with one open pull request, in order.
 
     Always publish. Past the tier's deadline: expire (nothing else). A refused
-    change is never merged. Low: approve if branch protection needs an
-    approval, then merge pinned to the classified head — unless a built-in floor
-    applies. Medium and high: notify approvers once per head; medium merges after
-    an unvetoed ``veto_window`` (not held -- see ``hold.derive_hold`` -- no hold
-    label, no request for changes, measured from when this head was first seen). High is never merged by the dispatcher.
+    change is never merged. Low with ``merge = "auto"``: approve if branch
+    protection needs an approval, then merge pinned to the classified head —
+    unless a built-in floor applies (a low tier with another merge mode waits
+    for a person, like medium). Medium and high: notify approvers once per
+    head; medium merges after an unvetoed ``veto_window`` (not held -- see
+    ``hold.derive_hold`` -- no hold label, no request for changes, measured
+    from when this head was first seen). High is never merged by the dispatcher.
     """
     verdict = facts.verdict
     tier = verdict.tier
@@ -85,7 +87,7 @@ def decide_pull(facts: PullFacts, policy: Policy) -> list[Effect]:
         ]
     if verdict.refused:
         return effects
-    if tier is Tier.LOW and not verdict.protected:
+    if tier is Tier.LOW and settings.merge is MergeMode.AUTO and not verdict.protected:
         if facts.approvals_needed and facts.approved_head != head:
             effects.append(Effect(Act.APPROVE, head))
         effects.append(Effect(Act.MERGE, head, "low tier"))
@@ -147,6 +149,8 @@ class Refusal(StrEnum):
     )
     # the introducing merge did not add it as a new action (e.g. a merge restoring an old file)
     NOT_ADDED_BY_MERGE = "not-added-by-merge"
+    # the dispatcher merged a medium change that a review asked to change (a veto)
+    VETOED = "vetoed"
     # a dispatcher merge whose first-parent diff is not what was classified (I1, ADR 0004)
     MERGE_MISMATCH = "merge-mismatch"
     # a medium/high merge whose merger never approved the merged head (ADR 0008):
@@ -171,20 +175,51 @@ class MergeFacts:
     merged_at: datetime | None
     head_matches: bool
     blob_matches: bool
+    # a review asking for changes at the merged head was submitted before the merge
+    vetoed: bool = False
     # The merger's own approval of exactly the merged head is on record (ADR 0008).
     merger_approved_head: bool = False
     held_at_merge: bool = False  # per the PR's timeline up to the merge (I3)
 
 
 def may_merge(tier: Tier, roles: frozenset[Role], protected: bool) -> bool:
-    """Return whether a user with *roles* may merge a change of *tier* (bots and proposers never)."""
-    if Role.BOT in roles or Role.PROPOSER in roles:
+    """Return whether a person with *roles* may approve (merge) a change of *tier*.
+
+    Bots, proposers and the dispatcher never approve: the dispatcher's own
+    merges are judged by ``dispatcher_merge_counts``, never by its roles.
+    """
+    if roles & {Role.BOT, Role.PROPOSER, Role.DISPATCHER}:
         return False
     if tier is Tier.HIGH or protected:
         return Role.ADMIN in roles
-    if tier is Tier.MEDIUM:
-        return bool(roles & {Role.ADMIN, Role.REVIEWER})
-    return bool(roles & {Role.ADMIN, Role.REVIEWER, Role.DISPATCHER})
+    return bool(roles & {Role.ADMIN, Role.REVIEWER})
+
+
+def dispatcher_merge_counts(facts: MergeFacts, policy: Policy) -> Refusal | None:
+    """Return why a merge by the dispatcher does not approve this change, or None if it does.
+
+    The dispatcher is never an approver (invariant I2). Its merge counts only
+    where policy lets it merge by itself: a tier with ``merge = "auto"``, or
+    medium once its ``veto_window`` passed unvetoed (no review asked for
+    changes at the merged head before the merge); never behind a floor.
+    """
+    if facts.protected:
+        return Refusal.PROTECTED_CHANGE
+    settings = policy.settings(facts.tier)
+    if settings.merge is MergeMode.AUTO:
+        return None
+    window = settings.veto_window
+    if facts.tier is Tier.MEDIUM and window is not None:
+        if facts.vetoed:
+            return Refusal.VETOED
+        if (
+            facts.pr_created_at
+            and facts.merged_at
+            and facts.merged_at - facts.pr_created_at >= window
+        ):
+            return None
+        return Refusal.VETO_WINDOW_NOT_PASSED
+    return Refusal.MERGER_NOT_ELIGIBLE
 
 
 def vouched(facts: MergeFacts) -> bool:
@@ -209,10 +244,10 @@ def verify_merge(facts: MergeFacts, policy: Policy) -> Refusal | None:
 
     The merger must be eligible for the tier recomputed from the policy at the
     merge's base: admins for high (and for any change hitting a built-in floor),
-    reviewers or admins for medium — or the dispatcher itself once the medium
-    veto window passed — and the dispatcher, reviewers or admins for low; never
-    the proposer, never a bot. The merged head and the blob must be the
-    classified ones.
+    reviewers or admins for medium and low; never the proposer, never a bot.
+    The dispatcher's own merge counts only for a ``merge = "auto"`` tier and
+    for medium once its veto window passed, whatever roles it holds. The
+    merged head and the blob must be the classified ones.
     """
     if not facts.head_matches:
         return Refusal.HEAD_MISMATCH
@@ -229,17 +264,10 @@ def verify_merge(facts: MergeFacts, policy: Policy) -> Refusal | None:
         return Refusal.MERGED_BY_BOT
     if facts.held_at_merge and Role.DISPATCHER in roles:
         return Refusal.HELD_AT_MERGE  # whatever other role the forge gives it (I2, I3)
+    if Role.DISPATCHER in roles:
+        return dispatcher_merge_counts(facts, policy)
     if may_merge(facts.tier, roles, facts.protected):
         return None if vouched(facts) else Refusal.MERGE_NOT_VOUCHED
     if facts.protected:
         return Refusal.PROTECTED_CHANGE
-    window = policy.settings(Tier.MEDIUM).veto_window
-    if facts.tier is Tier.MEDIUM and Role.DISPATCHER in roles and window is not None:
-        if (
-            facts.pr_created_at
-            and facts.merged_at
-            and facts.merged_at - facts.pr_created_at >= window
-        ):
-            return None
-        return Refusal.VETO_WINDOW_NOT_PASSED
     return Refusal.MERGER_NOT_ELIGIBLE

@@ -256,6 +256,12 @@ def _month(snapshot: Snapshot, folder: str) -> list[FinishedAction]:
         entries.append(
             _finished(action_id, result_path, snapshot.read_file(result_path))
         )
+    # Records of unmerged PRs: pr-<N>/<id>.result.json (records.pull_record_stem).
+    for path in files:
+        pull, _, name = path.removeprefix(folder + "/").partition("/")
+        if pull.startswith("pr-") and name.endswith(".result.json") and "/" not in name:
+            action_id = name.removesuffix(".result.json")
+            entries.append(_finished(action_id, path, snapshot.read_file(path)))
     return entries
 
 

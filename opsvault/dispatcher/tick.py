@@ -40,10 +40,21 @@ from opsvault.dispatcher.pulls import (
     RecordIntent,
     process_pulls,
 )
-from opsvault.dispatcher.records import HALT, archive_paths, render_record
+from opsvault.dispatcher.records import (
+    HALT,
+    archive_paths,
+    parse_record,
+    render_record,
+)
 from opsvault.dispatcher.report import Decision, TickReport
 from opsvault.dispatcher.types import Notification, RunResult
-from opsvault.errors import ForgeUnavailable, GitError, OpsvaultError, PushRejected
+from opsvault.errors import (
+    ForgeUnavailable,
+    GitError,
+    InvalidFileError,
+    OpsvaultError,
+    PushRejected,
+)
 from opsvault.git.base import Identity
 from opsvault.policy.model import Tier
 from opsvault.snapshot import CommitSnapshot, UsedIds, has_file, load_base_state
@@ -349,29 +360,52 @@ def _plan_or_halt(ctx: FireContext, main: str) -> FirePlan:
 def _add_intents(
     app: App, main: str, intents: list[RecordIntent], plan: FirePlan
 ) -> None:
-    """Add the records of closed and expired PRs; they only ever add files to main."""
+    """Add the records of closed and expired PRs; they only ever add files to main.
+
+    Each goes under its PR's namespace (``pr-<N>/<id>``), or, for a rejection
+    that reserves its id, under the id when no record holds it yet (ADR 0005).
+    Nothing an action id names can keep a PR's record from being written.
+    """
     if not intents:
         return
     snapshot = CommitSnapshot(app.repo, main)
     recorded = UsedIds(snapshot)
     for intent in intents:
-        if intent.stem in recorded or _result_exists(snapshot, intent):
+        action_id, number = intent.record.id, intent.record.pr
+        if _result_exists(snapshot, intent, intent.stem) or _result_exists(
+            snapshot, intent, action_id, number
+        ):
             continue  # already recorded (by us earlier, or another replica)
+        stem = intent.stem
+        if intent.reserves and action_id not in recorded:
+            stem = action_id
         toml_path, result_path = archive_paths(
-            intent.record.outcome, intent.stem, _recorded_at(intent)
+            intent.record.outcome, stem, _recorded_at(intent)
         )
         if intent.content is not None:
             plan.changes[toml_path] = intent.content
         plan.changes[result_path] = render_record(intent.record)
 
 
-def _result_exists(snapshot: CommitSnapshot, intent: RecordIntent) -> bool:
+def _result_exists(
+    snapshot: CommitSnapshot, intent: RecordIntent, stem: str, pr: int | None = None
+) -> bool:
+    """Is a result filed under *stem* (and, given *pr*, one of that PR)?"""
     family = intent.record.outcome.archive
-    return any(
-        has_file(snapshot, f"{family}/{year}/{month}/{intent.stem}.result.json")
-        for year in snapshot.list_dirs(family)
-        for month in snapshot.list_dirs(f"{family}/{year}")
-    )
+    for year in snapshot.list_dirs(family):
+        for month in snapshot.list_dirs(f"{family}/{year}"):
+            path = f"{family}/{year}/{month}/{stem}.result.json"
+            if pr is None:
+                if has_file(snapshot, path):
+                    return True
+                continue
+            try:
+                raw = snapshot.read_file(path)
+                if raw is not None and parse_record(raw).pr == pr:
+                    return True
+            except InvalidFileError:
+                continue  # not a record of this PR that we could have written
+    return False
 
 
 def _recorded_at(intent: RecordIntent) -> datetime:

@@ -707,9 +707,10 @@ class LocalForge:
             self._discover(s)
             pull = self._pull(s, number)
             if pull.state is PullState.OPEN:
-                now = self._clock()
+                # Like Forgejo's "Close with comment": the comment, then the close.
                 if reason:
                     self._add_comment(s, number, reason)
+                now = self._clock()
                 pull = replace(
                     pull,
                     state=PullState.CLOSED,

@@ -174,8 +174,8 @@ def test_reject_closes_the_proposal_with_the_reason(
     forge = LocalForge(repo, "vault-bot")
     pr = forge.fetch_pull_request(data["number"])
     assert (pr.state, pr.merged) == (PullState.CLOSED, False)
-    assert [c.body for c in forge.fetch_comments(pr.number)] == [
-        "Rejected by bob: not this week"
+    assert [(c.author, c.body) for c in forge.fetch_comments(pr.number)] == [
+        ("bob", "not this week")
     ]
     again = vault(ops, "reject", "noop-1", "--reason", "x", "--as", "bob")
     assert again.exit_code == 1 and "closed without merge" in again.output
@@ -195,3 +195,21 @@ def test_help_teaches_the_rules() -> None:
     assert "Examples:" in approve.output
     reject = CliRunner().invoke(cli, ["reject", "--help"])
     assert "--reason" in reject.output and "vault/rejected/" in reject.output
+
+
+@pytest.mark.parametrize("command", ["approve", "reject"])
+@pytest.mark.parametrize("empty", ["", " "])
+def test_an_empty_as_is_a_usage_error_and_changes_nothing(
+    ops: Path, repo: Pygit2OpsRepo, command: str, empty: str
+) -> None:
+    # The configured operator is an admin: an empty --as used to act as her.
+    with (ops / ".git" / "config").open("a") as fh:
+        fh.write("[opsvault]\n\toperator = alice\n")
+    propose(repo, "vault/noop-1", {"vault/actions/noop-1.toml": NOOP})
+    main = repo.resolve("main")
+    extra = ["--reason", "no"] if command == "reject" else []
+    result = vault(ops, command, "noop-1", *extra, "--as", empty)
+    assert result.exit_code == 2, result.output
+    assert "--as" in result.output
+    assert repo.resolve("main") == main
+    assert "vault/noop-1" in repo.branches("vault/")

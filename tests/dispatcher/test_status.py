@@ -257,3 +257,27 @@ def test_commit_snapshot_reads_main_not_the_worktree(tmp_path: Path) -> None:
     assert [w.id for w in status.waiting] == ["noop-20260310-1"]
     assert [r.id for r in status.recent] == ["a-1"]
     assert status.source == commit[:12]
+
+
+def test_records_of_unmerged_prs_are_shown_with_who_rejected(ops: Path) -> None:
+    from opsvault.dispatcher.records import pull_record_stem
+
+    when = datetime(2026, 3, 6, tzinfo=UTC)
+    action, result = archive_paths(Outcome.REJECTED, pull_record_stem(7, "e-1"), when)
+    record = ResultRecord(
+        id="e-1",
+        outcome=Outcome.REJECTED,
+        reason="closed-unmerged",
+        approver="alice",
+        pr=7,
+        ended_at=when.isoformat(),
+    )
+    write(ops, {action: NOOP, result: render_record(record)})
+    [record] = status_of(ops).recent
+    assert (record.id, record.outcome, record.approver, record.pr, record.path) == (
+        "e-1",
+        "rejected",
+        "alice",
+        7,
+        "vault/rejected/2026/03/pr-7/e-1.result.json",
+    )

@@ -1,7 +1,7 @@
 """ForgejoClient against the stateful, swagger-checked fake Forgejo: what only HTTP has.
 
 The port contract itself (both forges) is in ``test_forge_conformance.py``;
-here: adapter helpers (files, comments, permissions), dropped answers, 5xx
+here: adapter helpers (changed files, comment edits, permissions), dropped answers, 5xx
 retries, pagination.
 """
 

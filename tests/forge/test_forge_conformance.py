@@ -196,6 +196,16 @@ def test_open_proposal_is_listed_read_and_reused(forge: Side) -> None:
         forge.bot.fetch_pull_request(number + 100)
 
 
+def test_fetch_file_reads_a_branch_or_a_commit(forge: Side) -> None:
+    number = forge.propose()
+    head = forge.bot.fetch_pull_request(number).head_sha
+    assert forge.bot.fetch_file(ACTION, head) == CONTENT
+    assert forge.bot.fetch_file(ACTION, "vault/noop-1") == CONTENT
+    assert forge.bot.fetch_file("vault/policy.toml", "main")
+    with pytest.raises(ForgeNotFound):
+        forge.bot.fetch_file(ACTION, "main")
+
+
 def test_listing_stops_at_the_watermark(forge: Side) -> None:
     forge.propose()
     later = datetime.now(UTC) + timedelta(days=3650)
@@ -237,6 +247,11 @@ def test_upsert_comment_keeps_one_of_ours_and_ignores_spoofs(forge: Side) -> Non
     assert first.body == f"{MARKER}\nTier: low"
     assert first.id == again.id == edited.id != spoof.id
     assert edited.body == f"{MARKER}\nTier: high"
+    comments = [(c.id, c.author, c.body) for c in forge.bot.fetch_comments(number)]
+    assert comments == [
+        (spoof.id, "dev-bot", f"{MARKER}\nTier: low, trust me"),
+        (first.id, BOT, f"{MARKER}\nTier: high"),
+    ]
     with pytest.raises(ForgeNotFound):
         forge.bot.create_comment(number + 100, "no such PR")
 
