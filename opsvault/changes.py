@@ -10,15 +10,22 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass
+from datetime import datetime
 
-from opsvault.errors import FileTooLargeError, InvalidFileError
+from opsvault.errors import FileTooLargeError, InvalidFileError, Problem
 from opsvault.git.base import ChangeKind, Identity, OpsRepo
+from opsvault.git.treediff import TreeLimitError
 from opsvault.policy.classify import (
     BaseState,
     ChangeVerdict,
+    Classification,
+    FileVerdict,
+    Reason,
+    Source,
     classify_change,
     is_action_path,
 )
+from opsvault.policy.model import Tier
 from opsvault.snapshot import CommitSnapshot, load_base_state
 from opsvault.vault.schema import MAX_FILE_BYTES
 
@@ -32,7 +39,9 @@ class ClassifiedChange:
     verdict: ChangeVerdict
 
 
-def classify_ref_change(repo: OpsRepo, base: str, head: str) -> ClassifiedChange:
+def classify_ref_change(
+    repo: OpsRepo, base: str, head: str, now: datetime | None = None
+) -> ClassifiedChange:
     """Return the verdict for what *head* changes relative to *base*, with both commits.
 
     Raise GitError if a ref is unknown or the histories are unrelated, and
@@ -43,7 +52,7 @@ def classify_ref_change(repo: OpsRepo, base: str, head: str) -> ClassifiedChange
     return ClassifiedChange(
         base_commit,
         head_commit,
-        classify_commits(repo, base_commit, head_commit, state),
+        classify_commits(repo, base_commit, head_commit, state, now),
     )
 
 
@@ -72,7 +81,11 @@ def merged_result(repo: OpsRepo, base_commit: str, head_commit: str) -> str:
 
 
 def classify_commits(
-    repo: OpsRepo, base_commit: str, head_commit: str, state: BaseState
+    repo: OpsRepo,
+    base_commit: str,
+    head_commit: str,
+    state: BaseState,
+    now: datetime | None = None,
 ) -> ChangeVerdict:
     """Return the verdict on what merging *head_commit* into *base_commit* would change.
 
@@ -81,9 +94,35 @@ def classify_commits(
     history) a single-base diff can hide files the real merge restores or
     deletes (security review SR-1). *state* must be the trusted inputs read at
     *base_commit*; the proposed action files are read from the merge result.
+    With *now*, an action's ``expires`` must lie after it and within its
+    tier's deadline.
+
+    The head's own change is diffed first, bounded: a change too big to diff
+    (a tree bomb) is refused before any merge is computed (review R-2).
     """
+    try:
+        repo.changed_files(base_commit, head_commit)
+    except TreeLimitError as exc:
+        return limit_verdict(exc, state)
     result = merged_result(repo, base_commit, head_commit)
-    return classify_landed(repo, base_commit, result, state)
+    return classify_landed(repo, base_commit, result, state, now)
+
+
+def limit_verdict(exc: TreeLimitError, state: BaseState) -> ChangeVerdict:
+    """Return the refused verdict of a change whose trees break a bound (``exc.code``)."""
+    reason = Reason(
+        max(state.policy.default_tier, Tier.HIGH),
+        Source.INVALID,
+        f"the change cannot be classified: {exc.problem}",
+    )
+    problem = Problem("$", f"{exc.problem}; nothing of it is merged")
+    verdict = FileVerdict(
+        "(whole change)",
+        ChangeKind.MODIFIED,
+        Classification(reason.tier, (reason,)),
+        (problem,),
+    )
+    return ChangeVerdict(reason.tier, (verdict,))
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,27 +187,43 @@ class MergePreview:
 
 
 def preview_merge(
-    repo: OpsRepo, base_commit: str, head_commit: str, state: BaseState
+    repo: OpsRepo,
+    base_commit: str,
+    head_commit: str,
+    state: BaseState,
+    now: datetime | None = None,
 ) -> MergePreview:
     """Return ``classify_commits``'s verdict together with the exact change it judged.
 
     The manifest is what a merge of *head_commit* onto *base_commit* must change,
     path by path and blob by blob; the dispatcher records it in its merge
-    commit and checks the landed merge against it (ADR 0004).
+    commit and checks the landed merge against it (ADR 0004). As in
+    ``classify_commits``, a change too big to diff is refused (with an empty
+    manifest) before any merge is computed (review R-2).
     """
-    result = merged_result(repo, base_commit, head_commit)
+    try:
+        repo.changed_files(base_commit, head_commit)
+        result = merged_result(repo, base_commit, head_commit)
+        manifest = change_manifest(repo, base_commit, result)
+    except TreeLimitError as exc:
+        return MergePreview(base_commit, limit_verdict(exc, state), ChangeManifest(()))
     return MergePreview(
-        base_commit,
-        classify_landed(repo, base_commit, result, state),
-        change_manifest(repo, base_commit, result),
+        base_commit, classify_landed(repo, base_commit, result, state, now), manifest
     )
 
 
 def classify_landed(
-    repo: OpsRepo, parent: str, commit: str, state: BaseState
+    repo: OpsRepo,
+    parent: str,
+    commit: str,
+    state: BaseState,
+    now: datetime | None = None,
 ) -> ChangeVerdict:
     """Return the verdict on exactly what *commit* changes relative to *parent* (one of its parents)."""
-    changes = repo.changed_files(parent, commit)
+    try:
+        changes = repo.changed_files(parent, commit)
+    except TreeLimitError as exc:
+        return limit_verdict(exc, state)
     head_files: dict[str, bytes | InvalidFileError] = {}
     for c in changes:
         if not is_action_path(c.path) or c.kind is ChangeKind.DELETED:
@@ -181,4 +236,4 @@ def classify_landed(
             continue
         if content is not None:
             head_files[c.path] = content
-    return classify_change(changes, head_files, state)
+    return classify_change(changes, head_files, state, now)

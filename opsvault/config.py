@@ -15,6 +15,7 @@ configuration in one pass: ``InvalidConfigError`` lists them all, each shaped
 from __future__ import annotations
 
 import base64
+import contextlib
 import logging
 import os
 import re
@@ -34,6 +35,7 @@ from opsvault.vault.schema import load_schema, parse_toml, schema_problems
 
 if TYPE_CHECKING:
     from opsvault.app import App
+    from opsvault.dispatcher.sandbox import SandboxStatus
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +53,7 @@ _PATH_KEYS = frozenset(
         ("webhook", "secret_file"),
     }
 )
+_PATH_LIST_KEYS = frozenset({("runner", "read_only")})
 _INTEGER = re.compile(r"-?[0-9]{1,9}")
 
 Key = tuple[str, str]  # (section, key)
@@ -94,6 +97,13 @@ class SecretsSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class RunnerSettings:
+    sandbox: str = "auto"  # a SandboxMode: auto, required, off
+    bwrap: str = "bwrap"
+    read_only: tuple[Path, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
 class WebhookSettings:
     """The webhook receiver (docs/forgejo.md "Webhook"); ``port`` None: polling only."""
 
@@ -115,6 +125,7 @@ class Settings:
     dispatcher: DispatcherSettings = field(default_factory=DispatcherSettings)
     secrets: SecretsSettings = field(default_factory=SecretsSettings)
     planner: PlannerSettings = field(default_factory=PlannerSettings)
+    runner: RunnerSettings = field(default_factory=RunnerSettings)
     webhook: WebhookSettings = field(default_factory=WebhookSettings)
     file: Path | None = None
     # "section.key" -> where the effective value came from (a file, a variable, an
@@ -239,6 +250,8 @@ def _layer_file(path: Path, layers: _Layers) -> None:
                 continue
             if (section, key) in _PATH_KEYS:
                 value = str(path.absolute().parent / value)  # absolute stays as is
+            if (section, key) in _PATH_LIST_KEYS:
+                value = [str(path.absolute().parent / item) for item in value]
             layers.set((section, key), value, where, json_path)
 
 
@@ -260,6 +273,8 @@ def _coerce(section: str, key: str, text: str) -> Any:
         if not _INTEGER.fullmatch(text):
             raise ValueError(f"expected an integer, got {text!r}")
         return int(text)
+    if spec.get("type") == "array":  # a list of paths, separated like PATH
+        return [part for part in text.split(os.pathsep) if part]
     if "oneOf" in spec:  # issues_repo: one repo, or several separated by commas
         parts = [part.strip() for part in text.split(",")]
         return parts[0] if len(parts) == 1 else parts
@@ -294,7 +309,7 @@ def _layer_environ(environ: Mapping[str, str], layers: _Layers) -> None:
     # secret whose name starts with "S_" looks just like a setting of [secrets].
     checked = tuple(
         f"{ENV_PREFIX}{section.upper()}_"
-        for section in ("forge", "dispatcher", "planner", "webhook")
+        for section in ("forge", "dispatcher", "planner", "runner", "webhook")
     )
     for variable in sorted(environ):
         if variable.startswith(checked) and variable not in known:
@@ -457,6 +472,15 @@ def _build(layers: _Layers, environ: Mapping[str, str], file: Path | None) -> Se
             ("secrets", "dir"),
             f"{str(secrets_dir)!r} is not a directory; create it or unset secrets.dir",
         )
+    read_only = tuple(
+        Path(item).absolute() for item in v.get(("runner", "read_only"), ())
+    )
+    for item in read_only:
+        if not item.is_dir():
+            layers.problem(
+                ("runner", "read_only"),
+                f"{str(item)!r} is not a directory; create it or remove it from runner.read_only",
+            )
     state_dir = _path(layers, ("dispatcher", "state_dir"))
     if state_dir is None:
         state_dir = DEFAULT_STATE_DIR
@@ -467,6 +491,7 @@ def _build(layers: _Layers, environ: Mapping[str, str], file: Path | None) -> Se
     issues = v.get(("planner", "issues_repo"), ())
     webhook = _webhook(layers, file, kind)
     defaults = DispatcherSettings()
+    runner_defaults = RunnerSettings()
     return Settings(
         forge=ForgeSettings(
             kind=kind,
@@ -494,6 +519,11 @@ def _build(layers: _Layers, environ: Mapping[str, str], file: Path | None) -> Se
                 layers, ("planner", "interval"), PlannerSettings().interval
             ),
             issues_repo=(issues,) if isinstance(issues, str) else tuple(issues),
+        ),
+        runner=RunnerSettings(
+            sandbox=str(v.get(("runner", "sandbox"), runner_defaults.sandbox)),
+            bwrap=str(v.get(("runner", "bwrap"), runner_defaults.bwrap)),
+            read_only=read_only,
         ),
         webhook=webhook,
         file=file,
@@ -594,6 +624,11 @@ def settings_data(settings: Settings) -> dict[str, dict[str, Any]]:
             "interval": render_duration(p.interval),
             "issues_repo": list(p.issues_repo),
         },
+        "runner": {
+            "sandbox": settings.runner.sandbox,
+            "bwrap": settings.runner.bwrap,
+            "read_only": [str(item) for item in settings.runner.read_only],
+        },
     }
 
 
@@ -625,18 +660,33 @@ def git_auth_environment(settings: Settings) -> dict[str, str]:
 # -- composition ----------------------------------------------------------------------
 
 
-def build_app(settings: Settings, environ: Mapping[str, str]) -> App:
+def build_app(
+    settings: Settings,
+    environ: Mapping[str, str],
+    *,
+    sandbox: SandboxStatus | None = None,
+) -> App:
     """Return the App the settings describe: forge, ops repo, mainline, runner, notifier.
 
     Local mode opens the ops repo in place. Forgejo mode keeps a bare clone in
     ``state_dir/repo.git``, made on first start and fetched by every tick.
-    *environ* feeds ``OPSVAULT_SECRET_<NAME>`` secrets. Raise ConfigError or
-    GitError when the repository cannot be opened or cloned.
+    *environ* feeds ``OPSVAULT_SECRET_<NAME>`` secrets. *sandbox* is what
+    ``sandbox.sandbox_for`` decided at start (None: steps are not sandboxed,
+    for callers that never execute). Every known secret value and the forge
+    token are redacted from what the App records (``App.redact``). Raise
+    ConfigError or GitError when the repository cannot be opened or cloned.
     """
     from opsvault.app import App
     from opsvault.dispatcher.notify import WebhookNotifier
     from opsvault.dispatcher.runner import SubprocessRunner
-    from opsvault.dispatcher.secrets import ChainSecrets, DirectorySecrets, EnvSecrets
+    from opsvault.dispatcher.secrets import (
+        FORGE_TOKEN_MARKER,
+        ChainSecrets,
+        DirectorySecrets,
+        EnvSecrets,
+        Redactor,
+        known_secrets,
+    )
     from opsvault.git.local import Pygit2OpsRepo
     from opsvault.git.mainline import LocalMainline, RemoteMainline
     from opsvault.ports import Forge, Mainline, SecretSource
@@ -656,6 +706,26 @@ def build_app(settings: Settings, environ: Mapping[str, str]) -> App:
         sources.append(DirectorySecrets(settings.secrets.dir))
     sources.append(EnvSecrets(environ))
     secrets = ChainSecrets(*sources)
+    token = settings.forge.token
+
+    basic = git_auth_environment(settings).get("GIT_CONFIG_VALUE_0", "")
+    webhook_secret = settings.webhook.secret_file
+
+    def everything_secret() -> dict[str, str]:
+        found = known_secrets(secrets)
+        if token is not None:
+            found[FORGE_TOKEN_MARKER] = token.reveal()
+        if basic:  # the token as git sends it: base64 of "identity:token"
+            found[f"{FORGE_TOKEN_MARKER}-basic"] = basic.rsplit(" ", 1)[-1]
+        if webhook_secret is not None:
+            from opsvault.dispatcher.webhooks import load_webhook_secret
+
+            with contextlib.suppress(ConfigError):
+                value = load_webhook_secret(webhook_secret)
+                found["webhook-secret"] = value.decode("utf-8", "replace")
+        return found
+
+    redact = Redactor(everything_secret)
 
     forge: Forge
     mainline: Mainline
@@ -697,10 +767,16 @@ def build_app(settings: Settings, environ: Mapping[str, str]) -> App:
         forge=forge,
         repo=repo,
         mainline=mainline,
-        runner=SubprocessRunner(secrets),
-        notifier=WebhookNotifier(secrets),
+        runner=SubprocessRunner(
+            secrets,
+            sandbox=sandbox.sandbox if sandbox is not None else None,
+            redactions=redact.values,
+        ),
+        notifier=WebhookNotifier(secrets, redact=redact),
         state_dir=state_dir,
         identity=settings.dispatcher.identity,
+        redact=redact,
+        sandbox=sandbox,
     )
 
 

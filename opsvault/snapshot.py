@@ -8,6 +8,9 @@ it). Both give the same BaseState, so a classification can be reproduced from
 
 from __future__ import annotations
 
+import errno
+import os
+import stat
 from collections.abc import Collection, Iterator
 from dataclasses import dataclass
 from functools import cache
@@ -37,17 +40,40 @@ class Snapshot(Protocol):
     def list_dirs(self, prefix: str) -> tuple[str, ...]: ...
 
 
-def read_bounded(path: Path, where: str, max_bytes: int = MAX_BLOB_BYTES) -> bytes:
-    """Return the bytes of file *path*; FileTooLargeError naming *where* past *max_bytes*.
+def read_bounded(
+    path: Path,
+    where: str,
+    max_bytes: int = MAX_BLOB_BYTES,
+    *,
+    follow_links: bool = True,
+) -> bytes:
+    """Return the bytes of regular file *path*; FileTooLargeError naming *where* past *max_bytes*.
 
     Reads at most *max_bytes* + 1 bytes whatever the file claims to be (I5).
+    A device, FIFO or directory is refused with InvalidFileError (never read,
+    review R-10), and so is a symlink when *follow_links* is false (O_NOFOLLOW).
+    OSError (e.g. FileNotFoundError) passes through.
     """
-    with path.open("rb") as fh:
+    flags = os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK  # a FIFO must not block the open
+    if not follow_links:
+        flags |= os.O_NOFOLLOW
+    try:
+        fd = os.open(path, flags)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP and not follow_links:
+            raise InvalidFileError(
+                where, [Problem("$", "is a symlink; refusing to read through it")]
+            ) from exc
+        raise
+    with os.fdopen(fd, "rb") as fh:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise InvalidFileError(
+                where, [Problem("$", "is not a regular file; refusing to read it")]
+            )
         content = fh.read(max_bytes + 1)
+        size = os.fstat(fd).st_size
     if len(content) > max_bytes:
-        raise FileTooLargeError(
-            where, max(path.stat().st_size, len(content)), max_bytes
-        )
+        raise FileTooLargeError(where, max(size, len(content)), max_bytes)
     return content
 
 

@@ -132,7 +132,12 @@ def demo(directory: Path, once: bool, interval: str, as_json: bool) -> None:
     settings = load_settings(
         {k: v for k, v in os.environ.items() if not k.startswith("OPSVAULT_")}, config
     )
-    app = build_app(settings, {})
+    from opsvault.cli.dispatch import announce_sandbox
+    from opsvault.dispatcher.sandbox import sandbox_for
+
+    sandbox = sandbox_for(settings, os.environ)
+    announce_sandbox(sandbox)
+    app = build_app(settings, {}, sandbox=sandbox)
     if not as_json:
         click.echo(
             f"ops repo: {ops} ({'created' if created else 'reused'}; policy: vault/policy.toml on main)"

@@ -27,6 +27,16 @@ from opsvault.config import (
 )
 from opsvault.dispatcher.identity import verify_not_approver
 from opsvault.dispatcher.report import TickReport, render_report, report_data
+from opsvault.dispatcher.sandbox import (
+    SandboxStatus,
+    sandbox_for,
+    write_runner_state,
+)
+from opsvault.dispatcher.secrets import (
+    install_log_redaction,
+    set_non_dumpable,
+    take_secret_environ,
+)
 from opsvault.dispatcher.service import run_service
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -56,6 +66,35 @@ def _configure_logging(level: int) -> None:
         )
         # APScheduler reports every job run at INFO; its warnings (missed runs) stay.
         logging.getLogger("apscheduler").setLevel(max(level, logging.WARNING))
+
+
+def seal_secrets() -> dict[str, str]:
+    """Return the process environment, then take the secrets out of the process.
+
+    ``OPSVAULT_SECRET_*`` and ``OPSVAULT_FORGE_TOKEN`` stay in the returned copy
+    (in memory only) and leave ``os.environ``, so no child inherits them; the
+    process becomes non-dumpable, so its initial environment block in
+    ``/proc/<pid>/environ`` (which unsetenv does not erase) and its memory are
+    unreadable to other processes of its user.
+    """
+    environ = dict(os.environ)
+    take_secret_environ(os.environ)
+    if not set_non_dumpable():
+        logging.getLogger(__name__).warning(
+            "could not mark the dispatcher non-dumpable (prctl PR_SET_DUMPABLE); "
+            "processes of its user may read its memory"
+        )
+    return environ
+
+
+def announce_sandbox(sandbox: SandboxStatus) -> None:
+    """Log how steps run; without a sandbox, loudly (a warning on every start)."""
+    log = logging.getLogger("opsvault.dispatcher.sandbox")
+    if sandbox.active:
+        log.info("%s", sandbox.detail)
+        return
+    log.warning("%s", sandbox.detail)
+    click.echo(f"WARNING: {sandbox.detail}", err=True)
 
 
 def _printer(as_json: bool, *, lines: bool) -> Callable[[TickReport], None]:
@@ -107,9 +146,14 @@ def run(
     within dispatcher.grace. A tick that fails is logged and the next one
     retries. Exit status 78 means a configuration problem (every one is listed).
     """
-    settings = load_settings(os.environ, config_path)
+    environ = seal_secrets()
+    settings = load_settings(environ, config_path)
     _configure_logging(logging.WARNING if once else logging.INFO)
-    app = build_app(settings, os.environ)
+    sandbox = sandbox_for(settings, environ)
+    app = build_app(settings, environ, sandbox=sandbox)
+    install_log_redaction(app.redact)
+    announce_sandbox(sandbox)
+    write_runner_state(app.state_dir, sandbox)
     # The planner runs every planner.interval beside the ticks, never at the same
     # time as one (they share the repository); a failed run is logged, not fatal.
     from opsvault.dispatcher.tick import tick
@@ -213,7 +257,8 @@ def check_config(config_path: Path | None, offline: bool, as_json: bool) -> None
     """Validate the configuration and print the effective settings (the token masked).
 
     Each value is shown with where it came from: the file, an OPSVAULT_*
-    variable, or the default. Exit status 78 lists every problem found.
+    variable, or the default, followed by whether steps would run sandboxed on
+    this host. Exit status 78 lists every problem found.
 
     Unless --offline, it also reads vault/policy.toml on main and refuses
     (exit 78) when dispatcher.identity is listed as an admin, reviewer or bot,
@@ -221,6 +266,9 @@ def check_config(config_path: Path | None, offline: bool, as_json: bool) -> None
     approver (docs/forgejo.md shows how to let it merge without being one).
     """
     settings = load_settings(os.environ, config_path)
+    # What `run` would decide about the step sandbox on this host ("required"
+    # without a working bwrap exits 78 here too).
+    sandbox = sandbox_for(settings, os.environ)
     if not offline:
         _check_identity(settings)
     if as_json:
@@ -229,7 +277,10 @@ def check_config(config_path: Path | None, offline: bool, as_json: bool) -> None
                 "file": str(settings.file) if settings.file else None,
                 "settings": settings_data(settings),
                 "sources": dict(settings.sources),
+                "sandbox": {"active": sandbox.active, "detail": sandbox.detail},
             }
         )
     else:
         click.echo(_render_settings(settings))
+        prefix = "" if sandbox.active else "WARNING: "
+        click.echo(f"\n# sandbox: {prefix}{sandbox.detail}")

@@ -23,14 +23,14 @@ from pathlib import Path
 import click
 
 from opsvault.cli.options import echo_json, json_option
-from opsvault.errors import ConfigError
+from opsvault.errors import ConfigError, InvalidFileError
 from opsvault.git.base import Identity
 from opsvault.planner.facts import load_vault_facts
 from opsvault.planner.job import PlannerSetup, run_planner, run_planner_job
 from opsvault.planner.model import IssueRef, IssueState, Plan, marker_paths
 from opsvault.planner.render import render_plan
 from opsvault.planner.report import PLAN_FILE, PlanReport, decode_plan, evaluate
-from opsvault.snapshot import DirSnapshot, writable_path
+from opsvault.snapshot import DirSnapshot, read_bounded, writable_path
 
 PLANNER_IDENTITY = Identity("opsvault-planner", "opsvault-planner@localhost")
 
@@ -38,7 +38,7 @@ PLANNER_IDENTITY = Identity("opsvault-planner", "opsvault-planner@localhost")
 def load_plan(path: Path) -> Plan:
     """Return the plan in *path*, read as UTF-8 bytes so line endings survive."""
     try:
-        data = path.read_bytes()
+        data = read_bounded(path, str(path))
     except FileNotFoundError:
         raise ConfigError(
             str(path), "no such file", "pass --ops DIR of an ops repo that has one"
@@ -107,8 +107,9 @@ def _run_local_git(
     if main is None:
         return report
     try:
-        local = (ops / PLAN_FILE).read_bytes()
-    except OSError:
+        # Bounded, never through a link, never a device (review R-10).
+        local = read_bounded(ops / PLAN_FILE, PLAN_FILE, follow_links=False)
+    except (OSError, InvalidFileError):
         local = None
     if local != repo.read_file(main, PLAN_FILE):
         note = (

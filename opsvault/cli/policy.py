@@ -123,8 +123,10 @@ def diff(
         find_ops_root,
         load_builtin_formulas,
         load_formulas,
+        read_bounded,
     )
     from opsvault.vault.request import Action, parse_action
+    from opsvault.vault.schema import MAX_FILE_BYTES
 
     root = ops if ops is not None else find_ops_root(Path.cwd())
     formulas = (
@@ -132,13 +134,16 @@ def diff(
         if root is not None
         else load_builtin_formulas()
     )
-    old_policy = parse_policy(old.read_bytes(), str(old))
-    new_policy = parse_policy(new.read_bytes(), str(new))
+    old_policy = parse_policy(read_bounded(old, str(old)), str(old))
+    new_policy = parse_policy(read_bounded(new, str(new)), str(new))
     actions: list[Action] = []
     if actions_dir is not None:
         for path in sorted(actions_dir.glob("*.toml")):
             actions.append(
-                parse_action(path.read_bytes(), f"vault/actions/{path.name}")
+                parse_action(
+                    read_bounded(path, str(path), MAX_FILE_BYTES),
+                    f"vault/actions/{path.name}",
+                )
             )
     changes = policy_impact(old_policy, new_policy, formulas, actions)
     lowered = [c for c in changes if c.lowered]
@@ -185,7 +190,7 @@ def test_cmd(cases_dir: Path | None, ops: Path | None, as_json: bool) -> None:
     whether it is refused. Exit 1 if any case fails: run it in the ops repo's CI.
     """
     from opsvault.policy.cases import parse_case, run_case
-    from opsvault.snapshot import DirSnapshot, load_base_state
+    from opsvault.snapshot import DirSnapshot, load_base_state, read_bounded
 
     root = resolve_ops(ops)
     directory = cases_dir if cases_dir is not None else root / "vault" / "policy-tests"
@@ -195,7 +200,10 @@ def test_cmd(cases_dir: Path | None, ops: Path | None, as_json: bool) -> None:
         raise PolicyError(
             str(directory), [Problem("$", "no policy test cases (*.toml) here")]
         )
-    results = [run_case(parse_case(p.read_bytes(), p.as_posix()), base) for p in files]
+    results = [
+        run_case(parse_case(read_bounded(p, p.as_posix()), p.as_posix()), base)
+        for p in files
+    ]
     failed = [r for r in results if not r.passed]
     if as_json:
         echo_json(

@@ -83,7 +83,17 @@ def fetch_status(
     result = collect_status(snapshot, load_base_state(snapshot), now, recent)
     if isinstance(snapshot, CommitSnapshot) and repo is not None:
         result = replace(result, proposals=_proposals(repo, snapshot.commit))
+    started = _dispatcher_sandbox(root)
+    if started is not None:  # what the local dispatcher decided at its last start
+        result = replace(result, sandboxed=started[0], sandbox_note=started[1])
     return result
+
+
+def _dispatcher_sandbox(root: Path) -> tuple[bool, str] | None:
+    """Read what a local-mode dispatcher wrote at start (default state_dir only)."""
+    from opsvault.dispatcher.sandbox import read_runner_state
+
+    return read_runner_state(root / ".git" / "opsvault")
 
 
 def _open_repo(root: Path) -> Pygit2OpsRepo | None:
@@ -135,6 +145,10 @@ def render_status(result: Status) -> list[str]:
         lines.append(f"HALTED (vault/HALT exists){note}; nothing is merged or fired")
     else:
         lines.append("running normally (no vault/HALT)")
+    if result.sandboxed is False:
+        lines.append(f"WARNING: {result.sandbox_note}")
+    elif result.sandbox_note:
+        lines.append(result.sandbox_note)
     lines.append(f"waiting to fire: {len(result.waiting)}")
     for w in result.waiting:
         tier = w.tier or "invalid"

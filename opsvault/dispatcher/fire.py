@@ -654,5 +654,6 @@ def _result_record(claim: Claim, result: RunResult, identity: str) -> ResultReco
         output_tail=result.output_tail,
         detail=f"failed at step {result.failed_step!r}" if result.failed_step else "",
         attempt=int(data.get("attempt", 1)),
+        sandbox=result.sandbox or None,
     )
     return record

@@ -16,7 +16,7 @@ import json
 import logging
 import time
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from email.header import Header
 
 import httpx
@@ -123,13 +123,15 @@ class WebhookNotifier:
     errors; any other non-2xx status fails at once. Redirects are not followed,
     so a bearer token is never replayed to another host. The sink URL is not
     logged either: for ntfy the topic is the password, and webhook URLs often
-    embed one.
+    embed one. *redact* is applied to each notification's title and body
+    before delivery (every known secret value, security invariant I6).
     """
 
     def __init__(
         self,
         secrets: SecretSource,
         *,
+        redact: Callable[[str], str] | None = None,
         transport: httpx.BaseTransport | None = None,
         timeout: float = 10.0,
         retries: int = 2,
@@ -137,6 +139,7 @@ class WebhookNotifier:
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self._secrets = secrets
+        self._redact = redact
         self._retries = max(0, retries)
         self._backoff = backoff
         self._sleep = sleep
@@ -157,6 +160,12 @@ class WebhookNotifier:
         self.close()
 
     def notify(self, sinks: Sequence[Sink], notification: Notification) -> list[str]:
+        if self._redact is not None:
+            notification = replace(
+                notification,
+                title=self._redact(notification.title),
+                body=self._redact(notification.body),
+            )
         failed: list[str] = []
         for sink in sinks:
             try:

@@ -17,6 +17,7 @@ from opsvault.dispatcher.integrity import MergeMismatch, check_merge
 from opsvault.dispatcher.state import MergeFacts, Refusal, Role
 from opsvault.forge.types import ListState, PullRequest, ReviewState
 from opsvault.git.base import ChangeKind, OpsRepo
+from opsvault.git.treediff import TreeLimitError
 from opsvault.policy.classify import BaseState, ChangeVerdict
 from opsvault.policy.model import Policy, Principals, Tier
 from opsvault.ports import Forge
@@ -68,11 +69,13 @@ def introducing_commits(
         if not parents:
             found.update(dict.fromkeys(remaining, commit))
             break
-        added = {
-            c.path
-            for c in repo.changed_files(parents[0], commit)
-            if c.kind is not ChangeKind.DELETED
-        }
+        try:
+            changes = repo.changed_files(parents[0], commit)
+        except TreeLimitError:
+            # Too big to diff within the I5 bounds: the remaining paths stay
+            # without an introduction (provenance-unknown, fail closed).
+            break
+        added = {c.path for c in changes if c.kind is not ChangeKind.DELETED}
         for path in remaining & added:
             if repo.blob_id(parents[0], path) is None:
                 found[path] = commit

@@ -268,7 +268,7 @@ def _open_pull(
             Decision(subject, "waiting", "the head commit is not fetchable yet")
         )
         return
-    preview = preview_merge(ctx.repo, main, pr.head_sha, base)
+    preview = preview_merge(ctx.repo, main, pr.head_sha, base, ctx.now)
     verdict = preview.verdict
     policy = base.policy
     entry = ctx.cache.pulls.get(str(pr.number))

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, fields
 from datetime import datetime
 from enum import StrEnum
@@ -133,6 +134,8 @@ class ResultRecord:
     output_tail: str = ""
     detail: str = ""
     attempt: int = 1
+    # How the steps ran: "bwrap" (sandboxed), "none" (not); None when nothing ran.
+    sandbox: str | None = None
     extra: dict[str, Any] = field(default_factory=dict, hash=False)
 
 
@@ -199,3 +202,31 @@ def parse_record(content: bytes, where: str = "result.json") -> ResultRecord:
     data["outcome"] = Outcome(data["outcome"])
     data["reasons"] = tuple(reasons)
     return ResultRecord(**data)
+
+
+def redact_record(content: bytes, redact: Callable[[str], str]) -> bytes:
+    """Return a result record with every known secret value redacted in each of its strings.
+
+    Every record the dispatcher commits passes here, whatever wrote it (step
+    output, a refusal's detail, a forge error): the last line of I6.
+    """
+    try:
+        data = json.loads(content)
+    except (ValueError, RecursionError):  # not ours to parse: redact it as text
+        return redact(content.decode("utf-8", "replace")).encode()
+
+    def clean(value: Any) -> Any:
+        if isinstance(value, str):
+            return redact(value)
+        if isinstance(value, list):
+            return [clean(v) for v in value]
+        if isinstance(value, dict):
+            return {redact(k): clean(v) for k, v in value.items()}
+        return value
+
+    cleaned = clean(data)
+    if cleaned == data:
+        return content
+    return (
+        json.dumps(cleaned, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+    ).encode()

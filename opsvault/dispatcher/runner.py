@@ -3,8 +3,10 @@
 A formula's steps are argv lists run in order in a fresh private workspace, with
 an environment holding only PATH, HOME, LANG, the declared secrets and VAULT_*
 metadata, under one hard deadline enforced from outside, with merged output
-captured into a bounded, redacted tail. Runtime semantics are documented for
-formula authors in docs/formulas.md.
+captured into a bounded tail in which every known secret value (declared or not)
+and the forge token are redacted. With a ``Sandbox`` each step runs inside
+bubblewrap (opsvault/dispatcher/sandbox.py), its workspace the only writable
+path. Runtime semantics are documented for formula authors in docs/formulas.md.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from opsvault.dispatcher.sandbox import SANDBOXED, UNSANDBOXED, Sandbox
 from opsvault.dispatcher.secrets import SECRET_NAME, RedactingTail
 from opsvault.dispatcher.types import (
     ExecutionRequest,
@@ -61,6 +64,7 @@ class _End:
     tail: RedactingTail
     exit_code: int | None = None
     failed_step: str | None = None
+    started_steps: bool = False
 
 
 _OUTCOMES = {Reason.OK: Outcome.SUCCEEDED, Reason.TIMEOUT: Outcome.TIMEOUT}
@@ -89,6 +93,32 @@ def _check_request(request: ExecutionRequest) -> str | None:
 def _signal_group(pgid: int, signum: int) -> None:
     with contextlib.suppress(ProcessLookupError, PermissionError):  # already gone
         os.killpg(pgid, signum)
+
+
+def _group_members(pgid: int) -> list[int]:
+    """Return the pids of process group *pgid* (Linux /proc; empty elsewhere)."""
+    members = []
+    with contextlib.suppress(OSError):
+        for entry in os.scandir("/proc"):
+            if not entry.name.isdigit():
+                continue
+            try:
+                with open(f"/proc/{entry.name}/stat", "rb") as handle:
+                    stat_line = handle.read()
+            except OSError:
+                continue  # gone meanwhile
+            fields = stat_line.rsplit(b")", 1)[-1].split()
+            if len(fields) > 2 and fields[2] == str(pgid).encode():
+                members.append(int(entry.name))
+    return members
+
+
+def _signal_group_except(pgid: int, spared: int, signum: int) -> None:
+    """Signal every process of group *pgid* but *spared* (the sandbox's bwrap)."""
+    for pid in _group_members(pgid):
+        if pid != spared:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(pid, signum)
 
 
 def _leader_exited(pid: int) -> bool:
@@ -125,8 +155,12 @@ class SubprocessRunner:
     """Run steps as local subprocesses (argv only, never a shell).
 
     *path* is the PATH steps get (see DEFAULT_PATH). *kill_grace* is the time
-    between SIGTERM and SIGKILL at the deadline. One instance may serve several
-    worker threads at once: each execution keeps its state on its own stack.
+    between SIGTERM and SIGKILL at the deadline. *sandbox*: run every step
+    inside it (None: as plain subprocesses). *redactions* returns every secret
+    value known to the dispatcher (name -> value, the forge token included):
+    all of them are redacted from the output, not only the declared ones. One
+    instance may serve several worker threads at once: each execution keeps its
+    state on its own stack.
     """
 
     def __init__(
@@ -136,8 +170,12 @@ class SubprocessRunner:
         clock: Callable[[], float] = time.time,
         kill_grace: float = 2.0,
         path: str = DEFAULT_PATH,
+        sandbox: Sandbox | None = None,
+        redactions: Callable[[], Mapping[str, str]] | None = None,
     ) -> None:
         self._secrets = secrets
+        self._sandbox = sandbox
+        self._redactions = redactions
         self._workspace_root = workspace_root
         self._clock = clock
         self._kill_grace = kill_grace
@@ -146,7 +184,7 @@ class SubprocessRunner:
     def execute(self, request: ExecutionRequest) -> RunResult:
         started_at = self._clock()
         deadline = time.monotonic() + max(request.timeout_seconds, 0.0)
-        tail = RedactingTail({}, max(request.output_limit, 0))
+        tail = RedactingTail(self._known(), max(request.output_limit, 0))
         end = self._prepare_and_run(request, deadline, tail)
         outcome = _OUTCOMES.get(end.reason, Outcome.FAILED)
         log.info(
@@ -160,7 +198,19 @@ class SubprocessRunner:
             started_at=started_at,
             ended_at=self._clock(),
             output_tail=end.tail.text(),
+            sandbox=(SANDBOXED if self._sandbox else UNSANDBOXED)
+            if end.started_steps
+            else "",
         )
+
+    def _known(self) -> dict[str, str]:
+        if self._redactions is None:
+            return {}
+        try:
+            return dict(self._redactions())
+        except OpsvaultError as exc:  # cannot list: the declared are still redacted
+            log.warning("cannot list the known secrets for redaction: %s", exc)
+            return {}
 
     def _prepare_and_run(
         self, request: ExecutionRequest, deadline: float, tail: RedactingTail
@@ -181,7 +231,7 @@ class SubprocessRunner:
                 secrets[name] = value
             else:
                 missing.append(name)
-        tail = RedactingTail(secrets, request.output_limit)
+        tail = RedactingTail(self._known() | secrets, request.output_limit)
         if missing:
             tail.note(f"missing secrets (nothing was run): {', '.join(missing)}")
             return _End(Reason.SECRET_MISSING, tail)
@@ -238,27 +288,36 @@ class SubprocessRunner:
         env |= dict(request.metadata)
         env |= secrets
         exit_code: int | None = None
+        started = False
         for step, argv in zip(request.steps, argvs, strict=True):
             if time.monotonic() >= deadline:
                 tail.note(f"deadline reached before step {step.name!r}")
-                return _End(Reason.TIMEOUT, tail, failed_step=step.name)
+                return _End(Reason.TIMEOUT, tail, None, step.name, started)
             tail.note(f"step {step.name!r}")
+            started = True
             try:
                 exit_code, timed_out = self._run_step(
                     argv, env, workspace, deadline, tail
                 )
             except _SpawnFailed as exc:
                 tail.note(f"cannot start step {step.name!r}: {exc}")
-                return _End(Reason.SPAWN_FAILED, tail, failed_step=step.name)
+                return _End(
+                    Reason.SPAWN_FAILED,
+                    tail,
+                    failed_step=step.name,
+                    started_steps=started,
+                )
             if timed_out:
                 tail.note(
                     f"deadline of {request.timeout_seconds}s reached in step {step.name!r}"
                 )
-                return _End(Reason.TIMEOUT, tail, failed_step=step.name)
+                return _End(
+                    Reason.TIMEOUT, tail, failed_step=step.name, started_steps=True
+                )
             if exit_code != 0:
                 tail.note(f"step {step.name!r} exited with {exit_code}")
-                return _End(Reason.EXIT_NONZERO, tail, exit_code, step.name)
-        return _End(Reason.OK, tail, exit_code)
+                return _End(Reason.EXIT_NONZERO, tail, exit_code, step.name, True)
+        return _End(Reason.OK, tail, exit_code, started_steps=started)
 
     def _run_step(
         self,
@@ -269,9 +328,10 @@ class SubprocessRunner:
         tail: RedactingTail,
     ) -> tuple[int, bool]:
         """Run one step; return (exit code, whether the deadline killed it)."""
+        command = self._sandbox.wrap(argv, cwd) if self._sandbox else list(argv)
         try:
             proc = subprocess.Popen(
-                argv,
+                command,
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.STDOUT,
@@ -312,7 +372,12 @@ class SubprocessRunner:
                     # still holds the pipe open.
                     return term_at is not None
                 if exited_at is None and term_at is None and now >= deadline:
-                    _signal_group(group, signal.SIGTERM)
+                    if self._sandbox is not None:
+                        # SIGTERM would end bwrap at once and its namespace with
+                        # it: give the step itself the grace period instead.
+                        _signal_group_except(group, proc.pid, signal.SIGTERM)
+                    else:
+                        _signal_group(group, signal.SIGTERM)
                     term_at = now
                 elif term_at is not None and not killed and now >= term_at + grace:
                     _signal_group(group, signal.SIGKILL)

@@ -7,12 +7,20 @@ name and a safe environment variable name.
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
+import ctypes.util
+import logging
+import os
 import re
-from collections.abc import Mapping
+import sys
+from collections.abc import Callable, Mapping, MutableMapping
 from pathlib import Path
 
 from opsvault.errors import RunnerError
 from opsvault.ports import SecretSource
+
+log = logging.getLogger(__name__)
 
 SECRET_NAME = re.compile(r"[A-Z][A-Z0-9_]*")
 ENV_PREFIX = "OPSVAULT_SECRET_"
@@ -20,6 +28,19 @@ ENV_PREFIX = "OPSVAULT_SECRET_"
 MIN_REDACTED_LENGTH = 4
 """Secret values shorter than this are not redacted: replacing every 'ab' in the
 output would destroy it while hiding nothing a guess would not find."""
+
+
+def known_secrets(source: object) -> dict[str, str]:
+    """Return every secret *source* holds (name -> value), for redaction only.
+
+    A source without a ``known()`` method contributes nothing; values of unreadable
+    entries are skipped (they cannot be handed to a step either).
+    """
+    known = getattr(source, "known", None)
+    if not callable(known):
+        return {}
+    found = known()
+    return dict(found) if isinstance(found, Mapping) else {}
 
 
 def check_secret_name(name: str) -> None:
@@ -57,6 +78,25 @@ class DirectorySecrets:
             return value[:-2]
         return value.removesuffix("\n")
 
+    def known(self) -> dict[str, str]:
+        """Return every secret of the directory (names that are valid secret names)."""
+        found: dict[str, str] = {}
+        try:
+            names = sorted(entry.name for entry in os.scandir(self.path))
+        except OSError as exc:
+            log.warning("cannot list the secrets directory %s: %s", self.path, exc)
+            return found
+        for name in names:
+            if not SECRET_NAME.fullmatch(name):
+                continue
+            try:
+                value = self.get(name)
+            except (OSError, UnicodeDecodeError, RunnerError):
+                continue
+            if value:
+                found[name] = value
+        return found
+
     def __repr__(self) -> str:
         return f"DirectorySecrets({str(self.path)!r})"
 
@@ -70,6 +110,13 @@ class EnvSecrets:
     def get(self, name: str) -> str | None:
         check_secret_name(name)
         return self._environ.get(ENV_PREFIX + name)
+
+    def known(self) -> dict[str, str]:
+        return {
+            key.removeprefix(ENV_PREFIX): value
+            for key, value in self._environ.items()
+            if key.startswith(ENV_PREFIX) and value
+        }
 
     def __repr__(self) -> str:  # never show the mapping: it holds secret values
         names = sorted(
@@ -93,6 +140,12 @@ class ChainSecrets:
             if value is not None:
                 return value
         return None
+
+    def known(self) -> dict[str, str]:
+        found: dict[str, str] = {}
+        for source in reversed(self.sources):  # the first source wins, as in get()
+            found |= known_secrets(source)
+        return found
 
     def __repr__(self) -> str:
         return f"ChainSecrets{self.sources!r}"
@@ -164,3 +217,114 @@ class RedactingTail:
         if excess > 0:
             del self._tail[:excess]
             self.dropped += excess
+
+
+FORGE_TOKEN_MARKER = "forge-token"
+"""The name shown for the forge token: ``[REDACTED:forge-token]``. Lower case, so
+it can never be a secret's name."""
+
+
+class Redactor:
+    """Replace every known secret value (and the forge token) in text meant to be recorded.
+
+    Used on everything the dispatcher writes for people: result records, PR
+    comments, notifications, tick reports and log lines. *load* is called by
+    ``refresh`` (once per tick), so rotated secrets are picked up; values shorter
+    than MIN_REDACTED_LENGTH are left alone, as in RedactingTail.
+    """
+
+    def __init__(self, load: Callable[[], Mapping[str, str]]) -> None:
+        self._load = load
+        self._names: dict[str, str] = {}  # value -> name
+        self._pattern: re.Pattern[str] | None = None
+        self._markers: dict[str, str] = {}
+        self.refresh()
+
+    def values(self) -> dict[str, str]:
+        """Return name -> value of everything redacted (for the runner's tail)."""
+        return {name: value for value, name in self._names.items()}
+
+    def refresh(self) -> None:
+        try:
+            found = dict(self._load())
+        except Exception as exc:  # keep the previous values rather than none
+            log.warning("cannot reload the secrets to redact: %s", type(exc).__name__)
+            return
+        self._names = {}
+        for name, value in sorted(found.items()):
+            if len(value.encode()) >= MIN_REDACTED_LENGTH:
+                self._names.setdefault(value, name)
+        self._markers = {v: f"[REDACTED:{n}]" for v, n in self._names.items()}
+        longest_first = sorted(self._markers, key=len, reverse=True)
+        self._pattern = (
+            re.compile("|".join(re.escape(v) for v in longest_first))
+            if longest_first
+            else None
+        )
+
+    def __call__(self, text: str) -> str:
+        if self._pattern is None or not text:
+            return text
+        return self._pattern.sub(lambda m: self._markers[m.group()], text)
+
+
+class RedactingFilter(logging.Filter):
+    """A logging filter that redacts every record's rendered message with a Redactor."""
+
+    def __init__(self, redact: Callable[[str], str]) -> None:
+        super().__init__()
+        self._redact = redact
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        cleaned = self._redact(message)
+        if cleaned != message:
+            record.msg, record.args = cleaned, None
+        if record.exc_info and record.exc_info[1] is not None:
+            text = logging.Formatter().formatException(record.exc_info)
+            cleaned_exc = self._redact(text)
+            if cleaned_exc != text:
+                record.exc_info, record.exc_text = None, cleaned_exc
+        return True
+
+
+def install_log_redaction(redact: Callable[[str], str]) -> RedactingFilter:
+    """Redact every log line this process writes: a filter on each root handler."""
+    flt = RedactingFilter(redact)
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(flt)
+    return flt
+
+
+PR_SET_DUMPABLE = 4
+PR_GET_DUMPABLE = 3
+SEALED_PREFIXES = (ENV_PREFIX, "OPSVAULT_FORGE_TOKEN")
+
+
+def take_secret_environ(environ: MutableMapping[str, str]) -> dict[str, str]:
+    """Remove ``OPSVAULT_SECRET_*`` and the forge token variable from *environ*; return them.
+
+    Called once at start on ``os.environ``: the values then live only in the
+    dispatcher's memory, so no child process (git, a step, a hook) inherits them.
+    """
+    taken = {k: v for k, v in environ.items() if k.startswith(SEALED_PREFIXES)}
+    for key in taken:
+        del environ[key]
+    return taken
+
+
+def set_non_dumpable() -> bool:
+    """Mark this process non-dumpable (Linux); return whether that worked.
+
+    A non-dumpable process's ``/proc/<pid>/environ``, ``mem``, ``maps`` and fds
+    are readable only with CAP_SYS_PTRACE, so a process of the same user (a step
+    run without the sandbox) cannot read the initial environment block, which
+    ``unsetenv`` does not erase. It also forbids ptrace attach and core dumps.
+    """
+    if not sys.platform.startswith("linux"):
+        return False
+    with contextlib.suppress(OSError, AttributeError):
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        if libc.prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) == 0:
+            return bool(libc.prctl(PR_GET_DUMPABLE, 0, 0, 0, 0) == 0)
+    return False

@@ -84,6 +84,7 @@ class FinishedAction:
     started_at: str | None = None
     ended_at: str | None = None
     problem: str = ""
+    sandbox: str | None = None  # "bwrap", "none"; None when no step ran
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,6 +108,10 @@ class Status:
     running: tuple[RunningAction, ...] = ()
     recent: tuple[FinishedAction, ...] = ()
     proposals: tuple[PendingProposal, ...] = ()
+    # Whether steps run sandboxed (I6): None when unknown, with a one-line note
+    # from the newest executed record or the dispatcher's own start-up state.
+    sandboxed: bool | None = None
+    sandbox_note: str = ""
 
 
 def collect_status(
@@ -128,14 +133,36 @@ def collect_status(
         halt = snapshot.read_file(HALT)
     except FileTooLargeError:
         halt = b"(HALT is too large to show)"
+    finished = tuple(recent_records(snapshot, now, max(recent, 20), history_months))
+    sandboxed, note = sandbox_from_records(finished)
     return Status(
         source=snapshot.label,
         halted=halt is not None,
         halt_note=_first_line(halt) if halt is not None else "",
         waiting=tuple(_waiting(snapshot, base_state, now)),
         running=tuple(_running(snapshot, now)),
-        recent=tuple(recent_records(snapshot, now, recent, history_months)),
+        recent=finished[:recent],
+        sandboxed=sandboxed,
+        sandbox_note=note,
     )
+
+
+def sandbox_from_records(
+    finished: Iterable[FinishedAction],
+) -> tuple[bool | None, str]:
+    """Return whether the newest executed action ran sandboxed, and a line saying so."""
+    for entry in finished:  # newest first
+        if entry.sandbox == "none":
+            return False, (
+                f"steps are NOT sandboxed: the newest executed action ({entry.id}, "
+                f"{entry.ended_at or '?'}) ran without bubblewrap"
+            )
+        if entry.sandbox is not None:
+            return True, (
+                f"steps run sandboxed ({entry.sandbox}; newest executed action "
+                f"{entry.id})"
+            )
+    return None, ""
 
 
 def _first_line(content: bytes) -> str:
@@ -282,6 +309,7 @@ def _finished(action_id: str, path: str, raw: bytes | None) -> FinishedAction:
         pr=record.pr,
         started_at=record.started_at,
         ended_at=record.ended_at,
+        sandbox=record.sandbox,
     )
 
 

@@ -44,6 +44,7 @@ from opsvault.dispatcher.records import (
     HALT,
     archive_paths,
     parse_record,
+    redact_record,
     render_record,
 )
 from opsvault.dispatcher.report import Decision, TickReport
@@ -94,7 +95,12 @@ def tick(app: App, now: datetime, *, dry_run: bool = False) -> TickReport:
     requests_before = _requests(app)
     state = _Progress()
 
+    refresh = getattr(app.redact, "refresh", None)
+    if callable(refresh):  # pick up rotated secrets before anything is recorded
+        refresh()
+
     def report() -> TickReport:
+        redact = app.redact
         return TickReport(
             started_at=iso(now),
             ended_at=iso(datetime.now(UTC)),
@@ -102,8 +108,11 @@ def tick(app: App, now: datetime, *, dry_run: bool = False) -> TickReport:
             main_after=state.main_after,
             halted=state.halted,
             dry_run=dry_run,
-            decisions=tuple(decisions),
-            errors=tuple(errors),
+            decisions=tuple(
+                replace(d, detail=redact(d.detail), subject=redact(d.subject))
+                for d in decisions
+            ),
+            errors=tuple(redact(e) for e in errors),
             forge_requests=_requests(app) - requests_before,
             commits=state.commits,
         )
@@ -277,7 +286,13 @@ def _unchecked_mismatches(
 
 def _commit(app: App, main: str, changes: dict[str, bytes | None], message: str) -> str:
     who = Identity(app.identity, f"{app.identity}@opsvault.invalid")
-    return app.repo.commit_files(main, changes, message, who)
+    changes = {
+        path: redact_record(content, app.redact)
+        if content is not None and path.endswith(".result.json")
+        else content
+        for path, content in changes.items()
+    }
+    return app.repo.commit_files(main, changes, app.redact(message), who)
 
 
 def _publish(app: App, new: str, old: str) -> None:
@@ -495,7 +510,7 @@ def _tell(
             app.forge.upsert_comment(
                 pr,
                 f"<!-- opsvault:result:{action_id} -->",
-                f"**opsvault** `{action_id}`: {text}",
+                app.redact(f"**opsvault** `{action_id}`: {text}"),
             )
         except OpsvaultError as exc:
             errors.append(f"pr#{pr}: result comment not posted: {exc}")
@@ -510,7 +525,10 @@ def _tell(
         app.notifier.notify(
             sinks,
             Notification(
-                event=event, title=f"opsvault: {event}", body=text, tier="high"
+                event=event,
+                title=f"opsvault: {event}",
+                body=app.redact(text),
+                tier="high",
             ),
         )
 

@@ -54,6 +54,7 @@ class RunResult:
     started_at: float  # wall time, unix seconds, from the runner's clock
     ended_at: float
     output_tail: str  # redacted, capped, decoded with errors="replace"
+    sandbox: str = ""  # "bwrap" or "none" when steps were started; "" otherwise
 
 
 @dataclass(frozen=True, slots=True)

@@ -71,6 +71,9 @@ STATE_VERSION = 1
 MERGE_ATTEMPTS = 5
 # How far back along main's first parents a hand-made merge commit is looked for.
 _MERGE_SEARCH_DEPTH = 200
+# What of a proposal's commit message is kept as its PR title and body.
+MAX_TITLE_CHARS = 256
+MAX_BODY_CHARS = 64 * 1024
 
 _FILE_STATUS = {
     ChangeKind.ADDED: FileStatus.ADDED,
@@ -461,8 +464,8 @@ class LocalForge:
                 branch=name,
                 head_sha=tip,
                 author=info.author.name,
-                title=title.strip() or name,
-                body=body.strip(),
+                title=title.strip()[:MAX_TITLE_CHARS] or name,
+                body=body.strip()[:MAX_BODY_CHARS],
                 created_at=now,
                 updated_at=now,
             )

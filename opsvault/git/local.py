@@ -15,12 +15,16 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pygit2
-from pygit2.enums import DeltaStatus, DiffFind, FileMode, RepositoryOpenFlag
+from pygit2.enums import FileMode, RepositoryOpenFlag
 
 from opsvault.errors import FileTooLargeError, GitError, PushRejected
 from opsvault.git import transport
 from opsvault.git.base import (
+    GITLINK_MODE,
     MAX_BLOB_BYTES,
+    MAX_COMMIT_BYTES,
+    TREE_MODE,
+    TYPE_BITS,
     ChangedFile,
     ChangeKind,
     CommitInfo,
@@ -28,7 +32,9 @@ from opsvault.git.base import (
     check_repo_dir,
     check_repo_path,
 )
+from opsvault.git.treediff import TreeLimitError, diff_trees
 from opsvault.git.trees import apply_changes
+from opsvault.git.worktree import apply_to_worktree
 
 log = logging.getLogger(__name__)
 
@@ -39,13 +45,6 @@ _REVISION = re.compile(r"^(?P<name>[^~^:@{}\s]+)(?P<suffix>(?:[~^][0-9]*)*)$")
 
 _TREE_CACHE_SIZE = 1024
 _FILE_MODES = (FileMode.BLOB, FileMode.BLOB_EXECUTABLE, FileMode.LINK)
-
-_KINDS = {
-    DeltaStatus.ADDED: ChangeKind.ADDED,
-    DeltaStatus.COPIED: ChangeKind.ADDED,
-    DeltaStatus.DELETED: ChangeKind.DELETED,
-    DeltaStatus.RENAMED: ChangeKind.RENAMED,
-}
 
 # pygit2 raises its own GitError and also KeyError/ValueError for bad input.
 _PYGIT2_ERRORS = (pygit2.GitError, KeyError, ValueError)
@@ -83,6 +82,35 @@ def _check_name(name: str, kind: str) -> None:
         or not pygit2.reference_is_valid_name(f"refs/heads/{name}")
     ):
         raise GitError(repr(name), f"not a valid {kind} name")
+
+
+def _update_index(
+    index: pygit2.Index, changes: tuple[ChangedFile, ...], tree: pygit2.Tree
+) -> None:
+    """Record the files a sync wrote in the index, keeping the stat data of the others."""
+    try:
+        for change in changes:
+            for gone in (
+                change.old_path,
+                change.path if change.kind is ChangeKind.DELETED else None,
+            ):
+                if gone is not None and gone in index:
+                    index.remove(gone)
+            if (
+                change.kind is ChangeKind.DELETED
+                or change.mode & TYPE_BITS == TREE_MODE
+            ):
+                continue
+            if change.mode & TYPE_BITS == GITLINK_MODE:
+                entry = tree[change.path]
+                index.add(pygit2.IndexEntry(change.path, entry.id, FileMode.COMMIT))
+            else:
+                index.add(change.path)  # stats and hashes what was just written
+    except _PYGIT2_ERRORS:
+        pass  # the check below falls back to the tree itself
+    if index.write_tree() != tree.id:
+        index.read_tree(tree)
+    index.write()
 
 
 class Pygit2OpsRepo:
@@ -177,6 +205,7 @@ class Pygit2OpsRepo:
         oid = self._lookup_name(match["name"])
         if oid is None:
             raise GitError(rev, "unknown revision")
+        self._check_size(oid, rev)
         try:
             obj = self._repo.revparse_single(f"{oid}{match['suffix']}")
         except _PYGIT2_ERRORS as exc:
@@ -185,6 +214,17 @@ class Pygit2OpsRepo:
             return obj.peel(pygit2.Commit)
         except _PYGIT2_ERRORS as exc:
             raise GitError(rev, f"names a {obj.type_str}, not a commit") from exc
+
+    def _check_size(self, oid: pygit2.Oid, where: str) -> None:
+        """Raise GitError if *oid* is a commit over MAX_COMMIT_BYTES (from its header, unread)."""
+        with _translated(where):
+            kind, size = self._repo.odb.read_header(oid)
+        if kind == pygit2.enums.ObjectType.COMMIT and size > MAX_COMMIT_BYTES:
+            raise GitError(
+                where,
+                f"the commit object is {size} bytes, over the limit of {MAX_COMMIT_BYTES}; "
+                "shorten its message",
+            )
 
     def _lookup_name(self, name: str) -> pygit2.Oid | None:
         """Return the object a name (no ``~``/``^`` suffix) means, or None.
@@ -302,40 +342,18 @@ class Pygit2OpsRepo:
             return self._repo.descendant_of(newer.id, older.id)
 
     def changed_files(self, base: str, head: str) -> tuple[ChangedFile, ...]:
+        """Return what *head* changes relative to its merge base with *base* (bounded, raw modes).
+
+        Raise TreeLimitError (a GitError) past MAX_CHANGED_FILES files: see git/treediff.py.
+        """
         head_commit = self._commit(head)
         fork = self.merge_base(base, head)
         if fork is None:
             raise GitError(f"{base}...{head}", "the histories are unrelated")
-        with _translated(f"{base}...{head}"):
-            diff = self._repo[fork].peel(pygit2.Tree).diff_to_tree(head_commit.tree)
-            diff.find_similar(
-                flags=DiffFind.FIND_RENAMES | DiffFind.FIND_EXACT_MATCH_ONLY
-            )
-            changes = []
-            for delta in diff.deltas:
-                kind = _KINDS.get(delta.status, ChangeKind.MODIFIED)
-                if kind is ChangeKind.DELETED:
-                    changes.append(
-                        ChangedFile(
-                            delta.old_file.path, kind, mode=int(delta.old_file.mode)
-                        )
-                    )
-                elif kind is ChangeKind.RENAMED:
-                    changes.append(
-                        ChangedFile(
-                            delta.new_file.path,
-                            kind,
-                            delta.old_file.path,
-                            mode=int(delta.new_file.mode),
-                        )
-                    )
-                else:
-                    changes.append(
-                        ChangedFile(
-                            delta.new_file.path, kind, mode=int(delta.new_file.mode)
-                        )
-                    )
-        return tuple(sorted(changes, key=lambda c: (c.path, c.kind, c.old_path or "")))
+        where = f"{base}...{head}"
+        with _translated(where):
+            old_tree = self._repo[fork].peel(pygit2.Commit).tree_id
+            return diff_trees(self._repo, old_tree, head_commit.tree_id, where)
 
     def log_first_parent(self, commit: str, limit: int) -> tuple[str, ...]:
         current = self._commit(commit)
@@ -457,9 +475,14 @@ class Pygit2OpsRepo:
                 if not name.startswith(start):
                     continue
                 try:
+                    target = self._repo.references[name].target
+                    if isinstance(target, pygit2.Oid):
+                        self._check_size(target, name)
                     commit = self._repo.references[name].peel(pygit2.Commit)
-                except _PYGIT2_ERRORS:
-                    continue  # a branch that names no commit is nothing we can use
+                except (*_PYGIT2_ERRORS, GitError) as exc:
+                    # a branch that names no commit, or one too big to read, is nothing we can use
+                    log.warning("ignoring branch %r: %s", name, exc)
+                    continue
                 found[name.removeprefix("refs/heads/")] = str(commit.id)
         return found
 
@@ -524,7 +547,11 @@ class Pygit2OpsRepo:
             untracked = {
                 p for p, f in status.items() if f & pygit2.enums.FileStatus.WT_NEW
             }
-            changes = self.changed_files(old, new)
+            try:
+                changes = self.changed_files(old, new)
+            except TreeLimitError as exc:
+                log.warning("work tree of %r not updated: %s", branch, exc)
+                return False
             changed = {c.path for c in changes} | {
                 c.old_path for c in changes if c.old_path is not None
             }
@@ -535,10 +562,41 @@ class Pygit2OpsRepo:
                 log.warning("work tree of %r not updated: %s", branch, unsafe)
                 return False
             tree = self._commit(new).tree
-            repo.checkout_tree(tree, strategy=pygit2.enums.CheckoutStrategy.FORCE)  # type: ignore[no-untyped-call]
-            index.read_tree(tree)
-            index.write()
+            root = Path(repo.workdir)
+            try:
+                apply_to_worktree(repo, root, changes, tree)
+            except OSError as exc:
+                self._restore_worktree(branch, old, new, exc)
+                return False
+            _update_index(index, changes, tree)
         return True
+
+    def _restore_worktree(self, branch: str, old: str, new: str, exc: OSError) -> None:
+        """Put the files of a failed sync back as *old* has them, and leave a note (R-4).
+
+        The work tree is then what it is whenever a sync is refused: the old
+        commit's files and index, HEAD on the moved branch. The note in
+        ``.git/opsvault/worktree-out-of-sync`` says so until the operator resyncs.
+        """
+        message = (
+            f"work tree of {branch!r} could not be moved from {old} to {new}: {exc}; "
+            f"run `git reset --hard {branch}` (or `git checkout -f {branch}`) after checking "
+            "that nothing links out of the work tree"
+        )
+        log.error("%s", message)
+        try:
+            old_tree, new_tree = self._commit(old).tree, self._commit(new).tree
+            back = diff_trees(self._repo, new_tree.id, old_tree.id, f"{new}..{old}")
+            apply_to_worktree(self._repo, Path(self._repo.workdir), back, old_tree)
+        except (OSError, GitError) as again:
+            log.error("work tree of %r only partly restored: %s", branch, again)
+            message += f" (restoring the old files failed too: {again})"
+        note = self._git_dir / "opsvault" / "worktree-out-of-sync"
+        try:
+            note.parent.mkdir(exist_ok=True)
+            note.write_text(message + "\n")
+        except OSError as again:
+            log.error("could not write %s: %s", note, again)
 
     def _unsafe_write(self, paths: set[str]) -> str:
         """Return why writing *paths* into the work tree could land elsewhere ("" if it cannot).
@@ -552,13 +610,18 @@ class Pygit2OpsRepo:
         git_dir = self._git_dir.resolve()
         for path in sorted(paths):
             current = workdir
-            for part in path.split("/"):
-                current = current / part
-                if current.is_symlink():
-                    return f"{path!r}: {current.relative_to(workdir).as_posix()!r} is a symlink"
-                if not current.exists():
-                    break
-            real = Path(os.path.realpath(current))
+            try:
+                for part in path.split("/"):
+                    current = current / part
+                    if current.is_symlink():
+                        return f"{path!r}: {current.relative_to(workdir).as_posix()!r} is a symlink"
+                    if not current.exists():
+                        break
+                real = Path(os.path.realpath(current))
+            except (
+                OSError
+            ) as exc:  # e.g. ENAMETOOLONG: what cannot be checked is unsafe (R-3)
+                return f"{path!r} cannot be checked: {exc.strerror or exc}"
             if not real.is_relative_to(workdir) or real.is_relative_to(git_dir):
                 return f"{path!r} resolves to {str(real)!r}, outside the work tree"
         return ""

@@ -11,10 +11,16 @@ from __future__ import annotations
 
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from enum import StrEnum
 
 from opsvault.errors import InvalidFileError, Problem
-from opsvault.git.base import ChangedFile, ChangeKind
+from opsvault.git.base import (
+    MAX_BLOB_BYTES,
+    ChangedFile,
+    ChangeKind,
+    tree_path_problem,
+)
 from opsvault.policy.glob import glob_match, name_match
 from opsvault.policy.model import Policy, Rule, Tier
 from opsvault.vault.formula import Formula, ParamValue
@@ -297,7 +303,10 @@ def _existing_action_verdict(path: str, kind: ChangeKind) -> FileVerdict:
 
 
 def classify_new_action(
-    path: str, content: bytes | InvalidFileError | None, base: BaseState
+    path: str,
+    content: bytes | InvalidFileError | None,
+    base: BaseState,
+    now: datetime | None = None,
 ) -> FileVerdict:
     """Return the verdict for an action file the change adds at *path*."""
     from opsvault.policy.assess import assess_action  # assess builds on classify
@@ -332,7 +341,7 @@ def classify_new_action(
         action = parse_action(content, path)
     except InvalidFileError as exc:
         return refused(exc.problems)
-    assessment = assess_action(action, base.formulas, base.policy, now=None)
+    assessment = assess_action(action, base.formulas, base.policy, now=now)
     return FileVerdict(
         path,
         ChangeKind.ADDED,
@@ -346,6 +355,7 @@ def classify_change(
     changes: Sequence[ChangedFile],
     head_files: Mapping[str, bytes | InvalidFileError],
     base: BaseState,
+    now: datetime | None = None,
 ) -> ChangeVerdict:
     """Return the tier of a whole change and a verdict per changed file.
 
@@ -368,14 +378,12 @@ def classify_change(
             )
             verdicts.extend(
                 _verdicts_for(
-                    change.path, ChangeKind.ADDED, head_files, base, change.is_link
+                    change.path, ChangeKind.ADDED, head_files, base, change, now
                 )
             )
         else:
             verdicts.extend(
-                _verdicts_for(
-                    change.path, change.kind, head_files, base, change.is_link
-                )
+                _verdicts_for(change.path, change.kind, head_files, base, change, now)
             )
     if not verdicts:
         empty = Reason(
@@ -392,38 +400,71 @@ def _odd_path(path: str) -> bool:
     return any(ord(ch) < 32 or ord(ch) == 127 for ch in path)
 
 
+def _refused(
+    path: str, kind: ChangeKind, base: BaseState, detail: str, message: str
+) -> list[FileVerdict]:
+    reason = Reason(base.policy.default_tier, Source.INVALID, f"{path!r}: {detail}")
+    return [FileVerdict(path, kind, _join([reason]), (Problem("$", message),))]
+
+
 def _verdicts_for(
     path: str,
     kind: ChangeKind,
     head_files: Mapping[str, bytes | InvalidFileError],
     base: BaseState,
-    link: bool = False,
+    change: ChangedFile | None = None,
+    now: datetime | None = None,
 ) -> list[FileVerdict]:
     if _odd_path(path):
         # Newlines and escapes in a path only serve to mislead people reading comments,
         # reports and terminals: such a change is refused (security review SR-5).
-        reason = Reason(
-            base.policy.default_tier,
-            Source.INVALID,
-            f"{path!r}: the path has control characters",
-        )
-        problem = Problem(
-            "$",
+        return _refused(
+            path,
+            kind,
+            base,
+            "the path has control characters",
             "the path contains control characters (newline, escape, ...); rename the file",
         )
-        return [FileVerdict(path, kind, _join([reason]), (problem,))]
-    if link:
+    problem = tree_path_problem(path)
+    if problem:
+        # Paths git refuses to check out (.git in any spelling, '..', over NAME_MAX or
+        # PATH_MAX) are never graded as ordinary files (review R-3, R-4, R-9).
+        return _refused(
+            path, kind, base, problem, f"{problem}; git cannot check this path out"
+        )
+    if change is not None and change.is_link:
         # A symlink or gitlink lets a later write land elsewhere (.git/hooks, a
         # dotfile outside the repo): never merged by the dispatcher (I4).
         reason = Reason(
             Tier.HIGH,
             Source.FLOOR,
-            f"{path}: adds a symlink or a submodule (gitlink); built-in floor, never auto-merged",
+            f"{path}: adds a symlink or a submodule (gitlink, mode {change.mode:o}); "
+            "built-in floor, never auto-merged",
         )
         return [FileVerdict(path, kind, _join([reason]), protected=True)]
+    if change is not None and kind is not ChangeKind.DELETED:
+        if change.size > MAX_BLOB_BYTES and not is_action_path(path):
+            # (new action files have their own, smaller bound, checked from the header too)
+            # No file of an ops repo is this big; the blob is never read (review R-8).
+            return _refused(
+                path,
+                kind,
+                base,
+                f"the file is {change.size} bytes",
+                f"file is {change.size} bytes, over the limit of {MAX_BLOB_BYTES}; "
+                "keep large files out of the ops repo",
+            )
+        if change.odd_mode:
+            reason = Reason(
+                Tier.HIGH,
+                Source.FLOOR,
+                f"{path}: git mode {change.mode:o} is not one git writes; "
+                "built-in floor, never auto-merged",
+            )
+            return [FileVerdict(path, kind, _join([reason]), protected=True)]
     if is_action_path(path):
         if kind is ChangeKind.ADDED:
-            return [classify_new_action(path, head_files.get(path), base)]
+            return [classify_new_action(path, head_files.get(path), base, now)]
         return [_existing_action_verdict(path, kind)]
     classification = classify_path(path, base.policy)
     protected = any(r.source is Source.FLOOR for r in classification.reasons)

@@ -13,7 +13,13 @@ from functools import cache
 
 @cache
 def _compile(pattern: str) -> re.Pattern[str]:
-    segments = pattern.split("/")
+    # Runs of '**' segments and of '*' within a segment mean the same as one, and
+    # each extra one multiplies the backtracking on a long path (review R-6).
+    segments: list[str] = []
+    for segment in pattern.split("/"):
+        if segment == "**" and segments and segments[-1] == "**":
+            continue
+        segments.append(segment if segment == "**" else re.sub(r"\*+", "*", segment))
     parts: list[str] = []
     for i, segment in enumerate(segments):
         last = i == len(segments) - 1

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import re
 import warnings
 from dataclasses import dataclass
@@ -183,6 +184,60 @@ def _pattern_problem(pattern: str) -> str:
         DeprecationWarning,
     ) as exc:
         return f"not a usable regular expression: {str(exc)[:200]}; simplify it"
+    return backtracking_problem(pattern)
+
+
+# sre opcodes that repeat their body, and what inside such a body makes matching
+# exponential on a failing input (review R-6).
+_REPEATS = {"MAX_REPEAT", "MIN_REPEAT", "POSSESSIVE_REPEAT"}
+
+
+def backtracking_problem(pattern: str) -> str:
+    """Return why *pattern* could backtrack exponentially ("" if its shape cannot).
+
+    A structural check on the parsed pattern, not a time budget: a repeat that
+    can match more than once must not contain another such repeat, an
+    alternation or a backreference (``([a-z]+)+``, ``(a|a)*``, ``(.)\\1*``).
+    Callers must have compiled *pattern* already.
+    """
+    sre = importlib.import_module("re._parser")  # the parser re itself uses (3.11+)
+
+    def walk(items: object, inside: bool) -> str:
+        for op, arg in items:  # type: ignore[attr-defined]
+            name = str(op)
+            if name in _REPEATS:
+                low, high, body = arg
+                many = high > 1
+                if many and inside and low != high:  # a fixed count {n} is one way only
+                    return "a repeated group contains another repeat"
+                found = walk(body, inside or many)
+                if found:
+                    return found
+            elif name == "BRANCH":
+                if inside:
+                    return "a repeated group contains an alternation (|)"
+                for branch in arg[1]:
+                    found = walk(branch, inside)
+                    if found:
+                        return found
+            elif name in ("GROUPREF", "GROUPREF_EXISTS"):
+                return "the pattern uses a backreference"
+            elif name == "SUBPATTERN" or name in (
+                "ASSERT",
+                "ASSERT_NOT",
+                "ATOMIC_GROUP",
+            ):
+                found = walk(arg[-1], inside)
+                if found:
+                    return found
+        return ""
+
+    problem = walk(sre.parse(anchored(pattern)), False)
+    if problem:
+        return (
+            f"{problem}: matching could take exponential time on a proposer's value; "
+            "rewrite it without nested repeats (e.g. '^[a-z0-9]+$')"
+        )
     return ""
 
 
@@ -236,7 +291,15 @@ def param_value_problems(spec: ParamSpec, value: object) -> list[str]:
     ]
 
 
+# No param value needs more; also what bounds a pattern's matching time (R-6).
+MAX_STRING_PARAM_CHARS = 1024
+
+
 def _string_problems(spec: ParamSpec, value: str) -> list[str]:
+    if len(value) > MAX_STRING_PARAM_CHARS:
+        return [
+            f"the value is {len(value)} characters, over the limit of {MAX_STRING_PARAM_CHARS}"
+        ]
     if "\x00" in value:
         return [f"{value!r} contains a NUL character"]
     if spec.pattern is not None and not re.fullmatch(anchored(spec.pattern), value):

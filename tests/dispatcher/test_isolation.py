@@ -72,10 +72,10 @@ def test_a_bug_in_one_pull_request_leaves_the_others_and_the_fire_phase(
     good, _ = propose(side, "noop-good", NOOP.format(msg="good"))
     real = pulls.preview_merge
 
-    def buggy(repo: Any, base: str, head: str, state: Any) -> Any:
+    def buggy(repo: Any, base: str, head: str, state: Any, now: Any = None) -> Any:
         if head == bad_head:
             raise RecursionError("maximum recursion depth exceeded")
-        return real(repo, base, head, state)
+        return real(repo, base, head, state, now)
 
     monkeypatch.setattr(pulls, "preview_merge", buggy)
     report = side.tick(at=timedelta(minutes=1))

@@ -1,10 +1,10 @@
-"""Review of I4 (links) and I5 (bounded parsing), 2026-12: open findings as strict xfails.
+"""Review of I4 (links) and I5 (bounded parsing), 2026-12: findings R-1..R-10, all fixed.
 
 Each test builds the attack for real (raw git objects written to the object
 database, real dispatcher ticks in local mode or against the fake Forgejo) and
-asserts the *safe* behaviour. While the finding is open the assertion fails and
-the test is an expected failure; ``strict=True`` turns the suite red the moment
-a fix lands, so the marker is removed together with the bug.
+asserts the *safe* behaviour. They were strict xfails while the findings were
+open, and each failed on the code before its fix; see
+docs/security-review-2026-12-input.md.
 """
 
 from __future__ import annotations
@@ -151,7 +151,6 @@ def vault(tmp_path: Path) -> Iterator[Harness]:
 ODD_LINK_MODES = [0o120755, 0o120644, 0o120777]
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason="finding R-1")
 @pytest.mark.parametrize("mode", ODD_LINK_MODES, ids=oct)
 def test_r1_a_symlink_with_a_non_canonical_mode_hits_the_floor(
     ops: Path, mode: int
@@ -166,7 +165,6 @@ def test_r1_a_symlink_with_a_non_canonical_mode_hits_the_floor(
     assert verdict.tier is Tier.HIGH and verdict.protected
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason="finding R-1")
 def test_r1_the_local_dispatcher_merges_a_non_canonical_symlink_into_the_work_tree(
     ops: Path, tmp_path: Path
 ) -> None:
@@ -183,7 +181,6 @@ def test_r1_the_local_dispatcher_merges_a_non_canonical_symlink_into_the_work_tr
     assert not (ops / "knowledge" / "d").is_symlink()
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason="finding R-1")
 def test_r1_the_dispatcher_merges_a_non_canonical_symlink_on_forgejo(
     vault: Harness,
 ) -> None:
@@ -213,7 +210,6 @@ def tree_bomb(repo: pygit2.Repository, width: int, levels: int) -> pygit2.Oid:
     return node
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason="finding R-2")
 def test_r2_a_tree_bomb_is_refused_before_every_path_is_materialised(ops: Path) -> None:
     # Two trees of 320 entries (~20 KiB of objects) are 102,400 changed files; three
     # trees of 1,000 entries (~80 KiB) would be 10**9 (measured: 10**6 files took
@@ -280,7 +276,6 @@ def _deep_path_proposal(ops: Path) -> None:
     )
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason="finding R-4")
 def test_r4_a_low_proposal_cannot_desync_the_operators_work_tree(
     ops: Path, tmp_path: Path
 ) -> None:
@@ -301,7 +296,6 @@ def test_r4_a_low_proposal_cannot_desync_the_operators_work_tree(
 # -- R-5: commit objects are read whole, and LocalForge keeps the message forever ------------
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason="finding R-5")
 def test_r5_a_huge_commit_message_is_never_kept_whole(
     ops: Path, tmp_path: Path
 ) -> None:
@@ -345,7 +339,6 @@ print(verdict.tier.label, verdict.refused)
 """
 
 
-@pytest.mark.xfail(strict=True, raises=pytest.fail.Exception, reason="finding R-6")
 def test_r6_a_proposer_cannot_hang_classification_with_a_backtracking_param(
     ops: Path,
 ) -> None:
@@ -382,7 +375,6 @@ def test_r6_a_proposer_cannot_hang_classification_with_a_backtracking_param(
 # -- R-7: the work-tree sync checks the disk, then libgit2 writes later (TOCTOU) ---------------
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason="finding R-7")
 def test_r7_a_directory_swapped_for_a_symlink_after_the_check_is_not_written_through(
     ops: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -415,7 +407,6 @@ def test_r7_a_directory_swapped_for_a_symlink_after_the_check_is_not_written_thr
 # -- R-8: no size bound on the other files of a proposal (local-mode checkout writes them) ---
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason="finding R-8")
 def test_r8_a_low_proposal_cannot_write_a_blob_bomb_into_the_work_tree(
     ops: Path, tmp_path: Path
 ) -> None:
@@ -441,7 +432,6 @@ def test_r8_a_low_proposal_cannot_write_a_blob_bomb_into_the_work_tree(
 # -- R-9: the classifier grades paths that git itself refuses as ordinary files ------------
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason="finding R-9")
 @pytest.mark.parametrize(
     "path",
     [
@@ -486,20 +476,28 @@ cli()
 """
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason="finding R-10")
 def test_r10_vault_plan_never_reads_a_linked_prerequisites_file_whole(
     ops: Path, tmp_path: Path
 ) -> None:
-    # Chained with R-1: a low proposal turns prerequisites.md into a symlink (mode
-    # 120755) to /dev/zero; the dispatcher merges it and checks the link out. The
-    # operator's next `vault plan` compares the work tree's file with main using
-    # Path.read_bytes(), unbounded and following the link: it reads /dev/zero until
-    # memory runs out (docs/security.md: "local files are read at most limit + 1 bytes").
+    # Before R-1 was fixed, a low proposal turned prerequisites.md into a symlink (mode
+    # 120755) to /dev/zero and the dispatcher merged and checked it out. The floor now
+    # stops that, but a link can still reach the work tree (an admin merge, any local
+    # process): the operator's next `vault plan` compared the work tree's file with main
+    # using Path.read_bytes(), unbounded and following the link, reading /dev/zero until
+    # memory ran out.
     repo = pygit2.Repository(str(ops))
     head = raw_proposal(repo, main_id(ops), "prerequisites.md", 0o120755, b"/dev/zero")
     push_branch(ops, "plan", head)
     local_tick(ops, tmp_path)
-    assert (ops / "prerequisites.md").is_symlink()  # R-1: merged and checked out
+    assert not (
+        ops / "prerequisites.md"
+    ).is_symlink()  # R-1: not merged by the dispatcher
+    (ops / "prerequisites.md").unlink()
+    (ops / "prerequisites.md").symlink_to("/dev/zero")
+    git_out(ops, "add", "prerequisites.md")
+    git_out(
+        ops, "-c", "user.name=alice", "-c", "user.email=a@x", "commit", "-qm", "link"
+    )
     try:
         done = subprocess.run(
             [sys.executable, "-c", PLAN_IN_A_CHILD, str(ops)],
