@@ -16,12 +16,9 @@ from opsvault.dispatcher.nudges import Nudges
 
 if TYPE_CHECKING:
     from opsvault.config import Settings
-    from opsvault.dispatcher.mainline import Mainline
-    from opsvault.dispatcher.notify import Notifier
-    from opsvault.dispatcher.runner import Runner
     from opsvault.dispatcher.sandbox import SandboxStatus
-    from opsvault.forge.base import Forge
     from opsvault.git.base import OpsRepo
+    from opsvault.ports import Forge, Mainline, Notifier, Runner
 
 
 def _no_checkpoint(name: str) -> None:

@@ -677,7 +677,6 @@ def build_app(
     ConfigError or GitError when the repository cannot be opened or cloned.
     """
     from opsvault.app import App
-    from opsvault.dispatcher.mainline import LocalMainline, Mainline, RemoteMainline
     from opsvault.dispatcher.notify import WebhookNotifier
     from opsvault.dispatcher.runner import SubprocessRunner
     from opsvault.dispatcher.secrets import (
@@ -686,11 +685,11 @@ def build_app(
         DirectorySecrets,
         EnvSecrets,
         Redactor,
-        SecretSource,
         known_secrets,
     )
-    from opsvault.forge.base import Forge
     from opsvault.git.local import Pygit2OpsRepo
+    from opsvault.git.mainline import LocalMainline, RemoteMainline
+    from opsvault.ports import Forge, Mainline, SecretSource
 
     forge_settings = settings.forge
     state_dir = settings.dispatcher.state_dir
@@ -784,14 +783,12 @@ def build_app(
 def verify_identity(app: App) -> None:
     """Refuse to run when the forge token does not belong to ``dispatcher.identity``.
 
-    Fire-time checks decide eligibility by who merged: a dispatcher merging
-    under another account (an admin's, say) would make its own low-tier merges
-    look like an admin's and blur every record. Local mode has no tokens.
+        Fire-time checks decide eligibility by who merged: a dispatcher merging
+        under another account (an admin's, say) would make its own low-tier merges
+        look like an admin's and blur every record. In local mode the forge acts as
+    the identity itself, so the check always passes.
     """
-    whoami = getattr(app.forge, "whoami", None)
-    if not callable(whoami):
-        return
-    login = whoami()
+    login = app.forge.whoami()
     if login != app.identity:
         raise ConfigError(
             "dispatcher.identity",

@@ -178,9 +178,7 @@ def run(
             webhook=webhook,
         )
     finally:
-        close = getattr(app.forge, "close", None)
-        if callable(close):
-            close()
+        app.forge.close()
     if once:
         report = result.last_report
         ctx.exit(0 if report is not None and report.ok else 1)
@@ -220,7 +218,7 @@ def _check_identity(settings: Settings) -> None:
     the teams the policy names. A forge that cannot be reached ends the check
     with its own error (exit 75).
     """
-    from opsvault.forge.base import Forge
+    from opsvault.ports import Forge
 
     identity = settings.dispatcher.identity
     forge: Forge

@@ -85,9 +85,9 @@ def _run_local_git(
     issues: Mapping[IssueRef, IssueState] | None,
     write: bool,
 ) -> PlanReport:
-    from opsvault.dispatcher.mainline import LocalMainline
     from opsvault.forge.local import LocalForge
     from opsvault.git.local import Pygit2OpsRepo
+    from opsvault.git.mainline import LocalMainline
 
     repo = Pygit2OpsRepo.open(ops)
     name, email = repo.config_value("user.name"), repo.config_value("user.email")
@@ -198,9 +198,7 @@ def _run_configured(
             write=write,
         )
     finally:
-        close = getattr(app.forge, "close", None)
-        if callable(close):
-            close()
+        app.forge.close()
 
 
 def _echo_check(report: PlanReport) -> None:

@@ -13,7 +13,8 @@ from opsvault.cli.options import echo_json, json_option, ops_option, resolve_ops
 from opsvault.errors import InvalidFileError, OpsvaultError, Problem
 
 if TYPE_CHECKING:
-    from opsvault.forge.base import Forge, Proposal
+    from opsvault.forge.types import Proposal
+    from opsvault.ports import Forge
 
 
 @dataclass(frozen=True, slots=True)
@@ -437,7 +438,7 @@ def request(
     taken = set(used_ids(snapshot))
     forge = _open_forge(config_path) if open_pr else None
     if forge is not None:
-        click.get_current_context().call_on_close(lambda: _close(forge))
+        click.get_current_context().call_on_close(forge.close)
     if forge is not None and action_id is None:
         # A proposal not merged yet holds its id on its branch only.
         taken |= _proposed_ids(forge)
@@ -522,13 +523,6 @@ def _open_forge(config_path: Path | None) -> Forge:
     return build_app(settings, os.environ).forge
 
 
-def _close(forge: Forge) -> None:
-    # The Forge port has no close(); the HTTP adapter holds a connection pool.
-    close = getattr(forge, "close", None)
-    if callable(close):
-        close()
-
-
 def _proposed_ids(forge: Forge) -> set[str]:
     return {
         pr.head_ref.removeprefix(PROPOSAL_BRANCH_PREFIX)
@@ -541,7 +535,7 @@ def _proposal(
     action_id: str, path: str, text: str, context: str, classification: Any
 ) -> Proposal:
     """Return the proposal of one new action file; equal inputs give an equal proposal."""
-    from opsvault.forge.base import Proposal
+    from opsvault.forge.types import Proposal
 
     reasons = "\n".join(f"- {r.render()}" for r in classification.reasons)
     body = (

@@ -35,12 +35,12 @@ from opsvault.dispatcher.records import (
     running_path,
 )
 from opsvault.dispatcher.report import Decision
-from opsvault.dispatcher.runner import Runner, RunResult
 from opsvault.dispatcher.state import Refusal, verify_merge
+from opsvault.dispatcher.types import RunResult
 from opsvault.errors import InvalidFileError, OpsvaultError
-from opsvault.forge.base import Forge
 from opsvault.git.base import OpsRepo
 from opsvault.policy.assess import assess_action
+from opsvault.ports import Forge, Runner
 from opsvault.snapshot import CommitSnapshot, has_file, load_formulas
 from opsvault.vault.bounded import parse_json_object
 from opsvault.vault.formula import FORMULA_NAME, Formula

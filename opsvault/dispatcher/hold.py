@@ -27,7 +27,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 
-from opsvault.forge.base import TimelineEvent, TimelineKind
+from opsvault.forge.types import TimelineEvent, TimelineKind
 
 HOLD_LABEL = "vault/hold"
 PREFIX = "/vault"

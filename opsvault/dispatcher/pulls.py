@@ -28,12 +28,12 @@ from opsvault.dispatcher.integrity import (
     find_mismatches,
     merge_message,
 )
-from opsvault.dispatcher.mainline import Mainline
-from opsvault.dispatcher.notify import Notification, Notifier, sinks_named
+from opsvault.dispatcher.notify import sinks_named
 from opsvault.dispatcher.records import HALT, Outcome, ResultRecord, pull_record_stem
 from opsvault.dispatcher.rejection import closed_verdict, judge_rejection
 from opsvault.dispatcher.report import Decision
 from opsvault.dispatcher.state import Act, PullFacts, decide_pull, next_timer
+from opsvault.dispatcher.types import Notification
 from opsvault.errors import (
     FileTooLargeError,
     ForgeConflict,
@@ -41,9 +41,8 @@ from opsvault.errors import (
     ForgeUnavailable,
     OpsvaultError,
 )
-from opsvault.forge.base import (
+from opsvault.forge.types import (
     CommitStatus,
-    Forge,
     ListState,
     PullRequest,
     PullState,
@@ -57,6 +56,7 @@ from opsvault.policy.classify import (
     is_action_path,
 )
 from opsvault.policy.model import MergeMode, Policy
+from opsvault.ports import Forge, Mainline, Notifier
 from opsvault.snapshot import CommitSnapshot, has_file, load_base_state
 from opsvault.vault.duration import render_duration
 from opsvault.vault.request import action_id_for, id_problems

@@ -16,9 +16,9 @@ import re
 import sys
 from collections.abc import Callable, Mapping, MutableMapping
 from pathlib import Path
-from typing import Protocol
 
 from opsvault.errors import RunnerError
+from opsvault.ports import SecretSource
 
 log = logging.getLogger(__name__)
 
@@ -28,18 +28,6 @@ ENV_PREFIX = "OPSVAULT_SECRET_"
 MIN_REDACTED_LENGTH = 4
 """Secret values shorter than this are not redacted: replacing every 'ab' in the
 output would destroy it while hiding nothing a guess would not find."""
-
-
-class SecretSource(Protocol):
-    """Look up secret values by name."""
-
-    def get(self, name: str) -> str | None:
-        """Return the value of secret *name*, or None if this source does not have it.
-
-        Raise RunnerError if *name* is not ``^[A-Z][A-Z0-9_]*$`` or the source
-        refuses to read it (e.g. a file that resolves outside the directory).
-        """
-        ...
 
 
 def known_secrets(source: object) -> dict[str, str]:

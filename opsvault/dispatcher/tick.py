@@ -33,7 +33,7 @@ from opsvault.dispatcher.fire import (
 )
 from opsvault.dispatcher.halt import mismatch_recorded, plan_halt
 from opsvault.dispatcher.integrity import MergeMismatch, find_mismatches
-from opsvault.dispatcher.notify import Notification, sinks_named
+from opsvault.dispatcher.notify import sinks_named
 from opsvault.dispatcher.pulls import (
     PullContext,
     PullsOutcome,
@@ -48,7 +48,7 @@ from opsvault.dispatcher.records import (
     render_record,
 )
 from opsvault.dispatcher.report import Decision, TickReport
-from opsvault.dispatcher.runner import RunResult
+from opsvault.dispatcher.types import Notification, RunResult
 from opsvault.errors import (
     ForgeUnavailable,
     GitError,
@@ -67,7 +67,7 @@ RESULT_ATTEMPTS = 8
 
 
 def _requests(app: App) -> int:
-    return int(getattr(app.forge, "requests_made", 0))
+    return app.forge.requests_made
 
 
 @dataclass(slots=True)

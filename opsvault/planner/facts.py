@@ -15,16 +15,17 @@ from pathlib import PurePosixPath
 from typing import TYPE_CHECKING
 
 from opsvault.errors import ConfigError, ForgeNotFound, GitError
-from opsvault.forge.base import Forge, Issue, ListState, PullRequest, PullState
+from opsvault.forge.types import Issue, ListState, PullRequest, PullState
 from opsvault.git.base import OpsRepo
 from opsvault.planner.model import IssueRef, IssueState, VaultFacts
 from opsvault.policy.change import ChangeKind
+from opsvault.ports import Forge
 from opsvault.snapshot import Snapshot, has_file
 
 if TYPE_CHECKING:
-    from opsvault.dispatcher.mainline import Mainline
     from opsvault.forge.client import ForgejoClient
     from opsvault.forge.token import ForgeToken
+    from opsvault.ports import Mainline
 
 log = logging.getLogger(__name__)
 

@@ -11,22 +11,21 @@ import pytest
 
 from opsvault.dispatcher.runner import RecordingRunner
 from opsvault.errors import ForgeConflict
-from opsvault.forge.base import TimelineKind
-from testing.fake_forgejo.pytest_plugin import assert_no_violations
-from tests.dispatcher.harness import HOOK, NOOP, Harness, make_harness
+from opsvault.forge.types import TimelineKind
+from tests.dispatcher.harness import HOOK, NOOP, Harness
+from tests.dispatcher.local_harness import FORGES, LocalHarness, open_vault
 from tests.security.test_hold import veto_policy
 
 HOLD = "vault/hold"
 
 
-@pytest.fixture
-def veto(tmp_path: Path) -> Iterator[Harness]:
-    harness = make_harness(tmp_path, veto_policy)
-    try:
+@pytest.fixture(params=FORGES)
+def veto(
+    request: pytest.FixtureRequest, tmp_path: Path
+) -> Iterator[Harness | LocalHarness]:
+    """A dispatcher with a 2h medium veto window, on each forge in turn."""
+    with open_vault(request.param, tmp_path, veto_policy) as harness:
         yield harness
-    finally:
-        harness.close()
-    assert_no_violations(harness.forge)
 
 
 def living(vault: Harness, number: int) -> str:

@@ -7,8 +7,8 @@ from pathlib import Path
 
 from opsvault.dispatcher import fire, pulls
 from opsvault.dispatcher.records import Outcome
-from opsvault.dispatcher.runner import Reason
 from opsvault.dispatcher.state import Refusal
+from opsvault.dispatcher.types import Reason
 
 DOC = (Path(__file__).resolve().parents[2] / "docs" / "lifecycle.md").read_text()
 

@@ -1,32 +1,62 @@
-"""ForgejoClient implements the Forge port, and the port stays free of HTTP."""
+"""Both forges implement the Forge port, the port is what the product calls, and it stays free of HTTP."""
 
 from __future__ import annotations
 
 import dataclasses
 import inspect
+import re
+from pathlib import Path
 
-from opsvault.forge import base
-from opsvault.forge.base import Forge, ensure_marker
+import pytest
+
+from opsvault.forge import types as base
 from opsvault.forge.client import ForgejoClient
+from opsvault.forge.local import LocalForge
+from opsvault.forge.types import ensure_marker
+from opsvault.ports import Forge
 
 PEOPLE_LINKS = {"html_url", "target_url"}
 
 
-def as_forge(client: ForgejoClient) -> Forge:
-    return client  # mypy checks the structural match
+PRODUCT = Path(__file__).parents[2] / "opsvault"
 
 
-def test_client_has_every_port_method_with_the_same_parameters() -> None:
-    port = {
+def as_forge(client: ForgejoClient, local: LocalForge) -> tuple[Forge, Forge]:
+    return client, local  # mypy checks the structural match
+
+
+def _port_methods() -> set[str]:
+    return {
         n
         for n, _ in inspect.getmembers(Forge, inspect.isfunction)
         if not n.startswith("_")
     }
+
+
+@pytest.mark.parametrize("adapter", [ForgejoClient, LocalForge])
+def test_adapter_has_every_port_method_with_the_same_parameters(
+    adapter: type[object],
+) -> None:
+    port = _port_methods()
     assert port
     for name in port:
-        ours = inspect.signature(getattr(ForgejoClient, name)).parameters
+        ours = inspect.signature(getattr(adapter, name)).parameters
         theirs = inspect.signature(getattr(Forge, name)).parameters
         assert list(ours) == list(theirs), name
+    assert isinstance(inspect.getattr_static(adapter, "requests_made"), property)
+
+
+def test_port_holds_only_what_the_product_calls() -> None:
+    """Every port member is used outside the adapters; unused calls stay adapter-only."""
+    product = "\n".join(
+        p.read_text()
+        for p in PRODUCT.rglob("*.py")
+        if p.parent.name not in {"forge", "fake_forgejo"}
+    )
+    members = _port_methods() | {"requests_made"}
+    unused = {m for m in members if not re.search(rf"\.{m}\b", product)}
+    assert not unused
+    assert "getattr(app.forge" not in product and 'getattr(forge, "' not in product
 
 
 def test_value_types_are_frozen_slotted_and_carry_no_http() -> None:

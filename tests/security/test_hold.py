@@ -23,8 +23,8 @@ from opsvault.app import App
 from opsvault.config import build_app, load_settings
 from opsvault.dispatcher.runner import RecordingRunner
 from opsvault.dispatcher.tick import tick
-from opsvault.forge.base import TimelineKind
 from opsvault.forge.local import LocalForge
+from opsvault.forge.types import TimelineKind
 from opsvault.git.local import Pygit2OpsRepo
 from testing.fake_forgejo.pytest_plugin import assert_no_violations
 from tests.conftest import SIGNATURE, init_repo

@@ -210,7 +210,7 @@ def test_build_app_redacts_every_secret_source_and_the_forge_token(
     tmp_path: Path,
 ) -> None:
     from opsvault.config import build_app, load_settings
-    from opsvault.dispatcher.runner import ExecutionRequest, StepSpec
+    from opsvault.dispatcher.types import ExecutionRequest, StepSpec
     from tests.conftest import init_repo
 
     origin = tmp_path / "origin"
@@ -246,13 +246,14 @@ def test_build_app_redacts_every_secret_source_and_the_forge_token(
         )
         assert "[REDACTED:DB_PASSWORD] [REDACTED:forge-token]" in result.output_tail
     finally:
-        app.forge.close()  # type: ignore[attr-defined]
+        app.forge.close()
 
 
 def test_notifications_are_redacted_before_delivery() -> None:
     import httpx
 
-    from opsvault.dispatcher.notify import Notification, WebhookNotifier
+    from opsvault.dispatcher.notify import WebhookNotifier
+    from opsvault.dispatcher.types import Notification
     from opsvault.policy.model import Sink
 
     seen: list[bytes] = []

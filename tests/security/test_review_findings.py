@@ -14,7 +14,8 @@ from datetime import timedelta
 import pygit2
 
 from opsvault._resources import data_dir
-from opsvault.dispatcher.runner import ExecutionRequest, RecordingRunner, RunResult
+from opsvault.dispatcher.runner import RecordingRunner
+from opsvault.dispatcher.types import ExecutionRequest, RunResult
 from opsvault.errors import OpsvaultError
 from tests.dispatcher.harness import (
     GIT_MAKE,
