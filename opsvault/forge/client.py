@@ -20,7 +20,23 @@ from urllib.parse import quote
 import httpx
 
 from opsvault.errors import ForgeAuthError, ForgeConflict, ForgeError, ForgeNotFound
-from opsvault.forge.base import (
+from opsvault.forge.errors import ForgeOutcomeUnknown
+from opsvault.forge.parse import (
+    changed_file_ref,
+    parse_branch_protection,
+    parse_changed_file,
+    parse_comment,
+    parse_issue,
+    parse_label,
+    parse_permission,
+    parse_pull_request,
+    parse_review,
+    parse_time,
+    parse_timeline_event,
+)
+from opsvault.forge.session import Backoff, RequestBudget, Session, error_for
+from opsvault.forge.token import ForgeToken
+from opsvault.forge.types import (
     BranchProtection,
     ChangedFileInfo,
     Comment,
@@ -39,22 +55,6 @@ from opsvault.forge.base import (
     ensure_marker,
     settle_merge,
 )
-from opsvault.forge.errors import ForgeOutcomeUnknown
-from opsvault.forge.parse import (
-    changed_file_ref,
-    parse_branch_protection,
-    parse_changed_file,
-    parse_comment,
-    parse_issue,
-    parse_label,
-    parse_permission,
-    parse_pull_request,
-    parse_review,
-    parse_time,
-    parse_timeline_event,
-)
-from opsvault.forge.session import Backoff, RequestBudget, Session, error_for
-from opsvault.forge.token import ForgeToken
 
 log = logging.getLogger(__name__)
 
@@ -339,9 +339,11 @@ class ForgejoClient:
                     pr = self.fetch_pull_request(number)
                     return MergeResult(number, head_sha, pr.merge_commit_sha)
                 problem = error_for("POST", path, response)
-                if response.status_code not in (403, 405, 409):
+                if response.status_code not in (403, 404, 405, 409):
                     raise problem
-            # §10, §16: 403/405/409 and lost answers can follow a successful merge.
+            # §10, §16: 403/405/409 and lost answers can follow a successful merge;
+            # 404 is also Forgejo's answer for a closed PR (§10): a conflict, not
+            # a missing PR, which the re-read below tells apart.
             settled = settle_merge(self.fetch_pull_request(number), head_sha)
             if settled is not None:
                 return settled

@@ -38,7 +38,7 @@ from opsvault.errors import (
     GitError,
     PushRejected,
 )
-from opsvault.forge.base import (
+from opsvault.forge.types import (
     BranchProtection,
     ChangedFileInfo,
     Comment,
@@ -331,6 +331,16 @@ class LocalForge:
         self._dir = repo.git_dir / "opsvault"
         self.state_path = self._dir / "forge.json"
         self._lock_path = self._dir / "forge.lock"
+
+    def whoami(self) -> str:
+        return self.acting_user
+
+    @property
+    def requests_made(self) -> int:
+        return 0  # no network: nothing to budget
+
+    def close(self) -> None:
+        return None  # holds no open resources between calls
 
     @property
     def _identity(self) -> Identity:
