@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 
+from opsvault import ports
 from opsvault.forge import types as base
 from opsvault.forge.client import ForgejoClient
 from opsvault.forge.local import LocalForge
 from opsvault.forge.types import ensure_marker
-from opsvault import ports
 from opsvault.ports import Forge
 
 PEOPLE_LINKS = {"html_url", "target_url"}
