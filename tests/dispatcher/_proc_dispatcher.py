@@ -121,7 +121,7 @@ def run(spec: ProcSpec) -> int:
     )
     forge: Forge
     mainline: Mainline
-    if not spec.forge_url:  # local mode, wired as config.build_app wires it
+    if not spec.forge_url:  # local mode, wired as app.build_app wires it
         repo = Pygit2OpsRepo.open(Path(spec.origin))
         forge = LocalForge(repo, spec.identity, operator=OPERATOR)
         mainline = LocalMainline(repo)

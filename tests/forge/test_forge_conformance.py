@@ -274,6 +274,20 @@ def test_timeline_names_who_commented_and_who_labelled(forge: Side) -> None:
     ]
 
 
+def test_timeline_names_who_closed_the_pull_request(forge: Side) -> None:
+    number = forge.propose()
+    forge.as_user("alice").close_pull_request(number)
+    forge.bot.close_pull_request(number)  # already closed: no second event
+
+    closes = [
+        (e.kind, e.actor)
+        for e in forge.bot.fetch_timeline(number)
+        if e.kind in (TimelineKind.CLOSED, TimelineKind.REOPENED)
+    ]
+
+    assert closes == [(TimelineKind.CLOSED, "alice")]
+
+
 # -- labels and statuses ----------------------------------------------------------
 
 
