@@ -275,7 +275,4 @@ def parse_permission(data: object) -> Permission:
 def parse_branch_protection(data: object) -> BranchProtection:
     """Read the fields opsvault uses; the rule's other fields are not looked at."""
     obj = _obj(data, "BranchProtection")
-    name = _str(obj, "rule_name") or _str(obj, "branch_name")
-    return BranchProtection(
-        rule_name=name, required_approvals=_int(obj, "required_approvals")
-    )
+    return BranchProtection(required_approvals=_int(obj, "required_approvals"))

@@ -195,11 +195,10 @@ class BranchProtection:
     """The protection rule of a branch: only what opsvault reads.
 
     The dispatcher reads ``required_approvals`` (a medium merge waits for that
-    many approvals). The rest of the rule is the admin's business; adapters
-    ignore the fields they are given beyond these.
+    many approvals). The rest of the rule, its name included, is the admin's
+    business; adapters ignore every other field they are given.
     """
 
-    rule_name: str
     required_approvals: int = 0
 
 

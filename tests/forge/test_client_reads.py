@@ -290,7 +290,7 @@ def test_fetch_branch_protection(httpserver: HTTPServer, client: ForgejoClient) 
 
     assert rule is not None
     # Only what opsvault reads is kept; the rule's other 30-odd fields are ignored.
-    assert rule == BranchProtection(rule_name="main", required_approvals=1)
+    assert rule == BranchProtection(required_approvals=1)
 
 
 def test_missing_branch_protection_is_none(
