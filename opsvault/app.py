@@ -70,7 +70,7 @@ class App:
     checkpoint: Callable[[str], None] = field(default=_no_checkpoint)
     # Replaces every known secret value and the forge token in text the dispatcher
     # records (comments, notifications, reports, result records); refreshed each
-    # tick. A built App's knows every secret; by default nothing is redacted.
+    # tick. A built App's redactor knows every secret; by default nothing is redacted.
     redact: Redactor = field(default_factory=_nothing_to_redact)
     # Whether steps run sandboxed, as decided at start (None: not decided, so not).
     sandbox: SandboxStatus | None = None
