@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -24,6 +24,11 @@ from opsvault.layout import (
     branch_ref,
     proposal_branch,
 )
+
+if TYPE_CHECKING:
+    from opsvault.app import App
+    from opsvault.dispatcher.service import TickFunction
+    from opsvault.web.service import ServiceSurface
 
 PROPOSER = Identity("demo-agent", "demo-agent@localhost")
 OPERATOR = "alice"  # an admin in the template's policy
@@ -91,13 +96,13 @@ def _show_proposals(results: list[dict[str, Any]]) -> None:
                 click.echo(f"    problem: {f['path']}: {p['path']}: {p['message']}")
 
 
-def _tick() -> Any:
+def _tick() -> TickFunction:
     from opsvault.dispatcher.tick import tick
 
     return tick
 
 
-def _serve_page(app: Any, port: int, as_json: bool) -> Any:
+def _serve_page(app: App, port: int, as_json: bool) -> ServiceSurface:
     """Serve the demo's status page (another port when *port* is taken); print its URL."""
     from opsvault.errors import ConfigError
     from opsvault.web.service import ServiceSurface
