@@ -132,7 +132,11 @@ class ServiceSurface:
                 raise
             seconds = time.monotonic() - started
             self._remember(TickLine.of(report))
-            status = self.refresh(report.main_after, now)
+            status = None
+            try:
+                status = self.refresh(report.main_after, now)
+            except Exception:  # the page must never fail a tick that did its work
+                log.exception("status page: the read after the tick failed")
             tiers = {**before, **_pull_tiers(app)}
             self.metrics.observe_tick(
                 report, seconds, app.clock(), _tier_lookup(tiers, status)

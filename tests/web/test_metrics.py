@@ -6,6 +6,8 @@ import hashlib
 import hmac
 import json
 from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, cast
 
 import httpx
 import pytest
@@ -218,3 +220,33 @@ def test_gauges_follow_the_status_and_the_open_prs() -> None:
         for (name, labels) in samples(found)
         if name == "opsvault_actions_waiting"
     )
+
+
+def test_a_failing_read_after_the_tick_never_fails_the_tick(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    from opsvault.app import App
+    from opsvault.config import Settings
+    from opsvault.web.service import ServiceSurface
+
+    unusable = cast(Any, None)  # the read after the tick trips over it
+    app = App(
+        settings=Settings(),
+        forge=unusable,
+        repo=unusable,
+        mainline=unusable,
+        runner=unusable,
+        notifier=unusable,
+        state_dir=tmp_path,
+        identity="vault-bot",
+    )
+    surface = ServiceSurface(app)
+    report = TickReport("t0", "t1", "a" * 40, "b" * 40, False, False, ())
+
+    def tick(app: App, now: datetime, *, dry_run: bool = False) -> TickReport:
+        return report
+
+    assert surface.wrap(tick)(app, NOW) is report
+    assert "the read after the tick failed" in caplog.text
+    assert value(text(surface.metrics), "opsvault_ticks_total", result="ok") == 1
+    assert surface.observed().ticks[0].result == "ok"
