@@ -295,3 +295,15 @@ def test_logs_are_json_lines_with_stable_keys(service: Service) -> None:
     assert any(m.startswith("status page on http://127.0.0.1:") for m in messages)
     assert any("ticking every" in m for m in messages)
     assert all(r["level"] in ("DEBUG", "INFO", "WARNING", "ERROR") for r in records)
+
+
+def test_without_chromium_the_browser_test_fails_in_ci(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(shutil, "which", lambda name: None)
+    monkeypatch.setenv("CI", "true")
+    with pytest.raises(pytest.fail.Exception, match="cannot run in CI"):
+        chromium()
+    monkeypatch.setenv("CI", "")
+    with pytest.raises(pytest.skip.Exception):
+        chromium()
