@@ -124,13 +124,17 @@ class PullEntries(_Rows, MutableMapping[str, PullEntry]):
         self._now[key] = None
 
     def _keys(self) -> list[str]:
-        stored = (
-            [row[0] for row in self._db.execute("SELECT number FROM pulls")]
-            if self._db is not None
-            else []
-        )
-        keys = dict.fromkeys([*stored, *self._now])
-        return [k for k in keys if self._value(k) is not None]
+        """Return every key, reading all stored rows in one query (the status page lists them)."""
+        if self._db is not None:
+            rows = self._db.execute(
+                f"SELECT number, {', '.join(_PULL_COLUMNS)} FROM pulls"
+            ).fetchall()
+            for number, *values in rows:
+                if number not in self._now:
+                    entry = PullEntry(*values)
+                    self._read[number] = _copy(entry)
+                    self._now[number] = entry
+        return [k for k, v in self._now.items() if v is not None]
 
     def __iter__(self) -> Iterator[str]:
         return iter(self._keys())
@@ -201,10 +205,15 @@ class MergeIndex(_Rows, MutableMapping[str, int]):
 class Cache:
     watermark: str | None = None
     checked: str | None = None  # main up to which dispatcher merges were checked (I1)
-    db: sqlite3.Connection | None = None
+    db: sqlite3.Connection | None = None  # None until a cache file exists
     pulls: PullEntries = field(default_factory=lambda: PullEntries(None))
     merges: MergeIndex = field(default_factory=lambda: MergeIndex(None))
     loaded: tuple[str | None, str | None] = (None, None)  # (watermark, checked) as read
+
+    def attach(self, db: sqlite3.Connection) -> None:
+        self.db = db
+        self.pulls._db = db
+        self.merges._db = db
 
     def close(self) -> None:
         if self.db is not None:
@@ -218,17 +227,23 @@ def _connect(path: Path) -> sqlite3.Connection:
     return db
 
 
-def _open(state_dir: Path) -> sqlite3.Connection | None:
-    """Open (creating) the cache database; one that cannot be read is replaced by an empty one."""
+def _open(state_dir: Path, *, create: bool) -> sqlite3.Connection | None:
+    """Open the cache database (creating it if *create*); an unreadable one is replaced.
+
+    Return None when there is none (and *create* is false) or it cannot be opened.
+    """
     path = state_dir / CACHE_DB
+    if not create and not path.exists():
+        return None
     try:
-        state_dir.mkdir(parents=True, exist_ok=True)
+        if create:
+            state_dir.mkdir(parents=True, exist_ok=True)
         return _connect(path)
     except sqlite3.DatabaseError as exc:  # not a database, or a broken one
         log.warning("%s: unreadable (%s); starting an empty cache", path, exc)
         try:
             path.unlink(missing_ok=True)
-            return _connect(path)
+            return _connect(path) if create else None
         except (OSError, sqlite3.Error) as again:
             log.warning("%s: cannot be replaced (%s); no cache this tick", path, again)
             return None
@@ -241,18 +256,19 @@ def load_cache(state_dir: Path) -> Cache:
     """Return the cache in *state_dir*; an absent or unreadable one is an empty cache.
 
     Only the watermark and the checked main are read now; entries are read
-    when a tick asks for them.
+    when a tick asks for them. Reading creates nothing: the file is made by
+    the first ``write_cache``.
     """
-    db = _open(state_dir)
+    db = _open(state_dir, create=False)
     cache = Cache(db=db, pulls=PullEntries(db), merges=MergeIndex(db))
-    if db is None:
-        return cache
-    try:
-        meta = dict(db.execute("SELECT key, value FROM meta").fetchall())
-    except sqlite3.Error as exc:
-        log.warning("%s: unreadable (%s); starting an empty cache", state_dir, exc)
-        cache.close()
-        return Cache()
+    meta: dict[str, str] = {}
+    if db is not None:
+        try:
+            meta = dict(db.execute("SELECT key, value FROM meta").fetchall())
+        except sqlite3.Error as exc:
+            log.warning("%s: unreadable (%s); starting an empty cache", state_dir, exc)
+            cache.close()
+            cache = Cache()
     cache.watermark, cache.checked = meta.get("watermark"), meta.get("checked")
     cache.loaded = (cache.watermark, cache.checked)
     if not meta:
@@ -281,14 +297,18 @@ def _import_legacy(state_dir: Path, cache: Cache) -> None:
 
 def write_cache(state_dir: Path, cache: Cache) -> None:
     """Write back what the tick changed, in one transaction (nothing when nothing changed)."""
-    db = cache.db
-    if db is None:
-        return
     pulls = list(cache.pulls.changed())
     merges = list(cache.merges.changed())
     meta = (cache.watermark, cache.checked)
     try:
         if pulls or merges or meta != cache.loaded:
+            if cache.db is None:
+                db = _open(state_dir, create=True)
+                if db is None:
+                    return
+                cache.attach(db)
+            db = cache.db
+            assert db is not None
             with _transaction(db):
                 for key, value in (("watermark", meta[0]), ("checked", meta[1])):
                     db.execute(

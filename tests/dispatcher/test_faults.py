@@ -14,10 +14,9 @@ import pygit2
 import pytest
 
 from opsvault.app import App
-from opsvault.dispatcher.mainline import Mainline
 from opsvault.dispatcher.runner import RecordingRunner
 from opsvault.dispatcher.tick import tick
-from opsvault.forge.base import PullRequest
+from opsvault.ports import Mainline
 from tests.dispatcher.harness import NOOP, REPO, T0, Harness
 
 ACTION = "noop-smoke-1"
@@ -184,8 +183,8 @@ class RacingMainline:
     def fetch_pull_head(self, number: int, sha: str) -> bool:
         return self.inner.fetch_pull_head(number, sha)
 
-    def prefetch_pull_heads(self, pulls: Sequence[PullRequest]) -> None:
-        self.inner.prefetch_pull_heads(pulls)
+    def prefetch_pull_heads(self, heads: Sequence[tuple[int, str, str]]) -> None:
+        self.inner.prefetch_pull_heads(heads)
 
 
 def test_main_moving_before_the_claim_and_result_pushes_replans_and_fires_once(

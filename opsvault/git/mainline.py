@@ -1,4 +1,5 @@
-"""The ops repo's main branch as the dispatcher sees it: read it, and move it by compare-and-swap.
+"""The adapters of the mainline port (``opsvault.ports.Mainline``): the base branch
+read, and moved by compare-and-swap.
 
 Two adapters: ``RemoteMainline`` (a clone of the forge's repo: fetch, then a
 non-force push) and ``LocalMainline`` (local mode: the ops repo itself; the
@@ -10,39 +11,13 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from typing import Protocol
 
 from opsvault.errors import GitError
-from opsvault.forge.base import PullRequest
 from opsvault.git.base import OpsRepo
 from opsvault.git.local import Pygit2OpsRepo
 from opsvault.layout import DEFAULT_BRANCH
 
 log = logging.getLogger(__name__)
-
-
-class Mainline(Protocol):
-    @property
-    def branch(self) -> str: ...
-
-    def refresh(self) -> str:
-        """Bring main up to date (fetch main only) and return its commit id."""
-        ...
-
-    def publish(self, new: str, expected_old: str) -> None:
-        """Move main from *expected_old* to *new*; raise PushRejected if it was elsewhere."""
-        ...
-
-    def fetch_pull_head(self, number: int, sha: str) -> bool:
-        """Make commit *sha* (the head of PR *number*) available locally; return whether it is."""
-        ...
-
-    def prefetch_pull_heads(self, pulls: Sequence[PullRequest]) -> None:
-        """Fetch, in one go, the heads of *pulls* not yet available locally (best effort).
-
-        What is still missing afterwards is fetched one by one by ``fetch_pull_head``.
-        """
-        ...
 
 
 class RemoteMainline:
@@ -82,16 +57,14 @@ class RemoteMainline:
         self.repo.fetch_refspec(self.remote, self._pull_refspec(number))
         return self._has(sha)
 
-    def prefetch_pull_heads(self, pulls: Sequence[PullRequest]) -> None:
+    def prefetch_pull_heads(self, heads: Sequence[tuple[int, str, str]]) -> None:
         # The head branch first: refs/pull/N/head follows a push only once
         # Forgejo's background task ran (API-NOTES §17); a PR from a fork (or
         # whose branch is gone) is found at refs/pull/N/head.
-        missing = {p.number: p for p in pulls if not self._has(p.head_sha)}
-        branches = sorted(
-            {p.head_ref for p in missing.values() if _plain_branch(p.head_ref)}
-        )
+        missing = {n: (ref, sha) for n, ref, sha in heads if not self._has(sha)}
+        branches = sorted({ref for ref, _sha in missing.values() if _plain_branch(ref)})
         self._fetch_quietly([f"+refs/heads/{b}:" for b in branches])
-        still = sorted(n for n, p in missing.items() if not self._has(p.head_sha))
+        still = sorted(n for n, (_ref, sha) in missing.items() if not self._has(sha))
         self._fetch_quietly([self._pull_refspec(n) for n in still])
 
     def _fetch_quietly(self, refspecs: list[str]) -> None:
@@ -151,5 +124,5 @@ class LocalMainline:
     def fetch_pull_head(self, number: int, sha: str) -> bool:
         return True  # every proposal is already a local branch
 
-    def prefetch_pull_heads(self, pulls: Sequence[PullRequest]) -> None:
+    def prefetch_pull_heads(self, heads: Sequence[tuple[int, str, str]]) -> None:
         return None
