@@ -19,6 +19,7 @@ from collections.abc import Mapping
 from dataclasses import replace
 from datetime import UTC, date, datetime
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -182,16 +183,24 @@ def plan(
     if as_json:
         from opsvault.cli.envelope import emit
 
-        emit(
-            {"errors": report.errors, **report.to_json()},
-            ok=not report.errors,
-        )
+        emit(plan_data(report), ok=not report.errors)
     elif check:
         _echo_check(report)
     else:
         _echo_update(report)
     if report.errors:
         click.get_current_context().exit(1)
+
+
+def plan_data(report: PlanReport) -> dict[str, Any]:
+    """The report as `vault plan --json` prints it (docs/json.md).
+
+    As in every opsvault output, a finding names its ``file`` (``path`` is
+    the JSON path of a problem in a TOML file; a plan finding has a ``line``).
+    """
+    data = report.to_json()
+    data["findings"] = [{"file": f.pop("path"), **f} for f in data["findings"]]
+    return {"errors": report.errors, **data}
 
 
 def find_plan_root(ops: Path | None) -> Path:

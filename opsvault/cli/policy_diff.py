@@ -133,8 +133,8 @@ def diff(
     if as_json:
         emit(
             {
-                "old": old_where,
-                "new": new_where,
+                "old_policy": old_where,
+                "new_policy": new_where,
                 "changes": [
                     {
                         "subject": c.subject,
