@@ -207,19 +207,25 @@ def find_plan_root(ops: Path | None) -> Path:
     """Return *ops*, else the nearest ops repo above the current directory.
 
     The nearest directory holding vault/policy.toml, else (a plain planning
-    directory) the nearest holding prerequisites.md; ConfigError if neither.
+    directory) the nearest holding prerequisites.md, relative to the current
+    directory; ConfigError if neither.
     """
     from opsvault.snapshot import find_ops_root
 
     if ops is not None:
         return ops
     here = Path.cwd()
-    found = find_ops_root(here)
+    found = find_ops_root(here) or next(
+        (
+            candidate
+            for candidate in (here.resolve(), *here.resolve().parents)
+            if (candidate / PLAN_FILE).is_file()
+        ),
+        None,
+    )
     if found is not None:
-        return found
-    for candidate in (here.resolve(), *here.resolve().parents):
-        if (candidate / PLAN_FILE).is_file():
-            return candidate
+        # Relative, so output names the file as the person typing sees it.
+        return Path(os.path.relpath(found, here))
     raise ConfigError(
         str(here),
         f"not inside an ops repo (no vault/policy.toml or {PLAN_FILE} here or above)",

@@ -132,7 +132,7 @@ def test_plan_finds_the_ops_repo_upward_like_every_command(
     monkeypatch.chdir(ops / "knowledge")
     code, out = invoke("--dry-run", "--today", "2026-05-02")
     assert code == 0, out
-    assert f"dry run: {ops.resolve()}/prerequisites.md not written (2 change(s))" in out
+    assert "dry run: ../prerequisites.md not written (2 change(s))" in out
 
 
 def test_plan_outside_an_ops_repo_is_a_config_error(
