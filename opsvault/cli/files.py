@@ -116,6 +116,10 @@ def sniff_kind(content: bytes) -> str:
     test ``expect``. Text that is not TOML is checked as an action (whose
     parser then names the syntax error).
     """
+    from opsvault.vault.schema import MAX_FILE_BYTES
+
+    if len(content) > MAX_FILE_BYTES:  # never parsed (I5); the parser says why
+        return "action"
     try:
         data = tomllib.loads(content.decode("utf-8"))
     except (UnicodeDecodeError, tomllib.TOMLDecodeError, RecursionError, ValueError):
@@ -139,6 +143,10 @@ _STDIN_PLACEHOLDER = "stdin-action.toml"
 
 def _stdin_where(content: bytes) -> str | None:
     """The name an action read from standard input is parsed under: ``<id>.toml``."""
+    from opsvault.vault.schema import MAX_FILE_BYTES
+
+    if len(content) > MAX_FILE_BYTES:
+        return None
     try:
         data = tomllib.loads(content.decode("utf-8"))
     except (UnicodeDecodeError, tomllib.TOMLDecodeError, RecursionError, ValueError):

@@ -145,3 +145,18 @@ def test_validate_an_action_when_the_policy_is_broken_says_why(ops: Path) -> Non
     action = by_path["vault/actions/noop-one-1.toml"]
     assert action["valid"] is False
     assert "vault/policy.toml is invalid" in action["problems"][0]["message"]
+
+
+@pytest.mark.parametrize(
+    "content",
+    [b"x = 1\n" * 400_000, b"a = " + b"[" * 5000 + b"]" * 5000, b"\xff\xfe"],
+    ids=["too-large", "too-deep", "not-utf8"],
+)
+def test_hostile_standard_input_is_a_clear_error(ops: Path, content: bytes) -> None:
+    for command in ("validate", "classify"):
+        result = CliRunner().invoke(
+            cli, [command, "--ops", str(ops), "-"], input=content
+        )
+        assert result.exit_code == 1, result.output
+        assert result.exception is None or isinstance(result.exception, SystemExit)
+        assert result.output.startswith("<stdin>")
