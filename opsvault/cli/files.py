@@ -238,10 +238,20 @@ def _check_action(
             "see `vault policy check`",
         )
         return FileReport(where, "action", (*extra, problem))
-    assessment = assess_action(action, state.formulas, state.policy, now)
+    # A record (running, fired, rejected) was admitted when it was proposed:
+    # its `expires` is history, not a deadline still to meet.
+    when = None if source.path is not None and _is_record(where) else now
+    assessment = assess_action(action, state.formulas, state.policy, when)
     return FileReport(
         where, "action", (*extra, *assessment.problems), assessment.classification
     )
+
+
+def _is_record(where: str) -> bool:
+    """Whether *where* (repo-relative inside the ops repo) is a record, not a proposal."""
+    from opsvault.layout import FIRED, REJECTED, RUNNING
+
+    return where.startswith(tuple(f"{d}/" for d in (RUNNING, FIRED, REJECTED)))
 
 
 def base_for(root: Path | None) -> Callable[[], BaseState] | None:

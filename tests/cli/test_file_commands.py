@@ -160,3 +160,20 @@ def test_hostile_standard_input_is_a_clear_error(ops: Path, content: bytes) -> N
         assert result.exit_code == 1, result.output
         assert result.exception is None or isinstance(result.exception, SystemExit)
         assert result.output.startswith("<stdin>")
+
+
+def test_a_record_s_past_expiry_is_history_not_a_problem(ops: Path) -> None:
+    text = NOOP + b"expires = 2020-01-01T00:00:00Z\n"
+    fired = ops / "vault" / "fired" / "2020" / "01"
+    fired.mkdir(parents=True)
+    (fired / "noop-old-1.toml").write_bytes(text)
+    (ops / "vault" / "actions" / "noop-new-1.toml").write_bytes(text)
+    code, data = run_json(
+        "validate", str(ops / "vault" / "fired"), str(ops / "vault" / "actions")
+    )
+    assert code == 1
+    valid = {f["path"]: f["valid"] for f in data["files"]}
+    assert valid == {
+        "vault/fired/2020/01/noop-old-1.toml": True,
+        "vault/actions/noop-new-1.toml": False,  # a proposal: already expired
+    }
