@@ -55,10 +55,6 @@ class Source:
     path: Path | None
     content: bytes | None = None  # read up front for standard input
 
-    @property
-    def is_stdin(self) -> bool:
-        return self.path is None
-
 
 def kind_option(f: Any) -> Any:
     return click.option(
