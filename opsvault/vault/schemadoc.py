@@ -37,7 +37,8 @@ report them all in one run.
 `running/`, or below `fired/` or `rejected/`), else by its keys: `tiers` or
 `default_tier` make a policy, `steps` a formula, `expect` a policy test case,
 anything else an action. `-` reads the file from standard input (an action
-read so is named by its `id` key).
+read so is named by its `id` key). A directory is checked file by file (every
+`*.toml` below it); one with none is an error (exit 1), not a silent success.
 
 Action ids are the file stem: 3 to 63 characters of `a-z`, `0-9` and `-`,
 starting with a letter or digit; an explicit `id` must equal the stem; an id
