@@ -19,7 +19,7 @@ import click
 
 from opsvault.cli.files import display_path
 from opsvault.cli.options import json_option, ops_option, resolve_ops, shown
-from opsvault.errors import InvalidFileError, Problem
+from opsvault.errors import GitError, InvalidFileError, Problem
 from opsvault.layout import FIRED, REJECTED
 
 if TYPE_CHECKING:
@@ -207,7 +207,14 @@ def _replay_history(replay: Replay, root: Path, start: datetime) -> None:
 
         repo = open_repo(root)
         branch = base_branch_of(repo)
-        commit = repo.resolve(branch)
+        try:
+            commit = repo.resolve(branch)
+        except GitError as exc:
+            raise GitError(
+                exc.where,
+                f"{exc.problem}; history is read from the base branch: set "
+                "`git config opsvault.branch NAME`, or pass --no-history",
+            ) from exc
         snapshot, label = CommitSnapshot(repo, commit), branch
     else:
         snapshot = DirSnapshot(root)

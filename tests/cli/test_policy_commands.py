@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import pygit2
 from click.testing import CliRunner
 
 from opsvault._resources import data_dir
@@ -184,3 +185,22 @@ def test_policy_diff_actions_dir_names_each_bad_file_and_goes_on(
         "--ops", str(ops), "--actions", str(proposals), "--no-history",
     )  # fmt: skip
     assert f"error: {proposals}/bad-one-1.toml: $.colour: unknown key" in out
+
+
+def test_history_without_the_base_branch_says_how_to_go_on(tmp_path: Path) -> None:
+    ops = _history_repo(tmp_path)
+    repo = pygit2.Repository(str(ops))
+    repo.branches["main"].rename("trunk")
+    repo.set_head("refs/heads/trunk")
+    policy = str(ops / "vault" / "policy.toml")
+    code, data = run_json("policy", "diff", policy, policy, "--ops", str(ops))
+    assert (code, data["error"]["code"]) == (1, "git")
+    assert "git config opsvault.branch" in data["error"]["message"]
+    code, _ = run_json(
+        "policy", "diff", policy, policy, "--ops", str(ops), "--no-history"
+    )
+    assert code == 0
+    repo.config["opsvault.branch"] = "trunk"
+    code, data = run_json("policy", "diff", policy, policy, "--ops", str(ops))
+    assert code == 0
+    assert "vault/fired/ on trunk since " in data["replayed"][0]["from"]
