@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from opsvault.cli.files import display_path
+from opsvault.cli.files import STDIN, STDIN_NAME, display_path, expand_paths
 from opsvault.cli.options import json_option, ops_option, resolve_ops, shown
 from opsvault.errors import GitError, InvalidFileError, Problem
 from opsvault.layout import FIRED, REJECTED
@@ -45,8 +45,14 @@ class Replay:
 
 
 @click.command()
-@click.argument("old", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.argument("new", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.argument(
+    "old",
+    type=click.Path(exists=True, dir_okay=False, allow_dash=True, path_type=Path),
+)
+@click.argument(
+    "new",
+    type=click.Path(exists=True, dir_okay=False, allow_dash=True, path_type=Path),
+)
 @click.option(
     "--actions",
     "actions_dirs",
@@ -92,10 +98,11 @@ def diff(
     is invalid (the others are still replayed), or with --fail-on-lowering
     when a tier would be lowered.
 
+    Either policy may be `-`, read from standard input.
+
     \b
     Example:
-      git show main:vault/policy.toml > /tmp/old.toml
-      vault policy diff /tmp/old.toml vault/policy.toml
+      git show main:vault/policy.toml | vault policy diff - vault/policy.toml
     """
     from opsvault.cli.envelope import emit
     from opsvault.policy.impact import policy_impact
@@ -105,7 +112,6 @@ def diff(
         find_ops_root,
         load_builtin_formulas,
         load_formulas,
-        read_bounded,
     )
     from opsvault.vault.duration import parse_duration
 
@@ -119,9 +125,12 @@ def diff(
         if root is not None
         else load_builtin_formulas()
     )
-    old_where, new_where = display_path(old, root), display_path(new, root)
-    old_policy = parse_policy(read_bounded(old, old_where), old_where)
-    new_policy = parse_policy(read_bounded(new, new_where), new_where)
+    if str(old) == str(new) == STDIN:
+        raise click.UsageError("only one of OLD and NEW can be '-' (standard input)")
+    old_where, old_text = _policy_text(old, root)
+    new_where, new_text = _policy_text(new, root)
+    old_policy = parse_policy(old_text, old_where)
+    new_policy = parse_policy(new_text, new_where)
     replay = Replay()
     for directory in actions_dirs:
         _replay_dir(replay, directory, root)
@@ -164,6 +173,17 @@ def diff(
         _echo(changes, replay)
     if failed:
         raise SystemExit(1)
+
+
+def _policy_text(path: Path, root: Path | None) -> tuple[str, bytes]:
+    """Return (the name errors give it, the bytes) of policy file *path*, ``-`` for stdin."""
+    from opsvault.snapshot import read_bounded
+
+    if str(path) == STDIN:
+        (source,) = expand_paths([path])
+        return STDIN_NAME, source.content or b""
+    where = display_path(path, root)
+    return where, read_bounded(path, where)
 
 
 def _replay_dir(replay: Replay, directory: Path, root: Path | None) -> None:

@@ -74,6 +74,8 @@ CASES = {
     "policy-diff-ok": Case("policy diff", ("{ops}/vault/policy.toml", "{outside}/lower.toml", "--ops", "{ops}", "--actions", "{ops}/vault/actions"), 0),
     "policy-diff-invalid-action": Case("policy diff", ("{ops}/vault/policy.toml", "{outside}/lower.toml", "--ops", "{ops}", "--actions", "{outside}"), 1),
     "policy-diff-no-lowering-gate": Case("policy diff", ("{ops}/vault/policy.toml", "{outside}/lower.toml", "--ops", "{ops}", "--fail-on-lowering"), 1),
+    "policy-diff-stdin": Case("policy diff", ("-", "{ops}/vault/policy.toml", "--no-history"), 0, stdin=b"@policy"),
+    "policy-diff-two-stdin": Case("policy diff", ("-", "-"), 2, "usage"),
     "policy-diff-clean": Case("policy diff", ("{ops}/vault/policy.toml", "{ops}/vault/policy.toml", "--ops", "{ops}"), 0),
     "policy-diff-bad-policy": Case("policy diff", ("{ops}/vault/policy.toml", "{broken}/vault/policy.toml", "--ops", "{ops}"), 78, "invalid-policy"),
     "policy-diff-bad-since": Case("policy diff", ("{ops}/vault/policy.toml", "{ops}/vault/policy.toml", "--since", "soon"), 2, "usage"),
