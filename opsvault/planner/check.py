@@ -150,7 +150,3 @@ def check_plan(
         Finding(path, line, severity, message) for line, severity, message in found
     )
 
-
-def has_errors(findings: tuple[Finding, ...]) -> bool:
-    """Return whether any finding is an error (``--check`` then exits 1)."""
-    return any(finding.severity is Severity.ERROR for finding in findings)
