@@ -126,9 +126,8 @@ class Pygit2OpsRepo:
         # Given to every git subprocess (fetch, push): credentials as GIT_CONFIG_*, never argv.
         self._transport_env = dict(transport_env or {})
 
-    def __repr__(
-        self,
-    ) -> str:  # never show the transport environment: it may hold a token
+    def __repr__(self) -> str:
+        # Never show the transport environment: it may hold a token.
         return f"Pygit2OpsRepo({str(self.path)!r})"
 
     @classmethod
@@ -620,9 +619,8 @@ class Pygit2OpsRepo:
                     if not current.exists():
                         break
                 real = Path(os.path.realpath(current))
-            except (
-                OSError
-            ) as exc:  # e.g. ENAMETOOLONG: what cannot be checked is unsafe
+            except OSError as exc:
+                # e.g. ENAMETOOLONG: what cannot be checked is unsafe.
                 return f"{path!r} cannot be checked: {exc.strerror or exc}"
             if not real.is_relative_to(workdir) or real.is_relative_to(git_dir):
                 return f"{path!r} resolves to {str(real)!r}, outside the work tree"

@@ -173,9 +173,8 @@ def test_work_tree_sync_never_writes_through_a_symlink_already_on_main(
     )
     local_tick(ops, tmp_path)
     assert main_has(ops, "knowledge/d/pre-commit")  # merged in git ...
-    assert not (
-        ops / ".git" / "hooks" / "pre-commit"
-    ).exists()  # ... never written there
+    # ... never written there.
+    assert not (ops / ".git" / "hooks" / "pre-commit").exists()
     assert (ops / "knowledge" / "d").is_symlink()  # the work tree was left as it was
 
 

@@ -480,9 +480,8 @@ def test_r10_vault_plan_never_reads_a_linked_prerequisites_file_whole(
     head = raw_proposal(repo, main_id(ops), "prerequisites.md", 0o120755, b"/dev/zero")
     push_branch(ops, "plan", head)
     local_tick(ops, tmp_path)
-    assert not (
-        ops / "prerequisites.md"
-    ).is_symlink()  # not merged by the dispatcher
+    # not merged by the dispatcher.
+    assert not (ops / "prerequisites.md").is_symlink()
     (ops / "prerequisites.md").unlink()
     (ops / "prerequisites.md").symlink_to("/dev/zero")
     git_out(ops, "add", "prerequisites.md")
