@@ -20,15 +20,13 @@ from __future__ import annotations
 import fcntl
 import json
 import logging
-import os
-import tempfile
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
+from opsvault.atomic_write import write_atomic
 from opsvault.errors import (
     ForgeAuthError,
     ForgeConflict,
@@ -65,6 +63,7 @@ from opsvault.git.base import Identity
 from opsvault.git.local import Pygit2OpsRepo
 from opsvault.layout import DEFAULT_BRANCH, PROPOSAL_PREFIXES
 from opsvault.policy.change import ChangeKind
+from opsvault.timefmt import parse_iso
 
 log = logging.getLogger(__name__)
 
@@ -136,11 +135,11 @@ def _time(value: datetime | None) -> str | None:
 
 
 def _parse_time(value: Any) -> datetime | None:
-    return None if value is None else datetime.fromisoformat(str(value))
+    return None if value is None else parse_iso(str(value))
 
 
 def _required_time(value: Any) -> datetime:
-    return datetime.fromisoformat(str(value))
+    return parse_iso(str(value))
 
 
 def _render_state(state: _State) -> str:
@@ -390,16 +389,7 @@ class LocalForge:
 
     def _write_state_text(self, text: str) -> None:
         try:
-            fd, tmp = tempfile.mkstemp(prefix=".forge-", suffix=".json", dir=self._dir)
-            try:
-                with os.fdopen(fd, "w", encoding="utf-8") as fh:
-                    fh.write(text)
-                    fh.flush()
-                    os.fsync(fh.fileno())
-                os.replace(tmp, self.state_path)
-            except BaseException:
-                Path(tmp).unlink(missing_ok=True)
-                raise
+            write_atomic(self.state_path, text.encode("utf-8"))
         except OSError as exc:
             raise ForgeUnavailable(f"{self.state_path}: {exc}") from exc
 

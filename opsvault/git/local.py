@@ -17,6 +17,7 @@ from pathlib import Path
 import pygit2
 from pygit2.enums import FileMode, RepositoryOpenFlag
 
+from opsvault.atomic_write import write_atomic
 from opsvault.errors import FileTooLargeError, GitError, PushRejected
 from opsvault.git import transport
 from opsvault.git.base import (
@@ -594,8 +595,7 @@ class Pygit2OpsRepo:
             message += f" (restoring the old files failed too: {again})"
         note = self._git_dir / "opsvault" / "worktree-out-of-sync"
         try:
-            note.parent.mkdir(exist_ok=True)
-            note.write_text(message + "\n")
+            write_atomic(note, (message + "\n").encode("utf-8"), mode=0o666)
         except OSError as again:
             log.error("could not write %s: %s", note, again)
 
