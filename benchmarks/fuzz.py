@@ -42,8 +42,8 @@ from opsvault.dispatcher.records import (  # noqa: E402
 )
 from opsvault.dispatcher.status import _json_object  # noqa: E402
 from opsvault.errors import OpsvaultError  # noqa: E402
+from opsvault.planner.evaluate import decode_plan  # noqa: E402
 from opsvault.planner.render import render_plan  # noqa: E402
-from opsvault.planner.report import decode_plan  # noqa: E402
 from opsvault.policy.cases import parse_case, run_case  # noqa: E402
 from opsvault.policy.classify import classify_new_action  # noqa: E402
 from opsvault.policy.parse import parse_policy  # noqa: E402

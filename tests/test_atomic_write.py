@@ -9,7 +9,6 @@ from pathlib import Path
 
 import pytest
 
-from opsvault import atomic_write
 from opsvault.atomic_write import write_atomic
 
 PACKAGE = Path(__file__).resolve().parent.parent / "opsvault"
@@ -47,7 +46,7 @@ def test_file_and_directory_are_synced_before_it_returns(
         synced.append("dir" if stat.S_ISDIR(info.st_mode) else "file")
         real_fsync(fd)
 
-    monkeypatch.setattr(atomic_write.os, "fsync", fsync)
+    monkeypatch.setattr(os, "fsync", fsync)
     write_atomic(tmp_path / "cache.json", b"x")
     assert synced == ["file", "dir"]
 
@@ -61,7 +60,7 @@ def test_a_failed_rename_keeps_the_old_content_and_no_temporary(
     def refuse(src: object, dst: object) -> None:
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(atomic_write.os, "replace", refuse)
+    monkeypatch.setattr(os, "replace", refuse)
     with pytest.raises(OSError, match="No space"):
         write_atomic(target, b"new")
     assert target.read_bytes() == b"old"

@@ -154,7 +154,7 @@ def names_of(users: frozenset[str]) -> str:
 
 
 def verdict_data(verdict: ChangeVerdict) -> dict[str, Any]:
-    from opsvault.report import change_verdict_data
+    from opsvault.policy.verdict_data import change_verdict_data
 
     return change_verdict_data(verdict)
 

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from datetime import date
 
-from opsvault.planner.model import EditKind, IssueRef, IssueState, VaultFacts
-from opsvault.planner.render import parse_plan
-from opsvault.planner.report import (
+from opsvault.planner.evaluate import (
     commit_message,
     evaluate,
     plan_branch,
     proposal_body,
 )
+from opsvault.planner.model import EditKind, IssueRef, IssueState, VaultFacts
+from opsvault.planner.render import parse_plan
 
 TREE = (
     "<!-- Last updated: 2026-01-01 -->\n## Objective: A\n- [ ] a (#1)\nStatus: READY\n"
