@@ -35,7 +35,7 @@ if TYPE_CHECKING:
     from opsvault.forge.client import ForgejoClient
     from opsvault.forge.local import LocalForge
     from opsvault.git.base import OpsRepo
-    from opsvault.git.local import Pygit2OpsRepo
+    from opsvault.git.pygit2_repo import Pygit2OpsRepo
 
 log = logging.getLogger(__name__)
 
@@ -168,14 +168,14 @@ def local_mainline(forge: LocalForge) -> LocalMainline:
 
 def open_repo(ops: Path) -> Pygit2OpsRepo:
     """Return the git repository of ops directory *ops* (read-only commands)."""
-    from opsvault.git.local import Pygit2OpsRepo
+    from opsvault.git.pygit2_repo import Pygit2OpsRepo
 
     return Pygit2OpsRepo.open(ops)
 
 
 def init_repo(target: Path, branch: str = DEFAULT_BRANCH) -> Pygit2OpsRepo:
     """Create an empty git repository at *target* whose first branch is *branch*."""
-    from opsvault.git.local import Pygit2OpsRepo
+    from opsvault.git.pygit2_repo import Pygit2OpsRepo
 
     return Pygit2OpsRepo.init(target, initial_branch=branch)
 
@@ -213,7 +213,7 @@ def build_app(
         SecretSource,
         known_secrets,
     )
-    from opsvault.git.local import Pygit2OpsRepo
+    from opsvault.git.pygit2_repo import Pygit2OpsRepo
 
     forge_settings = settings.forge
     state_dir = settings.dispatcher.state_dir

@@ -18,7 +18,7 @@ from opsvault.errors import ConfigError, GitError, OpsvaultError, Problem
 from opsvault.forge.base import Forge, ListState, PullRequest, PullState
 from opsvault.forge.local import LocalForge
 from opsvault.git.base import check_repo_path
-from opsvault.git.local import Pygit2OpsRepo
+from opsvault.git.pygit2_repo import Pygit2OpsRepo
 from opsvault.layout import PROPOSAL_PREFIX, PROPOSAL_PREFIXES
 from opsvault.policy.classify import ChangeVerdict
 from opsvault.policy.model import Policy

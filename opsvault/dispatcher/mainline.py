@@ -12,7 +12,7 @@ from typing import Protocol
 
 from opsvault.errors import GitError
 from opsvault.git.base import OpsRepo
-from opsvault.git.local import Pygit2OpsRepo
+from opsvault.git.pygit2_repo import Pygit2OpsRepo
 from opsvault.layout import DEFAULT_BRANCH
 
 

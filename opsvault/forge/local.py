@@ -60,7 +60,7 @@ from opsvault.forge.base import (
     settle_merge,
 )
 from opsvault.git.base import Identity
-from opsvault.git.local import Pygit2OpsRepo
+from opsvault.git.pygit2_repo import Pygit2OpsRepo
 from opsvault.layout import DEFAULT_BRANCH, PROPOSAL_PREFIXES
 from opsvault.policy.change import ChangeKind
 from opsvault.timefmt import parse_iso

@@ -2,7 +2,7 @@
 
 Only the directories on a changed path are rewritten; every other subtree is
 reused by id, so the cost follows the size of the change, not of the repo.
-pygit2 errors propagate to the caller (git/local.py translates them).
+pygit2 errors propagate to the caller (git/pygit2_repo.py translates them).
 """
 
 from __future__ import annotations

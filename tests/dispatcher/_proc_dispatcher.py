@@ -105,7 +105,7 @@ def run(spec: ProcSpec) -> int:
     from opsvault.dispatcher.tick import tick
     from opsvault.forge.client import ForgejoClient
     from opsvault.forge.token import ForgeToken
-    from opsvault.git.local import Pygit2OpsRepo
+    from opsvault.git.pygit2_repo import Pygit2OpsRepo
     from testing.fake_forgejo.protection import PUSHER_ENV
 
     clone = Path(spec.clone)

@@ -22,7 +22,7 @@ from opsvault.dispatcher.runner import RecordingRunner, Runner
 from opsvault.dispatcher.tick import tick
 from opsvault.forge.client import ForgejoClient
 from opsvault.forge.token import ForgeToken
-from opsvault.git.local import Pygit2OpsRepo
+from opsvault.git.pygit2_repo import Pygit2OpsRepo
 from opsvault.snapshot import CommitSnapshot, load_base_state
 from testing.fake_forgejo.model import BranchProtection
 from testing.fake_forgejo.protection import PUSHER_ENV

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from opsvault.git.base import Identity
-from opsvault.git.local import Pygit2OpsRepo
+from opsvault.git.pygit2_repo import Pygit2OpsRepo
 
 WHEN = 1_700_000_000
 AUTHOR = Identity("opsvault-test", "test@example.invalid")

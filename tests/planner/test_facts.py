@@ -11,7 +11,7 @@ from opsvault.forge.client import ForgejoClient
 from opsvault.forge.local import LocalForge
 from opsvault.forge.token import ForgeToken
 from opsvault.git.base import Identity
-from opsvault.git.local import Pygit2OpsRepo
+from opsvault.git.pygit2_repo import Pygit2OpsRepo
 from opsvault.planner.facts import (
     ForgeIssues,
     fetch_issue_states,

@@ -12,7 +12,7 @@ from opsvault.cli.plan import plan, run_plan
 from opsvault.dispatcher.mainline import LocalMainline
 from opsvault.forge.local import LocalForge
 from opsvault.git.base import Identity
-from opsvault.git.local import Pygit2OpsRepo
+from opsvault.git.pygit2_repo import Pygit2OpsRepo
 from opsvault.planner.job import PlannerSetup, run_planner
 from tests.conftest import init_repo
 

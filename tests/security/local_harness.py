@@ -18,7 +18,7 @@ from opsvault.dispatcher.runner import RecordingRunner
 from opsvault.dispatcher.tick import tick
 from opsvault.forge.local import LocalForge
 from opsvault.git.base import Identity
-from opsvault.git.local import Pygit2OpsRepo
+from opsvault.git.pygit2_repo import Pygit2OpsRepo
 from opsvault.snapshot import CommitSnapshot, load_base_state
 from tests.conftest import init_repo
 from tests.dispatcher.harness import template_files

@@ -24,7 +24,7 @@ from opsvault.dispatcher.runner import RecordingRunner, Runner
 from opsvault.dispatcher.tick import tick
 from opsvault.forge.local import LocalForge
 from opsvault.git.base import Identity
-from opsvault.git.local import Pygit2OpsRepo
+from opsvault.git.pygit2_repo import Pygit2OpsRepo
 from testing.fake_forgejo.pytest_plugin import assert_no_violations
 from tests.dispatcher.harness import (
     REPO,

@@ -24,7 +24,7 @@ from opsvault.dispatcher.runner import RecordingRunner
 from opsvault.dispatcher.tick import tick
 from opsvault.forge.base import TimelineKind
 from opsvault.forge.local import LocalForge
-from opsvault.git.local import Pygit2OpsRepo
+from opsvault.git.pygit2_repo import Pygit2OpsRepo
 from tests.conftest import SIGNATURE, init_repo
 from tests.dispatcher.harness import HOOK, Harness, fired, template_files, veto_policy
 

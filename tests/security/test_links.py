@@ -22,7 +22,7 @@ from opsvault.cli import cli
 from opsvault.cli.init import create_ops_repo
 from opsvault.config import load_settings
 from opsvault.dispatcher.tick import tick
-from opsvault.git.local import Pygit2OpsRepo
+from opsvault.git.pygit2_repo import Pygit2OpsRepo
 from opsvault.policy.change import ChangeKind
 from opsvault.vault.tier import Tier
 from tests.dispatcher.harness import REPO, Harness

@@ -33,7 +33,7 @@ from opsvault.dispatcher.tick import tick
 from opsvault.errors import InvalidFileError, OpsvaultError
 from opsvault.forge.base import ListState
 from opsvault.forge.local import LocalForge
-from opsvault.git.local import Pygit2OpsRepo
+from opsvault.git.pygit2_repo import Pygit2OpsRepo
 from opsvault.planner.evaluate import decode_plan
 from opsvault.policy.cases import parse_case
 from opsvault.policy.parse import parse_policy

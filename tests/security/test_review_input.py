@@ -24,7 +24,7 @@ from opsvault.config import load_settings
 from opsvault.dispatcher.tick import tick
 from opsvault.git import worktree
 from opsvault.git.base import Identity
-from opsvault.git.local import Pygit2OpsRepo
+from opsvault.git.pygit2_repo import Pygit2OpsRepo
 from opsvault.vault.tier import Tier
 from tests.dispatcher.harness import REPO, Harness
 from tests.security.test_links import FILE, propose
@@ -325,7 +325,7 @@ run = ["{python}", "-c", "print(1)", "{params.tag}"]
 CLASSIFY_IN_A_CHILD = """
 import sys
 from opsvault.changes import classify_ref_change
-from opsvault.git.local import Pygit2OpsRepo
+from opsvault.git.pygit2_repo import Pygit2OpsRepo
 verdict = classify_ref_change(Pygit2OpsRepo.open(sys.argv[1]), "main", "vault/tag-1").verdict
 print(verdict.tier.label, verdict.refused)
 """

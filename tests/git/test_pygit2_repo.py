@@ -11,7 +11,7 @@ import pytest
 
 from opsvault.errors import GitError
 from opsvault.git.base import Identity, OpsRepo
-from opsvault.git.local import Pygit2OpsRepo
+from opsvault.git.pygit2_repo import Pygit2OpsRepo
 from opsvault.policy.change import ChangedFile, ChangeKind
 from tests.conftest import SIGNATURE, init_repo
 from tests.git.conftest import AUTHOR, SEED_FILES, WHEN
