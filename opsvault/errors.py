@@ -94,7 +94,7 @@ class PolicyError(InvalidFileError):
 
 
 class GitError(OpsvaultError):
-    """A git operation failed (translated from pygit2 in git/pygit2_repo.py only)."""
+    """A git operation failed (pygit2's errors are translated in git/revisions.py and git/treediff.py)."""
 
     def __init__(self, where: str, problem: str) -> None:
         self.where = where
