@@ -21,10 +21,15 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from opsvault.dispatcher.runner import ExecutionRequest, RunResult
+    from opsvault.git.base import OpsRepo
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -54,7 +59,7 @@ class AppendingRunner:
         self.log = log
         self.die_inside = die_inside
 
-    def execute(self, request):  # type: ignore[no-untyped-def]
+    def execute(self, request: ExecutionRequest) -> RunResult:
         from opsvault.dispatcher.runner import RunResult
 
         started = time.time()
@@ -79,7 +84,7 @@ def executions(path: Path) -> list[str]:
     return [line.split()[0] for line in path.read_text().splitlines() if line]
 
 
-def _die_at(name: str):  # type: ignore[no-untyped-def]
+def _die_at(name: str) -> Callable[[str], None]:
     def checkpoint(reached: str) -> None:
         if reached == name:
             os.kill(os.getpid(), signal.SIGKILL)
@@ -87,7 +92,7 @@ def _die_at(name: str):  # type: ignore[no-untyped-def]
     return checkpoint
 
 
-def _pending(repo, main: str) -> list[str]:  # type: ignore[no-untyped-def]
+def _pending(repo: OpsRepo, main: str) -> list[str]:
     return [
         p
         for prefix in ("vault/actions", "vault/running")
