@@ -27,7 +27,7 @@ def check(ops: Path | None, as_json: bool) -> None:
     never match, invalid ops formulas, notify names without a sink.
     Warnings: secrets scoped to unknown formulas, ops formulas replacing built-ins.
     """
-    from opsvault.policy.lint import Finding, lint_policy
+    from opsvault.policy.lint import LintFinding, lint_policy
     from opsvault.snapshot import (
         DirSnapshot,
         iter_local_formulas,
@@ -38,14 +38,14 @@ def check(ops: Path | None, as_json: bool) -> None:
 
     root = resolve_ops(ops)
     snapshot = DirSnapshot(root)
-    findings: list[tuple[str, Finding]] = []
+    findings: list[tuple[str, LintFinding]] = []
     for path, formula in iter_local_formulas(snapshot):
         if isinstance(formula, InvalidFileError):
-            findings.extend((path, Finding("error", p)) for p in formula.problems)
+            findings.extend((path, LintFinding("error", p)) for p in formula.problems)
     try:
         parsed = load_policy(snapshot)
     except PolicyError as exc:
-        findings.extend((POLICY, Finding("error", p)) for p in exc.problems)
+        findings.extend((POLICY, LintFinding("error", p)) for p in exc.problems)
     else:
         formulas = load_formulas(snapshot)
         local = {
