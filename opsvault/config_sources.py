@@ -117,9 +117,8 @@ class Layers:
             return default
         try:
             return parse_duration(str(self.values[key]))
-        except (
-            ValueError
-        ) as exc:  # the schema pattern makes this unreachable in practice
+        except ValueError as exc:
+            # The schema's pattern makes this unreachable in practice.
             self.problem(key, str(exc))
             return default
 
