@@ -102,6 +102,14 @@ class WebhookSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class WebSettings:
+    """The status page and ``/metrics`` (docs/operating.md "Status page"); ``port`` None: off."""
+
+    port: int | None = None
+    bind: str = "127.0.0.1"
+
+
+@dataclass(frozen=True, slots=True)
 class PlannerSettings:
     interval: timedelta = timedelta(hours=1)
     issues_repo: tuple[str, ...] = ()
@@ -115,6 +123,7 @@ class Settings:
     planner: PlannerSettings = field(default_factory=PlannerSettings)
     runner: RunnerSettings = field(default_factory=RunnerSettings)
     webhook: WebhookSettings = field(default_factory=WebhookSettings)
+    web: WebSettings = field(default_factory=WebSettings)
     file: Path | None = None
     # "section.key" -> where the effective value came from (a file, a variable, an
     # override); keys left at their default are absent.
@@ -153,6 +162,7 @@ def _build(layers: Layers, environ: Mapping[str, str], file: Path | None) -> Set
         planner=_planner(layers),
         runner=runner,
         webhook=webhook,
+        web=_web(layers),
         file=file,
         sources=tuple(
             sorted(
@@ -277,6 +287,14 @@ def _planner(layers: Layers) -> PlannerSettings:
     )
 
 
+def _web(layers: Layers) -> WebSettings:
+    v = layers.values
+    return WebSettings(
+        port=None if v.get(("web", "port")) is None else int(v[("web", "port")]),
+        bind=str(v.get(("web", "bind"), WebSettings().bind)),
+    )
+
+
 def _webhook(layers: Layers, file: Path | None, kind: ForgeKind) -> WebhookSettings:
     v = layers.values
     port = v.get(("webhook", "port"))
@@ -355,6 +373,10 @@ def settings_data(settings: Settings) -> dict[str, dict[str, Any]]:
             "bind": settings.webhook.bind,
             "secret_file": text(settings.webhook.secret_file),
             "max_body": settings.webhook.max_body,
+        },
+        "web": {
+            "port": "" if settings.web.port is None else settings.web.port,
+            "bind": settings.web.bind,
         },
         "planner": {
             "interval": render_duration(p.interval),

@@ -228,7 +228,7 @@ def layer_environ(environ: Mapping[str, str], layers: Layers) -> None:
     # secret whose name starts with "S_" looks just like a setting of [secrets].
     checked = tuple(
         f"{ENV_PREFIX}{section.upper()}_"
-        for section in ("forge", "dispatcher", "planner", "runner", "webhook")
+        for section in ("forge", "dispatcher", "planner", "runner", "webhook", "web")
     )
     for variable in sorted(environ):
         if variable.startswith(checked) and variable not in known:

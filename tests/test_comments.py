@@ -19,7 +19,6 @@ STRANDED = re.compile(r"^\s*[)\]}].*  # (?!fmt: skip)")
 # ports); drop an entry once its file is clean.
 PENDING = {
     "opsvault/dispatcher/fire.py",
-    "opsvault/dispatcher/runner.py",
     "opsvault/dispatcher/state.py",
     "opsvault/dispatcher/tick.py",
     "tests/dispatcher/harness.py",

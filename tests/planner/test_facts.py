@@ -5,12 +5,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from opsvault.dispatcher.mainline import LocalMainline
-from opsvault.forge.base import Issue, ListState, PullState
 from opsvault.forge.client import ForgejoClient
 from opsvault.forge.local import LocalForge
 from opsvault.forge.token import ForgeToken
+from opsvault.forge.types import Issue, ListState, PullState
 from opsvault.git.base import Identity
+from opsvault.git.mainline import LocalMainline
 from opsvault.git.pygit2_repo import Pygit2OpsRepo
 from opsvault.planner.facts import (
     ForgeIssues,

@@ -20,14 +20,15 @@ from opsvault.app import App, build_app
 from opsvault.changes import preview_merge
 from opsvault.config import DispatcherSettings, Settings, load_settings
 from opsvault.dispatcher.integrity import merge_message
-from opsvault.dispatcher.mainline import LocalMainline
 from opsvault.dispatcher.notify import RecordingNotifier
 from opsvault.dispatcher.report import TickReport
-from opsvault.dispatcher.runner import RecordingRunner, Runner
+from opsvault.dispatcher.runner import RecordingRunner
 from opsvault.dispatcher.tick import tick
 from opsvault.forge.local import LocalForge
 from opsvault.git.base import Identity
+from opsvault.git.mainline import LocalMainline
 from opsvault.git.pygit2_repo import Pygit2OpsRepo
+from opsvault.ports import Runner
 from opsvault.snapshot import CommitSnapshot, load_base_state
 from testing.fake_forgejo.pytest_plugin import assert_no_violations
 from tests.conftest import init_repo
