@@ -32,7 +32,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from opsvault.git.local import Pygit2OpsRepo  # noqa: E402
+from opsvault.git.pygit2_repo import Pygit2OpsRepo  # noqa: E402
 from tests.dispatcher._proc_dispatcher import (  # noqa: E402
     executions,
     proc_spec,

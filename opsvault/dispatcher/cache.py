@@ -28,9 +28,8 @@ log = logging.getLogger(__name__)
 
 CACHE_DB = "dispatcher-cache.sqlite3"
 LEGACY_CACHE_FILE = "dispatcher-cache.json"
-_BUSY_TIMEOUT = (
-    30.0  # seconds: a `vault dispatcher tick` beside the service waits its turn
-)
+# Seconds: a `vault dispatcher tick` beside the service waits its turn.
+_BUSY_TIMEOUT = 30.0
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT);

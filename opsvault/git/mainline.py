@@ -14,7 +14,7 @@ from collections.abc import Sequence
 
 from opsvault.errors import GitError
 from opsvault.git.base import OpsRepo
-from opsvault.git.local import Pygit2OpsRepo
+from opsvault.git.pygit2_repo import Pygit2OpsRepo
 from opsvault.layout import DEFAULT_BRANCH
 
 log = logging.getLogger(__name__)
