@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 from opsvault.changes import change_manifest
-from opsvault.dispatcher.fire import FireContext, FirePlan, archive, iso, sha256
+from opsvault.dispatcher.fireplan import FireContext, FirePlan, archive
 from opsvault.dispatcher.integrity import MergeMismatch
 from opsvault.dispatcher.reasons import ReasonCode
 from opsvault.dispatcher.records import (
     Outcome,
     ResultRecord,
     archive_paths,
+    iso,
     render_record,
+    sha256,
 )
 from opsvault.dispatcher.report import Decision
 from opsvault.errors import FileTooLargeError

@@ -20,7 +20,6 @@ from opsvault.changes import (
 )
 from opsvault.dispatcher.cache import Cache, PullEntry
 from opsvault.dispatcher.commands import Conversation, read_conversation
-from opsvault.dispatcher.fire import iso, parse_iso, sha256
 from opsvault.dispatcher.hold import HOLD_LABEL
 from opsvault.dispatcher.integrity import (
     MergeMismatch,
@@ -31,7 +30,7 @@ from opsvault.dispatcher.integrity import (
 from opsvault.dispatcher.mainline import Mainline
 from opsvault.dispatcher.notify import Notification, Notifier, sinks_named
 from opsvault.dispatcher.reasons import ReasonCode
-from opsvault.dispatcher.records import Outcome, ResultRecord
+from opsvault.dispatcher.records import Outcome, ResultRecord, iso, parse_iso, sha256
 from opsvault.dispatcher.rejection import closed_verdict, judge_rejection
 from opsvault.dispatcher.report import Decision
 from opsvault.dispatcher.state import Act, PullFacts, decide_pull, next_timer

@@ -22,15 +22,10 @@ from datetime import UTC, datetime
 
 from opsvault.app import App
 from opsvault.dispatcher.cache import Cache, load_cache, write_cache
-from opsvault.dispatcher.fire import (
-    CLAIM_GRACE,
-    FireContext,
-    FirePlan,
-    execute_claims,
-    iso,
-    plan_fire,
-    result_changes,
-)
+from opsvault.dispatcher.claims import CLAIM_GRACE
+from opsvault.dispatcher.execution import execute_claims
+from opsvault.dispatcher.fire import plan_fire
+from opsvault.dispatcher.fireplan import FireContext, FirePlan
 from opsvault.dispatcher.halt import mismatch_recorded, plan_halt
 from opsvault.dispatcher.integrity import MergeMismatch, find_mismatches
 from opsvault.dispatcher.notify import Notification, sinks_named
@@ -43,11 +38,13 @@ from opsvault.dispatcher.pulls import (
 from opsvault.dispatcher.reasons import ReasonCode
 from opsvault.dispatcher.records import (
     archive_paths,
+    iso,
     parse_record,
     redact_record,
     render_record,
 )
 from opsvault.dispatcher.report import Decision, TickReport
+from opsvault.dispatcher.results import result_changes, result_comment
 from opsvault.dispatcher.runner import RunResult
 from opsvault.errors import (
     ForgeUnavailable,
@@ -193,7 +190,7 @@ def tick(app: App, now: datetime, *, dry_run: bool = False) -> TickReport:
             state.halted = True
             plan: FirePlan | None
             try:
-                main, plan = _claim(
+                main, plan = _push_plan(
                     app,
                     ctx,
                     main,
@@ -212,7 +209,7 @@ def tick(app: App, now: datetime, *, dry_run: bool = False) -> TickReport:
             if not dry_run:
                 _tell(app, plan, CommitSnapshot(app.repo, main), errors)
             return report()
-        main, plan = _claim(
+        main, plan = _push_plan(
             app, ctx, main, pulls.records, dry_run, state, decisions, clock
         )
         if plan is not None and HALT in plan.changes:
@@ -308,7 +305,7 @@ def _publish(app: App, new: str, old: str) -> None:
             raise
 
 
-def _claim(
+def _push_plan(
     app: App,
     ctx: FireContext,
     main: str,
@@ -478,9 +475,7 @@ def _record(
                 )
             )
             if claim.pr is not None:
-                plan.results.append(
-                    (claim.pr, claim.action.id, _result_comment(record))
-                )
+                plan.results.append((claim.pr, claim.action.id, result_comment(record)))
             if record.outcome != "succeeded":
                 plan.alerts.append(
                     ("failed", f"{claim.action.id}: {record.outcome} ({record.reason})")
@@ -490,17 +485,6 @@ def _record(
         "main",
         f"could not record results after {RESULT_ATTEMPTS} attempts; they stay claimed and will be recovered",
     )
-
-
-def _result_comment(record: object) -> str:
-    from opsvault.dispatcher.records import ResultRecord
-
-    assert isinstance(record, ResultRecord)
-    tail = record.output_tail.strip()[-1500:]
-    text = f"Executed: **{record.outcome}** ({record.reason}), exit code {record.exit_code}, {record.started_at} → {record.ended_at}."
-    if tail:
-        text += f"\n\n```\n{tail}\n```"
-    return text
 
 
 def _tell(
@@ -533,10 +517,3 @@ def _tell(
                 tier="high",
             ),
         )
-
-
-def run_tick(
-    app: App, clock: Callable[[], datetime], dry_run: bool = False
-) -> TickReport:
-    """Run one tick at the clock's now (the service's job function)."""
-    return tick(app, clock(), dry_run=dry_run)

@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 from opsvault.app import App
-from opsvault.dispatcher.fire import parse_iso
+from opsvault.dispatcher.records import parse_iso
 from opsvault.dispatcher.report import TickReport
 from opsvault.dispatcher.tick import tick
 from tests.dispatcher._proc_dispatcher import (

@@ -13,13 +13,12 @@ from opsvault.dispatcher.records import (
     Outcome,
     ResultRecord,
     archive_paths,
-    claim_path,
     render_record,
-    running_path,
 )
 from opsvault.dispatcher.status import Status, collect_status, recent_records
 from opsvault.git.base import Identity
 from opsvault.git.local import Pygit2OpsRepo
+from opsvault.layout import claim_path, running_path
 from opsvault.snapshot import CommitSnapshot, DirSnapshot, Snapshot, load_base_state
 
 NOW = datetime(2026, 3, 10, 12, 0, tzinfo=UTC)
@@ -264,7 +263,7 @@ def test_commit_snapshot_reads_main_not_the_worktree(tmp_path: Path) -> None:
 
 
 def test_records_of_unmerged_prs_are_shown_with_who_rejected(ops: Path) -> None:
-    from opsvault.dispatcher.records import pull_record_stem
+    from opsvault.layout import pull_record_stem
 
     when = datetime(2026, 3, 6, tzinfo=UTC)
     action, result = archive_paths(Outcome.REJECTED, pull_record_stem(7, "e-1"), when)
