@@ -193,6 +193,24 @@ def test_malformed_records_are_shown_not_raised(ops: Path) -> None:
     assert status.running[0].problem == "unreadable claim file"
 
 
+@pytest.mark.parametrize(
+    "claim",
+    [
+        b'{"deadline": "2026-03-10T13:00:00"}',  # naive: not comparable with now
+        b'{"deadline": "soon"}',
+        b'{"attempt": "2"}',  # a field of the wrong type
+        b'{"dispatcher": "host-a", "surprise": 1}',  # an unknown field
+    ],
+)
+def test_status_reads_a_claim_as_the_dispatcher_does(ops: Path, claim: bytes) -> None:
+    """A claim the dispatcher cannot read (claims.read_claim) is unreadable in status too."""
+    from opsvault.dispatcher.claims import read_claim
+
+    write(ops, {running_path("r-1"): NOOP, claim_path("r-1"): claim})
+    assert read_claim(claim) is None
+    assert status_of(ops).running[0].problem == "unreadable claim file"
+
+
 @dataclass
 class CountingSnapshot:
     inner: Snapshot
