@@ -25,11 +25,11 @@ import tempfile
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from enum import StrEnum
 from pathlib import Path
 from typing import Protocol
 
 from opsvault.dispatcher.reasons import ReasonCode
+from opsvault.dispatcher.records import Outcome
 from opsvault.dispatcher.sandbox import SANDBOXED, UNSANDBOXED, Sandbox
 from opsvault.dispatcher.secrets import SECRET_NAME, RedactingTail, SecretSource
 from opsvault.errors import InvalidFormulaError, OpsvaultError
@@ -46,12 +46,6 @@ _FIXED_ENV = frozenset({"PATH", "HOME", "LANG"})
 _FIXED_VAULT_ENV = frozenset({"VAULT_ACTION_ID", "VAULT_FORMULA", "VAULT_WORKSPACE"})
 _CHUNK = 64 * 1024
 _POLL_SECONDS = 0.05
-
-
-class Outcome(StrEnum):
-    SUCCEEDED = "succeeded"
-    FAILED = "failed"
-    TIMEOUT = "timeout"
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,7 +73,7 @@ class ExecutionRequest:
 
 @dataclass(frozen=True, slots=True)
 class RunResult:
-    outcome: str  # an Outcome
+    outcome: str  # an Outcome of an execution: succeeded, failed or timeout
     reason: str  # a ReasonCode value (the runner section of it)
     exit_code: int | None  # of the last step run; negative: killed by that signal
     failed_step: str | None

@@ -16,7 +16,7 @@ from enum import StrEnum
 
 from opsvault.layout import PLAN
 from opsvault.planner.model import (
-    ChangeKind,
+    EditKind,
     IssueRef,
     IssueState,
     ItemLine,
@@ -69,7 +69,7 @@ def check_plan(
     ``update_plan`` leaves unchanged and that has no errors is consistent.
     """
     found: list[tuple[int, Severity, str]] = []
-    covered: set[tuple[int, ChangeKind]] = (
+    covered: set[tuple[int, EditKind]] = (
         set()
     )  # out-of-date edits an error already names
 
@@ -99,7 +99,7 @@ def check_plan(
             elif verdict is MarkerVerdict.GONE:
                 reason = marker_reason(marker, verdict)
                 error(number, f"{shown}: {reason}; `vault plan` clears it")
-                covered.add((number, ChangeKind.MARKER))
+                covered.add((number, EditKind.MARKER))
             elif verdict is MarkerVerdict.REJECTED:
                 warning(
                     number,
@@ -131,7 +131,7 @@ def check_plan(
         ]
         if line.word is StatusWord.DONE and still_open:
             error(status, f"status DONE but {open_items_phrase(still_open)}")
-            covered.add((status, ChangeKind.STATUS))
+            covered.add((status, EditKind.STATUS))
 
     for number, line in enumerate(updated.lines, start=1):
         if isinstance(line, ItemLine) and line.checked:

@@ -274,7 +274,7 @@ def marker_paths(plan: Plan) -> frozenset[str]:
     )
 
 
-class ChangeKind(StrEnum):
+class EditKind(StrEnum):
     CHECK = "check"
     UNCHECK = "uncheck"
     ANNOTATION = "annotation"
@@ -288,7 +288,7 @@ class Change:
     """One edit the updater made: where, what kind, and why, in words."""
 
     line: int
-    kind: ChangeKind
+    kind: EditKind
     reason: str
 
 
