@@ -33,7 +33,15 @@ from opsvault.dispatcher.reasons import ReasonCode
 from opsvault.dispatcher.records import Outcome, ResultRecord, iso, parse_iso, sha256
 from opsvault.dispatcher.rejection import closed_verdict, judge_rejection
 from opsvault.dispatcher.report import Decision
-from opsvault.dispatcher.state import Act, PullFacts, decide_pull, next_timer
+from opsvault.dispatcher.state import (
+    Act,
+    PullFacts,
+    decide_pull,
+    dispatcher_merges,
+    needs_admin,
+    next_timer,
+    veto_window_merges,
+)
 from opsvault.errors import (
     FileTooLargeError,
     ForgeConflict,
@@ -58,7 +66,7 @@ from opsvault.policy.classify import (
     ChangeVerdict,
     is_action_path,
 )
-from opsvault.policy.model import MergeMode, Policy
+from opsvault.policy.model import Policy
 from opsvault.snapshot import CommitSnapshot, has_file, load_base_state
 from opsvault.vault.duration import render_duration
 from opsvault.vault.request import action_id_for, id_problems
@@ -410,9 +418,9 @@ def who_may_merge(tier: Tier, protected: bool, policy: Policy) -> str:
         teams = sorted(getattr(p, "teams", ()))
         return ", ".join([*(f"@{u}" for u in users), *teams]) or "nobody configured"
 
-    if tier is Tier.HIGH or protected:
+    if needs_admin(tier, protected):
         return f"an admin ({names(policy.admins)}), never the proposer"
-    if tier is Tier.MEDIUM or policy.settings(tier).merge is not MergeMode.AUTO:
+    if not dispatcher_merges(tier, protected, policy):
         return f"a reviewer or admin ({names(policy.reviewers)}; {names(policy.admins)}), never the proposer"
     return "the dispatcher merges it"
 
@@ -452,8 +460,8 @@ def render_comment(
         lines.append(
             f"Who may merge: {who_may_merge(verdict.tier, verdict.protected, policy)}."
         )
-        window = policy.settings(verdict.tier).veto_window
-        if verdict.tier is Tier.MEDIUM and window is not None and not verdict.protected:
+        window = veto_window_merges(verdict.tier, verdict.protected, policy)
+        if window is not None:
             lines.append(
                 f"The dispatcher merges it {render_duration(window)} after this head "
                 "was first seen unless it is held: a reviewer or admin comments "
@@ -488,12 +496,12 @@ def explain(
         lines.extend(f"  - {md_code(r.render())}" for r in f.classification.reasons)
         lines.extend(f"  - problem: {md_code(p.message)}" for p in f.problems)
     tier = verdict.tier
-    window = policy.settings(tier).veto_window
+    window = veto_window_merges(tier, verdict.protected, policy)
     if verdict.refused:
         lines.append("- it waits for a fixed push: it is refused")
-    elif tier is Tier.LOW and not verdict.protected:
+    elif dispatcher_merges(tier, verdict.protected, policy):
         lines.append("- the dispatcher merges it")
-    elif tier is Tier.MEDIUM and window is not None and not verdict.protected:
+    elif window is not None:
         passes = iso(facts.head_seen_at + window) if facts else "?"
         hold = "held: " if talk.hold.held else ""
         lines.append(
@@ -607,7 +615,7 @@ def _notify(
     settings = policy.settings(verdict.tier)
     approvers = (
         policy.admins
-        if verdict.tier is Tier.HIGH or verdict.protected
+        if needs_admin(verdict.tier, verdict.protected)
         else policy.reviewers
     )
     notification = Notification(
