@@ -21,6 +21,7 @@ from opsvault.dispatcher.report import Decision
 from opsvault.dispatcher.runner import Runner
 from opsvault.forge.base import Forge
 from opsvault.git.base import OpsRepo
+from opsvault.layout import DEFAULT_BRANCH
 from opsvault.vault.formula import Formula
 from opsvault.vault.request import Action
 
@@ -63,6 +64,7 @@ class FireContext:
     queue_limit: int
     known_merges: dict[str, int] = field(hash=False)
     max_concurrency: int = 1
+    branch: str = DEFAULT_BRANCH  # the base branch (settings: [forge] branch)
 
 
 def archive(

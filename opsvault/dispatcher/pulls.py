@@ -248,12 +248,13 @@ def _after_merge(
         return main, None
     snapshot = CommitSnapshot(ctx.repo, main)
     if has_file(snapshot, HALT):
-        out.decisions.append(Decision("main", "halted", f"{HALT} appeared on main"))
+        branch = ctx.mainline.branch
+        out.decisions.append(Decision(branch, "halted", f"{HALT} appeared on {branch}"))
         return main, None
     try:
         return main, load_base_state(snapshot)
     except OpsvaultError as exc:
-        out.decisions.append(Decision("main", "error", str(exc)))
+        out.decisions.append(Decision(ctx.mainline.branch, "error", str(exc)))
         return main, None
 
 
@@ -361,7 +362,7 @@ def _open_pull(
                 entry.approved_head = effect.head_sha
             out.decisions.append(Decision(subject, "approved", effect.head_sha[:12]))
         elif effect.act is Act.MERGE:
-            wait = _not_mergeable_yet(pr, out)
+            wait = _not_mergeable_yet(pr, out, ctx.mainline.branch)
             if wait:
                 # Asking would only earn a 405: come back within seconds.
                 entry.due = iso(ctx.now + MERGE_RETRY_FIRST)  # not a refusal
@@ -376,11 +377,11 @@ def _open_pull(
             _expire(ctx, pr, verdict, effect.detail, out)
 
 
-def _not_mergeable_yet(pr: PullRequest, out: PullsOutcome) -> str:
+def _not_mergeable_yet(pr: PullRequest, out: PullsOutcome, branch: str) -> str:
     """Return why merging *pr* now would be refused as "try again later", or ""."""
     if out.merged:
         # Our merge moved main: Forgejo re-checks every other PR on it (§17).
-        return "main moved in this tick; Forgejo re-checks this PR first"
+        return f"{branch} moved in this tick; Forgejo re-checks this PR first"
     if pr.mergeable is False:
         return "Forgejo is still checking mergeability (or found a conflict)"
     return ""
@@ -667,7 +668,7 @@ def _closed_pull(
             Decision(
                 f"pr#{pr.number}",
                 "not recorded",
-                "its head shares no history with main",
+                f"its head shares no history with {ctx.mainline.branch}",
             )
         )
         return

@@ -115,6 +115,7 @@ def tick(app: App, now: datetime, *, dry_run: bool = False) -> TickReport:
             commits=state.commits,
         )
 
+    branch = app.mainline.branch
     try:
         main = app.mainline.refresh()
         state.main_before = state.main_after = main
@@ -123,22 +124,23 @@ def tick(app: App, now: datetime, *, dry_run: bool = False) -> TickReport:
             state.halted = True
             decisions.append(
                 Decision(
-                    "main",
+                    branch,
                     "halted",
-                    f"{HALT} exists on main: nothing is merged or fired",
+                    f"{HALT} exists on {branch}: nothing is merged or fired",
                 )
             )
             return report()
         base = load_base_state(snapshot)
     except OpsvaultError as exc:
-        errors.append(f"main: {exc}")  # an invalid policy fails closed: nothing happens
+        # An invalid policy fails closed: nothing happens.
+        errors.append(f"{branch}: {exc}")
         return report()
 
     cache = load_cache(app.state_dir)
     try:
         earlier = _unchecked_mismatches(app, cache, main, snapshot)
     except OpsvaultError as exc:
-        errors.append(f"main: merges since the last tick not checked: {exc}")
+        errors.append(f"{branch}: merges since the last tick not checked: {exc}")
         return report()
     pull_ctx = PullContext(
         app.forge,
@@ -184,6 +186,7 @@ def tick(app: App, now: datetime, *, dry_run: bool = False) -> TickReport:
             app.settings.dispatcher.queue_limit,
             cache.merges,
             app.settings.dispatcher.max_concurrency,
+            branch,
         )
         if pulls.mismatches:
             # A merge did not land as classified: record it, write HALT, fire nothing (I1).
@@ -347,7 +350,7 @@ def _push_plan(
         return new, plan
     decisions.append(
         Decision(
-            "main",
+            app.mainline.branch,
             "contended",
             f"claim push lost {CLAIM_ATTEMPTS} times; next tick retries",
         )
@@ -482,7 +485,7 @@ def _record(
                 )
         return new
     raise GitError(
-        "main",
+        app.mainline.branch,
         f"could not record results after {RESULT_ATTEMPTS} attempts; they stay claimed and will be recovered",
     )
 
