@@ -36,9 +36,8 @@ class PullFacts:
     number: int
     head_sha: str
     created_at: datetime
-    head_seen_at: (
-        datetime  # when this head was first classified (veto windows restart on push)
-    )
+    # when this head was first classified (veto windows restart on push)
+    head_seen_at: datetime
     labels: frozenset[str]
     verdict: ChangeVerdict
     request_changes: bool  # a current review asks for changes (a veto)
@@ -254,9 +253,8 @@ def verify_merge(facts: MergeFacts, policy: Policy) -> ReasonCode | None:
     if Role.BOT in roles:
         return ReasonCode.MERGED_BY_BOT
     if facts.held_at_merge and Role.DISPATCHER in roles:
-        return (
-            ReasonCode.HELD_AT_MERGE
-        )  # whatever other role the forge gives it (I2, I3)
+        # whatever other role the forge gives it (I2, I3)
+        return ReasonCode.HELD_AT_MERGE
     if Role.DISPATCHER in roles:
         return dispatcher_merge_counts(facts, policy)
     if may_merge(facts.tier, roles, facts.protected):

@@ -335,14 +335,12 @@ def _push_plan(
         try:
             _publish(app, new, main)
         except PushRejected:
-            main = (
-                app.mainline.refresh()
-            )  # another dispatcher won: its claims are on the new main
+            # Another dispatcher won: its claims are on the new main.
+            main = app.mainline.refresh()
             continue
         except OpsvaultError:
-            if (
-                plan.mismatches
-            ):  # HALT not written: the admins must still hear of it (I1)
+            if plan.mismatches:
+                # HALT not written: the admins must still hear of it (I1).
                 _tell(app, plan, CommitSnapshot(app.repo, main), [])
             raise
         state.commits += 1
