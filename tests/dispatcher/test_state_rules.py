@@ -476,7 +476,7 @@ ELIGIBILITY_POLICIES = {
 def test_the_merge_rule_reads_the_same_everywhere(
     name: str, tier: Tier, protected: bool
 ) -> None:
-    from opsvault.dispatcher.pulls import who_may_merge
+    from opsvault.dispatcher.publish import who_may_merge
     from opsvault.dispatcher.state import (
         dispatcher_merges,
         needs_admin,
