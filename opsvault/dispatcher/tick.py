@@ -5,7 +5,8 @@
    main's policy, publish, merge low / notify / expire (``pulls.py``).
 3. Actions on main: verify provenance, then one commit claims them (and
    records refusals, human requests done, expiries, closed PRs, interrupted
-   claims), pushed by compare-and-swap; a lost push re-plans from the new main.
+   claims), pushed by compare-and-swap (``push.py``); a lost push re-plans
+   from the new main (``fire.py``, ``claims.py``, ``recovery.py``).
 4. Execute the claims in a bounded pool, then one commit records the results.
 5. Comment results on their PRs and alert admins.
 
