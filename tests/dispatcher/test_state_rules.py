@@ -476,7 +476,9 @@ ELIGIBILITY_POLICIES = {
 def test_the_merge_rule_reads_the_same_everywhere(
     name: str, tier: Tier, protected: bool
 ) -> None:
-    from opsvault.dispatcher.publish import who_may_merge
+    from opsvault.dispatcher.commands import Conversation
+    from opsvault.dispatcher.hold import HoldState
+    from opsvault.dispatcher.publish import explain, who_may_merge
     from opsvault.dispatcher.state import (
         dispatcher_merges,
         needs_admin,
@@ -510,3 +512,6 @@ def test_the_merge_rule_reads_the_same_everywhere(
     text = who_may_merge(tier, protected, policy)
     assert text.startswith("an admin") == needs_admin(tier, protected)
     assert (text == "the dispatcher merges it") == by_itself
+    talk = Conversation(HoldState(held=False), explain=True)
+    said = explain(verdict(tier, protected=protected), policy, talk, facts)[-1]
+    assert (said == "- the dispatcher merges it") == by_itself
