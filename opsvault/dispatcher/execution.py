@@ -11,8 +11,9 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
 from opsvault.dispatcher.fireplan import Claimed
-from opsvault.dispatcher.runner import ExecutionRequest, Runner, RunResult, StepSpec
+from opsvault.messages import ExecutionRequest, RunResult, StepSpec
 from opsvault.policy.action import effective_params
+from opsvault.ports import Runner
 from opsvault.vault.formula import Formula
 from opsvault.vault.placeholders import render_argv
 from opsvault.vault.request import Action

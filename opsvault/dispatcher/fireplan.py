@@ -18,10 +18,9 @@ from opsvault.dispatcher.records import (
     render_record,
 )
 from opsvault.dispatcher.report import Decision
-from opsvault.dispatcher.runner import Runner
-from opsvault.forge.base import Forge
 from opsvault.git.base import OpsRepo
 from opsvault.layout import DEFAULT_BRANCH
+from opsvault.ports import Forge, Runner
 from opsvault.vault.formula import Formula
 from opsvault.vault.request import Action
 

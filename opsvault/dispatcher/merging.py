@@ -25,11 +25,11 @@ from opsvault.dispatcher.report import Decision
 from opsvault.errors import (
     ForgeConflict,
 )
-from opsvault.forge.base import (
+from opsvault.forge.logins import same_login
+from opsvault.forge.types import (
     PullRequest,
     ReviewState,
 )
-from opsvault.forge.logins import same_login
 from opsvault.policy.classify import (
     ChangeVerdict,
 )

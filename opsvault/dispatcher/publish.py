@@ -13,7 +13,7 @@ import logging
 
 from opsvault.dispatcher.cache import PullEntry
 from opsvault.dispatcher.commands import Conversation
-from opsvault.dispatcher.notify import Notification, sinks_named
+from opsvault.dispatcher.notify import sinks_named
 from opsvault.dispatcher.pullphase import (
     PullContext,
 )
@@ -24,15 +24,16 @@ from opsvault.dispatcher.state import (
     needs_admin,
     veto_window_merges,
 )
-from opsvault.forge.base import (
+from opsvault.forge.types import (
     CommitStatus,
     PullRequest,
     StatusState,
 )
+from opsvault.messages import Notification
 from opsvault.policy.classify import (
     ChangeVerdict,
 )
-from opsvault.policy.model import Policy
+from opsvault.policy.model import Policy, Principals
 from opsvault.vault.duration import render_duration
 from opsvault.vault.tier import Tier
 
@@ -67,9 +68,8 @@ def summary(verdict: ChangeVerdict) -> str:
 
 
 def who_may_merge(tier: Tier, protected: bool, policy: Policy) -> str:
-    def names(p: object) -> str:
-        users = sorted(getattr(p, "users", ()))
-        teams = sorted(getattr(p, "teams", ()))
+    def names(p: Principals) -> str:
+        users, teams = sorted(p.users), sorted(p.teams)
         return ", ".join([*(f"@{u}" for u in users), *teams]) or "nobody configured"
 
     if needs_admin(tier, protected):

@@ -17,14 +17,10 @@ from opsvault.dispatcher.cache import Cache
 from opsvault.dispatcher.integrity import (
     MergeMismatch,
 )
-from opsvault.dispatcher.mainline import Mainline
-from opsvault.dispatcher.notify import Notifier
 from opsvault.dispatcher.records import ResultRecord
 from opsvault.dispatcher.report import Decision
-from opsvault.forge.base import (
-    Forge,
-)
 from opsvault.git.base import OpsRepo
+from opsvault.ports import Forge, Mainline, Notifier
 
 
 @dataclass(frozen=True, slots=True)

@@ -52,7 +52,7 @@ from opsvault.errors import (
     ForgeUnavailable,
     OpsvaultError,
 )
-from opsvault.forge.base import (
+from opsvault.forge.types import (
     ListState,
     PullRequest,
     PullState,

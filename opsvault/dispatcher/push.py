@@ -15,15 +15,15 @@ from datetime import datetime
 from opsvault.dispatcher.fire import plan_fire
 from opsvault.dispatcher.fireplan import FireContext, FirePlan
 from opsvault.dispatcher.halt import mismatch_recorded, plan_halt
-from opsvault.dispatcher.mainline import Mainline
 from opsvault.dispatcher.pullphase import RecordIntent
 from opsvault.dispatcher.records import redact_record
 from opsvault.dispatcher.report import Decision
 from opsvault.dispatcher.results import result_changes, result_comment
-from opsvault.dispatcher.runner import RunResult
 from opsvault.dispatcher.unmerged import add_intents
 from opsvault.errors import GitError, OpsvaultError, PushRejected
 from opsvault.git.base import Identity, OpsRepo
+from opsvault.messages import RunResult
+from opsvault.ports import Mainline
 from opsvault.snapshot import CommitSnapshot
 
 CLAIM_ATTEMPTS = 4

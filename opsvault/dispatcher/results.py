@@ -21,8 +21,8 @@ from opsvault.dispatcher.records import (
     iso,
     render_record,
 )
-from opsvault.dispatcher.runner import RunResult
 from opsvault.layout import claim_path, running_path
+from opsvault.messages import RunResult
 from opsvault.snapshot import CommitSnapshot
 
 log = logging.getLogger(__name__)

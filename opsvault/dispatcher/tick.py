@@ -27,7 +27,7 @@ from opsvault.dispatcher.execution import execute_claims
 from opsvault.dispatcher.fireplan import FireContext, FirePlan
 from opsvault.dispatcher.halt import mismatch_recorded, plan_halt
 from opsvault.dispatcher.integrity import MergeMismatch, find_mismatches
-from opsvault.dispatcher.notify import Notification, sinks_named
+from opsvault.dispatcher.notify import sinks_named
 from opsvault.dispatcher.pullphase import PullContext, PullsOutcome
 from opsvault.dispatcher.pulls import process_pulls
 from opsvault.dispatcher.push import Progress, Pusher, push_plan, push_results
@@ -36,6 +36,7 @@ from opsvault.dispatcher.records import iso
 from opsvault.dispatcher.report import Decision, TickReport
 from opsvault.errors import ForgeUnavailable, GitError, OpsvaultError
 from opsvault.layout import HALT
+from opsvault.messages import Notification
 from opsvault.snapshot import CommitSnapshot, has_file, load_base_state
 from opsvault.vault.tier import Tier
 
@@ -43,7 +44,7 @@ log = logging.getLogger(__name__)
 
 
 def _requests(app: App) -> int:
-    return int(getattr(app.forge, "requests_made", 0))
+    return app.forge.requests_made
 
 
 def tick(app: App, now: datetime, *, dry_run: bool = False) -> TickReport:
@@ -63,9 +64,7 @@ def tick(app: App, now: datetime, *, dry_run: bool = False) -> TickReport:
     requests_before = _requests(app)
     state = Progress()
 
-    refresh = getattr(app.redact, "refresh", None)
-    if callable(refresh):  # pick up rotated secrets before anything is recorded
-        refresh()
+    app.redact.refresh()  # pick up rotated secrets before anything is recorded
 
     def report() -> TickReport:
         redact = app.redact

@@ -32,7 +32,7 @@ from opsvault.errors import (
     FileTooLargeError,
     InvalidFileError,
 )
-from opsvault.forge.base import (
+from opsvault.forge.types import (
     PullRequest,
 )
 from opsvault.git.base import OpsRepo
