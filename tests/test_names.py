@@ -12,8 +12,9 @@ PACKAGE = Path(__file__).resolve().parent.parent / "opsvault"
 # (remove an entry when one of its classes is renamed): planner.check.Finding
 # (a line of prerequisites.md) and policy.lint.Finding (a lint problem);
 # dispatcher.commands.Conversation (a PR's hold and commands) and
-# forge.client_writes.Conversation (the forge calls on comments, timeline, labels).
-KNOWN = {"Finding", "Conversation"}
+# forge.client_writes.Conversation (the forge calls on comments, timeline, labels);
+# cli.files.Source and policy.action.Source (new on main with cli-a's work).
+KNOWN = {"Finding", "Conversation", "Source"}
 
 
 def class_names() -> dict[str, list[str]]:
