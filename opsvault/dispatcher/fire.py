@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 
+from opsvault.dispatcher.candidates import claim_order
 from opsvault.dispatcher.claims import batch_deadline, plan_action, read_claim
 from opsvault.dispatcher.fireplan import FireContext, FirePlan
 from opsvault.dispatcher.provenance import introducing_commits
@@ -34,11 +35,15 @@ def plan_fire(ctx: FireContext, main: str) -> FirePlan:
         if path.endswith(".claim.json"):
             claim = read_claim(snapshot.read_file(path), path)
             held.update(claim.locks if claim is not None else ())
-    waiting = [
-        p
-        for p in snapshot.list_files(ACTIONS)
-        if p.endswith(".toml") and p.count("/") == 2
-    ]
+    # Each replica reaches for the waiting actions in an order of its own (ADR 0013).
+    waiting = claim_order(
+        [
+            p
+            for p in snapshot.list_files(ACTIONS)
+            if p.endswith(".toml") and p.count("/") == 2
+        ],
+        ctx.claim_token,
+    )
     introduced = (
         introducing_commits(ctx.repo, main, waiting[: ctx.queue_limit * 2])
         if waiting

@@ -20,6 +20,8 @@ from tests.dispatcher.harness import NOOP, T0, Harness
 REPLICAS = 3
 ACTIONS = 50
 QUEUE_LIMIT = 8  # claims per tick: the replicas take turns over several rounds
+# Claims per batch (a replica claims its free slots, ADR 0013): one batch per tick.
+SLOTS = QUEUE_LIMIT
 
 
 def merge_as_dispatcher(vault: Harness, numbers: list[int]) -> None:
@@ -54,6 +56,7 @@ def test_three_dispatcher_processes_fire_each_of_50_actions_exactly_once(
                 T0,
                 until_idle=True,
                 queue_limit=QUEUE_LIMIT,
+                max_concurrency=SLOTS,
                 deadline_seconds=45,
             ),
             tmp_path / f"replica{n}.json",
