@@ -36,6 +36,12 @@ def _isolated_environment(
     tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
 ) -> Iterator[None]:
     gitconfig = tmp_path_factory.mktemp("gitconfig")
+    # No automatic housekeeping after every fetch and push (`git gc --auto`,
+    # `git maintenance run --auto`, receive-pack's autogc): processes per git call that
+    # test nothing.
+    (gitconfig / ".gitconfig").write_text(
+        "[gc]\n\tauto = 0\n[maintenance]\n\tauto = false\n[receive]\n\tautogc = false\n"
+    )
     for level in (
         pygit2.enums.ConfigLevel.GLOBAL,
         pygit2.enums.ConfigLevel.XDG,
