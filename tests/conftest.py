@@ -13,11 +13,21 @@ from typing import TYPE_CHECKING
 
 import pygit2
 import pytest
+from hypothesis import settings
 
 if TYPE_CHECKING:
     from tests.dispatcher.harness import Harness
 
 pytest_plugins = ["testing.fake_forgejo.pytest_plugin"]
+
+# Hypothesis draws the same examples on every run (a failure in CI reproduces
+# anywhere, and the suite's time does not vary), writes no example database,
+# and sets no per-example deadline (the suite runs in parallel on loaded
+# machines). HYPOTHESIS_PROFILE=random draws new examples each run instead,
+# for a longer look at the properties.
+settings.register_profile("suite", derandomize=True, database=None, deadline=None)
+settings.register_profile("random", database=None, deadline=None)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "suite"))
 
 SIGNATURE = pygit2.Signature("opsvault-test", "test@example.invalid", 0, 0)
 
