@@ -12,6 +12,12 @@ from typing import Any
 
 import click
 
+from opsvault.cli.envelope import (
+    current_command,
+    dumps,
+    error_envelope,
+    wants_json,
+)
 from opsvault.errors import OpsvaultError
 
 # name -> "module:attribute" of a click command or group.
@@ -51,7 +57,10 @@ class LazyGroup(click.Group):
         try:
             return super().invoke(ctx)
         except OpsvaultError as exc:
-            click.echo(f"Error: {exc}", err=True)
+            if wants_json(ctx):
+                click.echo(dumps(error_envelope(current_command(), exc, exc.exit_code)))
+            else:
+                click.echo(f"Error: {exc}", err=True)
             ctx.exit(exc.exit_code)
 
 
@@ -69,23 +78,56 @@ def cli() -> None:
     """
 
 
+def _json_asked(args: list[str]) -> bool:
+    return "--json" in args[: args.index("--")] if "--" in args else "--json" in args
+
+
+def _command_of(args: list[str]) -> str:
+    """The subcommand path named by *args*, for errors raised before it ran."""
+    words = [a for a in args if not a.startswith("-")]
+    if words and words[0] in COMMANDS:
+        group = cli.get_command(click.Context(cli), words[0])
+        if (
+            isinstance(group, click.Group)
+            and len(words) > 1
+            and words[1] in group.list_commands(click.Context(group))
+        ):
+            return f"{words[0]} {words[1]}"
+        return words[0]
+    return ""
+
+
+def _fail_json(args: list[str], exc: BaseException, code: int) -> None:
+    click.echo(dumps(error_envelope(_command_of(args), exc, code)))
+
+
 def main(argv: list[str] | None = None) -> Any:
-    """Run the CLI; map OpsvaultError to its exit code, anything else to 3."""
+    """Run the CLI; map OpsvaultError to its exit code, anything else to 3.
+
+    With ``--json`` every failure below is printed as the JSON error envelope
+    on stdout as well (usage errors included), so scripts always get JSON.
+    """
+    args = list(sys.argv[1:] if argv is None else argv)
     try:
-        return cli.main(args=argv, standalone_mode=False)
+        return cli.main(args=args, standalone_mode=False)
     except click.exceptions.Abort:
         click.echo("Aborted!", err=True)
         sys.exit(1)
     except click.ClickException as exc:
-        exc.show()
+        if _json_asked(args):
+            _fail_json(args, exc, exc.exit_code)
+        else:
+            exc.show()
         sys.exit(exc.exit_code)
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
-    except Exception:
+    except Exception as exc:
         import traceback  # only on the error path: keeps cold start small
 
         traceback.print_exc()
         click.echo(
             "Error: internal error (a bug in opsvault); please report it", err=True
         )
+        if _json_asked(args):
+            _fail_json(args, exc, 3)
         sys.exit(3)

@@ -16,8 +16,16 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 
 def json_option(f: F) -> F:
+    """``--json``: one envelope on stdout on every path (opsvault/cli/envelope.py)."""
+    from opsvault.cli.envelope import remember_json
+
     return click.option(
-        "--json", "as_json", is_flag=True, help="Print machine-readable JSON."
+        "--json",
+        "as_json",
+        is_flag=True,
+        is_eager=True,
+        callback=remember_json,
+        help="Print one machine-readable JSON object (docs/json.md), errors included.",
     )(f)
 
 

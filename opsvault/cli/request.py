@@ -11,7 +11,7 @@ import click
 from opsvault.cli.options import echo_json, json_option, ops_option, resolve_ops
 
 if TYPE_CHECKING:
-    from opsvault.forge.base import Forge
+    from opsvault.ports import Forge
 
 
 @click.command()
