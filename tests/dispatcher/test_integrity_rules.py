@@ -20,7 +20,7 @@ from opsvault.dispatcher.integrity import (
     merge_message,
 )
 from opsvault.git.base import Identity
-from opsvault.git.local import Pygit2OpsRepo
+from opsvault.git.pygit2_repo import Pygit2OpsRepo
 
 WHO = Identity("opsvault-test", "test@example.invalid")
 WHEN = 1_700_000_000
