@@ -190,9 +190,8 @@ def iter_local_formulas(
 
 @cache
 def _builtin_formula(name: str) -> Formula | None:
-    if not FORMULA_NAME.fullmatch(
-        name
-    ):  # a name from an action file, before it is a path
+    # A name from an action file, checked before it becomes a path.
+    if not FORMULA_NAME.fullmatch(name):
         return None
     path = data_dir("formulas") / f"{name}.toml"
     if not path.is_file():

@@ -31,10 +31,10 @@ class BatchTools:
 
     runner: Runner
     checkpoint: Callable[[str], None]
-    tell: Callable[
-        [FirePlan, str], None
-    ]  # comment results, alert admins (after each batch)
-    alert: Callable[[FirePlan, str], None]  # a HALT that could not be pushed
+    # Comment results and alert admins (after each batch).
+    tell: Callable[[FirePlan, str], None]
+    # Alert admins of a HALT that could not be pushed.
+    alert: Callable[[FirePlan, str], None]
 
 
 def fire_in_batches(

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-if (
-    TYPE_CHECKING
-):  # types only: `vault classify FILE` never imports the change classifier
+# Types only: `vault classify FILE` never imports the change classifier.
+if TYPE_CHECKING:
     from opsvault.errors import Problem
     from opsvault.policy.action import Classification
     from opsvault.policy.classify import ChangeVerdict, FileVerdict
