@@ -225,8 +225,8 @@ def suggest(
     if as_json:
         emit(
             {
-                "base": base,
-                "commit": commit,
+                "branch": base,
+                "base": commit,
                 "suggestions": [_data(s) for s in found],
                 "output": str(output) if output else None,
                 "pr": None

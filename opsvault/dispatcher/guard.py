@@ -23,15 +23,15 @@ from opsvault.dispatcher.identity import approver_listings
 from opsvault.errors import ForgeNotFound, ForgeUnavailable, OpsvaultError
 from opsvault.forge.logins import same_login
 from opsvault.forge.types import BranchProtection
-from opsvault.layout import POLICY
+from opsvault.layout import FORMULAS, POLICY
 from opsvault.policy.parse import parse_policy
 from opsvault.ports import Forge
 
 # docs/forgejo.md "Protecting main": the files that change only through a merged
 # PR; tests/dispatcher/test_guard.py checks the page's rule against this list.
 PRESCRIBED_PROTECTED = (
-    "vault/policy.toml",
-    "vault/formulas/**",
+    POLICY,
+    f"{FORMULAS}/**",
     ".forgejo/**",
     ".gitea/**",
     ".github/**",

@@ -173,8 +173,7 @@ def render_pull_body(suggestions: Sequence[Suggestion], base: str) -> str:
         "See what it would change for the actions you have:",
         "",
         "```sh",
-        f"git show {base}:vault/policy.toml > /tmp/policy-{base}.toml",
-        f"vault policy diff /tmp/policy-{base}.toml vault/policy.toml --actions vault/actions",
+        f"git show {base}:vault/policy.toml | vault policy diff - vault/policy.toml",
         "```",
     ]
     for s in suggestions:

@@ -10,6 +10,7 @@ from click.testing import CliRunner
 
 from opsvault.cli import cli
 from opsvault.cli.init import create_ops_repo
+from tests.cli.jsondoc import assert_matches_doc
 from tests.dispatcher.harness import REPO, make_harness
 
 
@@ -45,6 +46,7 @@ def test_json_is_the_envelope_with_every_finding(tmp_path: Path) -> None:
     result = CliRunner().invoke(cli, ["doctor", "--ops", str(ops), "--json"])
     assert result.exit_code == 1
     data = json.loads(result.output)
+    assert_matches_doc("doctor", data)
     assert data["schema"] == "opsvault.doctor/1" and data["ok"] is False
     assert data["mode"] == "local" and data["drift"] is True
     assert [f["check"] for f in data["findings"]] == ["local-hook"]
@@ -56,6 +58,7 @@ def test_not_an_ops_repo_is_a_clear_error_in_json(tmp_path: Path) -> None:
     result = CliRunner().invoke(cli, ["doctor", "--ops", str(tmp_path), "--json"])
     assert result.exit_code == 78
     data = json.loads(result.output)
+    assert_matches_doc("doctor", data)
     assert data["ok"] is False and data["error"]["code"] == "config"
 
 
@@ -86,6 +89,7 @@ def test_forgejo_with_a_loosened_rule(tmp_path: Path) -> None:
         ).raise_for_status()
         result = CliRunner().invoke(cli, args, env=env)
         data = json.loads(result.output)
+        assert_matches_doc("doctor", data)
         assert result.exit_code == 1 and data["mode"] == "forgejo"
         assert [f["check"] for f in data["findings"]] == ["push-whitelist"]
         assert "deploy keys" in data["findings"][0]["problem"]

@@ -13,6 +13,7 @@ from opsvault.cli import cli
 from opsvault.dispatcher.runner import RecordingRunner
 from opsvault.messages import RunResult
 from opsvault.policy.parse import parse_policy
+from tests.cli.jsondoc import assert_matches_doc
 from tests.dispatcher.harness import HOOK, NOOP, T0
 from tests.dispatcher.local_harness import LocalHarness, make_local_harness
 
@@ -65,7 +66,9 @@ def _suggest(vault: LocalHarness, *args: str) -> tuple[int, dict[str, object]]:
         ],
         env={"USER": "alice"},
     )
-    return result.exit_code, json.loads(result.output)
+    data = json.loads(result.output)
+    assert_matches_doc("policy suggest", data)
+    return result.exit_code, data
 
 
 def test_clean_medium_runs_suggest_low_and_a_failure_suggests_high(
@@ -159,3 +162,8 @@ def test_suggest_settings_are_validated_with_clear_errors() -> None:
     assert "$.suggest.runs" in str(bad_runs.value)
     defaults = parse_policy(base).suggest
     assert (defaults.runs, defaults.window.days) == (20, 30)
+
+
+def test_an_unknown_branch_is_a_git_error_in_the_envelope(vault: LocalHarness) -> None:
+    code, data = _suggest(vault, "--base", "no-such-branch")
+    assert code == 1 and data["error"]["code"] == "git"  # type: ignore[index]
