@@ -268,3 +268,17 @@ def test_an_edited_hook_or_a_hooks_path_elsewhere_is_drift(local: LocalHarness) 
     )
     problems = {p.check for p in inspect_local_repo(local.repo.path)}
     assert problems == {"hook", "config"}
+
+
+def test_the_doctor_example_in_operating_md_is_what_the_check_says() -> None:
+    text = (DOCS.parent / "operating.md").read_text()
+    block = text.split("$ vault doctor --config /etc/opsvault/dispatcher.toml\n")[1]
+    documented = block.split("```")[0].splitlines()
+    rule = replace(
+        documented_rule(), push_whitelist_usernames=("opsvault-bot", "mallory")
+    )
+    [finding] = judge_protection(rule, "main", "opsvault-bot")
+    assert documented == [
+        f"DRIFT {finding.check}: {finding.problem}",
+        f"  fix: {finding.fix}",
+    ]

@@ -126,3 +126,10 @@ def test_the_pull_body_lists_every_run_and_points_to_policy_diff() -> None:
     assert "vault policy diff" in body and "## `noop`: medium → low" in body
     for n in (1, 2, 3):
         assert f"`noop-{n}`" in body and f"#{n}" in body
+
+
+def test_the_suggest_example_in_operating_md_parses_to_the_defaults() -> None:
+    doc = Path(__file__).parents[2] / "docs" / "operating.md"
+    block = doc.read_text().split("```toml\n[suggest]\n")[1].split("```")[0]
+    settings = parse_policy(TEMPLATE + "\n[suggest]\n" + block).suggest
+    assert settings == parse_policy(TEMPLATE).suggest
