@@ -8,8 +8,10 @@ removing or editing the guard hook of a repository made by ``vault init``.
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
+import sys
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -29,6 +31,7 @@ from opsvault.dispatcher.guard import (
 from opsvault.dispatcher.guard_job import GuardJob, run_guard_check
 from opsvault.dispatcher.tick import tick
 from opsvault.forge.types import BranchProtection
+from opsvault.git.local import Pygit2OpsRepo
 from opsvault.git.guard_hook import HOOK_SCRIPT, inspect_local_repo
 from opsvault.layout import HALT
 from opsvault.web.page import render_page
@@ -282,3 +285,61 @@ def test_the_doctor_example_in_operating_md_is_what_the_check_says() -> None:
         f"DRIFT {finding.check}: {finding.problem}",
         f"  fix: {finding.fix}",
     ]
+
+
+def test_the_service_checks_before_its_first_tick_and_halts(tmp_path: Path) -> None:
+    """`vault dispatcher run` (the service, not --once) on a local repo without the hook."""
+    from tests.cli.conftest import branch_with
+    from tests.conftest import init_repo
+    from tests.dispatcher.harness import template_files
+    from tests.web.support import wait_for
+
+    ops = tmp_path / "ops"
+    init_repo(ops, template_files())  # no guard hook: not made by `vault init`
+    branch_with(
+        ops,
+        "vault/noop-1",
+        {"vault/actions/noop-1.toml": NOOP.format(msg="x").encode()},
+    )
+    config = tmp_path / "dispatcher.toml"
+    config.write_text(
+        f'[forge]\nkind = "local"\npath = "{ops}"\noperator = "alice"\n'
+        f'[dispatcher]\nidentity = "vault-bot"\ninterval = "1s"\n'
+        f'state_dir = "{tmp_path / "state"}"\n[runner]\nsandbox = "off"\n'
+    )
+    env = {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "HOME": str(tmp_path),
+        "GIT_CONFIG_NOSYSTEM": "1",
+    }
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sys; from opsvault.cli import main; sys.exit(main())",
+            "dispatcher",
+            "run",
+            "--config",
+            str(config),
+        ],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    repo = Pygit2OpsRepo.open(ops)
+    try:
+        wait_for(
+            "vault/HALT on main",
+            lambda: (
+                repo.read_file(repo.resolve("main"), HALT) is not None
+                or process.poll() is not None
+            ),
+        )
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+    halt = repo.read_file(repo.resolve("main"), HALT)
+    assert halt is not None and b"local-hook" in halt
+    # the low-tier proposal was never merged: the check ran before the first tick
+    assert "vault/noop-1" in repo.branches("vault/noop-1")
+    assert repo.read_file(repo.resolve("main"), "vault/actions/noop-1.toml") is None
