@@ -83,13 +83,9 @@ def read_runs(repo: OpsRepo, commit: str) -> list[Run]:
 
 
 def _time(text: str | None) -> datetime | None:
-    if not text:
-        return None
-    try:
-        when = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return when if when.tzinfo is not None else None
+    from opsvault.timefmt import parse_aware
+
+    return parse_aware(text) if text else None
 
 
 def _data(suggestion: Suggestion) -> dict[str, Any]:
@@ -128,7 +124,7 @@ def _open_pr(
     else:
         from opsvault.app import open_local
         from opsvault.cli.proposals import operator_for
-        from opsvault.git.local import Pygit2OpsRepo
+        from opsvault.git.pygit2_repo import Pygit2OpsRepo
 
         user = operator_for(Pygit2OpsRepo.open(root), None).user
         forge = open_local(root, user, branch=base)

@@ -21,6 +21,7 @@ from pathlib import Path
 
 import pygit2
 
+from opsvault.atomic_write import write_atomic
 from opsvault.errors import GitError
 from opsvault.layout import PROPOSAL_PREFIXES
 
@@ -72,10 +73,8 @@ def install_local_guard(path: Path) -> Path:
     hooks = Path(repo.path) / "hooks"
     hooks.mkdir(exist_ok=True)
     hook = hooks / HOOK_NAME
-    temporary = hooks / f".{HOOK_NAME}.opsvault-new"
-    temporary.write_bytes(HOOK_SCRIPT)
-    temporary.chmod(0o755)
-    os.replace(temporary, hook)
+    write_atomic(hook, HOOK_SCRIPT, mode=0o755)
+    hook.chmod(0o755)  # whatever the umask: git runs only executable hooks
     try:
         config = repo.config
         for key, value in REQUIRED_CONFIG.items():

@@ -18,6 +18,7 @@ from opsvault.dispatcher.cache import PullEntry
 from opsvault.dispatcher.report import TickReport
 from opsvault.dispatcher.status import Status
 from opsvault.policy.model import MergeMode, Policy, Principals
+from opsvault.timefmt import parse_aware
 from opsvault.vault.tier import Tier
 
 REFRESH_SECONDS = 10
@@ -80,9 +81,8 @@ class Observed:
     records: tuple[tuple[str, bytes], ...] = ()  # local mode: what /records/ serves
     request_limit: int | None = None  # the per-tick forge request budget, if any
     problem: str = ""  # what could not be read this time
-    notices: tuple[
-        str, ...
-    ] = ()  # e.g. guard drift (dispatcher/guard.py), one banner each
+    # e.g. guard drift (dispatcher/guard.py): one banner each
+    notices: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -171,13 +171,7 @@ def _tier_rank(label: str | None) -> int:
 
 def parse_time(text: str | None) -> datetime | None:
     """Return the aware time *text* names, or None."""
-    if not text:
-        return None
-    try:
-        when = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return when if when.tzinfo is not None else None
+    return parse_aware(text) if text else None
 
 
 def render_age(since: datetime | None, now: datetime) -> str:

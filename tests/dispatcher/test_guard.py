@@ -31,8 +31,8 @@ from opsvault.dispatcher.guard import (
 from opsvault.dispatcher.guard_job import GuardJob, run_guard_check
 from opsvault.dispatcher.tick import tick
 from opsvault.forge.types import BranchProtection
-from opsvault.git.local import Pygit2OpsRepo
 from opsvault.git.guard_hook import HOOK_SCRIPT, inspect_local_repo
+from opsvault.git.pygit2_repo import Pygit2OpsRepo
 from opsvault.layout import HALT
 from opsvault.web.page import render_page
 from opsvault.web.service import ServiceSurface

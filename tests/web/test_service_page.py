@@ -67,9 +67,8 @@ def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
     root = tmp_path_factory.mktemp("service")
     ops = root / "ops"
     init_repo(ops, template_files())
-    install_local_guard(
-        ops
-    )  # what `vault init` does: the guard check passes (ADR 0018)
+    # what `vault init` does: the guard check passes (ADR 0018)
+    install_local_guard(ops)
     branch_with(ops, "vault/noop-1", {"vault/actions/noop-1.toml": NOOP})
     branch_with(ops, "vault/docs-1", {"vault/actions/docs-1.toml": DOCS})
     config = root / "dispatcher.toml"
