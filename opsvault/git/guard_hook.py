@@ -118,7 +118,7 @@ def inspect_local_repo(path: Path) -> list[LocalProblem]:
         problems.append(
             LocalProblem(
                 "hook",
-                f"{hook} is missing: a push into the repository may move main or any branch",
+                f"{hook} is missing: a push into the repository may move the base branch or any other",
                 fix,
             )
         )
