@@ -83,7 +83,7 @@ class GuardPolicy(StrEnum):
 
 
 @dataclass(frozen=True, slots=True)
-class Finding:
+class GuardFinding:
     check: GuardCheck
     problem: str
     fix: str
@@ -99,7 +99,7 @@ class GuardReport:
     mode: str  # "forgejo" or "local"
     checked_at: datetime
     checks: tuple[GuardCheck, ...]
-    findings: tuple[Finding, ...] = ()
+    findings: tuple[GuardFinding, ...] = ()
 
     @property
     def drift(self) -> bool:
@@ -120,7 +120,7 @@ def judge_protection(
     *,
     required_approvals: int = 0,
     in_team: Callable[[str], bool] = lambda team: False,
-) -> list[Finding]:
+) -> list[GuardFinding]:
     """Return how *rule* (the protection of *branch*) falls short of docs/forgejo.md.
 
     *in_team* says whether *identity* is in a team of the repository's owner
@@ -128,17 +128,17 @@ def judge_protection(
     """
     if rule is None:
         return [
-            Finding(
+            GuardFinding(
                 GuardCheck.PROTECTION_RULE,
                 f"no branch protection rule named {branch!r}: anyone with write "
                 "access pushes straight to it",
                 f'create the rule of {DOCS} "Protecting main" (POST …/branch_protections)',
             )
         ]
-    found: list[Finding] = []
+    found: list[GuardFinding] = []
 
     def push(problem: str, fix: str) -> None:
-        found.append(Finding(GuardCheck.PUSH_WHITELIST, problem, fix))
+        found.append(GuardFinding(GuardCheck.PUSH_WHITELIST, problem, fix))
 
     if not (rule.enable_push and rule.enable_push_whitelist):
         push(
@@ -179,7 +179,7 @@ def judge_protection(
         )
     if rule.required_approvals < required_approvals:
         found.append(
-            Finding(
+            GuardFinding(
                 GuardCheck.REQUIRED_APPROVALS,
                 f"required_approvals is {rule.required_approvals}, "
                 f"below dispatcher.guard_required_approvals = {required_approvals}",
@@ -188,7 +188,7 @@ def judge_protection(
         )
     if not rule.dismiss_stale_approvals:
         found.append(
-            Finding(
+            GuardFinding(
                 GuardCheck.STALE_APPROVALS,
                 "stale approvals are not dismissed: an approval of one head "
                 "counts for the next",
@@ -199,7 +199,7 @@ def judge_protection(
     missing = [p for p in PRESCRIBED_PROTECTED if p not in have]
     if missing:
         found.append(
-            Finding(
+            GuardFinding(
                 GuardCheck.PROTECTED_FILES,
                 f"protected_file_patterns lacks {';'.join(missing)}: "
                 "a non-admin could merge a change to them",
@@ -213,7 +213,7 @@ def judge_protection(
         for team in teams:
             if in_team(team):
                 found.append(
-                    Finding(
+                    GuardFinding(
                         GuardCheck.IDENTITY_NOT_APPROVER,
                         f"the dispatcher {identity!r} is in team {team!r} of {key}",
                         f"take it out of {team!r}; name it by user instead ({DOCS})",
@@ -222,14 +222,14 @@ def judge_protection(
     return found
 
 
-def _policy_listings(forge: Forge, identity: str, branch: str) -> list[Finding]:
+def _policy_listings(forge: Forge, identity: str, branch: str) -> list[GuardFinding]:
     try:
         content = forge.fetch_file(POLICY, branch)
     except ForgeNotFound:
         return []
     policy = parse_policy(content, POLICY)
     return [
-        Finding(
+        GuardFinding(
             GuardCheck.IDENTITY_NOT_APPROVER,
             f"{POLICY} on {branch!r}: {listing}",
             "remove it there (the dispatcher is never an approver, docs/forgejo.md)",
@@ -283,7 +283,8 @@ def check_local(
     }
     try:
         findings = [
-            Finding(kinds[p.check], p.problem, p.fix) for p in inspect_local_repo(path)
+            GuardFinding(kinds[p.check], p.problem, p.fix)
+            for p in inspect_local_repo(path)
         ]
         findings += _policy_listings(forge, identity, branch)
     except OpsvaultError as exc:
@@ -291,9 +292,9 @@ def check_local(
     return GuardReport("local", now, LOCAL_CHECKS, tuple(findings))
 
 
-def _unchecked(exc: OpsvaultError) -> Finding:
+def _unchecked(exc: OpsvaultError) -> GuardFinding:
     # Not knowing is not the same as "all is well": fail closed, as drift.
-    return Finding(
+    return GuardFinding(
         GuardCheck.UNCHECKED,
         f"the guard check could not run: {exc}",
         "make the forge reachable and give the dispatcher's account repo admin "
