@@ -21,15 +21,16 @@ from dataclasses import replace
 from datetime import UTC, datetime
 
 from opsvault.app import App
-from opsvault.dispatcher.batches import BatchTools, fire_in_batches
 from opsvault.dispatcher.cache import Cache, load_cache, write_cache
+from opsvault.dispatcher.claims import CLAIM_GRACE
+from opsvault.dispatcher.execution import execute_claims
 from opsvault.dispatcher.fireplan import FireContext, FirePlan
 from opsvault.dispatcher.halt import mismatch_recorded, plan_halt
 from opsvault.dispatcher.integrity import MergeMismatch, find_mismatches
 from opsvault.dispatcher.notify import sinks_named
 from opsvault.dispatcher.pullphase import PullContext, PullsOutcome
 from opsvault.dispatcher.pulls import process_pulls
-from opsvault.dispatcher.push import Progress, Pusher, push_plan
+from opsvault.dispatcher.push import Progress, Pusher, push_plan, push_results
 from opsvault.dispatcher.reasons import ReasonCode
 from opsvault.dispatcher.report import Decision, TickReport
 from opsvault.errors import ForgeUnavailable, GitError, OpsvaultError
@@ -189,17 +190,58 @@ def tick(app: App, now: datetime, *, dry_run: bool = False) -> TickReport:
             if not dry_run:
                 _tell(app, plan, CommitSnapshot(app.repo, main), errors)
             return report()
-        # Claim what the free slots can start, run it, record it; again while
-        # there is work and the tick's queue_limit allows (ADR 0013).
-        tools = BatchTools(
-            app.runner,
-            lambda reached: app.checkpoint(reached),
-            lambda plan, main: _tell(app, plan, CommitSnapshot(app.repo, main), errors),
-            alert,
+        main, plan = push_plan(
+            pusher,
+            ctx,
+            main,
+            pulls.records,
+            dry_run,
+            state,
+            decisions,
+            clock,
+            alert=alert,
         )
-        main = fire_in_batches(
-            pusher, ctx, tools, main, pulls.records, dry_run, state, decisions, clock
-        )
+        if plan is not None and HALT in plan.changes:
+            state.halted = True
+        if plan is not None and plan.claims and not dry_run:
+            app.checkpoint("claimed")
+            claimed_at = plan.planned_at or now
+            if clock() - claimed_at > CLAIM_GRACE:
+                # The claim is on main, but less than its full timeout is left:
+                # never start it; it is recovered after its deadline (I8).
+                for claim in plan.claims:
+                    decisions.append(
+                        Decision(
+                            f"action:{claim.action.id}",
+                            "late",
+                            f"claim pushed {clock() - claimed_at} after it was made; not started",
+                        )
+                    )
+                    plan.alerts.append(
+                        ("late", f"{claim.action.id}: claimed too late to start")
+                    )
+                plan.claims = []
+            results = execute_claims(
+                app.runner,
+                plan.claims,
+                app.settings.dispatcher.max_concurrency,
+                app.checkpoint,
+            )
+            decisions.extend(
+                Decision(
+                    f"action:{claim.action.id}",
+                    "error",
+                    "its execution raised; it stays claimed and is recovered after its deadline",
+                )
+                for claim, result in zip(plan.claims, results, strict=True)
+                if result is None
+            )
+            main = push_results(
+                pusher, ctx, main, plan, results, state, decisions, clock
+            )
+            app.checkpoint("recorded")
+        if plan is not None and not dry_run:
+            _tell(app, plan, CommitSnapshot(app.repo, main), errors)
     except (ForgeUnavailable, GitError) as exc:
         errors.append(f"{exc}; the next tick retries")
     except OpsvaultError as exc:

@@ -1,11 +1,11 @@
-"""Claim order and budget (ADR 0013): pure rules, tested where they live."""
+"""Claim order (ADR 0013): a pure rule, tested where it lives."""
 
 from __future__ import annotations
 
 from hypothesis import given
 from hypothesis import strategies as st
 
-from opsvault.dispatcher.candidates import claim_budget, claim_order
+from opsvault.dispatcher.candidates import claim_order
 
 PATHS = [f"vault/actions/noop-{i:03d}.toml" for i in range(100)]
 
@@ -24,14 +24,3 @@ def test_the_order_is_stable_for_a_replica_and_differs_between_replicas() -> Non
 @given(st.lists(st.text(min_size=1, max_size=8), unique=True), st.text(max_size=20))
 def test_the_order_is_a_permutation(paths: list[str], seed: str) -> None:
     assert sorted(claim_order(paths, seed)) == sorted(paths)
-
-
-@given(st.integers(0, 200), st.integers(0, 200), st.integers(0, 64))
-def test_the_budget_never_passes_the_slots_nor_the_tick_limit(
-    queue_limit: int, claimed: int, slots: int
-) -> None:
-    budget = claim_budget(queue_limit, claimed, slots)
-    assert 0 <= budget <= slots
-    assert claimed + budget <= max(queue_limit, claimed)
-    if claimed < queue_limit and slots:
-        assert budget >= 1  # work is taken while slots and the limit allow

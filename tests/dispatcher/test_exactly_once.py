@@ -22,7 +22,7 @@ REPLICAS = 3
 # for the same ones each round (queue limit x replicas < actions), no more.
 ACTIONS = 24
 QUEUE_LIMIT = 4  # claims per tick: the replicas take turns over several rounds
-# Claims per batch (a replica claims its free slots, ADR 0013): one batch per tick.
+# Workers per replica: each tick's claims run in one round.
 SLOTS = QUEUE_LIMIT
 
 

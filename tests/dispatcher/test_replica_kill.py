@@ -5,7 +5,7 @@ forge and its git repository. The doomed one dies inside the runner while its
 batch runs: its claims are on main with no result. The survivors fire
 everything else exactly once and, once the doomed claims' deadline passed,
 record them as ``interrupted`` — never running a non-idempotent action twice
-(ADR 0003, ADR 0013: claiming only free slots changes nothing here).
+(ADR 0003; ADR 0013).
 """
 
 from __future__ import annotations
@@ -37,6 +37,7 @@ def test_a_replica_killed_mid_batch_loses_no_action_and_runs_none_twice(
             log,
             T0,
             max_concurrency=4,
+            queue_limit=4,  # a tick claims one batch: the doomed one dies holding it
             deadline_seconds=150,
             **options,
         )
