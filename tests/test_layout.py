@@ -183,7 +183,7 @@ def test_no_module_but_layout_names_the_base_branch() -> None:
         tree = ast.parse(source.read_text(), str(source))
         skip = _docstrings(tree)
         for node in ast.walk(tree):
-            if isinstance(node, ast.Constant) and node.value == "main":
-                if id(node) not in skip:
-                    offenders.append(f"{source.relative_to(package)}:{node.lineno}")
+            literal = isinstance(node, ast.Constant) and node.value == "main"
+            if literal and id(node) not in skip:
+                offenders.append(f"{source.relative_to(package)}:{node.lineno}")
     assert offenders == []
