@@ -183,7 +183,8 @@ def test_no_module_but_layout_names_the_base_branch() -> None:
         tree = ast.parse(source.read_text(), str(source))
         skip = _docstrings(tree)
         for node in ast.walk(tree):
-            literal = isinstance(node, ast.Constant) and node.value == "main"
-            if literal and id(node) not in skip:
+            if not isinstance(node, ast.Constant) or id(node) in skip:
+                continue
+            if node.value == "main":
                 offenders.append(f"{source.relative_to(package)}:{node.lineno}")
     assert offenders == []
