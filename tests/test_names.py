@@ -47,10 +47,7 @@ SHARED_MODULE_NAMES = {
     "hold.py": {"cli", "dispatcher"},  # `vault hold`; the hold decided from a timeline
     "request.py": {"cli", "vault"},  # `vault request`; the action file format
     "status.py": {"cli", "dispatcher"},  # `vault status`; the status model
-    "suggest.py": {
-        "cli",
-        "policy",
-    },  # `vault policy suggest`; the suggestion from history
+    "suggest.py": {"cli", "policy"},  # `vault policy suggest`; tiers from history
     "errors.py": {"opsvault", "forge"},  # the error model; the forge's own errors
     "model.py": {"planner", "policy"},  # each package's value types
     "parse.py": {"forge", "policy"},  # each package's input turned into its values

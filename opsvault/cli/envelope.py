@@ -70,9 +70,8 @@ def error_code(exc: BaseException) -> str:
 
 def error_envelope(command: str, exc: BaseException, exit_code: int) -> dict[str, Any]:
     """The failure envelope for *exc*, naming the file and JSON path where known."""
-    from opsvault.config import (
-        InvalidConfigError,
-    )  # only on failure: a cold start stays light
+    # Imported only on failure, so that a cold start stays light.
+    from opsvault.config import InvalidConfigError
 
     where = exc.where if isinstance(exc, errors.OpsvaultError) else None
     # The errors whose problems carry a JSON path (ApprovalRefused's are lines of text).
