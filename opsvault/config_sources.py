@@ -276,7 +276,7 @@ def read_private_file(path: Path, what: str, key: str) -> bytes:
     holds and the fix (*key* names the setting).
     """
     try:
-        fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
     except OSError as exc:
         raise ConfigError(
             str(path), f"cannot read the {what} file: {exc.strerror}", f"check {key}"

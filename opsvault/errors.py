@@ -15,12 +15,16 @@ class OpsvaultError(Exception):
     """Base of every expected failure (exit 1)."""
 
     exit_code = 1
+    # The file, setting or ref the failure is about, where one is known (the CLI's
+    # JSON error envelope names it); subclasses that always know it say so.
+    where: str | None = None
 
 
 class ConfigError(OpsvaultError):
     """A configuration file or setting is wrong (exit 78, EX_CONFIG)."""
 
     exit_code = 78
+    where: str
 
     def __init__(self, where: str, problem: str, hint: str = "") -> None:
         self.where = where
@@ -47,6 +51,7 @@ class InvalidFileError(OpsvaultError):
     """A file failed validation; carries every problem found, not only the first."""
 
     kind = "file"
+    where: str
 
     def __init__(self, where: str, problems: Iterable[Problem]) -> None:
         self.where = where
@@ -95,6 +100,8 @@ class PolicyError(InvalidFileError):
 
 class GitError(OpsvaultError):
     """A git operation failed (pygit2's errors are translated in git/revisions.py and git/treediff.py)."""
+
+    where: str
 
     def __init__(self, where: str, problem: str) -> None:
         self.where = where

@@ -171,3 +171,20 @@ def test_no_module_but_layout_spells_an_ops_repo_path() -> None:
             ):
                 offenders.append(f"{source.relative_to(package)}:{node.lineno}")
     assert offenders == []
+
+
+def test_no_module_but_layout_names_the_base_branch() -> None:
+    """``"main"`` is ``layout.DEFAULT_BRANCH``, the setting's default; code never compares with it."""
+    package = Path(layout.__file__).parent
+    offenders = []
+    for source in sorted(package.rglob("*.py")):
+        if source.name == "layout.py":
+            continue
+        tree = ast.parse(source.read_text(), str(source))
+        skip = _docstrings(tree)
+        for node in ast.walk(tree):
+            if not isinstance(node, ast.Constant) or id(node) in skip:
+                continue
+            if node.value == "main":
+                offenders.append(f"{source.relative_to(package)}:{node.lineno}")
+    assert offenders == []

@@ -84,6 +84,7 @@ def approve(
     if problems:
         if as_json:
             echo_json({**data, "approved": False, "problems": problems})
+            raise click.exceptions.Exit(ApprovalRefused.exit_code)
         raise ApprovalRefused(branch, problems)
     # The approval on record is what lets a medium or high merge fire (ADR 0008).
     forge.approve(pr.number, classified.head_commit, "approved with `vault approve`")

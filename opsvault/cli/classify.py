@@ -11,8 +11,8 @@ import click
 from opsvault.cli.files import (
     STDIN,
     FileReport,
+    InputFile,
     NothingToCheck,
-    Source,
     base_for,
     check_file,
     expand_paths,
@@ -149,7 +149,7 @@ def classify(
 
 def _reports(
     paths: tuple[Path, ...],
-    sources: list[Source],
+    sources: list[InputFile],
     root: Path,
     now: datetime,
     state: Any,

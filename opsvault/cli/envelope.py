@@ -20,12 +20,15 @@ errors raised as :class:`OpsvaultError` are printed by the CLI group through
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from opsvault import errors
+
+if TYPE_CHECKING:
+    from opsvault.config_sources import SettingProblem
 
 VERSION = 1
 # Keys of ctx.meta (shared by every context of one invocation).
@@ -67,8 +70,16 @@ def error_code(exc: BaseException) -> str:
 
 def error_envelope(command: str, exc: BaseException, exit_code: int) -> dict[str, Any]:
     """The failure envelope for *exc*, naming the file and JSON path where known."""
-    where = getattr(exc, "where", None)
-    problems = getattr(exc, "problems", ())
+    # Imported only on failure, so that a cold start stays light.
+    from opsvault.config import InvalidConfigError
+
+    where = exc.where if isinstance(exc, errors.OpsvaultError) else None
+    # The errors whose problems carry a JSON path (ApprovalRefused's are lines of text).
+    problems: Sequence[errors.Problem | SettingProblem] = (
+        exc.problems
+        if isinstance(exc, errors.InvalidFileError | InvalidConfigError)
+        else ()
+    )
     message = (
         exc.format_message() if isinstance(exc, click.ClickException) else str(exc)
     )
@@ -77,7 +88,7 @@ def error_envelope(command: str, exc: BaseException, exit_code: int) -> dict[str
     error: dict[str, Any] = {
         "code": error_code(exc),
         "message": message,
-        "file": where if isinstance(where, str) else None,
+        "file": where,
         "path": problems[0].path if problems else None,
         "exit_code": exit_code,
     }

@@ -49,7 +49,7 @@ class FileReport:
 
 
 @dataclass(frozen=True, slots=True)
-class Source:
+class InputFile:
     """One file to check: a path, or standard input (``path`` None)."""
 
     path: Path | None
@@ -65,24 +65,24 @@ def kind_option(f: Any) -> Any:
     )(f)
 
 
-def expand_paths(paths: Sequence[Path], what: str = "*.toml files") -> list[Source]:
+def expand_paths(paths: Sequence[Path], what: str = "*.toml files") -> list[InputFile]:
     """Return the files *paths* name: files as given, every ``*.toml`` below a directory.
 
     ``-`` is standard input, read once. Raise InvalidFileError for a directory
     with nothing to check (an empty directory is a mistake worth saying so)
     and click.BadParameter for a path that does not exist.
     """
-    files: list[Source] = []
+    files: list[InputFile] = []
     for path in paths:
         if str(path) == STDIN:
-            files.append(Source(None, _read_stdin()))
+            files.append(InputFile(None, _read_stdin()))
         elif path.is_dir():
             below = sorted(p for p in path.rglob("*.toml") if ".git" not in p.parts)
             if not below:
                 raise NothingToCheck(path.as_posix(), what)
-            files.extend(Source(p) for p in below)
+            files.extend(InputFile(p) for p in below)
         elif path.is_file():
-            files.append(Source(path))
+            files.append(InputFile(path))
         else:
             raise click.BadParameter(f"{str(path)!r} does not exist", param_hint="PATH")
     return files
@@ -152,7 +152,7 @@ def _stdin_where(content: bytes) -> str | None:
 
 
 def check_file(
-    source: Source,
+    source: InputFile,
     ops: Path | None,
     now: datetime,
     base: Callable[[], BaseState] | None = None,
@@ -199,7 +199,7 @@ def check_file(
 
 
 def _check_action(
-    source: Source,
+    source: InputFile,
     where: str,
     content: bytes,
     ops: Path | None,
@@ -263,7 +263,7 @@ def base_for(root: Path | None) -> Callable[[], BaseState] | None:
     return cache(lambda: load_base_state(DirSnapshot(root)))
 
 
-def ops_for(ops: Path | None, sources: Sequence[Source]) -> Path | None:
+def ops_for(ops: Path | None, sources: Sequence[InputFile]) -> Path | None:
     from opsvault.snapshot import find_ops_root
 
     if ops is not None:

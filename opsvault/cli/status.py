@@ -77,7 +77,7 @@ def status(
         raise click.UsageError("give either --ref or --worktree, not both")
     root = resolve_ops(ops)
     if serve_port is not None:  # docs/operating.md "Status page"
-        from opsvault.web.local import serve_status
+        from opsvault.web.local_serve import serve_status
 
         def fetch(now: datetime) -> Status:
             return fetch_status(root, ref, worktree, now, recent)

@@ -122,11 +122,10 @@ def _open_pr(
 
         forge = open_forge(load_settings(os.environ, config_path))
     else:
-        from opsvault.app import open_local
+        from opsvault.app import open_local, open_repo
         from opsvault.cli.proposals import operator_for
-        from opsvault.git.pygit2_repo import Pygit2OpsRepo
 
-        user = operator_for(Pygit2OpsRepo.open(root), None).user
+        user = operator_for(open_repo(root), None).user
         forge = open_local(root, user, branch=base)
     stamp = now.strftime("%Y%m%d-%H%M%S")
     try:

@@ -125,7 +125,9 @@ class GuardJob:
                         main_after=None,
                         halted=True,
                         dry_run=dry_run,
-                        decisions=(Decision("main", "halted", "guard drift"),),
+                        decisions=(
+                            Decision(app.mainline.branch, "halted", "guard drift"),
+                        ),
                         errors=(f"guard drift: {HALT} not written: {problem}",),
                     )
             return tick(app, now, dry_run=dry_run)

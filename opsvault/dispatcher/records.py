@@ -151,6 +151,11 @@ def render_record(record: ResultRecord) -> bytes:
     data["outcome"] = str(record.outcome)
     data["reason"] = str(record.reason)
     data["reasons"] = list(record.reasons)
+    return _result_json(data)
+
+
+def _result_json(data: Any) -> bytes:
+    """The one spelling of a result record's JSON: what render_record and redact_record write."""
     return (
         json.dumps(data, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
     ).encode()
@@ -362,6 +367,4 @@ def redact_record(content: bytes, redact: Callable[[str], str]) -> bytes:
     cleaned = clean(data)
     if cleaned == data:
         return content
-    return (
-        json.dumps(cleaned, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
-    ).encode()
+    return _result_json(cleaned)

@@ -22,7 +22,7 @@ import httpx
 
 from opsvault.errors import ForgeAuthError, ForgeConflict, ForgeError, ForgeNotFound
 from opsvault.forge.client_writes import (
-    Conversation,
+    CommentCalls,
     ProposalWrites,
     RepoApi,
     file_path,
@@ -103,7 +103,7 @@ class ForgejoClient:
             rng=rng,
         )
         self._api = RepoApi(self._session, owner, repo)
-        self._talk = Conversation(self._api, self.whoami)
+        self._talk = CommentCalls(self._api, self.whoami)
         self._proposals = ProposalWrites(
             self._api, self.fetch_file, lambda: self.fetch_pull_requests(ListState.OPEN)
         )

@@ -2,7 +2,7 @@
 
 ``RepoApi`` names the ops repository's API paths and runs a non-idempotent
 write so that a lost answer is never repeated blindly: the state is read back
-first. ``Conversation`` (comments, the timeline, labels; API-NOTES §6, §7) and
+first. ``CommentCalls`` (comments, the timeline, labels; API-NOTES §6, §7) and
 ``ProposalWrites`` (a branch holding files, then its PR; §5) are the parts of
 ``ForgejoClient`` built on that; they change when those endpoints do.
 """
@@ -79,7 +79,7 @@ class RepoApi:
         raise AssertionError("unreachable")  # pragma: no cover
 
 
-class Conversation:
+class CommentCalls:
     """Comments, the timeline and labels of the repository's issues and PRs."""
 
     def __init__(self, api: RepoApi, whoami: Callable[[], str]) -> None:

@@ -24,6 +24,8 @@ class ForgeOutcomeUnknown(ForgeUnavailable):
     retry. The client does that itself for every write it exposes.
     """
 
+    where: str
+
     def __init__(self, where: str, problem: str) -> None:
         self.where = where
         self.problem = problem
@@ -32,6 +34,8 @@ class ForgeOutcomeUnknown(ForgeUnavailable):
 
 class WebhookRejected(ForgeError):
     """A webhook delivery failed verification or could not be parsed."""
+
+    where: str
 
     def __init__(self, where: str, problem: str) -> None:
         self.where = where

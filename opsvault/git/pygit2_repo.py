@@ -32,6 +32,7 @@ from opsvault.git.treediff import TreeLimitError, diff_trees
 from opsvault.git.treeread import TreeReader
 from opsvault.git.trees import apply_changes, merge_trees
 from opsvault.git.worktree import clean_index, move_worktree
+from opsvault.layout import DEFAULT_BRANCH
 from opsvault.policy.change import MAX_BLOB_BYTES, ChangedFile
 
 log = logging.getLogger(__name__)
@@ -76,7 +77,11 @@ class Pygit2OpsRepo:
 
     @classmethod
     def init(
-        cls, path: Path | str, initial_branch: str = "main", *, bare: bool = False
+        cls,
+        path: Path | str,
+        initial_branch: str = DEFAULT_BRANCH,
+        *,
+        bare: bool = False,
     ) -> Pygit2OpsRepo:
         """Create an empty repository at *path* whose HEAD names *initial_branch*."""
         check_name(initial_branch, "branch")

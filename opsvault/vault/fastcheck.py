@@ -99,6 +99,12 @@ def compile_schema(schema: Mapping[str, Any], anchored: Callable[[str], str]) ->
     return FastChecker(schema.get("$defs", {}), anchored=anchored).compile(schema)
 
 
+class _Memo(threading.local):
+    """What ``run`` has checked so far on this thread (None outside a run)."""
+
+    seen: dict[tuple[str, int], bool] | None = None
+
+
 class FastChecker:
     """Compile schemas whose ``$ref`` points into *definitions* (``ref_prefix`` + name).
 
@@ -125,7 +131,7 @@ class FastChecker:
         self._formats = formats
         self._compiled: dict[str, Check] = {}
         self._lock = threading.RLock()
-        self._memo = threading.local()
+        self._memo = _Memo()
 
     def compile(self, schema: Mapping[str, Any]) -> Check:
         with self._lock:
@@ -174,7 +180,7 @@ class FastChecker:
         memo = self._memo
 
         def check(value: Any) -> bool:
-            seen: dict[tuple[str, int], bool] | None = getattr(memo, "seen", None)
+            seen = memo.seen
             if seen is None or not isinstance(value, dict | list):
                 return holder[0](value)
             key = (name, id(value))

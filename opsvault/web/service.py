@@ -144,7 +144,10 @@ class ServiceSurface:
                 log.exception("status page: the read after the tick failed")
             tiers = {**before, **_pull_tiers(app)}
             self.metrics.observe_tick(
-                report, seconds, app.clock(), _tier_lookup(tiers, status)
+                report,
+                seconds,
+                app.clock(),
+                _tier_lookup(tiers, status, self._links.branch),
             )
             return report
 
@@ -239,8 +242,13 @@ def _pull_tiers(app: App) -> dict[str, str]:
     return {f"pr#{number}": entry.tier for number, entry in pulls.items()}
 
 
-def _tier_lookup(tiers: dict[str, str], status: Status | None) -> Callable[[str], str]:
-    """Return the tier of a decision's subject (``pr#3``, ``action:<id>``), as far as known."""
+def _tier_lookup(
+    tiers: dict[str, str], status: Status | None, base_branch: str
+) -> Callable[[str], str]:
+    """Return the tier of a decision's subject (``pr#3``, ``action:<id>``), as far as known.
+
+    A decision about the base branch itself (a HALT, a merge mismatch) has no tier.
+    """
     by_id: dict[str, str] = {}
     if status is not None:
         for finished in status.recent:
@@ -252,7 +260,7 @@ def _tier_lookup(tiers: dict[str, str], status: Status | None) -> Callable[[str]
     known = {**by_id, **tiers}
 
     def tier_of(subject: str) -> str:
-        if subject == "main":
+        if subject == base_branch:
             return "none"
         if subject.startswith("action:") and subject.endswith(".toml"):
             subject = "action:" + PurePosixPath(subject).stem  # a path, not an id

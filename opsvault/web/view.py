@@ -17,6 +17,7 @@ from urllib.parse import quote
 from opsvault.dispatcher.cache import PullEntry
 from opsvault.dispatcher.report import TickReport
 from opsvault.dispatcher.status import Status
+from opsvault.layout import DEFAULT_BRANCH
 from opsvault.policy.model import MergeMode, Policy, Principals
 from opsvault.timefmt import parse_aware
 from opsvault.vault.tier import Tier
@@ -53,7 +54,7 @@ class Links:
     """Where a PR and a record can be opened: the forge's web pages, or this server."""
 
     web: str | None = None  # https://forge/owner/repo; None in local mode
-    branch: str = "main"
+    branch: str = DEFAULT_BRANCH  # the base branch (forge.branch)
 
     def pull(self, number: int | None) -> str | None:
         if number is None or self.web is None:

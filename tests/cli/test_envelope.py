@@ -10,6 +10,9 @@ import pytest
 
 from opsvault.cli import main
 from opsvault.cli.envelope import envelope, error_code, error_envelope, schema_name
+from opsvault.cli.proposals import ApprovalRefused
+from opsvault.config import InvalidConfigError
+from opsvault.config_sources import SettingProblem
 from opsvault.errors import (
     ConfigError,
     ForgeUnavailable,
@@ -54,6 +57,23 @@ def test_error_envelope_names_file_and_path() -> None:
     assert error["path"] == "$.params.site"
     assert error["problems"] == [{"path": "$.params.site", "message": "bad"}]
     assert error["exit_code"] == 1
+
+
+def test_error_envelope_reads_typed_fields_only() -> None:
+    """``where`` and the problems come from the error's type, never from a probe.
+
+    ApprovalRefused's problems are lines of text, not ``Problem``s: the
+    envelope names no path for them (a probe for ``problems`` used to fail on
+    them); a config file's problems keep their JSON paths.
+    """
+    refused = error_envelope("approve", ApprovalRefused("vault/a", ["too low"]), 1)
+    assert refused["error"]["file"] is None and refused["error"]["path"] is None
+    assert "problems" not in refused["error"]
+    bad = InvalidConfigError([SettingProblem("d.toml", "$.forge.url", "not a URL")])
+    error = error_envelope("dispatcher check-config", bad, 78)["error"]
+    assert (error["file"], error["path"]) == ("d.toml", "$.forge.url")
+    assert error["problems"] == [{"path": "$.forge.url", "message": "not a URL"}]
+    assert error_envelope("x", ForgeUnavailable("down"), 75)["error"]["file"] is None
 
 
 def test_internal_errors_do_not_leak_their_text() -> None:

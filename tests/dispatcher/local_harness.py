@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -67,9 +67,17 @@ class LocalHarness:
     clock: datetime = T0
     now: list[datetime] = field(default_factory=lambda: [T0])
     kind: str = "local"
+    # The forge's clock: the test's (``now``), or the wall clock written into
+    # ``now`` at each reading, as for the CLI commands an operator runs.
+    wall_clock: bool = False
+
+    def read_clock(self) -> datetime:
+        if self.wall_clock:
+            self.now[0] = datetime.now(UTC)
+        return self.now[0]
 
     def client(self, user: str) -> LocalForge:
-        return LocalForge(self.repo, user, operator=OPERATOR, clock=lambda: self.now[0])
+        return LocalForge(self.repo, user, operator=OPERATOR, clock=self.read_clock)
 
     def close(self) -> None:
         return None

@@ -90,6 +90,28 @@ def test_no_capability_is_probed_with_getattr() -> None:
     assert not found
 
 
+def test_no_attribute_is_probed_by_name_anywhere_in_the_product() -> None:
+    """No ``getattr(x, "name", ...)``/``hasattr`` in opsvault/: what a value has is its type.
+
+    Wider than the port check above: an error's ``where`` is declared on
+    ``OpsvaultError``, a thread's memo on its ``threading.local`` subclass, the
+    ``os`` flags are used directly. ``getattr`` with a computed name (the CLI's
+    lazy commands, a slotted value's fields) is not probing and stays allowed.
+    """
+    found = []
+    for path in sorted(PRODUCT.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if (
+                isinstance(node, ast.Call)
+                and isinstance(node.func, ast.Name)
+                and node.func.id in {"getattr", "hasattr"}
+                and len(node.args) >= 2
+                and isinstance(node.args[1], ast.Constant)
+            ):
+                found.append(f"{path.relative_to(PRODUCT)}:{node.lineno}")
+    assert not found
+
+
 def test_value_types_are_frozen_slotted_and_carry_no_http() -> None:
     types = [
         obj
@@ -113,3 +135,36 @@ def test_ensure_marker_adds_it_once() -> None:
     marker = "<!-- opsvault:tier -->"
     assert ensure_marker("body", marker) == f"{marker}\nbody"
     assert ensure_marker(f"{marker}\nbody", marker) == f"{marker}\nbody"
+
+
+# The adapter behind each port (ADR 0011), and the classes that make one.
+ADAPTERS = {
+    "ForgejoClient",
+    "LocalForge",
+    "Pygit2OpsRepo",
+    "RemoteMainline",
+    "LocalMainline",
+    "SubprocessRunner",
+    "RecordingRunner",
+    "WebhookNotifier",
+    "RecordingNotifier",
+    "DirectorySecrets",
+    "EnvSecrets",
+    "ChainSecrets",
+}
+
+
+def test_no_cli_command_or_planner_module_constructs_an_adapter() -> None:
+    """Issue 10 item 4: adapters are made in the composition root (app.py) only."""
+    found = []
+    for package in ("cli", "planner"):
+        for path in sorted((PRODUCT / package).rglob("*.py")):
+            for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+                if not isinstance(node, ast.Call):
+                    continue
+                func = node.func
+                if isinstance(func, ast.Attribute):  # Pygit2OpsRepo.open(...)
+                    func = func.value
+                if isinstance(func, ast.Name) and func.id in ADAPTERS:
+                    found.append(f"{path.relative_to(PRODUCT)}:{node.lineno}")
+    assert not found

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Mapping
 from dataclasses import replace
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +18,7 @@ import pygit2
 
 from opsvault.app import App, build_app
 from opsvault.changes import preview_merge
-from opsvault.config import DispatcherSettings, Settings, load_settings
+from opsvault.config import load_settings
 from opsvault.dispatcher.integrity import merge_message
 from opsvault.dispatcher.notify import RecordingNotifier
 from opsvault.dispatcher.report import TickReport
@@ -26,7 +26,6 @@ from opsvault.dispatcher.runner import RecordingRunner
 from opsvault.dispatcher.tick import tick
 from opsvault.forge.local import LocalForge
 from opsvault.git.base import Identity
-from opsvault.git.mainline import LocalMainline
 from opsvault.git.pygit2_repo import Pygit2OpsRepo
 from opsvault.ports import Runner
 from opsvault.snapshot import CommitSnapshot, load_base_state
@@ -40,6 +39,7 @@ from tests.dispatcher.harness import (
     make_harness,
     template_files,
 )
+from tests.dispatcher.local_harness import OPERATOR, LocalHarness
 
 
 def _bytes(value: str | bytes) -> bytes:
@@ -206,9 +206,7 @@ class ForgejoSide(Side):
         self.harness.merge_as(user, number)
 
     def settle(self) -> None:
-        notice = getattr(self.harness.forge, "notice_pushes", None)
-        if notice is not None:
-            notice()
+        self.harness.forge.notice_pushes()
         super().settle()
 
     def is_merged(self, number: int) -> bool:
@@ -230,7 +228,8 @@ IDENTITY = "vault-bot"  # the dispatcher
 
 
 class LocalSide(Side):
-    """LocalForge on a local ops repo: the one local-mode harness of these tests.
+    """LocalForge on a local ops repo: ``LocalHarness`` (the flow tests' local
+    mode) with the attacks' history building, as ``ForgejoSide`` wraps ``Harness``.
 
     By default the repo is bare and the clock is the test's (``now``), for the
     attacks that build histories by hand. ``checkout=True`` gives what an
@@ -264,25 +263,23 @@ class LocalSide(Side):
                 None, encoded, "initial", WHO, when=1_790_000_000
             )
             self.repo.update_ref("refs/heads/main", root, None)
-        self.root = tmp_path
+        self.harness = LocalHarness(self.repo, tmp_path, wall_clock=checkout)
+        assert self.harness.identity == IDENTITY
+        self.harness.read_clock()
         self.config = tmp_path / "dispatcher.toml"
         self.config.write_text(
-            f'[forge]\npath = "{self.ops}"\noperator = "alice"\n'
+            f'[forge]\npath = "{self.ops}"\noperator = "{OPERATOR}"\n'
             f'[dispatcher]\nidentity = "{IDENTITY}"\n'
             f'state_dir = "{tmp_path / "state"}"\n'
         )
-        self.runner = RecordingRunner()
-        self.notifier = RecordingNotifier()
-        self.now = [datetime.now(UTC) if checkout else T0]
+        self.runner = self.harness.runner
+        assert isinstance(self.harness.notifier, RecordingNotifier)
+        self.notifier = self.harness.notifier
+        self.now = self.harness.now
         self.apps: dict[str, App] = {}
 
-    def _clock(self) -> datetime:
-        if self.checkout:
-            self.now[0] = datetime.now(UTC)
-        return self.now[0]
-
     def forge(self, user: str) -> LocalForge:
-        return LocalForge(self.repo, user, operator="alice", clock=self._clock)
+        return self.harness.client(user)
 
     def main(self) -> str:
         return self.repo.resolve("refs/heads/main")
@@ -311,55 +308,40 @@ class LocalSide(Side):
         self.repo.update_ref(f"refs/heads/{branch}", sha, old)
 
     def open(self, branch: str, author: str = "dev-bot") -> int:
-        for pull in self.forge("alice").fetch_pull_requests():
+        for pull in self.forge(OPERATOR).fetch_pull_requests():
             if pull.head_ref == branch:
                 return pull.number
         raise AssertionError(f"{branch} is not a proposal")
 
     def app(self, name: str = "d1") -> App:
-        if self.checkout and name not in self.apps:
-            app = build_app(load_settings({}, self.config), {})
+        if name not in self.apps:
+            if self.checkout:
+                app = build_app(load_settings({}, self.config), {})
+            else:
+                app = self.harness.app(name)
+            # The runner the test holds when the app is made (it may swap it first).
             app.runner, app.notifier = self.runner, self.notifier
             self.apps[name] = app
-        if name not in self.apps:
-            state_dir = self.root / f"{name}-state"
-            settings = Settings(
-                dispatcher=DispatcherSettings(identity="vault-bot", state_dir=state_dir)
-            )
-            self.apps[name] = App(
-                settings=settings,
-                forge=self.forge("vault-bot"),
-                repo=self.repo,
-                mainline=LocalMainline(self.repo),
-                runner=self.runner,
-                notifier=self.notifier,
-                state_dir=state_dir,
-                identity="vault-bot",
-            )
         return self.apps[name]
 
     def merge_as(self, user: str, number: int) -> None:
         """Approve (unless *user* proposed it), then merge: what an approver does."""
-        forge = self.forge(user)
-        pull = forge.fetch_pull_request(number)
-        if user != pull.author:
-            forge.approve(number, pull.head_sha, "looks right")
-        forge.merge(number, pull.head_sha)
+        self.harness.merge_as(user, number)
 
     def is_merged(self, number: int) -> bool:
-        return self.forge("alice").fetch_pull_request(number).merged
+        return self.harness.pull(number).merged
 
     def read(self, path: str) -> bytes | None:
-        return self.repo.read_file(self.main(), path)
+        return self.harness.main_file(path)
 
     def files(self, prefix: str) -> list[str]:
-        return list(self.repo.list_files(self.main(), prefix))
+        return self.harness.main_files(prefix)
 
     def tick(
         self, app: App | None = None, *, at: timedelta | None = None
     ) -> TickReport:
-        if self.checkout and at is None:
-            self._clock()
+        if at is None:
+            self.harness.read_clock()  # the wall clock, where the side keeps it
         return super().tick(app, at=at)
 
     def propose(

@@ -17,7 +17,13 @@ from pathlib import Path
 
 import pygit2
 
-from opsvault.dispatcher.records import redact_record
+from opsvault.dispatcher.reasons import ReasonCode
+from opsvault.dispatcher.records import (
+    Outcome,
+    ResultRecord,
+    redact_record,
+    render_record,
+)
 from opsvault.dispatcher.runner import SubprocessRunner
 from opsvault.dispatcher.secrets import (
     FORGE_TOKEN_MARKER,
@@ -182,6 +188,26 @@ def test_records_are_redacted_in_every_string_and_keep_their_format() -> None:
     }
     untouched = b'{\n  "a": "b"\n}\n'
     assert redact_record(untouched, redact) is untouched
+
+
+def test_a_redacted_record_is_spelled_as_render_record_spells_it() -> None:
+    """Redaction writes no JSON of its own: one record, one rendering (issue 10 item 1)."""
+    redact = Redactor(lambda: {"K": "s3cr\u00e9t"})
+    leaked = ResultRecord(
+        "a1",
+        Outcome.FAILED,
+        ReasonCode.EXIT_NONZERO,
+        output_tail="printed s3cr\u00e9t",
+        reasons=("s3cr\u00e9t",),
+    )
+    clean = ResultRecord(
+        "a1",
+        Outcome.FAILED,
+        ReasonCode.EXIT_NONZERO,
+        output_tail="printed [REDACTED:K]",
+        reasons=("[REDACTED:K]",),
+    )
+    assert redact_record(render_record(leaked), redact) == render_record(clean)
 
 
 def test_log_lines_and_tracebacks_are_redacted() -> None:

@@ -93,7 +93,7 @@ def test_the_demo_prints_the_url_of_its_page(tmp_path: Path) -> None:
 
 def test_serve_status_stops_on_its_event(tmp_path: Path) -> None:
     from opsvault.cli.status import fetch_status
-    from opsvault.web.local import serve_status
+    from opsvault.web.local_serve import serve_status
 
     ops = tmp_path / "ops"
     init_repo(ops, template_files())

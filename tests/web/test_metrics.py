@@ -24,7 +24,7 @@ from opsvault.forge.client import ForgejoClient
 from opsvault.forge.session import Backoff
 from opsvault.forge.token import ForgeToken
 from opsvault.web.metrics import Metrics, endpoint_class
-from opsvault.web.service import CountingMainline
+from opsvault.web.service import CountingMainline, _tier_lookup
 from tests.web.support import samples, value
 
 NOW = datetime(2026, 12, 2, 12, 0, tzinfo=UTC)
@@ -253,3 +253,10 @@ def test_a_failing_read_after_the_tick_never_fails_the_tick(
     assert "the read after the tick failed" in caplog.text
     assert value(text(surface.metrics), "opsvault_ticks_total", result="ok") == 1
     assert surface.observed().ticks[0].result == "ok"
+
+
+def test_a_decision_about_the_base_branch_has_no_tier_whatever_it_is_called() -> None:
+    tier_of = _tier_lookup({"pr#3": "low"}, None, "trunk")
+    assert tier_of("trunk") == "none"
+    assert tier_of("main") == "unknown"  # not the base branch here: no special case
+    assert tier_of("pr#3") == "low"
