@@ -144,6 +144,7 @@ def run(
     settings = load_settings(environ, config_path)
     _configure_logging(logging.WARNING if once else logging.INFO)
     sandbox = sandbox_for(settings, environ)
+    check_local_repo(settings)
     app = build_app(settings, environ, sandbox=sandbox)
     install_log_redaction(app.redact)
     announce_sandbox(sandbox)
@@ -175,7 +176,7 @@ def run(
         app.close()
     if once:
         report = result.last_report
-        ctx.exit(0 if report is not None and report.ok else 1)
+        ctx.exit(1 if report is None else report.exit_code)
     if result.abandoned:
         # A worker thread still runs the tick and would keep the interpreter alive;
         # leave now, as a crash would: the next start recovers its claims.
@@ -205,6 +206,39 @@ def _render_settings(settings: Settings) -> str:
     return "\n".join(lines)
 
 
+def check_local_repo(settings: Settings) -> None:
+    """Raise ConfigError (78) when local mode's forge.path is not a usable ops repo.
+
+    Every tick would fail on it; this runs offline, before anything else opens it.
+    """
+    from opsvault.app import open_repo
+    from opsvault.errors import ConfigError, GitError
+    from opsvault.layout import POLICY
+
+    path = settings.forge.path
+    if settings.forge.kind is not ForgeKind.LOCAL or path is None:
+        return
+    where = f"forge.path ({settings.source_of('forge.path')})"
+    if not path.is_dir():
+        raise ConfigError(
+            where,
+            f"{str(path)!r} is not a directory",
+            "create it with `vault init DIR`",
+        )
+    try:
+        open_repo(path)
+    except GitError:
+        hint = (
+            "it holds vault/policy.toml but no git repository: `git init` it and "
+            "commit, or start over with `vault init DIR`"
+            if (path / POLICY).is_file()
+            else "point it at an ops repo made by `vault init DIR`"
+        )
+        raise ConfigError(
+            where, f"{str(path)!r} is not a git repository", hint
+        ) from None
+
+
 def _check_identity(settings: Settings) -> None:
     """Refuse (ConfigError, 78) when main's policy makes dispatcher.identity an approver.
 
@@ -216,9 +250,21 @@ def _check_identity(settings: Settings) -> None:
         return  # load_settings already reported it
     if settings.forge.kind is ForgeKind.FORGEJO and settings.forge.token is None:
         return  # load_settings already reported it
+    from opsvault.errors import ConfigError, PolicyError
+
     forge = open_forge(settings)
+    branch = settings.forge.branch
     try:
-        verify_not_approver(forge, settings.dispatcher.identity, settings.forge.branch)
+        verify_not_approver(forge, settings.dispatcher.identity, branch)
+    except PolicyError as exc:
+        # Every tick would fail closed on it: say so, and how to get out.
+        problems = "; ".join(f"{p.path}: {p.message}" for p in exc.problems)
+        raise ConfigError(
+            f"{exc.where} on {branch!r}",
+            f"is invalid, so every tick fails and nothing is merged or fired: {problems}",
+            "fix it with a pull request an admin merges by hand "
+            '(docs/operating.md "A broken policy on the base branch")',
+        ) from exc
     finally:
         close_forge(forge)
 
@@ -248,6 +294,7 @@ def check_config(config_path: Path | None, offline: bool, as_json: bool) -> None
     # What `run` would decide about the step sandbox on this host ("required"
     # without a working bwrap exits 78 here too).
     sandbox = sandbox_for(settings, os.environ)
+    check_local_repo(settings)
     if not offline:
         _check_identity(settings)
     if as_json:

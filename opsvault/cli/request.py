@@ -8,10 +8,12 @@ from typing import TYPE_CHECKING
 
 import click
 
-from opsvault.cli.options import echo_json, json_option, ops_option, resolve_ops
+from opsvault.cli.envelope import emit
+from opsvault.cli.options import json_option, ops_option, resolve_ops
 
 if TYPE_CHECKING:
     from opsvault.forge.base import Forge
+    from opsvault.vault.tier import Tier
 
 
 @click.command()
@@ -107,6 +109,11 @@ def request(
 
     if config_path is not None and not open_pr:
         raise click.UsageError("--config is used only with --open-pr")
+    if not context.strip():
+        raise click.BadParameter(
+            "give a reason approvers can read (it may not be empty or blank)",
+            param_hint="--context",
+        )
     root = resolve_ops(ops)
     snapshot = DirSnapshot(root)
     base = load_base_state(snapshot)
@@ -141,10 +148,11 @@ def request(
     except DraftError as exc:
         raise click.BadParameter(str(exc), param_hint=exc.option) from None
     tier = draft.classification.tier.label
+    _check_blast_radius(blast_radius, draft.classification.tier)
     if forge is not None:
         pull = forge.open_proposal(proposal_for(draft, context, base_branch))
         if as_json:
-            echo_json(
+            emit(
                 {
                     "id": draft.id,
                     "path": draft.path,
@@ -165,9 +173,29 @@ def request(
     with target.open("x", encoding="utf-8") as fh:  # never overwrite
         fh.write(draft.text)
     if as_json:
-        echo_json({"id": draft.id, "path": draft.path, "tier": tier})
+        emit({"id": draft.id, "path": draft.path, "tier": tier})
     else:
         click.echo(f"wrote {draft.path} (tier {tier})")
+
+
+def _check_blast_radius(asked: str | None, tier: Tier) -> None:
+    """Refuse a --blast-radius below the action's tier: it can only raise one.
+
+    The field would be written, never used, and read by approvers as a claim
+    about the action; a usage error says so before anything is written.
+    """
+    from opsvault.vault.tier import Tier
+
+    if asked is None:
+        return
+    wanted = Tier.parse(asked)
+    if wanted < tier:
+        raise click.BadParameter(
+            f"{asked!r} is below the tier this action has anyway ({tier.label}); "
+            "a blast radius only raises a tier, never lowers it: leave the option "
+            f"out, or give {tier.label} or higher",
+            param_hint="--blast-radius",
+        )
 
 
 def _open_forge(config_path: Path | None) -> tuple[Forge, str]:

@@ -79,7 +79,12 @@ def fetch_status(
             )
         snapshot = DirSnapshot(root)
     else:
-        snapshot = CommitSnapshot(repo, repo.resolve(ref or base_branch_of(repo)))
+        if ref is None:
+            from opsvault.cli.proposals import require_branch
+
+            ref = base_branch_of(repo)
+            require_branch(repo, ref)
+        snapshot = CommitSnapshot(repo, repo.resolve(ref))
     result = collect_status(snapshot, load_base_state(snapshot), now, recent)
     if isinstance(snapshot, CommitSnapshot) and repo is not None:
         result = replace(result, proposals=_proposals(repo, snapshot.commit))

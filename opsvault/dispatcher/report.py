@@ -25,6 +25,14 @@ class TickReport:
     errors: tuple[str, ...] = ()
     forge_requests: int = 0
     commits: int = 0
+    unavailable: bool = False  # an error was the forge being unreachable
+
+    @property
+    def exit_code(self) -> int:
+        """``vault dispatcher run --once``: 0 ok, 75 the forge was unreachable, 1 other errors."""
+        if not self.errors:
+            return 0
+        return 75 if self.unavailable else 1
 
     @property
     def ok(self) -> bool:
@@ -41,6 +49,7 @@ def report_data(report: TickReport) -> dict[str, Any]:
         "dry_run": report.dry_run,
         "forge_requests": report.forge_requests,
         "commits": report.commits,
+        "unavailable": report.unavailable,
         "decisions": [
             {"subject": d.subject, "event": d.event, "detail": d.detail}
             for d in report.decisions

@@ -77,6 +77,7 @@ class _Progress:
     main_after: str | None = None
     commits: int = 0
     halted: bool = False
+    unavailable: bool = False  # an error was the forge being unreachable (exit 75)
 
 
 def tick(app: App, now: datetime, *, dry_run: bool = False) -> TickReport:
@@ -116,6 +117,7 @@ def tick(app: App, now: datetime, *, dry_run: bool = False) -> TickReport:
             errors=tuple(redact(e) for e in errors),
             forge_requests=_requests(app) - requests_before,
             commits=state.commits,
+            unavailable=state.unavailable,
         )
 
     try:
@@ -135,6 +137,7 @@ def tick(app: App, now: datetime, *, dry_run: bool = False) -> TickReport:
         base = load_base_state(snapshot)
     except OpsvaultError as exc:
         errors.append(f"main: {exc}")  # an invalid policy fails closed: nothing happens
+        state.unavailable = isinstance(exc, ForgeUnavailable)
         return report()
 
     cache = load_cache(app.state_dir)
@@ -166,6 +169,7 @@ def tick(app: App, now: datetime, *, dry_run: bool = False) -> TickReport:
             pulls = process_pulls(pull_ctx, main, base)
         except (ForgeUnavailable, GitError) as exc:
             errors.append(f"forge: {exc}; the next tick retries")
+            state.unavailable = isinstance(exc, ForgeUnavailable)
             return report()
         except Exception as exc:  # a bug in the PR phase must not stop firing (I5)
             log.exception("the pull-request phase failed")
@@ -256,6 +260,7 @@ def tick(app: App, now: datetime, *, dry_run: bool = False) -> TickReport:
             _tell(app, plan, CommitSnapshot(app.repo, main), errors)
     except (ForgeUnavailable, GitError) as exc:
         errors.append(f"{exc}; the next tick retries")
+        state.unavailable = isinstance(exc, ForgeUnavailable)
     except OpsvaultError as exc:
         errors.append(str(exc))
     finally:

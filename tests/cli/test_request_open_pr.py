@@ -209,6 +209,8 @@ def test_without_open_pr_the_file_is_written_as_before(world: World) -> None:
     )
     assert code == 0, out
     assert json.loads(out) == {
+        "schema": "opsvault.request/1",
+        "ok": True,
         "id": "local-1",
         "path": "vault/actions/local-1.toml",
         "tier": "low",
