@@ -15,7 +15,8 @@ from typing import Any
 
 import click
 
-from opsvault.cli.options import echo_json, json_option
+from opsvault.cli.envelope import emit
+from opsvault.cli.options import json_option
 from opsvault.git.base import Identity
 from opsvault.layout import (
     DEFAULT_BRANCH,
@@ -172,7 +173,7 @@ def demo(directory: Path, once: bool, interval: str, as_json: bool) -> None:
         if callable(close):
             close()
     if as_json:
-        echo_json(
+        emit(
             {
                 "ops_repo": str(ops),
                 "proposals": created,

@@ -17,7 +17,9 @@ from typing import Any, TypeVar
 import click
 
 from opsvault.app import build_app, close_forge, open_forge, verify_identity
-from opsvault.cli.options import echo_json, json_option
+from opsvault.cli import SuggestingGroup
+from opsvault.cli.envelope import dumps, emit
+from opsvault.cli.options import json_option
 from opsvault.config import ForgeKind, Settings, load_settings, settings_data
 from opsvault.dispatcher.identity import verify_not_approver
 from opsvault.dispatcher.report import TickReport, render_report, report_data
@@ -91,19 +93,38 @@ def announce_sandbox(sandbox: SandboxStatus) -> None:
     click.echo(f"WARNING: {sandbox.detail}", err=True)
 
 
-def _printer(as_json: bool, *, lines: bool) -> Callable[[TickReport], None]:
+def _printer(
+    as_json: bool, *, lines: bool, verbose: bool = False, quiet: bool = False
+) -> Callable[[TickReport], None]:
+    """Print each tick's report: text (only what changed), or the JSON envelope.
+
+    Text leaves out a pull request whose decisions are the ones already shown
+    for it (``--verbose`` shows them again); ``--quiet`` prints nothing for a
+    tick that shows nothing new and had no error.
+    """
+    from opsvault.cli.envelope import envelope
+    from opsvault.dispatcher.report import subject_events
+
+    seen: dict[str, tuple[tuple[str, str], ...]] = {}
+
     def show(report: TickReport) -> None:
-        if not as_json:
-            click.echo(render_report(report))
-        elif lines:  # the service prints one JSON document per line (JSON Lines)
-            click.echo(json.dumps(report_data(report), sort_keys=True))
-        else:
-            echo_json(report_data(report))
+        if as_json:
+            data = envelope("dispatcher run", report_data(report), ok=report.ok)
+            if lines:  # the service prints one JSON document per line (JSON Lines)
+                click.echo(json.dumps(data, sort_keys=True, default=str))
+            else:
+                click.echo(dumps(data))
+            return
+        text = render_report(report, seen, verbose)
+        seen.update(subject_events(report))
+        if quiet and "\n" not in text:
+            return  # nothing new, no error
+        click.echo(text)
 
     return show
 
 
-@click.group()
+@click.group(cls=SuggestingGroup)
 def dispatcher() -> None:
     """Run the dispatcher, or check its configuration.
 
@@ -125,6 +146,18 @@ def dispatcher() -> None:
     is_flag=True,
     help="Decide, but write nothing: no merge, commit, comment or execution.",
 )
+@click.option(
+    "--verbose",
+    "-v",
+    is_flag=True,
+    help="Show every pull request a tick looked at, also those whose decisions did not change.",
+)
+@click.option(
+    "--quiet",
+    "-q",
+    is_flag=True,
+    help="Print nothing for a tick with nothing new and no error.",
+)
 @json_option
 @click.pass_context
 def run(
@@ -132,6 +165,8 @@ def run(
     config_path: Path | None,
     once: bool,
     dry_run: bool,
+    verbose: bool,
+    quiet: bool,
     as_json: bool,
 ) -> None:
     """Run the dispatcher in the foreground, printing each tick's report.
@@ -167,7 +202,7 @@ def run(
             settings.dispatcher.interval,
             once=once,
             dry_run=dry_run,
-            on_report=_printer(as_json, lines=not once),
+            on_report=_printer(as_json, lines=not once, verbose=verbose, quiet=quiet),
             planner_job=planner,
             tick=planner.serialize(tick),
             webhook=webhook,
@@ -298,7 +333,7 @@ def check_config(config_path: Path | None, offline: bool, as_json: bool) -> None
     if not offline:
         _check_identity(settings)
     if as_json:
-        echo_json(
+        emit(
             {
                 "file": str(settings.file) if settings.file else None,
                 "settings": settings_data(settings),

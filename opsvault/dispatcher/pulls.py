@@ -123,6 +123,7 @@ class PullsOutcome:
     landed: list[Landed] = field(default_factory=list)
     mismatches: list[MergeMismatch] = field(default_factory=list)
     main: str | None = None  # main as the phase left it (re-read after each merge)
+    names: dict[int, str] = field(default_factory=dict)  # PR number -> head branch
 
 
 @dataclass(slots=True)
@@ -166,6 +167,7 @@ def process_pulls(ctx: PullContext, main: str, base: BaseState) -> PullsOutcome:
     for pr in pulls:
         if pr.base_ref != ctx.mainline.branch:
             continue
+        out.names[pr.number] = pr.head_ref  # how the report names it
         landed, merged, failed = len(out.landed), out.merged, False
         try:
             if pr.state is PullState.OPEN:

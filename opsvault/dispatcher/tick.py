@@ -17,7 +17,7 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 
 from opsvault.app import App
@@ -78,6 +78,8 @@ class _Progress:
     commits: int = 0
     halted: bool = False
     unavailable: bool = False  # an error was the forge being unreachable (exit 75)
+    merges: int = 0
+    names: dict[int, str] = field(default_factory=dict)
 
 
 def tick(app: App, now: datetime, *, dry_run: bool = False) -> TickReport:
@@ -118,6 +120,8 @@ def tick(app: App, now: datetime, *, dry_run: bool = False) -> TickReport:
             forge_requests=_requests(app) - requests_before,
             commits=state.commits,
             unavailable=state.unavailable,
+            merges=state.merges,
+            names=tuple(sorted(state.names.items())),
         )
 
     try:
@@ -177,6 +181,7 @@ def tick(app: App, now: datetime, *, dry_run: bool = False) -> TickReport:
             pulls = PullsOutcome()
         cache.watermark = iso(now)
     decisions.extend(pulls.decisions)
+    state.merges, state.names = pulls.merged, pulls.names
 
     try:
         if pulls.merged:

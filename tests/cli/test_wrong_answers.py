@@ -92,9 +92,14 @@ def test_a_forgejo_config_is_refused_by_the_local_commands(
         '[forge]\nkind = "forgejo"\nurl = "https://f.example"\nrepo = "o/ops"\n'
     )
     result = invoke(
-        "approve", "x", "--ops", str(ops), "--config", str(config),
+        "approve",
+        "x",
+        "--ops",
+        str(ops),
+        "--config",
+        str(config),
         env={"OPSVAULT_FORGE_TOKEN": "t" * 20},
-    )  # fmt: skip
+    )
     assert result.exit_code == 78
     assert "local-mode ops repo" in result.output
 
@@ -189,9 +194,15 @@ def test_check_config_refuses_a_broken_policy_on_main(
     subprocess.run(
         ["git", "-C", str(ops), "commit", "-qam", "break it"],
         check=True,
-        env={"GIT_AUTHOR_NAME": "a", "GIT_AUTHOR_EMAIL": "a@x", "GIT_COMMITTER_NAME": "a",
-             "GIT_COMMITTER_EMAIL": "a@x", "PATH": "/usr/bin:/bin", "HOME": str(tmp_path)},
-    )  # fmt: skip
+        env={
+            "GIT_AUTHOR_NAME": "a",
+            "GIT_AUTHOR_EMAIL": "a@x",
+            "GIT_COMMITTER_NAME": "a",
+            "GIT_COMMITTER_EMAIL": "a@x",
+            "PATH": "/usr/bin:/bin",
+            "HOME": str(tmp_path),
+        },
+    )
     config = tmp_path / "dispatcher.toml"
     config.write_text(f'[forge]\npath = "{ops}"\n')
     result = invoke("dispatcher", "check-config", "--config", str(config))
@@ -207,10 +218,18 @@ def test_check_config_refuses_a_broken_policy_on_main(
 
 
 def _revert_on_main(vault_ops: Path, home: Path) -> None:
-    env = {"GIT_AUTHOR_NAME": "alice", "GIT_AUTHOR_EMAIL": "alice@localhost",
-           "GIT_COMMITTER_NAME": "alice", "GIT_COMMITTER_EMAIL": "alice@localhost",
-           "PATH": "/usr/bin:/bin", "HOME": str(home)}  # fmt: skip
-    for args in (["checkout", "-q", "-f", "main"], ["revert", "--no-edit", "-m", "1", "HEAD"]):  # fmt: skip
+    env = {
+        "GIT_AUTHOR_NAME": "alice",
+        "GIT_AUTHOR_EMAIL": "alice@localhost",
+        "GIT_COMMITTER_NAME": "alice",
+        "GIT_COMMITTER_EMAIL": "alice@localhost",
+        "PATH": "/usr/bin:/bin",
+        "HOME": str(home),
+    }
+    for args in (
+        ["checkout", "-q", "-f", "main"],
+        ["revert", "--no-edit", "-m", "1", "HEAD"],
+    ):
         subprocess.run(["git", "-C", str(vault_ops), *args], check=True, env=env)
 
 
@@ -222,7 +241,9 @@ def test_the_documented_recovery_from_a_broken_policy_works(
     vault = make_local_vault(tmp_path)
     good = vault.repo.read_file(vault.repo.resolve("main"), "vault/policy.toml")
     assert good is not None
-    broken = vault.propose("vault/break", {"vault/policy.toml": good + b"\nx = [\n"}, "dev-bot")  # fmt: skip
+    broken = vault.propose(
+        "vault/break", {"vault/policy.toml": good + b"\nx = [\n"}, "dev-bot"
+    )
     vault.tick()
     vault.merge_as("alice", broken)  # an admin merged it by hand
     stuck = vault.tick()
@@ -235,10 +256,12 @@ def test_the_documented_recovery_from_a_broken_policy_works(
         _revert_on_main(vault.ops, tmp_path)
     healed = vault.tick()
     assert healed.ok, healed.errors
-    noop = vault.propose("vault/noop-1", {"vault/actions/noop-1.toml": NOOP}, "dev-bot")  # fmt: skip
+    noop = vault.propose("vault/noop-1", {"vault/actions/noop-1.toml": NOOP}, "dev-bot")
     assert noop
     vault.tick()
-    assert any(p.endswith("noop-1.result.json") for p in vault.main_files("vault/fired"))  # fmt: skip
+    assert any(
+        p.endswith("noop-1.result.json") for p in vault.main_files("vault/fired")
+    )
 
 
 # -- request ------------------------------------------------------------------------------
@@ -247,8 +270,18 @@ def test_the_documented_recovery_from_a_broken_policy_works(
 def test_a_blast_radius_below_the_tier_is_refused_and_nothing_written(
     ops: Path,
 ) -> None:
-    args = ["request", "http-hook", "--param", "url=https://x.example/h",
-            "--secret", "HOOK_TOKEN", "--context", "deploy", "--ops", str(ops)]  # fmt: skip
+    args = [
+        "request",
+        "http-hook",
+        "--param",
+        "url=https://x.example/h",
+        "--secret",
+        "HOOK_TOKEN",
+        "--context",
+        "deploy",
+        "--ops",
+        str(ops),
+    ]
     result = invoke(*args, "--blast-radius", "low")
     assert result.exit_code == 2
     assert "--blast-radius" in result.output and "below the tier" in result.output
@@ -322,15 +355,23 @@ def test_a_repo_on_master_gets_a_hint_not_unknown_revision(
         ("alice", "approver", True),
         ("bob", "other", False),
         ("dev-agent", "proposer", False),
-    ],  # fmt: skip
+    ],
 )
 def test_reject_says_what_the_rejection_means_for_who_gives_it(
     ops: Path, user: str, standing: str, reserves: bool
 ) -> None:
     propose(ops, "vault/release-1", {"vault/actions/release-1.toml": GIT_MAKE})
     result = invoke(
-        "reject", "release-1", "--reason", "no", "--as", user, "--ops", str(ops), "--json"
-    )  # fmt: skip
+        "reject",
+        "release-1",
+        "--reason",
+        "no",
+        "--as",
+        user,
+        "--ops",
+        str(ops),
+        "--json",
+    )
     assert result.exit_code == 0, result.output
     data = json.loads(result.stdout)
     assert (data["standing"], data["reserves_id"]) == (standing, reserves)
