@@ -53,7 +53,7 @@ def world(
     monkeypatch.setattr(
         vault_cli,
         "_open_forge",
-        lambda config_path: (client_for(forge, token), "main"),
+        lambda config_path, ops, requested_by: (client_for(forge, token), "main", None),
     )
     yield World(forge, token, client, ops)
     client.close()
