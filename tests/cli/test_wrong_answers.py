@@ -12,6 +12,7 @@ from click.testing import CliRunner, Result
 from opsvault.cli import cli
 from opsvault.cli.init import create_ops_repo
 from opsvault.errors import GitError, RemoteUnavailable
+from opsvault.forge.local import LocalForge
 from opsvault.git import transport
 from opsvault.git.base import Identity
 from opsvault.git.local import Pygit2OpsRepo
@@ -395,3 +396,68 @@ def test_reject_rules_are_documented() -> None:
     assert "reserves nothing" in text
     help_text = " ".join(invoke("reject", "--help").output.split())
     assert "Who may reject" in help_text
+
+
+# -- request --open-pr in local mode ------------------------------------------------
+
+
+@pytest.mark.parametrize("who", [["--requested-by", "dev-agent"], []])
+def test_open_pr_in_local_mode_makes_the_branch_as_the_requester(
+    ops: Path, monkeypatch: pytest.MonkeyPatch, who: list[str]
+) -> None:
+    monkeypatch.setenv("USER", "carol")
+    for name in ("OPSVAULT_FORGE_KIND", "OPSVAULT_FORGE_PATH"):
+        monkeypatch.delenv(name, raising=False)
+    args = ["request", "noop", "--context", "x", "--id", "loc-1", "--open-pr"]
+    result = invoke(*args, *who, "--ops", str(ops), "--json")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output)["branch"] == "vault/loc-1"
+    assert not (ops / "vault" / "actions" / "loc-1.toml").exists()
+    repo = Pygit2OpsRepo.open(ops)
+    [pr] = LocalForge(repo, "vault-bot").fetch_pull_requests()
+    assert pr.author == (who[1] if who else "carol")  # never the dispatcher
+
+
+# -- typing help ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("typed", "meant"),
+    [
+        (["stauts"], "'status'"),
+        (["aprove"], "'approve'"),
+        (["dispatcher", "chek-config"], "'check-config'"),
+    ],
+)
+def test_a_mistyped_subcommand_gets_a_did_you_mean(
+    typed: list[str], meant: str
+) -> None:
+    result = invoke(*typed)
+    assert result.exit_code == 2
+    assert f"Did you mean {meant}?" in result.output
+
+
+def test_shell_completion_works_as_documented() -> None:
+    vault = Path(__file__).parents[2] / ".venv" / "bin" / "vault"
+    if not vault.is_file():
+        pytest.skip("needs the installed console script (`make`)")
+    readme = (Path(__file__).parents[2] / "README.md").read_text()
+    assert "_VAULT_COMPLETE=bash_source" in readme
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "COMP_WORDS": "vault sta",
+        "COMP_CWORD": "1",
+        "_VAULT_COMPLETE": "bash_complete",
+    }
+    done = subprocess.run(
+        [str(vault)], env=env, capture_output=True, text=True, check=False
+    )
+    assert "status" in done.stdout.split(",")[-1].split()
+    source = subprocess.run(
+        [str(vault)],
+        env={"PATH": "/usr/bin:/bin", "_VAULT_COMPLETE": "bash_source"},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert "complete -o nosort -F _vault_completion vault" in source.stdout
