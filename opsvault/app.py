@@ -22,20 +22,19 @@ from typing import TYPE_CHECKING
 
 from opsvault.config import ForgeKind, Settings, git_auth_environment
 from opsvault.dispatcher.nudges import Nudges
+from opsvault.dispatcher.secrets import Redactor
 from opsvault.errors import ConfigError
 from opsvault.forge.token import DEFAULT_TOKEN_VARIABLE
 from opsvault.layout import DEFAULT_BRANCH
 
 if TYPE_CHECKING:
-    from opsvault.dispatcher.mainline import LocalMainline, Mainline
-    from opsvault.dispatcher.notify import Notifier
-    from opsvault.dispatcher.runner import Runner
     from opsvault.dispatcher.sandbox import SandboxStatus
-    from opsvault.forge.base import Forge
     from opsvault.forge.client import ForgejoClient
     from opsvault.forge.local import LocalForge
     from opsvault.git.base import OpsRepo
     from opsvault.git.local import Pygit2OpsRepo
+    from opsvault.git.mainline import LocalMainline
+    from opsvault.ports import Forge, Mainline, Notifier, Runner
 
 log = logging.getLogger(__name__)
 
@@ -47,8 +46,8 @@ def _no_checkpoint(name: str) -> None:
     return None
 
 
-def _as_is(text: str) -> str:
-    return text
+def _nothing_to_redact() -> Redactor:
+    return Redactor(dict)
 
 
 def _utcnow() -> datetime:
@@ -70,9 +69,9 @@ class App:
     # "recorded"); the exactly-once tests kill the process there. A no-op otherwise.
     checkpoint: Callable[[str], None] = field(default=_no_checkpoint)
     # Replaces every known secret value and the forge token in text the dispatcher
-    # records (comments, notifications, reports, result records); a
-    # secrets.Redactor, refreshed each tick, in a built App.
-    redact: Callable[[str], str] = field(default=_as_is)
+    # records (comments, notifications, reports, result records); refreshed each
+    # tick. A built App's redactor knows every secret; by default nothing is redacted.
+    redact: Redactor = field(default_factory=_nothing_to_redact)
     # Whether steps run sandboxed, as decided at start (None: not decided, so not).
     sandbox: SandboxStatus | None = None
     # The wall clock. A tick measures how long it has run with it (claim deadlines
@@ -93,10 +92,8 @@ class App:
 
     def close(self) -> None:
         """Release what the adapters hold (the HTTP clients' connection pools)."""
-        for adapter in (self.forge, self.notifier):
-            close = getattr(adapter, "close", None)
-            if callable(close):
-                close()
+        self.forge.close()
+        self.notifier.close()
 
 
 def _forgejo_client(settings: Settings, owner: str, name: str) -> ForgejoClient:
@@ -133,9 +130,7 @@ def open_forge(settings: Settings) -> Forge:
 
 def close_forge(forge: Forge) -> None:
     """Release *forge*'s connections (the HTTP adapter holds a pool; local has none)."""
-    close = getattr(forge, "close", None)
-    if callable(close):
-        close()
+    forge.close()
 
 
 def open_local(
@@ -161,7 +156,7 @@ def open_local(
 
 def local_mainline(forge: LocalForge) -> LocalMainline:
     """Return the mainline of a local forge: its base branch, moved in place."""
-    from opsvault.dispatcher.mainline import LocalMainline
+    from opsvault.git.mainline import LocalMainline
 
     return LocalMainline(forge.repo, forge.base_branch)
 
@@ -201,7 +196,6 @@ def build_app(
     token are redacted from what the App records (``App.redact``). Raise
     ConfigError or GitError when the repository cannot be opened or cloned.
     """
-    from opsvault.dispatcher.mainline import RemoteMainline
     from opsvault.dispatcher.notify import WebhookNotifier
     from opsvault.dispatcher.runner import SubprocessRunner
     from opsvault.dispatcher.secrets import (
@@ -209,11 +203,11 @@ def build_app(
         ChainSecrets,
         DirectorySecrets,
         EnvSecrets,
-        Redactor,
-        SecretSource,
         known_secrets,
     )
     from opsvault.git.local import Pygit2OpsRepo
+    from opsvault.git.mainline import RemoteMainline
+    from opsvault.ports import SecretSource
 
     forge_settings = settings.forge
     state_dir = settings.dispatcher.state_dir
@@ -309,12 +303,10 @@ def verify_identity(app: App) -> None:
 
     Fire-time checks decide eligibility by who merged: a dispatcher merging
     under another account (an admin's, say) would make its own low-tier merges
-    look like an admin's and blur every record. Local mode has no tokens.
+    look like an admin's and blur every record. In local mode the forge acts as
+    the identity itself, so the check always passes.
     """
-    whoami = getattr(app.forge, "whoami", None)
-    if not callable(whoami):
-        return
-    login = whoami()
+    login = app.forge.whoami()
     if login != app.identity:
         raise ConfigError(
             "dispatcher.identity",

@@ -18,7 +18,7 @@ from opsvault.errors import InvalidRequestError, OpsvaultError
 from opsvault.layout import PROPOSAL_PREFIX, action_path, proposal_branch
 
 if TYPE_CHECKING:
-    from opsvault.forge.base import Proposal, PullRequest
+    from opsvault.forge.types import Proposal, PullRequest
     from opsvault.policy.action import Classification
     from opsvault.policy.classify import BaseState
     from opsvault.vault.formula import Formula, ParamSpec
@@ -165,7 +165,7 @@ def draft_action(
 
 def proposal_for(draft: Draft, context: str, base_branch: str) -> Proposal:
     """Return the proposal of one drafted action; equal inputs give an equal proposal."""
-    from opsvault.forge.base import Proposal
+    from opsvault.forge.types import Proposal
 
     classification = draft.classification
     reasons = "\n".join(f"- {r.render()}" for r in classification.reasons)

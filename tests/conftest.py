@@ -16,6 +16,7 @@ import pytest
 
 if TYPE_CHECKING:
     from tests.dispatcher.harness import Harness
+    from tests.dispatcher.local_harness import LocalHarness
 
 pytest_plugins = ["testing.fake_forgejo.pytest_plugin"]
 
@@ -51,31 +52,34 @@ def _isolated_environment(
 
 
 @pytest.fixture
-def vault(tmp_path: Path) -> Iterator[Harness]:
-    """A dispatcher on the fake Forgejo; at teardown, no swagger violation recorded."""
-    from testing.fake_forgejo.pytest_plugin import assert_no_violations
-    from tests.dispatcher.harness import make_harness
+def vault(
+    request: pytest.FixtureRequest, tmp_path: Path
+) -> Iterator[Harness | LocalHarness]:
+    """A dispatcher with real git on the fake Forgejo, or, parametrised, on each forge.
 
-    harness = make_harness(tmp_path)
-    try:
+    Tests marked ``@both_forges`` (tests/dispatcher/local_harness.py) get it
+    once with ``LocalForge`` and once with ``ForgejoClient`` + fake; the others
+    get the fake Forgejo only. On the fake, no swagger violation may be recorded.
+    """
+    from tests.dispatcher.local_harness import open_vault
+
+    with open_vault(getattr(request, "param", "forgejo"), tmp_path) as harness:
         yield harness
-    finally:
-        harness.close()
-    assert_no_violations(harness.forge)
 
 
 @pytest.fixture
-def veto(tmp_path: Path) -> Iterator[Harness]:
-    """Like ``vault``, with a medium veto window of 2 h in the policy."""
-    from testing.fake_forgejo.pytest_plugin import assert_no_violations
-    from tests.dispatcher.harness import make_harness, veto_policy
+def veto(
+    request: pytest.FixtureRequest, tmp_path: Path
+) -> Iterator[Harness | LocalHarness]:
+    """Like ``vault``, with a medium veto window of 2 h in the policy.
 
-    harness = make_harness(tmp_path, veto_policy)
-    try:
-        yield harness
-    finally:
-        harness.close()
-    assert_no_violations(harness.forge)
+    Parametrised like ``vault`` (``veto_on_both_forges``); the fake Forgejo otherwise.
+    """
+    from tests.dispatcher.harness import veto_policy
+    from tests.dispatcher.local_harness import open_vault
+
+    with open_vault(getattr(request, "param", "forgejo"), tmp_path, veto_policy) as h:
+        yield h
 
 
 @pytest.fixture

@@ -391,10 +391,10 @@ def test_the_forgejo_example_is_valid(tmp_path: Path) -> None:
 
 
 def test_build_app_local_mode(ops: Path, tmp_path: Path) -> None:
-    from opsvault.dispatcher.mainline import LocalMainline
     from opsvault.dispatcher.notify import WebhookNotifier
     from opsvault.dispatcher.runner import SubprocessRunner
     from opsvault.forge.local import LocalForge
+    from opsvault.git.mainline import LocalMainline
 
     (tmp_path / "secrets").mkdir()
     environ = {
@@ -415,8 +415,8 @@ def test_build_app_local_mode(ops: Path, tmp_path: Path) -> None:
 
 
 def test_build_app_forgejo_mode_clones_once_without_credentials(tmp_path: Path) -> None:
-    from opsvault.dispatcher.mainline import RemoteMainline
     from opsvault.forge.client import ForgejoClient
+    from opsvault.git.mainline import RemoteMainline
 
     origin = tmp_path / "origin"
     init_repo(origin, {"vault/policy.toml": "schema = 1\n"})
@@ -436,12 +436,12 @@ def test_build_app_forgejo_mode_clones_once_without_credentials(tmp_path: Path) 
         assert TOKEN not in (state / "repo.git" / "config").read_text()
         assert TOKEN not in repr(app.forge)
     finally:
-        app.forge.close()  # type: ignore[attr-defined]
+        app.forge.close()
     again = build_app(settings, environ)  # opens the existing clone
     try:
         assert again.repo.path == app.repo.path
     finally:
-        again.forge.close()  # type: ignore[attr-defined]
+        again.forge.close()
 
 
 def test_build_app_reports_an_unusable_state_dir(tmp_path: Path, ops: Path) -> None:

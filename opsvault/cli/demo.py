@@ -169,9 +169,7 @@ def demo(directory: Path, once: bool, interval: str, as_json: bool) -> None:
             on_report=(reports.append if as_json else _printer(False, lines=True)),
         )
     finally:
-        close = getattr(app.forge, "close", None)
-        if callable(close):
-            close()
+        app.forge.close()
     if as_json:
         emit(
             {

@@ -18,13 +18,14 @@ import click
 
 from opsvault.cli.options import shown
 from opsvault.errors import ConfigError, GitError, OpsvaultError, Problem
-from opsvault.forge.base import Forge, ListState, PullRequest, PullState
 from opsvault.forge.local import LocalForge
+from opsvault.forge.types import ListState, PullRequest, PullState
 from opsvault.git.base import check_repo_path
 from opsvault.git.local import Pygit2OpsRepo
 from opsvault.layout import PROPOSAL_PREFIX, PROPOSAL_PREFIXES
 from opsvault.policy.classify import ChangeVerdict
 from opsvault.policy.model import Policy
+from opsvault.ports import Forge
 from opsvault.vault.tier import Tier
 
 OPERATOR_CONFIG = "opsvault.operator"

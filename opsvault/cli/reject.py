@@ -17,7 +17,7 @@ from opsvault.cli.proposals import (
     find_open,
     open_session,
 )
-from opsvault.forge.base import PullRequest
+from opsvault.forge.types import PullRequest
 
 
 @click.command()

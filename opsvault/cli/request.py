@@ -12,7 +12,7 @@ from opsvault.cli.envelope import emit
 from opsvault.cli.options import json_option, ops_option, resolve_ops
 
 if TYPE_CHECKING:
-    from opsvault.forge.base import Forge
+    from opsvault.ports import Forge
     from opsvault.vault.tier import Tier
 
 

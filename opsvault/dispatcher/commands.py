@@ -31,11 +31,12 @@ from opsvault.dispatcher.hold import (
     refusal,
 )
 from opsvault.dispatcher.provenance import contributors, eligible_users
-from opsvault.forge.base import Forge, PullRequest, TimelineEvent, TimelineKind
 from opsvault.forge.logins import same_login
+from opsvault.forge.types import PullRequest, TimelineEvent, TimelineKind
 from opsvault.git.base import OpsRepo
 from opsvault.policy.classify import ChangeVerdict
 from opsvault.policy.model import Policy
+from opsvault.ports import Forge
 
 HANDLED_RE = re.compile(r"<!-- opsvault:handled ([0-9,]*) -->")
 HOLD_COLOR = "b71c1c"

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from opsvault.dispatcher.runner import ExecutionRequest, StepSpec
+from opsvault.messages import ExecutionRequest, StepSpec
 from opsvault.policy.action import effective_params
 from opsvault.vault.formula import Formula
 from opsvault.vault.placeholders import render_argv

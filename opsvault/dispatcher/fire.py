@@ -32,7 +32,6 @@ from opsvault.dispatcher.records import (
     render_record,
 )
 from opsvault.dispatcher.report import Decision
-from opsvault.dispatcher.runner import Runner, RunResult
 from opsvault.dispatcher.state import (
     ActionFacts,
     Claim,
@@ -43,7 +42,6 @@ from opsvault.dispatcher.state import (
     decide_action,
 )
 from opsvault.errors import InvalidFileError, OpsvaultError
-from opsvault.forge.base import Forge
 from opsvault.git.base import OpsRepo
 from opsvault.layout import (
     ACTIONS,
@@ -53,7 +51,9 @@ from opsvault.layout import (
     formula_path,
     running_path,
 )
+from opsvault.messages import RunResult
 from opsvault.policy.assess import assess_action
+from opsvault.ports import Forge, Runner
 from opsvault.snapshot import CommitSnapshot, has_file, load_formulas
 from opsvault.vault.formula import FORMULA_NAME, Formula
 from opsvault.vault.request import Action, parse_action

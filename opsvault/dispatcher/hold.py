@@ -31,8 +31,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 
-from opsvault.forge.base import TimelineEvent, TimelineKind
 from opsvault.forge.logins import login_in, same_login
+from opsvault.forge.types import TimelineEvent, TimelineKind
 
 HOLD_LABEL = "vault/hold"
 PREFIX = "/vault"

@@ -11,10 +11,10 @@ check-config`` and ``vault dispatcher run`` therefore refuse to start on it.
 from __future__ import annotations
 
 from opsvault.errors import ConfigError, ForgeNotFound
-from opsvault.forge.base import Forge
 from opsvault.layout import POLICY as POLICY_PATH
 from opsvault.policy.model import Policy, Principals
 from opsvault.policy.parse import parse_policy
+from opsvault.ports import Forge
 
 FIX = (
     "remove it there: the dispatcher merges low tier (and medium after a veto "

@@ -18,13 +18,13 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from email.header import Header
-from typing import Protocol
 
 import httpx
 
-from opsvault.dispatcher.secrets import SecretSource
 from opsvault.errors import OpsvaultError
+from opsvault.messages import Notification
 from opsvault.policy.model import Policy, Sink
+from opsvault.ports import SecretSource
 
 log = logging.getLogger(__name__)
 
@@ -51,31 +51,6 @@ _NTFY_EMOJI = {
     "interrupted": "warning",
     "unprovenanced": "rotating_light",
 }
-
-
-@dataclass(frozen=True, slots=True)
-class Notification:
-    """One thing people should hear about; ``event`` is one of EVENTS."""
-
-    event: str
-    title: str
-    body: str
-    tier: str | None = None
-    url: str = ""  # link to the PR, if any
-    action_ids: tuple[str, ...] = ()
-    mentions: tuple[str, ...] = ()  # eligible approvers (users, org/team)
-
-
-class Notifier(Protocol):
-    """Deliver notifications to policy sinks."""
-
-    def notify(self, sinks: Sequence[Sink], notification: Notification) -> list[str]:
-        """Deliver *notification* to every sink; return the names of sinks that failed.
-
-        Never raises for a delivery problem (unreachable sink, error status,
-        missing token secret, unknown kind): those sinks are logged and returned.
-        """
-        ...
 
 
 def sinks_named(policy: Policy, names: Iterable[str]) -> tuple[Sink, ...]:
@@ -284,3 +259,6 @@ class RecordingNotifier:
             else:
                 self.sent.append((sink.name, notification))
         return failed
+
+    def close(self) -> None:
+        return None  # holds nothing

@@ -17,13 +17,14 @@ from opsvault.dispatcher.hold import derive_hold
 from opsvault.dispatcher.integrity import MergeMismatch, check_merge
 from opsvault.dispatcher.reasons import ReasonCode
 from opsvault.dispatcher.state import MergeFacts, Role, may_merge
-from opsvault.forge.base import Forge, ListState, PullRequest, ReviewState
 from opsvault.forge.logins import login_in, login_key, same_login
+from opsvault.forge.types import ListState, PullRequest, ReviewState
 from opsvault.git.base import OpsRepo
 from opsvault.git.treediff import TreeLimitError
 from opsvault.policy.change import ChangeKind
 from opsvault.policy.classify import BaseState, ChangeVerdict
 from opsvault.policy.model import Policy, Principals
+from opsvault.ports import Forge
 from opsvault.snapshot import CommitSnapshot, load_base_state
 from opsvault.vault.tier import Tier
 

@@ -28,8 +28,7 @@ from opsvault.dispatcher.integrity import (
     find_mismatches,
     merge_message,
 )
-from opsvault.dispatcher.mainline import Mainline
-from opsvault.dispatcher.notify import Notification, Notifier, sinks_named
+from opsvault.dispatcher.notify import sinks_named
 from opsvault.dispatcher.reasons import ReasonCode
 from opsvault.dispatcher.records import Outcome, ResultRecord
 from opsvault.dispatcher.rejection import closed_verdict, judge_rejection
@@ -42,24 +41,25 @@ from opsvault.errors import (
     ForgeUnavailable,
     OpsvaultError,
 )
-from opsvault.forge.base import (
+from opsvault.forge.logins import same_login
+from opsvault.forge.types import (
     CommitStatus,
-    Forge,
     ListState,
     PullRequest,
     PullState,
     ReviewState,
     StatusState,
 )
-from opsvault.forge.logins import same_login
 from opsvault.git.base import OpsRepo
 from opsvault.layout import HALT, pull_record_stem
+from opsvault.messages import Notification
 from opsvault.policy.classify import (
     BaseState,
     ChangeVerdict,
     is_action_path,
 )
-from opsvault.policy.model import MergeMode, Policy
+from opsvault.policy.model import MergeMode, Policy, Principals
+from opsvault.ports import Forge, Mainline, Notifier
 from opsvault.snapshot import CommitSnapshot, has_file, load_base_state
 from opsvault.vault.duration import render_duration
 from opsvault.vault.request import action_id_for, id_problems
@@ -408,9 +408,8 @@ def _summary(verdict: ChangeVerdict) -> str:
 
 
 def who_may_merge(tier: Tier, protected: bool, policy: Policy) -> str:
-    def names(p: object) -> str:
-        users = sorted(getattr(p, "users", ()))
-        teams = sorted(getattr(p, "teams", ()))
+    def names(p: Principals) -> str:
+        users, teams = sorted(p.users), sorted(p.teams)
         return ", ".join([*(f"@{u}" for u in users), *teams]) or "nobody configured"
 
     if tier is Tier.HIGH or protected:

@@ -16,10 +16,11 @@ from opsvault.changes import classify_commits, classify_landed
 from opsvault.dispatcher.provenance import contributors, roles_of
 from opsvault.dispatcher.state import may_merge
 from opsvault.errors import GitError
-from opsvault.forge.base import Comment, Forge, PullRequest, TimelineKind
 from opsvault.forge.logins import same_login
+from opsvault.forge.types import Comment, PullRequest, TimelineKind
 from opsvault.git.base import OpsRepo
 from opsvault.policy.classify import BaseState, ChangeVerdict
+from opsvault.ports import Forge
 
 CLOSING_WINDOW = timedelta(minutes=1)
 MAX_REASON = 2000  # characters of a rejection comment kept in the record

@@ -1,4 +1,4 @@
-"""The runner port, its subprocess adapter and a recording stand-in.
+"""The subprocess adapter of the runner port (``opsvault.ports.Runner``) and a recording stand-in.
 
 A formula's steps are argv lists run in order in a fresh private workspace, with
 an environment holding only PATH, HOME, LANG, the declared secrets and VAULT_*
@@ -25,14 +25,14 @@ import tempfile
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from enum import StrEnum
 from pathlib import Path
-from typing import Protocol
 
 from opsvault.dispatcher.reasons import ReasonCode
 from opsvault.dispatcher.sandbox import SANDBOXED, UNSANDBOXED, Sandbox
-from opsvault.dispatcher.secrets import SECRET_NAME, RedactingTail, SecretSource
+from opsvault.dispatcher.secrets import SECRET_NAME, RedactingTail
 from opsvault.errors import InvalidFormulaError, OpsvaultError
+from opsvault.messages import ExecutionRequest, Outcome, RunResult
+from opsvault.ports import SecretSource
 from opsvault.vault.placeholders import render_argv
 
 log = logging.getLogger(__name__)
@@ -46,60 +46,6 @@ _FIXED_ENV = frozenset({"PATH", "HOME", "LANG"})
 _FIXED_VAULT_ENV = frozenset({"VAULT_ACTION_ID", "VAULT_FORMULA", "VAULT_WORKSPACE"})
 _CHUNK = 64 * 1024
 _POLL_SECONDS = 0.05
-
-
-class Outcome(StrEnum):
-    SUCCEEDED = "succeeded"
-    FAILED = "failed"
-    TIMEOUT = "timeout"
-
-
-@dataclass(frozen=True, slots=True)
-class StepSpec:
-    name: str
-    run: tuple[str, ...]  # argv template, see opsvault.vault.placeholders
-
-
-@dataclass(frozen=True, slots=True)
-class ExecutionRequest:
-    action_id: str
-    formula: str
-    steps: tuple[StepSpec, ...]
-    params: tuple[tuple[str, str], ...]  # scalar params rendered to strings
-    list_params: tuple[tuple[str, tuple[str, ...]], ...]
-    secrets: tuple[
-        str, ...
-    ]  # names declared by the formula; values come from a SecretSource
-    timeout_seconds: float
-    output_limit: int = 64 * 1024  # bytes of output tail kept
-    metadata: tuple[
-        tuple[str, str], ...
-    ] = ()  # extra VAULT_* env, e.g. ("VAULT_PR", "12")
-
-
-@dataclass(frozen=True, slots=True)
-class RunResult:
-    outcome: str  # an Outcome
-    reason: str  # a ReasonCode value (the runner section of it)
-    exit_code: int | None  # of the last step run; negative: killed by that signal
-    failed_step: str | None
-    started_at: float  # wall time, unix seconds, from the runner's clock
-    ended_at: float
-    output_tail: str  # redacted, capped, decoded with errors="replace"
-    sandbox: str = ""  # "bwrap" or "none" when steps were started; "" otherwise
-
-
-class Runner(Protocol):
-    """Execute one action's formula steps."""
-
-    def execute(self, request: ExecutionRequest) -> RunResult:
-        """Run *request* to completion and return what happened.
-
-        Never raises for anything a step or the request does: failures,
-        timeouts, missing secrets and bad placeholders are RunResults (see
-        ReasonCode). Secret values never appear in the returned output_tail.
-        """
-        ...
 
 
 class _SpawnFailed(Exception):

@@ -16,9 +16,9 @@ import re
 import sys
 from collections.abc import Callable, Mapping, MutableMapping
 from pathlib import Path
-from typing import Protocol
 
 from opsvault.errors import RunnerError
+from opsvault.ports import SecretSource
 
 log = logging.getLogger(__name__)
 
@@ -30,29 +30,13 @@ MIN_REDACTED_LENGTH = 4
 output would destroy it while hiding nothing a guess would not find."""
 
 
-class SecretSource(Protocol):
-    """Look up secret values by name."""
-
-    def get(self, name: str) -> str | None:
-        """Return the value of secret *name*, or None if this source does not have it.
-
-        Raise RunnerError if *name* is not ``^[A-Z][A-Z0-9_]*$`` or the source
-        refuses to read it (e.g. a file that resolves outside the directory).
-        """
-        ...
-
-
-def known_secrets(source: object) -> dict[str, str]:
+def known_secrets(source: SecretSource) -> dict[str, str]:
     """Return every secret *source* holds (name -> value), for redaction only.
 
-    A source without a ``known()`` method contributes nothing; values of unreadable
-    entries are skipped (they cannot be handed to a step either).
+    Values of unreadable entries are skipped (they cannot be handed to a step
+    either).
     """
-    known = getattr(source, "known", None)
-    if not callable(known):
-        return {}
-    found = known()
-    return dict(found) if isinstance(found, Mapping) else {}
+    return dict(source.known())
 
 
 def check_secret_name(name: str) -> None:

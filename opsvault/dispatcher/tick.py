@@ -33,7 +33,7 @@ from opsvault.dispatcher.fire import (
 )
 from opsvault.dispatcher.halt import mismatch_recorded, plan_halt
 from opsvault.dispatcher.integrity import MergeMismatch, find_mismatches
-from opsvault.dispatcher.notify import Notification, sinks_named
+from opsvault.dispatcher.notify import sinks_named
 from opsvault.dispatcher.pulls import (
     PullContext,
     PullsOutcome,
@@ -48,7 +48,6 @@ from opsvault.dispatcher.records import (
     render_record,
 )
 from opsvault.dispatcher.report import Decision, TickReport
-from opsvault.dispatcher.runner import RunResult
 from opsvault.errors import (
     ForgeUnavailable,
     GitError,
@@ -58,6 +57,7 @@ from opsvault.errors import (
 )
 from opsvault.git.base import Identity
 from opsvault.layout import HALT
+from opsvault.messages import Notification, RunResult
 from opsvault.snapshot import CommitSnapshot, UsedIds, has_file, load_base_state
 from opsvault.vault.tier import Tier
 
@@ -68,7 +68,7 @@ RESULT_ATTEMPTS = 8
 
 
 def _requests(app: App) -> int:
-    return int(getattr(app.forge, "requests_made", 0))
+    return app.forge.requests_made
 
 
 @dataclass(slots=True)
@@ -99,9 +99,7 @@ def tick(app: App, now: datetime, *, dry_run: bool = False) -> TickReport:
     requests_before = _requests(app)
     state = _Progress()
 
-    refresh = getattr(app.redact, "refresh", None)
-    if callable(refresh):  # pick up rotated secrets before anything is recorded
-        refresh()
+    app.redact.refresh()  # pick up rotated secrets before anything is recorded
 
     def report() -> TickReport:
         redact = app.redact

@@ -3,7 +3,9 @@
 Endpoint behaviour and traps are documented in ``shared/forgejo/API-NOTES.md``
 (section numbers below refer to it). Writes that are not idempotent are never
 repeated blindly: when their answer is lost, the client reads the state back and
-repeats only if the write is not there.
+repeats only if the write is not there (``client_writes.RepoApi.write``). The
+conversation's calls and opening proposals are in ``client_writes.py``; HTTP
+itself (auth, budget, retries, paging) in ``session.py``.
 """
 
 from __future__ import annotations
@@ -14,13 +16,33 @@ import random
 import time
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
-from typing import Any, TypeVar
-from urllib.parse import quote
+from typing import Any
 
 import httpx
 
 from opsvault.errors import ForgeAuthError, ForgeConflict, ForgeError, ForgeNotFound
-from opsvault.forge.base import (
+from opsvault.forge.client_writes import (
+    Conversation,
+    ProposalWrites,
+    RepoApi,
+    file_path,
+    seg,
+)
+from opsvault.forge.errors import ForgeOutcomeUnknown
+from opsvault.forge.parse import (
+    changed_file_ref,
+    parse_branch_protection,
+    parse_changed_file,
+    parse_issue,
+    parse_permission,
+    parse_pull_request,
+    parse_review,
+    parse_time,
+)
+from opsvault.forge.session import Backoff, RequestBudget, Session, error_for
+from opsvault.forge.teams import Teams
+from opsvault.forge.token import ForgeToken
+from opsvault.forge.types import (
     BranchProtection,
     ChangedFileInfo,
     Comment,
@@ -36,37 +58,10 @@ from opsvault.forge.base import (
     Review,
     ReviewState,
     TimelineEvent,
-    ensure_marker,
     settle_merge,
 )
-from opsvault.forge.errors import ForgeOutcomeUnknown
-from opsvault.forge.parse import (
-    changed_file_ref,
-    parse_branch_protection,
-    parse_changed_file,
-    parse_comment,
-    parse_issue,
-    parse_label,
-    parse_permission,
-    parse_pull_request,
-    parse_review,
-    parse_time,
-    parse_timeline_event,
-)
-from opsvault.forge.session import Backoff, RequestBudget, Session, error_for
-from opsvault.forge.token import ForgeToken
 
 log = logging.getLogger(__name__)
-
-T = TypeVar("T")
-
-
-def _seg(value: str) -> str:
-    return quote(value, safe="")
-
-
-def _path(value: str) -> str:
-    return "/".join(_seg(part) for part in value.split("/"))
 
 
 def _rfc3339(moment: datetime) -> str:
@@ -107,9 +102,13 @@ class ForgejoClient:
             sleep=sleep,
             rng=rng,
         )
-        self._repo_path = f"/repos/{_seg(owner)}/{_seg(repo)}"
+        self._api = RepoApi(self._session, owner, repo)
+        self._talk = Conversation(self._api, self.whoami)
+        self._proposals = ProposalWrites(
+            self._api, self.fetch_file, lambda: self.fetch_pull_requests(ListState.OPEN)
+        )
         self._login = bot_login
-        self._team_ids: dict[tuple[str, str], int] = {}
+        self._teams = Teams(self._session)
 
     def __repr__(self) -> str:
         return (
@@ -134,27 +133,7 @@ class ForgejoClient:
     # -- helpers ----------------------------------------------------------------------
 
     def _r(self, suffix: str) -> str:
-        return self._repo_path + suffix
-
-    def _write(self, attempt: Callable[[], T], landed: Callable[[], T | None]) -> T:
-        """Run the non-idempotent *attempt*; after a lost answer, ask *landed* first.
-
-        *landed* reads the forge and returns the result if the write is there,
-        else None (then the write is attempted again, at most ``attempts`` times).
-        """
-        attempts = self._session.backoff.attempts
-        for n in range(attempts):
-            try:
-                return attempt()
-            except ForgeOutcomeUnknown as exc:
-                log.warning("%s; reading back before any retry", exc)
-                found = landed()
-                if found is not None:
-                    return found
-                if n == attempts - 1:
-                    raise
-                self._session.wait(n)
-        raise AssertionError("unreachable")  # pragma: no cover
+        return self._api.r(suffix)
 
     def whoami(self) -> str:
         """Return the login the token belongs to (asked once, then remembered)."""
@@ -209,7 +188,7 @@ class ForgejoClient:
 
     def fetch_file(self, path: str, ref: str) -> bytes:
         data = self._session.json(
-            "GET", self._r(f"/contents/{_path(path)}"), params={"ref": ref}
+            "GET", self._r(f"/contents/{file_path(path)}"), params={"ref": ref}
         )
         if not isinstance(data, dict) or data.get("type") != "file":
             raise ForgeNotFound(f"{path}@{ref}: not a file")
@@ -217,7 +196,7 @@ class ForgejoClient:
         if not content and (data.get("size") or 0) > 0:
             # §4: blobs above default_max_blob_size come back empty; use /raw.
             response = self._session.call(
-                "GET", self._r(f"/raw/{_path(path)}"), params={"ref": ref}
+                "GET", self._r(f"/raw/{file_path(path)}"), params={"ref": ref}
             )
             return response.content
         try:
@@ -242,76 +221,7 @@ class ForgejoClient:
         return parse_pull_request(data)
 
     def open_proposal(self, proposal: Proposal) -> PullRequest:
-        self._create_branch_with_files(proposal)
-        return self._create_pull(proposal)
-
-    def _branch_has(self, proposal: Proposal) -> bool:
-        try:
-            return all(
-                self.fetch_file(p, proposal.branch) == c for p, c in proposal.files
-            )
-        except ForgeNotFound:
-            return False
-
-    def _create_branch_with_files(self, proposal: Proposal) -> None:
-        def b64(content: bytes) -> str:
-            return base64.b64encode(content).decode("ascii")
-
-        body: dict[str, Any] = {
-            "branch": proposal.base,
-            "new_branch": proposal.branch,
-            "message": proposal.message,
-        }
-        if len(proposal.files) == 1:
-            # §5.1: one file, one commit on a new branch.
-            ((path, content),) = proposal.files
-            url = self._r(f"/contents/{_path(path)}")
-            body["content"] = b64(content)
-        else:
-            url = self._r("/contents")
-            body["files"] = [
-                {"operation": "create", "path": p, "content": b64(c)}
-                for p, c in proposal.files
-            ]
-
-        def attempt() -> bool:
-            response = self._session.send("POST", url, body=body)
-            if response.status_code == 422 and self._branch_has(proposal):
-                return True  # an earlier attempt created it (§5.1: 422 = branch exists)
-            if not response.is_success:
-                raise error_for("POST", url, response)
-            return True
-
-        self._write(attempt, lambda: True if self._branch_has(proposal) else None)
-
-    def _find_pull(self, proposal: Proposal) -> PullRequest | None:
-        # Only on recovery paths (409, lost answer). GET /pulls/{base}/{head}
-        # would be one request, but it returns PRs in any state; listing open
-        # PRs finds exactly the one that blocks a new PR for this head.
-        for pr in self.fetch_pull_requests(ListState.OPEN):
-            if pr.head_ref == proposal.branch and pr.base_ref == proposal.base:
-                return pr
-        return None
-
-    def _create_pull(self, proposal: Proposal) -> PullRequest:
-        body = {
-            "head": proposal.branch,
-            "base": proposal.base,
-            "title": proposal.title,
-            "body": proposal.body,
-        }
-
-        def attempt() -> PullRequest:
-            response = self._session.send("POST", self._r("/pulls"), body=body)
-            if response.status_code == 409:
-                existing = self._find_pull(proposal)  # §5.3: an open PR for head exists
-                if existing is not None:
-                    return existing
-            if not response.is_success:
-                raise error_for("POST", self._r("/pulls"), response)
-            return parse_pull_request(response.json())
-
-        return self._write(attempt, lambda: self._find_pull(proposal))
+        return self._proposals.open(proposal)
 
     # -- merge ------------------------------------------------------------------------
 
@@ -339,9 +249,11 @@ class ForgejoClient:
                     pr = self.fetch_pull_request(number)
                     return MergeResult(number, head_sha, pr.merge_commit_sha)
                 problem = error_for("POST", path, response)
-                if response.status_code not in (403, 405, 409):
+                if response.status_code not in (403, 404, 405, 409):
                     raise problem
-            # §10, §16: 403/405/409 and lost answers can follow a successful merge.
+            # §10, §16: 403/405/409 and lost answers can follow a successful merge;
+            # 404 is also Forgejo's answer for a closed PR (§10): a conflict, not
+            # a missing PR, which the re-read below tells apart.
             settled = settle_merge(self.fetch_pull_request(number), head_sha)
             if settled is not None:
                 return settled
@@ -350,112 +262,31 @@ class ForgejoClient:
             self._session.wait(n)
         raise AssertionError("unreachable")  # pragma: no cover
 
-    # -- comments ---------------------------------------------------------------------
+    # -- the conversation (client_writes.py) ---------------------------------------
 
     def fetch_comments(self, number: int) -> list[Comment]:
-        # §6: this endpoint is not paginated; one answer holds every comment.
-        data = self._session.json("GET", self._r(f"/issues/{number}/comments"))
-        if not isinstance(data, list):
-            raise ForgeError(f"GET comments of #{number}: expected a list")
-        return [parse_comment(c) for c in data if c is not None]
+        return self._talk.fetch_comments(number)
 
     def fetch_timeline(self, number: int) -> list[TimelineEvent]:
-        # Without ``page`` Forgejo v15 does not paginate the timeline: one answer
-        # holds every entry, oldest first (routers/api/v1/repo/issue_comment.go
-        # ListIssueCommentsAndTimeline; models/issues/comment.go FindComments).
-        data = self._session.json("GET", self._r(f"/issues/{number}/timeline"))
-        if not isinstance(data, list):
-            raise ForgeError(f"GET timeline of #{number}: expected a list")
-        events = (parse_timeline_event(e) for e in data if e is not None)
-        return [e for e in events if e is not None]
+        return self._talk.fetch_timeline(number)
 
     def create_comment(self, number: int, body: str) -> Comment:
-        path = self._r(f"/issues/{number}/comments")
-
-        def landed() -> Comment | None:
-            me = self.whoami()
-            mine = [
-                c
-                for c in self.fetch_comments(number)
-                if c.author == me and c.body == body
-            ]
-            return mine[-1] if mine else None
-
-        return self._write(
-            lambda: parse_comment(
-                self._session.json("POST", path, body={"body": body})
-            ),
-            landed,
-        )
+        return self._talk.create_comment(number, body)
 
     def edit_comment(self, comment_id: int, body: str) -> Comment:
-        # PATCH with the full body is idempotent.
-        data = self._session.json(
-            "PATCH",
-            self._r(f"/issues/comments/{comment_id}"),
-            body={"body": body},
-            idempotent=True,
-        )
-        return parse_comment(data)
+        return self._talk.edit_comment(comment_id, body)
 
     def upsert_comment(self, number: int, marker: str, body: str) -> Comment:
-        body = ensure_marker(body, marker)
-        me = self.whoami()
-        ours = [
-            c
-            for c in self.fetch_comments(number)
-            if c.author == me and marker in c.body
-        ]
-        if not ours:
-            return self.create_comment(number, body)
-        if ours[0].body == body:
-            return ours[0]
-        return self.edit_comment(ours[0].id, body)
-
-    # -- labels -----------------------------------------------------------------------
-
-    def _repo_labels(self) -> list[Label]:
-        return [parse_label(x) for x in self._session.paginate(self._r("/labels"))]
+        return self._talk.upsert_comment(number, marker, body)
 
     def ensure_label(self, name: str, color: str, description: str = "") -> Label:
-        def existing() -> Label | None:
-            return next((x for x in self._repo_labels() if x.name == name), None)
-
-        found = existing()
-        if found is not None:
-            return found
-        body = {"name": name, "color": color, "description": description}
-        return self._write(
-            lambda: parse_label(
-                self._session.json("POST", self._r("/labels"), body=body)
-            ),
-            existing,
-        )
-
-    def _issue_labels(self, number: int) -> list[Label]:
-        data = self._session.json("GET", self._r(f"/issues/{number}/labels"))
-        return [parse_label(x) for x in data] if isinstance(data, list) else []
+        return self._talk.ensure_label(name, color, description)
 
     def add_labels(self, number: int, names: Sequence[str]) -> list[Label]:
-        path = self._r(f"/issues/{number}/labels")
-
-        def attempt() -> list[Label]:
-            data = self._session.json("POST", path, body={"labels": list(names)})
-            return [parse_label(x) for x in data] if isinstance(data, list) else []
-
-        def landed() -> list[Label] | None:
-            current = self._issue_labels(number)
-            return current if set(names) <= {x.name for x in current} else None
-
-        return self._write(attempt, landed)
+        return self._talk.add_labels(number, names)
 
     def remove_label(self, number: int, name: str) -> None:
-        # Delete by ID: names may contain "/" and unknown names answer 422 (§7).
-        for label in self._issue_labels(number):
-            if label.name == name and label.id is not None:
-                self._session.call(
-                    "DELETE", self._r(f"/issues/{number}/labels/{label.id}")
-                )
+        self._talk.remove_label(number, name)
 
     # -- statuses and reviews ---------------------------------------------------------
 
@@ -469,7 +300,7 @@ class ForgejoClient:
         }
 
         def landed() -> bool | None:
-            data = self._session.json("GET", self._r(f"/commits/{_seg(sha)}/status"))
+            data = self._session.json("GET", self._r(f"/commits/{seg(sha)}/status"))
             rows = data.get("statuses") if isinstance(data, dict) else None
             for row in rows if isinstance(rows, list) else []:
                 if (
@@ -481,9 +312,9 @@ class ForgejoClient:
                     return True
             return None
 
-        self._write(
+        self._api.write(
             lambda: bool(
-                self._session.call("POST", self._r(f"/statuses/{_seg(sha)}"), body=body)
+                self._session.call("POST", self._r(f"/statuses/{seg(sha)}"), body=body)
             ),
             landed,
         )
@@ -503,7 +334,7 @@ class ForgejoClient:
                     return review
             return None
 
-        return self._write(
+        return self._api.write(
             lambda: parse_review(
                 self._session.json(
                     "POST", self._r(f"/pulls/{number}/reviews"), body=payload
@@ -514,39 +345,12 @@ class ForgejoClient:
 
     # -- people and privileges (§11) --------------------------------------------------
 
-    def _team_id(self, org: str, team: str) -> int:
-        key = (org, team.lower())
-        if key not in self._team_ids:
-            for item in self._session.paginate(f"/orgs/{_seg(org)}/teams"):
-                if (
-                    isinstance(item, dict)
-                    and str(item.get("name", "")).lower() == key[1]
-                ):
-                    self._team_ids[key] = int(item["id"])
-                    break
-            else:
-                raise ForgeNotFound(
-                    f"team {org + '/' + team!r}: no such team visible to the token"
-                )
-        return self._team_ids[key]
-
     def is_team_member(self, team: str, username: str) -> bool:
-        org, sep, name = team.partition("/")
-        if not sep or not org or not name:
-            raise ForgeError(f"team {team!r}: expected the form 'org/team'")
-        team_id = self._team_id(org, name)
-        response = self._session.send(
-            "GET", f"/teams/{team_id}/members/{_seg(username)}"
-        )
-        if response.status_code == 404:
-            return False
-        if not response.is_success:
-            raise error_for("GET", f"/teams/{team_id}/members/{username}", response)
-        return True
+        return self._teams.is_member(team, username)
 
     def fetch_permission(self, username: str) -> Permission:
         data = self._session.json(
-            "GET", self._r(f"/collaborators/{_seg(username)}/permission")
+            "GET", self._r(f"/collaborators/{seg(username)}/permission")
         )
         return parse_permission(data)
 
@@ -567,7 +371,7 @@ class ForgejoClient:
     def fetch_branch_protection(self, branch: str) -> BranchProtection | None:
         try:
             data = self._session.json(
-                "GET", self._r(f"/branch_protections/{_seg(branch)}")
+                "GET", self._r(f"/branch_protections/{seg(branch)}")
             )
         except ForgeNotFound:
             return None

@@ -13,7 +13,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from opsvault.errors import ForgeError
-from opsvault.forge.base import (
+from opsvault.forge.types import (
     BranchProtection,
     ChangedFileInfo,
     Comment,
@@ -273,28 +273,6 @@ def parse_permission(data: object) -> Permission:
 
 
 def parse_branch_protection(data: object) -> BranchProtection:
+    """Read the fields opsvault uses; the rule's other fields are not looked at."""
     obj = _obj(data, "BranchProtection")
-    name = _str(obj, "rule_name") or _str(obj, "branch_name")
-    return BranchProtection(
-        rule_name=name,
-        enable_push=_bool(obj, "enable_push"),
-        enable_push_whitelist=_bool(obj, "enable_push_whitelist"),
-        push_whitelist_usernames=_strs(obj, "push_whitelist_usernames"),
-        push_whitelist_teams=_strs(obj, "push_whitelist_teams"),
-        enable_merge_whitelist=_bool(obj, "enable_merge_whitelist"),
-        merge_whitelist_usernames=_strs(obj, "merge_whitelist_usernames"),
-        merge_whitelist_teams=_strs(obj, "merge_whitelist_teams"),
-        required_approvals=_int(obj, "required_approvals"),
-        enable_approvals_whitelist=_bool(obj, "enable_approvals_whitelist"),
-        # The JSON key is singular ("username"), unlike the other lists.
-        approvals_whitelist_usernames=_strs(obj, "approvals_whitelist_username"),
-        approvals_whitelist_teams=_strs(obj, "approvals_whitelist_teams"),
-        enable_status_check=_bool(obj, "enable_status_check"),
-        status_check_contexts=_strs(obj, "status_check_contexts"),
-        block_on_rejected_reviews=_bool(obj, "block_on_rejected_reviews"),
-        block_on_outdated_branch=_bool(obj, "block_on_outdated_branch"),
-        dismiss_stale_approvals=_bool(obj, "dismiss_stale_approvals"),
-        ignore_stale_approvals=_bool(obj, "ignore_stale_approvals"),
-        apply_to_admins=_bool(obj, "apply_to_admins"),
-        protected_file_patterns=_str(obj, "protected_file_patterns"),
-    )
+    return BranchProtection(required_approvals=_int(obj, "required_approvals"))

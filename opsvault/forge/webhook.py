@@ -17,8 +17,8 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qs
 
-from opsvault.forge.base import PullState, ReviewState
 from opsvault.forge.errors import WebhookRejected
+from opsvault.forge.types import PullState, ReviewState
 
 SIGNATURE_HEADERS = ("X-Forgejo-Signature", "X-Gitea-Signature")
 DELIVERY_HEADERS = ("X-Forgejo-Delivery", "X-Gitea-Delivery")

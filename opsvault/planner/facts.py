@@ -15,17 +15,17 @@ from pathlib import PurePosixPath
 from typing import TYPE_CHECKING
 
 from opsvault.errors import ForgeNotFound, GitError
-from opsvault.forge.base import Forge, Issue, ListState, PullRequest, PullState
+from opsvault.forge.types import Issue, ListState, PullRequest, PullState
 from opsvault.git.base import OpsRepo
 from opsvault.layout import ACTIONS as ACTIONS_DIR
 from opsvault.layout import FIRED, REJECTED, RUNNING
 from opsvault.layout import RECORD_DIRS as VAULT_DIRS
 from opsvault.planner.model import IssueRef, IssueState, VaultFacts
 from opsvault.policy.change import ChangeKind
+from opsvault.ports import Forge, Mainline
 from opsvault.snapshot import Snapshot, has_file
 
 if TYPE_CHECKING:
-    from opsvault.dispatcher.mainline import Mainline
     from opsvault.forge.client import ForgejoClient
 
 log = logging.getLogger(__name__)

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING
 
 from opsvault.config import ForgeKind
 from opsvault.errors import ConfigError, OpsvaultError, PushRejected
-from opsvault.forge.base import Forge, ListState, Proposal, PullRequest
+from opsvault.forge.types import ListState, Proposal, PullRequest
 from opsvault.git.base import Identity, OpsRepo
 from opsvault.layout import PLAN as PLAN_FILE
 from opsvault.planner.facts import (
@@ -46,13 +46,14 @@ from opsvault.planner.report import (
     plan_branch,
     proposal_body,
 )
+from opsvault.ports import Forge
 from opsvault.snapshot import CommitSnapshot
 
 if TYPE_CHECKING:
     from opsvault.app import App
-    from opsvault.dispatcher.mainline import Mainline
     from opsvault.dispatcher.report import TickReport
     from opsvault.dispatcher.service import TickFunction
+    from opsvault.ports import Mainline
 
 log = logging.getLogger(__name__)
 

@@ -10,8 +10,8 @@ from click.testing import CliRunner, Result
 
 from opsvault.cli import cli
 from opsvault.cli.init import create_ops_repo
-from opsvault.forge.base import PullState
 from opsvault.forge.local import LocalForge
+from opsvault.forge.types import PullState
 from opsvault.git.base import Identity
 from opsvault.git.local import Pygit2OpsRepo
 

@@ -11,8 +11,8 @@ from click.testing import CliRunner
 import opsvault.cli.request as vault_cli
 from opsvault.cli import cli
 from opsvault.cli.init import create_ops_repo, template_files
-from opsvault.forge.base import ListState, PullState
 from opsvault.forge.client import ForgejoClient
+from opsvault.forge.types import ListState, PullState
 from testing.fake_forgejo.clients import client_for
 from testing.fake_forgejo.server import FakeForgejo
 

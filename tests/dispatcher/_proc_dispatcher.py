@@ -31,9 +31,9 @@ ROOT = Path(__file__).resolve().parents[2]
 
 @dataclass(frozen=True, slots=True)
 class ProcSpec:
-    forge_url: str
+    forge_url: str  # "" for local mode: LocalForge over the ops repo at *origin*
     token: str
-    origin: str  # the fake forge's bare repository (a local path)
+    origin: str  # the fake forge's bare repository, or the local ops repo (a path)
     clone: str
     state_dir: str
     log: str  # shared execution log
@@ -55,7 +55,7 @@ class AppendingRunner:
         self.die_inside = die_inside
 
     def execute(self, request):  # type: ignore[no-untyped-def]
-        from opsvault.dispatcher.runner import RunResult
+        from opsvault.messages import RunResult
 
         started = time.time()
         append_line(self.log, f"{request.action_id} {os.getpid()}")
@@ -99,21 +99,18 @@ def _pending(repo, main: str) -> list[str]:  # type: ignore[no-untyped-def]
 def run(spec: ProcSpec) -> int:
     from opsvault.app import App
     from opsvault.config import DispatcherSettings, Settings
-    from opsvault.dispatcher.mainline import RemoteMainline
     from opsvault.dispatcher.notify import RecordingNotifier
     from opsvault.dispatcher.report import report_data
     from opsvault.dispatcher.tick import tick
     from opsvault.forge.client import ForgejoClient
+    from opsvault.forge.local import LocalForge
     from opsvault.forge.token import ForgeToken
     from opsvault.git.local import Pygit2OpsRepo
+    from opsvault.git.mainline import LocalMainline, RemoteMainline
+    from opsvault.ports import Forge, Mainline
     from testing.fake_forgejo.protection import PUSHER_ENV
+    from tests.dispatcher.local_harness import OPERATOR
 
-    clone = Path(spec.clone)
-    env = {PUSHER_ENV: spec.identity}  # who pushes, for the fake's pre-receive hook
-    if clone.exists():
-        repo = Pygit2OpsRepo.open(clone, transport_env=env)
-    else:
-        repo = Pygit2OpsRepo.clone(spec.origin, clone, bare=True, transport_env=env)
     settings = Settings(
         dispatcher=DispatcherSettings(
             identity=spec.identity,
@@ -122,15 +119,28 @@ def run(spec: ProcSpec) -> int:
             max_concurrency=spec.max_concurrency,
         )
     )
-    forge = ForgejoClient(
-        spec.forge_url,
-        "acme",
-        "ops",
-        ForgeToken(spec.token),
-        bot_login=spec.identity,
-        sleep=lambda s: time.sleep(min(s, 0.05)),
-    )
-    mainline = RemoteMainline(repo)
+    forge: Forge
+    mainline: Mainline
+    if not spec.forge_url:  # local mode, wired as app.build_app wires it
+        repo = Pygit2OpsRepo.open(Path(spec.origin))
+        forge = LocalForge(repo, spec.identity, operator=OPERATOR)
+        mainline = LocalMainline(repo)
+    else:
+        clone = Path(spec.clone)
+        env = {PUSHER_ENV: spec.identity}  # who pushes, for the fake's pre-receive hook
+        if clone.exists():
+            repo = Pygit2OpsRepo.open(clone, transport_env=env)
+        else:
+            repo = Pygit2OpsRepo.clone(spec.origin, clone, bare=True, transport_env=env)
+        forge = ForgejoClient(
+            spec.forge_url,
+            "acme",
+            "ops",
+            ForgeToken(spec.token),
+            bot_login=spec.identity,
+            sleep=lambda s: time.sleep(min(s, 0.05)),
+        )
+        mainline = RemoteMainline(repo)
     app = App(
         settings=settings,
         forge=forge,
@@ -166,10 +176,13 @@ def proc_spec(
     vault: Any, name: str, log: Path, now: datetime, **options: Any
 ) -> ProcSpec:
     """Describe the dispatcher ``vault.app(name)`` would build (same clone, state_dir, identity)."""
+    local = getattr(vault, "kind", "forgejo") == "local"
     return ProcSpec(
-        forge_url=vault.forge.url,
-        token=vault.tokens[vault.identity],
-        origin=str(vault.forge.repo("acme/ops").git.path),
+        forge_url="" if local else vault.forge.url,
+        token="" if local else vault.tokens[vault.identity],
+        origin=str(vault.root / "ops")
+        if local
+        else str(vault.forge.repo("acme/ops").git.path),
         clone=str(vault.root / f"{name}.git"),
         state_dir=str(vault.root / f"{name}-state"),
         log=str(log),

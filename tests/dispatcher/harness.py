@@ -15,14 +15,15 @@ from opsvault.app import App
 from opsvault.changes import preview_merge
 from opsvault.config import DispatcherSettings, Settings
 from opsvault.dispatcher.integrity import merge_message
-from opsvault.dispatcher.mainline import RemoteMainline
 from opsvault.dispatcher.notify import RecordingNotifier
 from opsvault.dispatcher.report import TickReport
-from opsvault.dispatcher.runner import RecordingRunner, Runner
+from opsvault.dispatcher.runner import RecordingRunner
 from opsvault.dispatcher.tick import tick
 from opsvault.forge.client import ForgejoClient
 from opsvault.forge.token import ForgeToken
 from opsvault.git.local import Pygit2OpsRepo
+from opsvault.git.mainline import RemoteMainline
+from opsvault.ports import Runner
 from opsvault.snapshot import CommitSnapshot, load_base_state
 from testing.fake_forgejo.model import BranchProtection
 from testing.fake_forgejo.protection import PUSHER_ENV
@@ -227,6 +228,10 @@ class Harness:
         # Between two ticks a poll interval passes (Forgejo's checks finish).
         when = self.at(at) if at is not None else self.at(self.now[0] + POLL - T0)
         return tick(app or self.app(), when, dry_run=dry_run)
+
+    def push_main(self, files: dict[str, str | bytes | None], author: str) -> str:
+        """Commit *files* straight onto main as *author* (an admin's direct push)."""
+        return self.forge.push(REPO, "main", files, author=author)
 
     def main_files(self, prefix: str) -> list[str]:
         store = self.forge.repo(REPO).git

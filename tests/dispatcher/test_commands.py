@@ -1,4 +1,4 @@
-"""`/vault` commands in the PR conversation, against the fake Forgejo (issue 9 §4)."""
+"""`/vault` commands in the PR conversation, on both forges (issue 9 §4)."""
 
 from __future__ import annotations
 
@@ -7,10 +7,13 @@ from typing import Any
 
 from opsvault.dispatcher.runner import RecordingRunner
 from opsvault.errors import ForgeConflict
-from opsvault.forge.base import TimelineKind
+from opsvault.forge.types import TimelineKind
 from tests.dispatcher.harness import HOOK, NOOP, Harness
+from tests.dispatcher.local_harness import veto_on_both_forges
 
 HOLD = "vault/hold"
+
+pytestmark = veto_on_both_forges  # every command flow runs once per forge
 
 
 def living(vault: Harness, number: int) -> str:

@@ -28,9 +28,12 @@ from tests.dispatcher._proc_dispatcher import (
     spawn_dispatcher,
 )
 from tests.dispatcher.harness import HOOK, NOOP, T0, Harness
+from tests.dispatcher.local_harness import both_forges
 
 HOOK_ID = "deploy-web-1"  # http-hook: medium tier, idempotent = false
 NOOP_ID = "noop-smoke-1"  # noop: low tier, idempotent = true
+
+pytestmark = both_forges  # a SIGKILL is survived the same way on either forge
 
 
 def run_until_killed(vault: Harness, tmp_path: Path, kill_at: str) -> None:

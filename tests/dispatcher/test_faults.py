@@ -14,9 +14,9 @@ import pygit2
 import pytest
 
 from opsvault.app import App
-from opsvault.dispatcher.mainline import Mainline
 from opsvault.dispatcher.runner import RecordingRunner
 from opsvault.dispatcher.tick import tick
+from opsvault.ports import Mainline
 from tests.dispatcher.harness import NOOP, REPO, T0, Harness
 
 ACTION = "noop-smoke-1"

@@ -1,4 +1,4 @@
-"""End-to-end dispatcher flows against the fake Forgejo, with real git."""
+"""End-to-end dispatcher flows, with real git, on both forges: LocalForge and the fake Forgejo."""
 
 from __future__ import annotations
 
@@ -9,7 +9,12 @@ from typing import Any
 import pytest
 
 from opsvault.dispatcher.runner import RecordingRunner
-from tests.dispatcher.harness import HOOK, HUMAN, NOOP, Harness
+from tests.dispatcher.harness import HOOK, HUMAN, NOOP
+from tests.dispatcher.harness import Harness as ForgejoHarness
+from tests.dispatcher.local_harness import LocalHarness, both_forges
+
+Harness = ForgejoHarness | LocalHarness
+pytestmark = both_forges  # every flow here runs once per forge
 
 
 def records(vault: Harness, family: str) -> dict[str, dict[str, Any]]:

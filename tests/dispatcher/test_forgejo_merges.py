@@ -20,7 +20,7 @@ import pygit2
 from opsvault.dispatcher.cache import load_cache
 from opsvault.dispatcher.runner import RecordingRunner
 from opsvault.dispatcher.tick import tick
-from opsvault.forge.base import MergeResult
+from opsvault.forge.types import MergeResult
 from tests.dispatcher.harness import GIT_MAKE, HOOK, NOOP, REPO, T0, Harness
 
 MERGE = "/repos/{owner}/{repo}/pulls/{index}/merge"

@@ -11,7 +11,7 @@ from opsvault.dispatcher.hold import (
     parse_command,
     refusal,
 )
-from opsvault.forge.base import TimelineEvent, TimelineKind
+from opsvault.forge.types import TimelineEvent, TimelineKind
 
 ADD, REMOVE, SAY = (
     TimelineKind.LABEL_ADDED,

@@ -18,7 +18,8 @@ import pytest
 from opsvault import changes
 from opsvault.dispatcher import fire, provenance, pulls
 from opsvault.dispatcher import tick as tick_module
-from opsvault.dispatcher.runner import ExecutionRequest, RecordingRunner, RunResult
+from opsvault.dispatcher.runner import RecordingRunner
+from opsvault.messages import ExecutionRequest, RunResult
 from tests.dispatcher.harness import GIT_MAKE, NOOP
 from tests.security.sides import ForgejoSide, LocalSide, Side
 

@@ -13,7 +13,6 @@ from werkzeug import Request, Response
 
 from opsvault._resources import data_dir
 from opsvault.dispatcher.notify import (
-    Notification,
     RecordingNotifier,
     WebhookNotifier,
     render_ntfy_message,
@@ -21,6 +20,7 @@ from opsvault.dispatcher.notify import (
     sinks_named,
 )
 from opsvault.dispatcher.secrets import EnvSecrets
+from opsvault.messages import Notification
 from opsvault.policy.model import Policy, Sink
 from opsvault.policy.parse import parse_policy
 from opsvault.vault.tier import Tier

@@ -10,8 +10,9 @@ import pytest
 
 from opsvault.dispatcher.runner import RecordingRunner
 from opsvault.errors import ForgeConflict
-from opsvault.forge.base import MergeResult
+from opsvault.forge.types import MergeResult
 from tests.dispatcher.harness import GIT_MAKE, HOOK, NOOP, REPO, Harness
+from tests.dispatcher.local_harness import both_forges
 
 
 def rejected(vault: Harness) -> dict[str, dict[str, Any]]:
@@ -37,6 +38,7 @@ def assert_refused(vault: Harness, action_id: str, reason: str) -> None:
     assert not [p for p in vault.main_files("vault/actions") if action_id in p]
 
 
+@both_forges
 def test_high_merged_by_a_non_admin_is_refused(vault: Harness) -> None:
     number = vault.propose("release-1", GIT_MAKE.format(n=1))
     vault.tick()
@@ -45,6 +47,7 @@ def test_high_merged_by_a_non_admin_is_refused(vault: Harness) -> None:
     assert any(n.event == "refused" for _s, n in vault.notifier.sent)
 
 
+@both_forges
 def test_merged_by_the_proposer_is_refused(vault: Harness) -> None:
     number = vault.propose("release-1", GIT_MAKE.format(n=1), author="alice")
     vault.tick()
@@ -52,6 +55,7 @@ def test_merged_by_the_proposer_is_refused(vault: Harness) -> None:
     assert_refused(vault, "release-1", "merged-by-proposer")
 
 
+@both_forges
 def test_merged_by_a_bot_is_refused(vault: Harness) -> None:
     number = vault.propose("deploy-1", HOOK.format(n=1), author="mallory")
     vault.tick()
@@ -59,6 +63,7 @@ def test_merged_by_a_bot_is_refused(vault: Harness) -> None:
     assert_refused(vault, "deploy-1", "merged-by-bot")
 
 
+@both_forges
 def test_medium_merged_by_a_stranger_is_refused(vault: Harness) -> None:
     number = vault.propose("deploy-1", HOOK.format(n=1))
     vault.tick()
@@ -136,8 +141,9 @@ def test_head_changed_after_classification_is_not_merged(vault: Harness) -> None
     assert executed(vault) == []
 
 
+@both_forges
 def test_halt_stops_everything(vault: Harness) -> None:
-    vault.forge.push(REPO, "main", {"vault/HALT": "incident 42\n"}, author="alice")
+    vault.push_main({"vault/HALT": "incident 42\n"}, author="alice")
     number = vault.propose("noop-1", NOOP.format(msg="a"))
     report = vault.tick()
     assert report.halted
@@ -146,6 +152,7 @@ def test_halt_stops_everything(vault: Harness) -> None:
     assert report.commits == 0
 
 
+@both_forges
 def test_invalid_proposal_is_published_refused_and_never_merged(vault: Harness) -> None:
     number = vault.propose(
         "noop-1", 'formula = "noop"\ncontext = "x"\nsecrets = ["HOOK_TOKEN"]\n'
@@ -187,7 +194,7 @@ def test_hold_label_vetoes_the_window(veto: Harness) -> None:
 
 
 def test_request_changes_vetoes_the_window(veto: Harness) -> None:
-    from opsvault.forge.base import ReviewState
+    from opsvault.forge.types import ReviewState
 
     number = veto.propose("deploy-1", HOOK.format(n=1))
     veto.tick()
@@ -209,6 +216,7 @@ def test_request_changes_vetoes_the_window(veto: Harness) -> None:
     assert not veto.pull(number).merged
 
 
+@both_forges
 def test_unmerged_pr_expires_after_its_tier_deadline(vault: Harness) -> None:
     number = vault.propose("deploy-1", HOOK.format(n=1))
     vault.tick()
@@ -221,6 +229,7 @@ def test_unmerged_pr_expires_after_its_tier_deadline(vault: Harness) -> None:
     assert again.commits == 0
 
 
+@both_forges
 def test_closing_a_pr_records_a_rejection(vault: Harness) -> None:
     number = vault.propose("deploy-1", HOOK.format(n=1))
     vault.tick()

@@ -13,15 +13,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from opsvault.dispatcher.runner import (
-    DEFAULT_PATH,
-    ExecutionRequest,
-    RecordingRunner,
-    RunResult,
-    StepSpec,
-    SubprocessRunner,
-)
+from opsvault.dispatcher.runner import DEFAULT_PATH, RecordingRunner, SubprocessRunner
 from opsvault.dispatcher.secrets import DirectorySecrets, EnvSecrets, RedactingTail
+from opsvault.messages import ExecutionRequest, RunResult, StepSpec
 
 SECRET = "hunter2-very-secret-value"
 

@@ -10,10 +10,10 @@ import httpx
 import pytest
 
 from opsvault.errors import ForgeUnavailable
-from opsvault.forge.base import CommitStatus, StatusState
 from opsvault.forge.client import ForgejoClient
 from opsvault.forge.errors import ForgeBudgetExceeded, ForgeOutcomeUnknown
 from opsvault.forge.session import Backoff
+from opsvault.forge.types import CommitStatus, StatusState
 
 from .support import HEAD, load_json
 

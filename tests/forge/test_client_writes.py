@@ -8,7 +8,8 @@ import pytest
 from pytest_httpserver import HTTPServer
 
 from opsvault.errors import ForgeConflict
-from opsvault.forge.base import (
+from opsvault.forge.client import ForgejoClient
+from opsvault.forge.types import (
     CommitStatus,
     MergeStyle,
     Proposal,
@@ -16,7 +17,6 @@ from opsvault.forge.base import (
     ReviewState,
     StatusState,
 )
-from opsvault.forge.client import ForgejoClient
 
 from .support import API, AUTH, HEAD, REPO, RESPONSES, load_json
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import inspect
 import json
 import threading
 from collections.abc import Callable
@@ -20,10 +19,10 @@ from opsvault.errors import (
     ForgeNotFound,
     PushRejected,
 )
-from opsvault.forge.base import (
+from opsvault.forge.local import LocalForge
+from opsvault.forge.types import (
     CommitStatus,
     FileStatus,
-    Forge,
     ListState,
     Permission,
     Proposal,
@@ -31,7 +30,6 @@ from opsvault.forge.base import (
     ReviewState,
     StatusState,
 )
-from opsvault.forge.local import LocalForge
 from opsvault.git.base import Identity
 from opsvault.git.local import Pygit2OpsRepo
 
@@ -98,18 +96,6 @@ def propose(
 
 def action(n: int) -> dict[str, bytes | None]:
     return {f"vault/actions/noop-{n}.toml": b'formula = "noop"\ncontext = "test"\n'}
-
-
-def test_local_forge_matches_the_port_signatures() -> None:
-    port = {
-        n
-        for n, _ in inspect.getmembers(Forge, inspect.isfunction)
-        if not n.startswith("_")
-    }
-    for name in port:
-        ours = inspect.signature(getattr(LocalForge, name)).parameters
-        theirs = inspect.signature(getattr(Forge, name)).parameters
-        assert list(ours) == list(theirs), name
 
 
 def test_branches_become_pull_requests_numbered_by_name_and_stable(

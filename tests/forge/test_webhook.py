@@ -12,8 +12,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from opsvault.forge.base import PullState, ReviewState
 from opsvault.forge.errors import WebhookRejected
+from opsvault.forge.types import PullState, ReviewState
 from opsvault.forge.webhook import DeliverySeen, parse_event, verify_signature
 
 WEBHOOKS = Path(__file__).parent / "webhooks"

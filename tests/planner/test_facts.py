@@ -5,13 +5,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from opsvault.dispatcher.mainline import LocalMainline
-from opsvault.forge.base import Issue, ListState, PullState
 from opsvault.forge.client import ForgejoClient
 from opsvault.forge.local import LocalForge
 from opsvault.forge.token import ForgeToken
+from opsvault.forge.types import Issue, ListState, PullState
 from opsvault.git.base import Identity
 from opsvault.git.local import Pygit2OpsRepo
+from opsvault.git.mainline import LocalMainline
 from opsvault.planner.facts import (
     ForgeIssues,
     fetch_issue_states,

@@ -9,10 +9,10 @@ from pathlib import Path
 from click.testing import CliRunner
 
 from opsvault.cli.plan import plan, run_plan
-from opsvault.dispatcher.mainline import LocalMainline
 from opsvault.forge.local import LocalForge
 from opsvault.git.base import Identity
 from opsvault.git.local import Pygit2OpsRepo
+from opsvault.git.mainline import LocalMainline
 from opsvault.planner.job import PlannerSetup, run_planner
 from tests.conftest import init_repo
 

@@ -17,14 +17,15 @@ import pygit2
 
 from opsvault.app import App
 from opsvault.config import DispatcherSettings, Settings
-from opsvault.dispatcher.mainline import LocalMainline
 from opsvault.dispatcher.notify import RecordingNotifier
 from opsvault.dispatcher.report import TickReport
-from opsvault.dispatcher.runner import RecordingRunner, Runner
+from opsvault.dispatcher.runner import RecordingRunner
 from opsvault.dispatcher.tick import tick
 from opsvault.forge.local import LocalForge
 from opsvault.git.base import Identity
 from opsvault.git.local import Pygit2OpsRepo
+from opsvault.git.mainline import LocalMainline
+from opsvault.ports import Runner
 from testing.fake_forgejo.pytest_plugin import assert_no_violations
 from tests.dispatcher.harness import (
     REPO,

@@ -17,7 +17,8 @@ import pytest
 
 from opsvault.dispatcher import pulls
 from opsvault.dispatcher import tick as tick_module
-from opsvault.dispatcher.runner import ExecutionRequest, RecordingRunner, RunResult
+from opsvault.dispatcher.runner import RecordingRunner
+from opsvault.messages import ExecutionRequest, RunResult
 from tests.dispatcher.harness import NOOP, T0
 from tests.security.sides import ForgejoSide, LocalSide, Side
 

@@ -22,8 +22,8 @@ from opsvault.app import App, build_app
 from opsvault.config import load_settings
 from opsvault.dispatcher.runner import RecordingRunner
 from opsvault.dispatcher.tick import tick
-from opsvault.forge.base import TimelineKind
 from opsvault.forge.local import LocalForge
+from opsvault.forge.types import TimelineKind
 from opsvault.git.local import Pygit2OpsRepo
 from tests.conftest import SIGNATURE, init_repo
 from tests.dispatcher.harness import HOOK, Harness, fired, template_files, veto_policy

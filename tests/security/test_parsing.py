@@ -31,8 +31,8 @@ from opsvault.dispatcher.fire import read_claim
 from opsvault.dispatcher.records import parse_claim, parse_record
 from opsvault.dispatcher.tick import tick
 from opsvault.errors import InvalidFileError, OpsvaultError
-from opsvault.forge.base import ListState
 from opsvault.forge.local import LocalForge
+from opsvault.forge.types import ListState
 from opsvault.git.local import Pygit2OpsRepo
 from opsvault.planner.report import decode_plan
 from opsvault.policy.cases import parse_case

@@ -139,7 +139,7 @@ def test_sources_list_every_secret_they_hold(tmp_path: Path) -> None:
         ),
     )
     assert known_secrets(chain) == {"A_KEY": "from-the-dir", "B": "env-b"}
-    assert known_secrets(object()) == {}
+    assert known_secrets(EnvSecrets({"PATH": "/x"})) == {}
 
 
 def test_redactor_replaces_longest_first_and_skips_short_values() -> None:
@@ -211,7 +211,7 @@ def test_build_app_redacts_every_secret_source_and_the_forge_token(
 ) -> None:
     from opsvault.app import build_app
     from opsvault.config import load_settings
-    from opsvault.dispatcher.runner import ExecutionRequest, StepSpec
+    from opsvault.messages import ExecutionRequest, StepSpec
     from tests.conftest import init_repo
 
     origin = tmp_path / "origin"
@@ -247,13 +247,14 @@ def test_build_app_redacts_every_secret_source_and_the_forge_token(
         )
         assert "[REDACTED:DB_PASSWORD] [REDACTED:forge-token]" in result.output_tail
     finally:
-        app.forge.close()  # type: ignore[attr-defined]
+        app.forge.close()
 
 
 def test_notifications_are_redacted_before_delivery() -> None:
     import httpx
 
-    from opsvault.dispatcher.notify import Notification, WebhookNotifier
+    from opsvault.dispatcher.notify import WebhookNotifier
+    from opsvault.messages import Notification
     from opsvault.policy.model import Sink
 
     seen: list[bytes] = []

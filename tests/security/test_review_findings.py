@@ -14,8 +14,9 @@ from datetime import timedelta
 import pygit2
 
 from opsvault._resources import data_dir
-from opsvault.dispatcher.runner import ExecutionRequest, RecordingRunner, RunResult
+from opsvault.dispatcher.runner import RecordingRunner
 from opsvault.errors import OpsvaultError
+from opsvault.messages import ExecutionRequest, RunResult
 from tests.dispatcher.harness import (
     GIT_MAKE,
     HOOK,

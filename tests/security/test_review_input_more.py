@@ -216,7 +216,8 @@ def test_a_long_commit_message_is_truncated_in_local_forge_state(
     ops: Path,  # noqa: F811
     tmp_path: Path,
 ) -> None:
-    from opsvault.forge.local import MAX_BODY_CHARS, LocalForge
+    from opsvault.forge.local import LocalForge
+    from opsvault.forge.local_branches import MAX_BODY_CHARS
 
     repo = pygit2.Repository(str(ops))
     parent = main_id(ops)

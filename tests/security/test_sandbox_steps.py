@@ -17,9 +17,10 @@ from pathlib import Path
 import pytest
 from pytest_httpserver import HTTPServer
 
-from opsvault.dispatcher.runner import ExecutionRequest, StepSpec, SubprocessRunner
+from opsvault.dispatcher.runner import SubprocessRunner
 from opsvault.dispatcher.sandbox import Sandbox
 from opsvault.dispatcher.secrets import EnvSecrets
+from opsvault.messages import ExecutionRequest, StepSpec
 from tests.conftest import init_repo
 from tests.steps.support import formula_request_for
 

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from opsvault._resources import data_dir
-from opsvault.dispatcher.runner import ExecutionRequest, StepSpec
+from opsvault.messages import ExecutionRequest, StepSpec
 
 FormulaRequest = Callable[[str, Mapping[str, str]], ExecutionRequest]
 

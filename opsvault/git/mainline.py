@@ -1,4 +1,5 @@
-"""The ops repo's main branch as the dispatcher sees it: read it, and move it by compare-and-swap.
+"""The adapters of the mainline port (``opsvault.ports.Mainline``): the base branch
+read, and moved by compare-and-swap.
 
 Two adapters: ``RemoteMainline`` (a clone of the forge's repo: fetch, then a
 non-force push) and ``LocalMainline`` (local mode: the ops repo itself; the
@@ -8,29 +9,10 @@ when main moved since it was read: someone else won, re-read and re-plan.
 
 from __future__ import annotations
 
-from typing import Protocol
-
 from opsvault.errors import GitError
 from opsvault.git.base import OpsRepo
 from opsvault.git.local import Pygit2OpsRepo
 from opsvault.layout import DEFAULT_BRANCH
-
-
-class Mainline(Protocol):
-    @property
-    def branch(self) -> str: ...
-
-    def refresh(self) -> str:
-        """Bring main up to date (fetch) and return its commit id."""
-        ...
-
-    def publish(self, new: str, expected_old: str) -> None:
-        """Move main from *expected_old* to *new*; raise PushRejected if it was elsewhere."""
-        ...
-
-    def fetch_pull_head(self, number: int, sha: str) -> bool:
-        """Make commit *sha* (the head of PR *number*) available locally; return whether it is."""
-        ...
 
 
 class RemoteMainline:
