@@ -48,6 +48,21 @@ if TYPE_CHECKING:
     is_flag=True,
     help="Show the summary only: HALT, warnings and how many are in each state.",
 )
+@click.option(
+    "--serve",
+    "serve_port",
+    type=click.IntRange(0, 65535),
+    default=None,
+    metavar="PORT",
+    help="Serve this status as a read-only web page (and /metrics) on PORT "
+    "(0: any free port) until Ctrl-C.",
+)
+@click.option(
+    "--bind",
+    default="127.0.0.1",
+    show_default=True,
+    help="With --serve: the address to listen on.",
+)
 @json_option
 def status(
     ops: Path | None,
@@ -56,6 +71,8 @@ def status(
     recent: int,
     verbose: bool,
     quiet: bool,
+    serve_port: int | None,
+    bind: str,
     as_json: bool,
 ) -> None:
     """Show what the vault is doing: HALT, waiting, running, recent results, proposals.
@@ -69,12 +86,28 @@ def status(
     Examples:
       vault status
       vault status --ops ~/ops --json
+      vault status --serve 8470
     """
     if worktree and ref is not None:
         raise click.UsageError("give either --ref or --worktree, not both")
     if verbose and quiet:
         raise click.UsageError("give either --verbose or --quiet, not both")
     root = resolve_ops(ops)
+    if serve_port is not None:  # docs/operating.md "Status page"
+        from opsvault.web.local import serve_status
+
+        def fetch(now: datetime) -> Status:
+            return fetch_status(root, ref, worktree, now, recent)
+
+        fetch(datetime.now(UTC))  # a bad --ref fails here, not in a page view
+        serve_status(
+            root,
+            fetch,
+            bind=bind,
+            port=serve_port,
+            announce=lambda url: click.echo(f"status page: {url} (Ctrl-C stops)"),
+        )
+        return
     result = fetch_status(root, ref, worktree, datetime.now(UTC), recent)
     if as_json:
         emit(status_data(result))
