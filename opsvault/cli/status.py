@@ -110,7 +110,7 @@ def status(
         return
     result = fetch_status(root, ref, worktree, datetime.now(UTC), recent)
     if as_json:
-        emit(status_data(result))
+        emit(status_data(result, _base_commit(root, result)))
     else:
         from opsvault.cli.table import colour_enabled
 
@@ -193,11 +193,19 @@ def _proposals(repo: Pygit2OpsRepo, base: str) -> tuple[PendingProposal, ...]:
     return tuple(found)
 
 
-def status_data(result: Status) -> dict[str, Any]:
+def status_data(result: Status, base: str | None = None) -> dict[str, Any]:
+    """The status as JSON: ``source`` is what was read (as text shows it), ``base``
+    the whole commit id (``null`` for a directory), as in every other command."""
     data = asdict(result)
+    data["base"] = base
     for entry, waiting in zip(data["waiting"], result.waiting, strict=True):
         entry["refused"] = waiting.refused
     return data
+
+
+def _base_commit(root: Path, result: Status) -> str | None:
+    repo = None if result.source == str(root) else _open_repo(root)
+    return None if repo is None else repo.resolve(result.source)
 
 
 CONTEXT_WIDTH = 50  # characters of a context shown without --verbose

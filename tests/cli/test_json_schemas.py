@@ -143,6 +143,9 @@ def test_status(capsys: pytest.CaptureFixture[str], ops: Path, tmp_path: Path) -
     propose(ops, "vault/noop-1", {"vault/actions/noop-1.toml": NOOP})
     code, data = vault(capsys, "status", "--ops", str(ops))
     assert code == 0 and data["proposals"][0]["branch"] == "vault/noop-1"
+    assert data["base"] == Pygit2OpsRepo.open(ops).resolve("main")
+    code, data = vault(capsys, "status", "--ops", str(ops), "--worktree")
+    assert code == 0 and data["base"] is None
     code, data = vault(capsys, "status", "--ops", str(tmp_path))
     assert code == 78 and data["error"]["code"] == "config"
 
@@ -178,10 +181,31 @@ def test_every_command_of_these_has_a_schema_in_the_docs() -> None:
         "opsvault.init/1", "opsvault.request/1", "opsvault.approve/1",
         "opsvault.reject/1", "opsvault.hold/1", "opsvault.status/1",
         "opsvault.dispatcher.check-config/1", "opsvault.dispatcher.run/1",
-        "opsvault.demo/1", "opsvault.error/1",
+        "opsvault.demo/1", "opsvault.failure/1",
     }  # fmt: skip
     assert mine <= set(doc_schemas())
     text = DOC.read_text()
     for command in ("request", "init", "approve", "reject", "hold", "status",
                     "dispatcher run", "dispatcher check-config", "demo"):  # fmt: skip
         assert f"\n## vault {command}\n" in text, command
+
+
+def test_the_schemas_are_not_vacuous() -> None:
+    from jsonschema import ValidationError
+
+    good = {
+        "schema": "opsvault.request/1",
+        "ok": True,
+        "id": "a-1",
+        "path": "p",
+        "tier": "low",
+    }
+    check(good)
+    for broken in (
+        {k: v for k, v in good.items() if k != "tier"},  # a key missing
+        {**good, "tier": "extreme"},  # a value out of range
+        {"schema": "opsvault.request/1", "ok": False},  # a failure without its error
+        {**good, "schema": "opsvault.status/1"},  # another command's output
+    ):
+        with pytest.raises(ValidationError):
+            check(broken)
