@@ -39,7 +39,8 @@ if TYPE_CHECKING:
 @click.option(
     "--blast-radius",
     type=click.Choice(["low", "medium", "high"]),
-    help="Raise the tier (it can never be lowered).",
+    help="Raise the tier; it can never be lowered, so a value below the "
+    "action's tier is refused (exit 2).",
 )
 @click.option(
     "--unblocks",
