@@ -338,9 +338,8 @@ def test_a_repo_on_master_gets_a_hint_not_unknown_revision(
     subprocess.run(
         ["git", "-C", str(ops), "branch", "-m", "main", "master"], check=True
     )
-    result = invoke(*command, "--ops", str(ops), "--as", "alice")
-    if command == ["status"]:
-        result = invoke("status", "--ops", str(ops))
+    who = [] if command == ["status"] else ["--as", "alice"]
+    result = invoke(*command, "--ops", str(ops), *who)
     assert result.exit_code == 78, result.output
     assert "unknown revision" not in result.output
     assert "no base branch 'main'" in result.output
