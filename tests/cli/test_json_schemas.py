@@ -16,7 +16,7 @@ import pytest
 from opsvault.cli import main
 from opsvault.cli.init import create_ops_repo
 from opsvault.git.base import Identity
-from opsvault.git.local import Pygit2OpsRepo
+from opsvault.git.pygit2_repo import Pygit2OpsRepo
 from tests.cli.jsondoc import DOC, assert_matches_doc, schemas
 
 AGENT = Identity("dev-agent", "dev-agent@localhost")

@@ -14,7 +14,7 @@ from opsvault.dispatcher.report import (
     report_data,
     subject_events,
 )
-from tests.security.local_harness import make_local_vault
+from tests.dispatcher.local_harness import make_local_harness
 
 NOOP = 'formula = "noop"\ncontext = "smoke"\n'
 
@@ -106,8 +106,8 @@ def test_the_service_printer_leaves_quiet_ticks_out(
 def test_a_real_tick_names_its_pull_requests_and_counts_its_merge(
     tmp_path: Path,
 ) -> None:
-    vault = make_local_vault(tmp_path)
-    vault.propose("vault/noop-1", {"vault/actions/noop-1.toml": NOOP}, "dev-bot")
+    vault = make_local_harness(tmp_path)
+    vault.propose("noop-1", NOOP)
     tick = vault.tick()
     assert tick.ok, tick.errors
     assert dict(tick.names) == {1: "vault/noop-1"}

@@ -15,8 +15,8 @@ from opsvault.errors import GitError, RemoteUnavailable
 from opsvault.forge.local import LocalForge
 from opsvault.git import transport
 from opsvault.git.base import Identity
-from opsvault.git.local import Pygit2OpsRepo
-from tests.security.local_harness import make_local_vault
+from opsvault.git.pygit2_repo import Pygit2OpsRepo
+from tests.dispatcher.local_harness import LocalHarness, make_local_harness
 
 AGENT = Identity("dev-agent", "dev-agent@localhost")
 NOOP = b'formula = "noop"\ncontext = "test"\n'
@@ -144,24 +144,27 @@ def test_dispatcher_once_exits_75_when_the_forge_git_is_unreachable(
     assert data["error"]["code"] == "forge-unavailable"
 
 
-def test_a_tick_whose_fetch_fails_reports_exit_75(tmp_path: Path) -> None:
-    vault = make_local_vault(tmp_path)
-    app = vault.app()
+def test_a_tick_whose_fetch_fails_reports_exit_75(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def tick_failing_with(exc: Exception, where: Path) -> int:
+        harness = make_local_harness(where)
+        app = harness.app()
 
-    def unreachable() -> str:
-        raise RemoteUnavailable("origin", "git fetch failed: 'Could not resolve host'")
+        def refresh() -> str:
+            raise exc
 
-    app.mainline.refresh = unreachable  # type: ignore[method-assign]
-    report = vault.tick()
-    assert report.unavailable and report.exit_code == 75
-    other = make_local_vault(tmp_path / "b")
+        monkeypatch.setattr(app.mainline, "refresh", refresh)
+        report = harness.tick(app)
+        assert report.unavailable is (exc.__class__ is RemoteUnavailable)
+        return report.exit_code
 
-    def broken() -> str:
-        raise GitError("origin", "git fetch failed: 'not a git repository'")
-
-    other.app().mainline.refresh = broken  # type: ignore[method-assign]
-    report = other.tick()
-    assert not report.unavailable and report.exit_code == 1
+    unreachable = RemoteUnavailable(
+        "origin", "git fetch failed: 'Could not resolve host'"
+    )
+    assert tick_failing_with(unreachable, tmp_path / "a") == 75
+    broken = GitError("origin", "git fetch failed: 'not a git repository'")
+    assert tick_failing_with(broken, tmp_path / "b") == 1
 
 
 # -- check-config ---------------------------------------------------------------------
@@ -239,30 +242,48 @@ def test_the_documented_recovery_from_a_broken_policy_works(
     tmp_path: Path, how: str
 ) -> None:
     """docs/operating.md "A broken policy on the base branch", both ways."""
-    vault = make_local_vault(tmp_path)
-    good = vault.repo.read_file(vault.repo.resolve("main"), "vault/policy.toml")
+    vault = make_local_harness(tmp_path)
+    good = vault.main_file("vault/policy.toml")
     assert good is not None
-    broken = vault.propose(
-        "vault/break", {"vault/policy.toml": good + b"\nx = [\n"}, "dev-bot"
+    broken = propose_files(
+        vault, "vault/break", {"vault/policy.toml": good + b"\nx = [\n"}
     )
     vault.tick()
     vault.merge_as("alice", broken)  # an admin merged it by hand
     stuck = vault.tick()
     assert stuck.errors and "vault/policy.toml" in stuck.errors[0]
     if how == "admin-merges-the-fix":
-        fix = vault.propose("vault/fix", {"vault/policy.toml": good}, "dev-bot")
+        fix = propose_files(vault, "vault/fix", {"vault/policy.toml": good})
         assert vault.tick().errors  # the dispatcher itself merges nothing meanwhile
         vault.merge_as("alice", fix)
     else:
-        _revert_on_main(vault.ops, tmp_path)
+        _revert_on_main(vault.root / "ops", tmp_path)
     healed = vault.tick()
     assert healed.ok, healed.errors
-    noop = vault.propose("vault/noop-1", {"vault/actions/noop-1.toml": NOOP}, "dev-bot")
-    assert noop
+    vault.propose("noop-1", NOOP.decode())
     vault.tick()
     assert any(
         p.endswith("noop-1.result.json") for p in vault.main_files("vault/fired")
     )
+
+
+def propose_files(harness: LocalHarness, branch: str, files: dict[str, bytes]) -> int:
+    """Push *branch* (one commit by dev-bot on main, only *files*); return its PR number."""
+    repo = harness.repo
+    commit = repo.commit_files(
+        repo.resolve("main"),
+        dict(files),
+        f"propose {branch}",
+        Identity("dev-bot", "dev-bot@localhost"),
+        when=0,
+    )
+    repo.update_ref(f"refs/heads/{branch}", commit, None)
+    [pr] = [
+        p
+        for p in harness.client("dev-bot").fetch_pull_requests()
+        if p.head_ref == branch
+    ]
+    return pr.number
 
 
 # -- request ------------------------------------------------------------------------------
