@@ -30,9 +30,8 @@ class TickReport:
     commits: int = 0
     unavailable: bool = False  # an error was the forge being unreachable
     merges: int = 0  # merge commits the tick made on the forge (not in ``commits``)
-    names: tuple[
-        tuple[int, str], ...
-    ] = ()  # PR number -> head branch, of PRs looked at
+    # PR number -> head branch, of the PRs the tick looked at (how the text names them)
+    names: tuple[tuple[int, str], ...] = ()
 
     @property
     def exit_code(self) -> int:
