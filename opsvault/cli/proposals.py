@@ -123,7 +123,7 @@ def operator_for(
 
 
 @dataclass(frozen=True, slots=True)
-class Session:
+class LocalSession:
     """The local ops repo, who acts, and the local forge acting as them."""
 
     repo: Pygit2OpsRepo
@@ -133,7 +133,7 @@ class Session:
 
 def open_session(
     ops: Path | None, as_user: str | None, config_path: Path | None = None
-) -> Session:
+) -> LocalSession:
     """Open the local-mode ops repo and its forge for a proposal command.
 
     With *config_path* (the dispatcher's configuration) its ``[forge]`` names
@@ -165,7 +165,7 @@ def open_session(
     who = operator_for(repo, as_user, configured)
     forge = open_local(repo, who.user, operator=who.operator, branch=branch)
     require_branch(repo, forge.base_branch)
-    return Session(repo, who, forge)
+    return LocalSession(repo, who, forge)
 
 
 def require_branch(repo: Pygit2OpsRepo, branch: str) -> None:

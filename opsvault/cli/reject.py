@@ -9,7 +9,7 @@ import click
 from opsvault.cli.envelope import emit
 from opsvault.cli.options import json_option, ops_option
 from opsvault.cli.proposals import (
-    Session,
+    LocalSession,
     as_option,
     branch_for,
     config_option,
@@ -87,7 +87,7 @@ def reject(
     click.echo("the dispatcher records it under vault/rejected/ on its next tick")
 
 
-def _standing(session: Session, pr: PullRequest) -> tuple[str, str]:
+def _standing(session: LocalSession, pr: PullRequest) -> tuple[str, str]:
     """Return who *session*'s user is to *pr* — approver, proposer or other — and a note.
 
     The same rule as the dispatcher's record (dispatcher/rejection.py): only a
