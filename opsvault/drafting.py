@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from opsvault.errors import InvalidFileError, OpsvaultError
+from opsvault.errors import InvalidRequestError, OpsvaultError
 from opsvault.layout import PROPOSAL_PREFIX, action_path, proposal_branch
 
 if TYPE_CHECKING:
@@ -125,7 +125,7 @@ def draft_action(
     """Return the admitted action file of a request; raise if it is not admissible.
 
     DraftError for a bad id, OpsvaultError for an id already used,
-    InvalidFileError listing every problem admission found.
+    InvalidRequestError listing every problem admission found.
     """
     import tomlkit
 
@@ -159,7 +159,7 @@ def draft_action(
         parse_action(text, where), base.formulas, base.policy, now
     )
     if assessment.problems:
-        raise InvalidFileError(where, assessment.problems)
+        raise InvalidRequestError(where, assessment.problems)
     return Draft(new_id, where, text, assessment.classification)
 
 

@@ -135,6 +135,15 @@ class ForgeUnavailable(ForgeError):
     exit_code = 75
 
 
+class RemoteUnavailable(ForgeUnavailable, GitError):
+    """git could not reach the forge's repository (DNS, connection, timeout, 5xx): exit 75.
+
+    Both a GitError (what failed is a git operation: every ``except GitError``
+    still applies) and a ForgeUnavailable (the same "try again later" as the
+    forge's API); its code in the JSON envelope is ``forge-unavailable``.
+    """
+
+
 class RunnerError(OpsvaultError):
     """Executing a step failed in a way that is not the step's own exit status."""
 

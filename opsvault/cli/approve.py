@@ -7,16 +7,16 @@ from typing import Any
 
 import click
 
-from opsvault.app import open_local, open_repo
-from opsvault.cli.options import echo_json, json_option, ops_option, resolve_ops
+from opsvault.cli.envelope import emit
+from opsvault.cli.options import json_option, ops_option
 from opsvault.cli.proposals import (
-    OPERATOR_CONFIG,
     ApprovalRefused,
+    as_option,
     branch_for,
-    check_as,
+    config_option,
     eligibility_problems,
     find_open,
-    operator_for,
+    open_session,
     refusal_lines,
     verdict_data,
 )
@@ -25,15 +25,15 @@ from opsvault.cli.proposals import (
 @click.command()
 @click.argument("proposal_id", metavar="ID")
 @ops_option
-@click.option(
-    "--as",
-    "as_user",
-    metavar="USER",
-    help=f"Approve as USER (default: `git config {OPERATOR_CONFIG}`, else $USER).",
-)
+@as_option("Approve")
+@config_option
 @json_option
 def approve(
-    proposal_id: str, ops: Path | None, as_user: str | None, as_json: bool
+    proposal_id: str,
+    ops: Path | None,
+    as_user: str | None,
+    config_path: Path | None,
+    as_json: bool,
 ) -> None:
     """Approve the local-mode proposal ID: classify branch vault/ID, then merge it into main.
 
@@ -58,10 +58,8 @@ def approve(
     from opsvault.changes import classify_ref_change
     from opsvault.snapshot import CommitSnapshot, load_policy
 
-    check_as(as_user)
-    repo = open_repo(resolve_ops(ops))
-    who = operator_for(repo, as_user)
-    forge = open_local(repo, who.user, operator=who.operator)
+    session = open_session(ops, as_user, config_path)
+    repo, who, forge = session.repo, session.who, session.forge
     branch = branch_for(proposal_id)
     pr = find_open(forge, branch)
     classified = classify_ref_change(repo, forge.base_branch, pr.head_sha)
@@ -83,14 +81,14 @@ def approve(
         )
     if problems:
         if as_json:
-            echo_json({**data, "approved": False, "problems": problems})
+            emit({**data, "approved": False, "problems": problems}, ok=False)
             raise click.exceptions.Exit(ApprovalRefused.exit_code)
         raise ApprovalRefused(branch, problems)
     # The approval on record is what lets a medium or high merge fire (ADR 0008).
     forge.approve(pr.number, classified.head_commit, "approved with `vault approve`")
     result = forge.merge(pr.number, classified.head_commit)
     if as_json:
-        echo_json(
+        emit(
             {
                 **data,
                 "approved": True,

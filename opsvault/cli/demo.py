@@ -15,7 +15,8 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from opsvault.cli.options import echo_json, json_option
+from opsvault.cli.envelope import emit
+from opsvault.cli.options import json_option
 from opsvault.git.base import Identity
 from opsvault.layout import (
     DEFAULT_BRANCH,
@@ -209,7 +210,7 @@ def demo(directory: Path, once: bool, interval: str, port: int, as_json: bool) -
             surface.server.close()
         app.forge.close()
     if as_json:
-        echo_json(
+        emit(
             {
                 "ops_repo": str(ops),
                 "proposals": created,

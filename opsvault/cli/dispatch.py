@@ -17,7 +17,9 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import click
 
 from opsvault.app import build_app, close_forge, open_forge, verify_identity
-from opsvault.cli.options import echo_json, json_option
+from opsvault.cli import SuggestingGroup
+from opsvault.cli.envelope import dumps, emit
+from opsvault.cli.options import json_option
 from opsvault.config import ForgeKind, Settings, load_settings, settings_data
 from opsvault.dispatcher.identity import verify_not_approver
 from opsvault.dispatcher.report import TickReport, render_report, report_data
@@ -101,19 +103,38 @@ def announce_sandbox(sandbox: SandboxStatus) -> None:
     click.echo(f"WARNING: {sandbox.detail}", err=True)
 
 
-def _printer(as_json: bool, *, lines: bool) -> Callable[[TickReport], None]:
+def _printer(
+    as_json: bool, *, lines: bool, verbose: bool = False, quiet: bool = False
+) -> Callable[[TickReport], None]:
+    """Print each tick's report: text (only what changed), or the JSON envelope.
+
+    Text leaves out a pull request whose decisions are the ones already shown
+    for it (``--verbose`` shows them again); ``--quiet`` prints nothing for a
+    tick that shows nothing new and had no error.
+    """
+    from opsvault.cli.envelope import envelope
+    from opsvault.dispatcher.report import subject_events
+
+    seen: dict[str, tuple[tuple[str, str], ...]] = {}
+
     def show(report: TickReport) -> None:
-        if not as_json:
-            click.echo(render_report(report))
-        elif lines:  # the service prints one JSON document per line (JSON Lines)
-            click.echo(json.dumps(report_data(report), sort_keys=True))
-        else:
-            echo_json(report_data(report))
+        if as_json:
+            data = envelope("dispatcher run", report_data(report), ok=report.ok)
+            if lines:  # the service prints one JSON document per line (JSON Lines)
+                click.echo(json.dumps(data, sort_keys=True, default=str))
+            else:
+                click.echo(dumps(data))
+            return
+        text = render_report(report, seen, verbose)
+        seen.update(subject_events(report))
+        if quiet and "\n" not in text:
+            return  # nothing new, no error
+        click.echo(text)
 
     return show
 
 
-@click.group()
+@click.group(cls=SuggestingGroup)
 def dispatcher() -> None:
     """Run the dispatcher, or check its configuration.
 
@@ -136,6 +157,18 @@ def dispatcher() -> None:
     help="Decide, but write nothing: no merge, commit, comment or execution.",
 )
 @click.option(
+    "--verbose",
+    "-v",
+    is_flag=True,
+    help="Show every pull request a tick looked at, also those whose decisions did not change.",
+)
+@click.option(
+    "--quiet",
+    "-q",
+    is_flag=True,
+    help="Print nothing for a tick with nothing new and no error.",
+)
+@click.option(
     "--log-format",
     type=click.Choice(["json", "text"]),
     default="json",
@@ -149,6 +182,8 @@ def run(
     config_path: Path | None,
     once: bool,
     dry_run: bool,
+    verbose: bool,
+    quiet: bool,
     log_format: str,
     as_json: bool,
 ) -> None:
@@ -164,6 +199,7 @@ def run(
         logging.WARNING if once else logging.INFO, json_lines=log_format == "json"
     )
     sandbox = sandbox_for(settings, environ)
+    check_local_repo(settings)
     app = build_app(settings, environ, sandbox=sandbox)
     install_log_redaction(app.redact)
     announce_sandbox(sandbox)
@@ -199,7 +235,7 @@ def run(
             settings.dispatcher.interval,
             once=once,
             dry_run=dry_run,
-            on_report=_printer(as_json, lines=not once),
+            on_report=_printer(as_json, lines=not once, verbose=verbose, quiet=quiet),
             planner_job=planner,
             tick=planner.serialize(_guarded(guard, surface, tick)),
             webhook=webhook,
@@ -210,7 +246,7 @@ def run(
         app.close()
     if once:
         report = result.last_report
-        ctx.exit(0 if report is not None and report.ok else 1)
+        ctx.exit(1 if report is None else report.exit_code)
     if result.abandoned:
         # A worker thread still runs the tick and would keep the interpreter alive;
         # leave now, as a crash would: the next start recovers its claims.
@@ -248,6 +284,39 @@ def _render_settings(settings: Settings) -> str:
     return "\n".join(lines)
 
 
+def check_local_repo(settings: Settings) -> None:
+    """Raise ConfigError (78) when local mode's forge.path is not a usable ops repo.
+
+    Every tick would fail on it; this runs offline, before anything else opens it.
+    """
+    from opsvault.app import open_repo
+    from opsvault.errors import ConfigError, GitError
+    from opsvault.layout import POLICY
+
+    path = settings.forge.path
+    if settings.forge.kind is not ForgeKind.LOCAL or path is None:
+        return
+    where = f"forge.path ({settings.source_of('forge.path')})"
+    if not path.is_dir():
+        raise ConfigError(
+            where,
+            f"{str(path)!r} is not a directory",
+            "create it with `vault init DIR`",
+        )
+    try:
+        open_repo(path)
+    except GitError:
+        hint = (
+            "it holds vault/policy.toml but no git repository: `git init` it and "
+            "commit, or start over with `vault init DIR`"
+            if (path / POLICY).is_file()
+            else "point it at an ops repo made by `vault init DIR`"
+        )
+        raise ConfigError(
+            where, f"{str(path)!r} is not a git repository", hint
+        ) from None
+
+
 def _check_identity(settings: Settings) -> None:
     """Refuse (ConfigError, 78) when main's policy makes dispatcher.identity an approver.
 
@@ -259,9 +328,21 @@ def _check_identity(settings: Settings) -> None:
         return  # load_settings already reported it
     if settings.forge.kind is ForgeKind.FORGEJO and settings.forge.token is None:
         return  # load_settings already reported it
+    from opsvault.errors import ConfigError, PolicyError
+
     forge = open_forge(settings)
+    branch = settings.forge.branch
     try:
-        verify_not_approver(forge, settings.dispatcher.identity, settings.forge.branch)
+        verify_not_approver(forge, settings.dispatcher.identity, branch)
+    except PolicyError as exc:
+        # Every tick would fail closed on it: say so, and how to get out.
+        problems = "; ".join(f"{p.path}: {p.message}" for p in exc.problems)
+        raise ConfigError(
+            f"{exc.where} on {branch!r}",
+            f"is invalid, so every tick fails and nothing is merged or fired: {problems}",
+            "fix it with a pull request an admin merges by hand "
+            '(docs/operating.md "A broken policy on the base branch")',
+        ) from exc
     finally:
         close_forge(forge)
 
@@ -291,10 +372,11 @@ def check_config(config_path: Path | None, offline: bool, as_json: bool) -> None
     # What `run` would decide about the step sandbox on this host ("required"
     # without a working bwrap exits 78 here too).
     sandbox = sandbox_for(settings, os.environ)
+    check_local_repo(settings)
     if not offline:
         _check_identity(settings)
     if as_json:
-        echo_json(
+        emit(
             {
                 "file": str(settings.file) if settings.file else None,
                 "settings": settings_data(settings),

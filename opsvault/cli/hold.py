@@ -9,36 +9,31 @@ living comment (docs/lifecycle.md "Holds and `/vault` commands").
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
 
 import click
 
-from opsvault.app import open_local, open_repo
-from opsvault.cli.options import echo_json, json_option, ops_option, resolve_ops
-from opsvault.cli.proposals import OPERATOR_CONFIG, branch_for, find_open, operator_for
-
-FC = TypeVar("FC", bound=Callable[..., Any])
-
-
-def _as_option(verb: str) -> Callable[[FC], FC]:
-    return click.option(
-        "--as",
-        "as_user",
-        metavar="USER",
-        help=f"{verb} as USER (default: `git config {OPERATOR_CONFIG}`, else $USER).",
-    )
+from opsvault.cli.envelope import emit
+from opsvault.cli.options import json_option, ops_option
+from opsvault.cli.proposals import (
+    as_option,
+    branch_for,
+    config_option,
+    find_open,
+    open_session,
+)
 
 
 def _post(
-    command: str, proposal_id: str, ops: Path | None, as_user: str | None, note: str
+    command: str,
+    proposal_id: str,
+    ops: Path | None,
+    as_user: str | None,
+    note: str,
+    config_path: Path | None,
 ) -> dict[str, object]:
-    if as_user is not None and not as_user.strip():
-        raise click.BadParameter("give a user name", param_hint="--as")
-    repo = open_repo(resolve_ops(ops))
-    who = operator_for(repo, as_user)
-    forge = open_local(repo, who.user, operator=who.operator)
+    session = open_session(ops, as_user, config_path)
+    who, forge = session.who, session.forge
     branch = branch_for(proposal_id)
     pr = find_open(forge, branch)
     body = f"/vault {command}" + (f"\n\n{note}" if note else "")
@@ -56,10 +51,16 @@ def _post(
 @click.argument("proposal_id", metavar="ID")
 @click.option("--note", default="", help="Text posted below the command.")
 @ops_option
-@_as_option("Hold")
+@as_option("Hold")
+@config_option
 @json_option
 def hold(
-    proposal_id: str, note: str, ops: Path | None, as_user: str | None, as_json: bool
+    proposal_id: str,
+    note: str,
+    ops: Path | None,
+    as_user: str | None,
+    config_path: Path | None,
+    as_json: bool,
 ) -> None:
     """Hold the local-mode proposal ID: the dispatcher does not merge it.
 
@@ -71,9 +72,9 @@ def hold(
     Example:
       vault hold deploy-web-3 --as bob --note "wait for the freeze to end"
     """
-    data = _post("hold", proposal_id, ops, as_user, note)
+    data = _post("hold", proposal_id, ops, as_user, note, config_path)
     if as_json:
-        echo_json(data)
+        emit(data)
         return
     click.echo(
         f"asked to hold {data['proposal']} (#{data['number']}) as {data['user']}"
@@ -84,10 +85,15 @@ def hold(
 @click.command()
 @click.argument("proposal_id", metavar="ID")
 @ops_option
-@_as_option("Release")
+@as_option("Release")
+@config_option
 @json_option
 def release(
-    proposal_id: str, ops: Path | None, as_user: str | None, as_json: bool
+    proposal_id: str,
+    ops: Path | None,
+    as_user: str | None,
+    config_path: Path | None,
+    as_json: bool,
 ) -> None:
     """Lift the hold on the local-mode proposal ID (reviewers and admins only).
 
@@ -95,9 +101,9 @@ def release(
     Example:
       vault release deploy-web-3 --as bob
     """
-    data = _post("release", proposal_id, ops, as_user, "")
+    data = _post("release", proposal_id, ops, as_user, "", config_path)
     if as_json:
-        echo_json(data)
+        emit(data)
         return
     click.echo(
         f"asked to release {data['proposal']} (#{data['number']}) as {data['user']}"

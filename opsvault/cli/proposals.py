@@ -1,15 +1,18 @@
 """What `vault approve`, `reject`, `hold` and `release` share: the operator and the proposal.
 
 A proposal is a branch ``vault/<id>`` (or ``plan/<name>``) of the local ops repo;
-the operator is ``--as``, else ``git config opsvault.operator``, else $USER.
+the user acting is ``--as``, else the operator: ``[forge] operator`` of the
+dispatcher configuration (``--config FILE`` or ``OPSVAULT_FORGE_OPERATOR``),
+else ``git config opsvault.operator``, else $USER.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from pathlib import Path
+from typing import Any, TypeVar
 
 import click
 
@@ -26,6 +29,32 @@ from opsvault.ports import Forge
 from opsvault.vault.tier import Tier
 
 OPERATOR_CONFIG = "opsvault.operator"
+OPERATOR_VARIABLE = "OPSVAULT_FORGE_OPERATOR"
+AS_HELP = (
+    "{verb} as USER (default: the operator: [forge] operator of --config, "
+    f"else ${OPERATOR_VARIABLE}, else `git config {OPERATOR_CONFIG}`, else $USER)."
+)
+
+FC = TypeVar("FC", bound=Callable[..., Any])
+
+
+def as_option(verb: str) -> Callable[[FC], FC]:
+    """``--as USER`` of the local-mode proposal commands."""
+    return click.option(
+        "--as", "as_user", metavar="USER", help=AS_HELP.format(verb=verb)
+    )
+
+
+def config_option(f: FC) -> FC:
+    """``--config FILE``: the dispatcher's configuration (local mode)."""
+    return click.option(
+        "--config",
+        "config_path",
+        type=click.Path(dir_okay=False, path_type=Path),
+        default=None,
+        help="The local-mode dispatcher configuration: its [forge] operator, "
+        "branch and path (the ops repo, unless --ops) are used.",
+    )(f)
 
 
 class UnknownProposal(OpsvaultError):
@@ -67,8 +96,22 @@ def check_as(as_user: str | None) -> None:
         )
 
 
-def operator_for(repo: Pygit2OpsRepo, as_user: str | None) -> Operator:
-    operator = repo.config_value(OPERATOR_CONFIG) or os.environ.get("USER") or ""
+def operator_for(
+    repo: Pygit2OpsRepo, as_user: str | None, configured: str | None = None
+) -> Operator:
+    """Return who acts: *as_user*, else the operator.
+
+    The operator is *configured* (``[forge] operator`` of a ``--config`` file),
+    else ``$OPSVAULT_FORGE_OPERATOR``, else ``git config opsvault.operator``,
+    else ``$USER`` — the order of docs/operating.md, variables over files.
+    """
+    operator = (
+        os.environ.get(OPERATOR_VARIABLE, "").strip()
+        or configured
+        or repo.config_value(OPERATOR_CONFIG)
+        or os.environ.get("USER")
+        or ""
+    )
     user = as_user or operator
     if not user:
         raise ConfigError(
@@ -77,6 +120,70 @@ def operator_for(repo: Pygit2OpsRepo, as_user: str | None) -> Operator:
             f"pass --as USER or run `git config {OPERATOR_CONFIG} NAME` in the ops repo",
         )
     return Operator(user, operator or user)
+
+
+@dataclass(frozen=True, slots=True)
+class LocalSession:
+    """The local ops repo, who acts, and the local forge acting as them."""
+
+    repo: Pygit2OpsRepo
+    who: Operator
+    forge: LocalForge
+
+
+def open_session(
+    ops: Path | None, as_user: str | None, config_path: Path | None = None
+) -> LocalSession:
+    """Open the local-mode ops repo and its forge for a proposal command.
+
+    With *config_path* (the dispatcher's configuration) its ``[forge]`` names
+    the operator, the base branch and, unless *ops* is given, the ops repo:
+    the command then acts exactly where and as whom the dispatcher expects.
+    """
+    from opsvault.app import open_local, open_repo
+    from opsvault.cli.options import resolve_ops
+
+    check_as(as_user)
+    configured: str | None = None
+    branch: str | None = None
+    if config_path is not None:
+        from opsvault.config import ForgeKind, load_settings
+
+        settings = load_settings(os.environ, config_path)
+        if settings.forge.kind is not ForgeKind.LOCAL:
+            raise ConfigError(
+                f"{config_path}: forge.kind",
+                f"is {settings.forge.kind.value!r}; this command works on a local-mode ops repo",
+                "on Forgejo, review and merge or close the pull request on the forge",
+            )
+        if ops is None:
+            ops = settings.forge.path
+        if settings.source_of("forge.operator") != "default":
+            configured = settings.forge.operator
+        branch = settings.forge.branch
+    repo = open_repo(resolve_ops(ops))
+    who = operator_for(repo, as_user, configured)
+    forge = open_local(repo, who.user, operator=who.operator, branch=branch)
+    require_branch(repo, forge.base_branch)
+    return LocalSession(repo, who, forge)
+
+
+def require_branch(repo: Pygit2OpsRepo, branch: str) -> None:
+    """Raise ConfigError naming the way out when the base branch does not exist."""
+    every = repo.branches()
+    if branch in every:
+        return
+    others = sorted(b for b in every if not b.startswith(PROPOSAL_PREFIXES))
+    listing = ", ".join(others[:10]) if others else "none"
+    hint = (
+        f"if the base branch is {others[0]!r}, run `git config opsvault.branch {others[0]}` "
+        "in the ops repo (and set [forge] branch for the dispatcher)"
+        if others
+        else "commit the ops repo first (`vault init` makes one)"
+    )
+    raise ConfigError(
+        str(repo.path), f"has no base branch {branch!r} (its branches: {listing})", hint
+    )
 
 
 def branch_for(proposal_id: str) -> str:

@@ -8,10 +8,12 @@ from typing import TYPE_CHECKING
 
 import click
 
-from opsvault.cli.options import echo_json, json_option, ops_option, resolve_ops
+from opsvault.cli.envelope import emit
+from opsvault.cli.options import json_option, ops_option, resolve_ops
 
 if TYPE_CHECKING:
     from opsvault.ports import Forge
+    from opsvault.vault.tier import Tier
 
 
 @click.command()
@@ -37,7 +39,8 @@ if TYPE_CHECKING:
 @click.option(
     "--blast-radius",
     type=click.Choice(["low", "medium", "high"]),
-    help="Raise the tier (it can never be lowered).",
+    help="Raise the tier; it can never be lowered, so a value below the "
+    "action's tier is refused (exit 2).",
 )
 @click.option(
     "--unblocks",
@@ -46,12 +49,15 @@ if TYPE_CHECKING:
     help="An issue this unblocks, '#12' or 'owner/repo#12'; repeatable.",
 )
 @click.option(
-    "--requested-by", help="Informational: who asks (the PR author is authoritative)."
+    "--requested-by",
+    help="Who asks; informational (the PR author is authoritative). A local-mode "
+    "--open-pr commits the proposal as this user (default: $USER).",
 )
 @click.option(
     "--open-pr",
     is_flag=True,
-    help="Propose it on the forge: branch vault/<id> off main and a pull request. "
+    help="Propose it: branch vault/<id> off main holding only the file, and a pull "
+    "request on Forgejo; in local mode the branch is the proposal. "
     "Nothing is written to the working tree.",
 )
 @click.option(
@@ -86,8 +92,10 @@ def request(
     With --open-pr the file goes straight to the forge instead: a branch
     `vault/<id>` off main holding only that file, and a pull request whose
     body carries the context, the tier and its reasons. The forge comes from
-    the configuration (--config, OPSVAULT_* variables). Running it again with
-    the same --id and arguments reuses the branch and the pull request.
+    the configuration (--config, OPSVAULT_* variables); without either it is
+    local mode on this ops repo, where the branch (committed as
+    --requested-by, else $USER) is the proposal. Running it again with the
+    same --id and arguments reuses the branch and the pull request.
 
     \b
     Examples:
@@ -107,7 +115,15 @@ def request(
 
     if config_path is not None and not open_pr:
         raise click.UsageError("--config is used only with --open-pr")
-    root = resolve_ops(ops)
+    if not context.strip():
+        raise click.BadParameter(
+            "give a reason approvers can read (it may not be empty or blank)",
+            param_hint="--context",
+        )
+    forge, base_branch, forge_root = (
+        _open_forge(config_path, ops, requested_by) if open_pr else (None, "", None)
+    )
+    root = forge_root or resolve_ops(ops)
     snapshot = DirSnapshot(root)
     base = load_base_state(snapshot)
     try:
@@ -116,7 +132,6 @@ def request(
         raise click.BadParameter(str(exc), param_hint=exc.option) from None
     now = datetime.now(UTC)
     taken = set(used_ids(snapshot))
-    forge, base_branch = _open_forge(config_path) if open_pr else (None, "")
     if forge is not None:
         from opsvault.app import close_forge
 
@@ -141,10 +156,11 @@ def request(
     except DraftError as exc:
         raise click.BadParameter(str(exc), param_hint=exc.option) from None
     tier = draft.classification.tier.label
+    _check_blast_radius(blast_radius, draft.classification.tier)
     if forge is not None:
         pull = forge.open_proposal(proposal_for(draft, context, base_branch))
         if as_json:
-            echo_json(
+            emit(
                 {
                     "id": draft.id,
                     "path": draft.path,
@@ -165,21 +181,83 @@ def request(
     with target.open("x", encoding="utf-8") as fh:  # never overwrite
         fh.write(draft.text)
     if as_json:
-        echo_json({"id": draft.id, "path": draft.path, "tier": tier})
+        emit({"id": draft.id, "path": draft.path, "tier": tier})
     else:
         click.echo(f"wrote {draft.path} (tier {tier})")
 
 
-def _open_forge(config_path: Path | None) -> tuple[Forge, str]:
-    """Return the forge the configuration names (file, OPSVAULT_* variables) and its base branch.
+def _check_blast_radius(asked: str | None, tier: Tier) -> None:
+    """Refuse a --blast-radius below the action's tier: it can only raise one.
 
-    A request needs only the forge API, so in Forgejo mode no clone of the ops
-    repo is made (build_app would make one in the dispatcher's state directory).
+    The field would be written, never used, and read by approvers as a claim
+    about the action; a usage error says so before anything is written.
+    """
+    from opsvault.vault.tier import Tier
+
+    if asked is None:
+        return
+    wanted = Tier.parse(asked)
+    if wanted < tier:
+        raise click.BadParameter(
+            f"{asked!r} is below the tier this action has anyway ({tier.label}); "
+            "a blast radius only raises a tier, never lowers it: leave the option "
+            f"out, or give {tier.label} or higher",
+            param_hint="--blast-radius",
+        )
+
+
+def _open_forge(
+    config_path: Path | None, ops: Path | None, requested_by: str | None
+) -> tuple[Forge, str, Path | None]:
+    """Return the forge to propose on, its base branch, and (local mode) the ops repo.
+
+    The forge comes from the configuration (file, OPSVAULT_* variables). With
+    neither a file nor a forge variable it is local mode on the ops repo found
+    as usual: the proposal is the branch ``vault/<id>`` of that repository.
+    A local proposal is authored by ``--requested-by``, else ``$USER`` (in
+    local mode the branch's author is the proposer, who may never approve it).
+    A request needs only the forge API, so in Forgejo mode no clone of the
+    ops repo is made (build_app would make one in the dispatcher's state directory).
     """
     import os
 
-    from opsvault.app import open_forge
-    from opsvault.config import load_settings
+    from opsvault.app import open_forge, open_local
+    from opsvault.config import ForgeKind, load_settings
 
+    author = (requested_by or _login()).strip()
+    configured = config_path is not None or any(
+        os.environ.get(name) for name in ("OPSVAULT_FORGE_KIND", "OPSVAULT_FORGE_PATH")
+    )
+    if not configured:
+        root = resolve_ops(ops)
+        forge = open_local(root, _author(author))
+        return forge, forge.base_branch, root
     settings = load_settings(os.environ, config_path)
-    return open_forge(settings), settings.forge.branch
+    if settings.forge.kind is ForgeKind.LOCAL and settings.forge.path is not None:
+        root = ops or settings.forge.path
+        local = open_local(
+            root,
+            _author(author),
+            operator=settings.forge.operator,
+            branch=settings.forge.branch,
+        )
+        return local, local.base_branch, root
+    return open_forge(settings), settings.forge.branch, None
+
+
+def _login() -> str:
+    """The user running the command: $USER, else the password database's name."""
+    import getpass
+
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return ""
+
+
+def _author(author: str) -> str:
+    if not author:
+        raise click.UsageError(
+            "a local-mode proposal needs an author: pass --requested-by NAME"
+        )
+    return author

@@ -9,7 +9,8 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from opsvault.cli.options import echo_json, json_option, ops_option, resolve_ops
+from opsvault.cli.envelope import emit
+from opsvault.cli.options import json_option, ops_option, resolve_ops, shown
 from opsvault.layout import PROPOSAL_PREFIX
 
 if TYPE_CHECKING:
@@ -36,6 +37,18 @@ if TYPE_CHECKING:
     help="How many finished actions to show.",
 )
 @click.option(
+    "--verbose",
+    "-v",
+    is_flag=True,
+    help="Show whole contexts and every problem of every entry.",
+)
+@click.option(
+    "--quiet",
+    "-q",
+    is_flag=True,
+    help="Show the summary only: HALT, warnings and how many are in each state.",
+)
+@click.option(
     "--serve",
     "serve_port",
     type=click.IntRange(0, 65535),
@@ -56,6 +69,8 @@ def status(
     ref: str | None,
     worktree: bool,
     recent: int,
+    verbose: bool,
+    quiet: bool,
     serve_port: int | None,
     bind: str,
     as_json: bool,
@@ -75,6 +90,8 @@ def status(
     """
     if worktree and ref is not None:
         raise click.UsageError("give either --ref or --worktree, not both")
+    if verbose and quiet:
+        raise click.UsageError("give either --verbose or --quiet, not both")
     root = resolve_ops(ops)
     if serve_port is not None:  # docs/operating.md "Status page"
         from opsvault.web.local_serve import serve_status
@@ -93,10 +110,13 @@ def status(
         return
     result = fetch_status(root, ref, worktree, datetime.now(UTC), recent)
     if as_json:
-        echo_json(status_data(result))
+        emit(status_data(result, _base_commit(root, result)))
     else:
-        for line in render_status(result):
-            click.echo(line)
+        from opsvault.cli.table import colour_enabled
+
+        colour = colour_enabled()
+        for line in render_status(result, colour=colour, verbose=verbose, quiet=quiet):
+            click.echo(line, color=colour)
 
 
 def fetch_status(
@@ -116,7 +136,12 @@ def fetch_status(
             )
         snapshot = DirSnapshot(root)
     else:
-        snapshot = CommitSnapshot(repo, repo.resolve(ref or base_branch_of(repo)))
+        if ref is None:
+            from opsvault.cli.proposals import require_branch
+
+            ref = base_branch_of(repo)
+            require_branch(repo, ref)
+        snapshot = CommitSnapshot(repo, repo.resolve(ref))
     result = collect_status(snapshot, load_base_state(snapshot), now, recent)
     if isinstance(snapshot, CommitSnapshot) and repo is not None:
         result = replace(result, proposals=_proposals(repo, snapshot.commit))
@@ -168,58 +193,136 @@ def _proposals(repo: Pygit2OpsRepo, base: str) -> tuple[PendingProposal, ...]:
     return tuple(found)
 
 
-def status_data(result: Status) -> dict[str, Any]:
+def status_data(result: Status, base: str | None = None) -> dict[str, Any]:
+    """The status as JSON: ``source`` is what was read (as text shows it), ``base``
+    the whole commit id (``null`` for a directory), as in every other command."""
     data = asdict(result)
+    data["base"] = base
     for entry, waiting in zip(data["waiting"], result.waiting, strict=True):
         entry["refused"] = waiting.refused
     return data
 
 
-def render_status(result: Status) -> list[str]:
+def _base_commit(root: Path, result: Status) -> str | None:
+    repo = None if result.source == str(root) else _open_repo(root)
+    return None if repo is None else repo.resolve(result.source)
+
+
+CONTEXT_WIDTH = 50  # characters of a context shown without --verbose
+PROBLEMS_SHOWN = 3  # problems listed per entry without --verbose
+
+
+def render_status(
+    result: Status, *, colour: bool = False, verbose: bool = False, quiet: bool = False
+) -> list[str]:
+    """The status as aligned tables; *quiet*: the summary lines only."""
+    from opsvault.cli.table import cell, paint, table
+
     lines = [f"ops repo at {result.source}"]
     if result.halted:
-        note = f": {result.halt_note}" if result.halt_note else ""
-        lines.append(f"HALTED (vault/HALT exists){note}; nothing is merged or fired")
+        note = f": {shown(result.halt_note)}" if result.halt_note else ""
+        halted = paint("HALTED", "red", colour)
+        lines.append(f"{halted} (vault/HALT exists){note}; nothing is merged or fired")
     else:
         lines.append("running normally (no vault/HALT)")
     if result.sandboxed is False:
-        lines.append(f"WARNING: {result.sandbox_note}")
+        lines.append(f"{paint('WARNING', 'yellow', colour)}: {result.sandbox_note}")
     elif result.sandbox_note:
         lines.append(result.sandbox_note)
-    lines.append(f"waiting to fire: {len(result.waiting)}")
-    for w in result.waiting:
-        tier = w.tier or "invalid"
-        flag = " (refused)" if w.refused else ""
-        lines.append(f"  {w.id}  {tier}{flag}  {w.formula or '-'}  {w.context!r}")
-        lines.extend(f"    {p}" for p in w.problems)
-    lines.append(f"running: {len(result.running)}")
-    for r in result.running:
-        parts = [f"  {r.id}", f"by {r.dispatcher or '?'}"]
-        if r.claimed_at:
-            parts.append(f"since {r.claimed_at}")
-        if r.deadline:
-            parts.append(f"deadline {r.deadline}")
-        if r.stale:
-            parts.append("STALE (past its deadline)")
-        if r.problem:
-            parts.append(f"({r.problem})")
-        lines.append("  ".join(parts))
-    lines.append(f"recent: {len(result.recent)}")
-    for f in result.recent:
-        outcome = f.outcome or "?"
-        reason = f" ({f.reason})" if f.reason else ""
-        who = f"approver {f.approver}" if f.approver else "no approver"
-        when = f.ended_at or f.started_at or "-"
-        problem = f"  [{f.problem}]" if f.problem else ""
-        lines.append(
-            f"  {when}  {f.id}  {outcome}{reason}  tier {f.tier or '-'}  {who}{problem}"
+
+    def problems(rows: list[tuple[str, tuple[str, ...]]]) -> list[str]:
+        out: list[str] = []
+        for name, found in rows:
+            keep = found if verbose else found[:PROBLEMS_SHOWN]
+            out.extend(f"    {name}: {shown(p)}" for p in keep)
+            if len(found) > len(keep):
+                out.append(f"    {name}: {len(found) - len(keep)} more (--verbose)")
+        return out
+
+    def section(title: str, count: int, body: list[str]) -> None:
+        lines.append(f"{title}: {count}")
+        if not quiet:
+            lines.extend(body)
+
+    def context(text: str) -> str:
+        if verbose or len(text) <= CONTEXT_WIDTH:
+            return text
+        return text[: CONTEXT_WIDTH - 1] + "…"
+
+    section(
+        "waiting to fire",
+        len(result.waiting),
+        table(
+            ["ID", "TIER", "FORMULA", "CONTEXT"],
+            [
+                [
+                    cell(w.id),
+                    cell(f"{w.tier or 'invalid'}{' refused' if w.refused else ''}"),
+                    cell(w.formula),
+                    cell(context(w.context)),
+                ]
+                for w in result.waiting
+            ],
+            on=colour,
         )
+        + problems([(w.id, w.problems) for w in result.waiting]),
+    )
+    section(
+        "running",
+        len(result.running),
+        table(
+            ["ID", "DISPATCHER", "SINCE", "DEADLINE", "STATE"],
+            [
+                [
+                    cell(r.id),
+                    cell(r.dispatcher),
+                    cell(r.claimed_at),
+                    cell(r.deadline),
+                    cell("STALE (past its deadline)" if r.stale else "running"),
+                ]
+                for r in result.running
+            ],
+            on=colour,
+        )
+        + problems([(r.id, (r.problem,)) for r in result.running if r.problem]),
+    )
+    section(
+        "recent",
+        len(result.recent),
+        table(
+            ["ENDED", "ID", "OUTCOME", "TIER", "APPROVER"],
+            [
+                [
+                    cell(f.ended_at or f.started_at),
+                    cell(f.id),
+                    cell(f"{f.outcome or '?'}{f' ({f.reason})' if f.reason else ''}"),
+                    cell(f.tier),
+                    cell(f.approver),
+                ]
+                for f in result.recent
+            ],
+            on=colour,
+        )
+        + problems([(f.id, (f.problem,)) for f in result.recent if f.problem]),
+    )
     if result.proposals:
-        lines.append(f"pending proposals: {len(result.proposals)}")
-    for p in result.proposals:
-        flag = " (refused)" if p.refused else ""
-        ids = f"  actions: {', '.join(p.action_ids)}" if p.action_ids else ""
-        lines.append(f"  {p.branch}  {p.tier or 'invalid'}{flag}{ids}")
-        if p.problem:
-            lines.append(f"    {p.problem}")
+        section(
+            "pending proposals",
+            len(result.proposals),
+            table(
+                ["PROPOSAL", "TIER", "ACTIONS"],
+                [
+                    [
+                        cell(p.branch),
+                        cell(f"{p.tier or 'invalid'}{' refused' if p.refused else ''}"),
+                        cell(", ".join(p.action_ids)),
+                    ]
+                    for p in result.proposals
+                ],
+                on=colour,
+            )
+            + problems(
+                [(p.branch, (p.problem,)) for p in result.proposals if p.problem]
+            ),
+        )
     return lines

@@ -60,6 +60,7 @@ class PullsOutcome:
     landed: list[Landed] = field(default_factory=list)
     mismatches: list[MergeMismatch] = field(default_factory=list)
     main: str | None = None  # main as the phase left it (re-read after each merge)
+    names: dict[int, str] = field(default_factory=dict)  # PR number -> head branch
 
 
 @dataclass(slots=True)

@@ -93,6 +93,7 @@ def process_pulls(ctx: PullContext, main: str, base: BaseState) -> PullsOutcome:
         [(p.number, p.head_ref, p.head_sha) for p in pulls]
     )
     for pr in pulls:
+        out.names[pr.number] = pr.head_ref  # how the report names it
         landed, merged, failed = len(out.landed), out.merged, False
         try:
             if pr.state is PullState.OPEN:

@@ -9,7 +9,7 @@ is settled by reading main again.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 from opsvault.dispatcher.fire import plan_fire
@@ -48,6 +48,9 @@ class Progress:
     main_after: str | None = None
     commits: int = 0
     halted: bool = False
+    unavailable: bool = False  # an error was the forge being unreachable (exit 75)
+    merges: int = 0  # merge commits of the pull-request phase
+    names: dict[int, str] = field(default_factory=dict)  # PR number -> head branch
 
 
 def commit(

@@ -82,6 +82,9 @@ def tick(app: App, now: datetime, *, dry_run: bool = False) -> TickReport:
             errors=tuple(redact(e) for e in errors),
             forge_requests=_requests(app) - requests_before,
             commits=state.commits,
+            unavailable=state.unavailable,
+            merges=state.merges,
+            names=tuple(sorted(state.names.items())),
         )
 
     branch = app.mainline.branch
@@ -103,6 +106,7 @@ def tick(app: App, now: datetime, *, dry_run: bool = False) -> TickReport:
     except OpsvaultError as exc:
         # An invalid policy fails closed: nothing happens.
         errors.append(f"{branch}: {exc}")
+        state.unavailable = isinstance(exc, ForgeUnavailable)
         return report()
 
     cache = load_cache(app.state_dir)
@@ -136,6 +140,7 @@ def tick(app: App, now: datetime, *, dry_run: bool = False) -> TickReport:
         except (ForgeUnavailable, GitError) as exc:
             errors.append(f"forge: {exc}; the next tick retries")
             cache.close()
+            state.unavailable = isinstance(exc, ForgeUnavailable)
             return report()
         except Exception as exc:  # a bug in the PR phase must not stop firing (I5)
             log.exception("the pull-request phase failed")
@@ -143,6 +148,7 @@ def tick(app: App, now: datetime, *, dry_run: bool = False) -> TickReport:
             pulls = PullsOutcome()
         cache.watermark = render_iso(now)
     decisions.extend(pulls.decisions)
+    state.merges, state.names = pulls.merged, pulls.names
 
     try:
         if pulls.merged:
@@ -244,6 +250,7 @@ def tick(app: App, now: datetime, *, dry_run: bool = False) -> TickReport:
             _tell(app, plan, CommitSnapshot(app.repo, main), errors)
     except (ForgeUnavailable, GitError) as exc:
         errors.append(f"{exc}; the next tick retries")
+        state.unavailable = isinstance(exc, ForgeUnavailable)
     except OpsvaultError as exc:
         errors.append(str(exc))
     finally:

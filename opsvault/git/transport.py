@@ -19,7 +19,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from opsvault.errors import GitError, PushRejected
+from opsvault.errors import GitError, PushRejected, RemoteUnavailable
 
 TIMEOUT_SECONDS = 300.0
 
@@ -61,6 +61,27 @@ _LOST_RACE = (
 )
 
 
+# What git (LC_ALL=C) says when the remote could not be reached at all: the
+# forge is unavailable (exit 75, retry later), not misconfigured.
+_UNREACHABLE = re.compile(
+    r"could not resolve host|temporary failure in name resolution"
+    r"|name or service not known|failed to connect to|connection refused"
+    r"|connection timed out|operation timed out|timed out after"
+    r"|network is unreachable|no route to host|connection reset"
+    r"|ssh: connect to host|returned error: 50[0-9]|rpc failed",
+    re.IGNORECASE,
+)
+
+
+def _failure(where: str, args: Sequence[str], stderr: str) -> GitError:
+    problem = f"git {args[0]} failed: {_tail(stderr)!r}"
+    if _UNREACHABLE.search(stderr):
+        return RemoteUnavailable(
+            where, f"{problem}; the forge is unreachable, retry later"
+        )
+    return GitError(where, problem)
+
+
 @dataclass(frozen=True, slots=True)
 class _RefStatus:
     flag: str
@@ -87,7 +108,7 @@ def run_git(
     """Run ``git [--git-dir=DIR] ARGS``; return stdout, raise GitError on a non-zero exit."""
     result = _run(args, where, git_dir, env)
     if result.returncode != 0:
-        raise GitError(where, f"git {args[0]} failed: {_tail(result.stderr)!r}")
+        raise _failure(where, args, result.stderr)
     return result.stdout
 
 
@@ -112,7 +133,7 @@ def _run(
             check=False,
         )
     except subprocess.TimeoutExpired as exc:
-        raise GitError(
+        raise RemoteUnavailable(
             where, f"git {args[0]} timed out after {TIMEOUT_SECONDS:.0f}s"
         ) from exc
     except OSError as exc:

@@ -74,8 +74,9 @@ def test_once_prints_the_report_and_exits_0(
         "--dry-run",
     )
     assert result.exit_code == 0, result.output
-    assert "1 decision(s)" in result.output
-    assert "pr#7: classified — low" in result.output
+    assert "1 proposal, 0 actions" in result.output
+    assert "#7: classified — low" in result.output
+    assert "  #7: classified — low" in result.output
     assert "[dry run: nothing written]" in result.output
     [(app, dry_run)] = seen
     assert dry_run

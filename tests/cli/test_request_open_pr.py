@@ -53,7 +53,7 @@ def world(
     monkeypatch.setattr(
         vault_cli,
         "_open_forge",
-        lambda config_path: (client_for(forge, token), "main"),
+        lambda config_path, ops, requested_by: (client_for(forge, token), "main", None),
     )
     yield World(forge, token, client, ops)
     client.close()
@@ -209,6 +209,8 @@ def test_without_open_pr_the_file_is_written_as_before(world: World) -> None:
     )
     assert code == 0, out
     assert json.loads(out) == {
+        "schema": "opsvault.request/1",
+        "ok": True,
         "id": "local-1",
         "path": "vault/actions/local-1.toml",
         "tier": "low",

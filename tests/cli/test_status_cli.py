@@ -119,11 +119,83 @@ def test_text_output_names_every_section(ops: Path) -> None:
     code, out = run("status", "--ops", str(ops))
     assert code == 0, out
     assert "running normally" in out
-    assert "noop-20260310-1  low  noop  'smoke test'" in out
-    assert "run-1  by host-a" in out and "STALE" in out
-    assert "done-1  succeeded (ok)  tier low  approver opsvault" in out
-    assert "vault/hook-1  medium  actions: hook-1" in out
+    rows = [line.split() for line in out.splitlines()]
+    assert ["noop-20260310-1", "low", "noop", "smoke", "test"] in rows
+    assert [
+        "run-1",
+        "host-a",
+        "2026-03-10T11:00:00Z",
+        "2000-01-01T00:00:00Z",
+        "STALE",
+        "(past",
+        "its",
+        "deadline)",
+    ] in rows
+    assert [
+        "2026-03-01T00:00:00+00:00",
+        "done-1",
+        "succeeded",
+        "(ok)",
+        "low",
+        "opsvault",
+    ] in rows
+    assert ["vault/hook-1", "medium", "hook-1"] in rows
     assert "merged-1" not in out
+
+
+def columns(line: str) -> list[int]:
+    """Where each column of a table line starts (two spaces separate columns)."""
+    import re
+
+    return [m.start() for m in re.finditer(r"(?<=  )\S", line)]
+
+
+def test_each_section_is_an_aligned_table(ops: Path) -> None:
+    code, out = run("status", "--ops", str(ops))
+    assert code == 0, out
+    lines = out.splitlines()
+    for header in ("  ID     DISPATCHER", "  ENDED ", "  PROPOSAL "):
+        [at] = [i for i, line in enumerate(lines) if line.startswith(header)]
+        head, row = lines[at], lines[at + 1]
+        starts = columns(head)
+        assert len(starts) >= 3
+        for start in starts:  # every header word starts where a cell starts
+            assert row[start - 2 : start] == "  " and row[start] != " "
+
+
+def test_colour_only_on_a_terminal_and_never_with_no_color(
+    ops: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from click.testing import CliRunner
+
+    from opsvault.cli import cli
+
+    monkeypatch.delenv("NO_COLOR", raising=False)
+    plain = CliRunner().invoke(cli, ["status", "--ops", str(ops)])
+    assert "\x1b[" not in plain.output  # not a terminal
+    tty = CliRunner().invoke(cli, ["status", "--ops", str(ops)], color=True)
+    assert "\x1b[" in tty.output
+    assert click_unstyle(tty.output) == plain.output  # colour adds nothing else
+    monkeypatch.setenv("NO_COLOR", "1")
+    no_color = CliRunner().invoke(cli, ["status", "--ops", str(ops)], color=True)
+    assert "\x1b[" not in no_color.output
+
+
+def click_unstyle(text: str) -> str:
+    import click
+
+    return click.unstyle(text)
+
+
+def test_quiet_shows_the_summary_and_verbose_everything(ops: Path) -> None:
+    code, quiet = run("status", "--ops", str(ops), "--quiet")
+    assert code == 0, quiet
+    assert "waiting to fire: 1" in quiet and "recent: 1" in quiet
+    assert "noop-20260310-1" not in quiet and "ID" not in quiet
+    code, verbose = run("status", "--ops", str(ops), "--verbose")
+    assert code == 0 and "noop-20260310-1" in verbose
+    code, _ = run("status", "--ops", str(ops), "--verbose", "--quiet")
+    assert code == 2
 
 
 def test_ref_reads_another_commit(ops: Path) -> None:
