@@ -289,7 +289,15 @@ def test_the_page_in_a_real_browser_escapes_what_proposers_wrote(
 
 
 def test_logs_are_json_lines_with_stable_keys(service: Service) -> None:
-    wait_for("a tick's log line", lambda: len(service.stderr) >= 2)
+    # Wait for the lines themselves, not a count: the sandbox notice may come first.
+    wait_for(
+        "the page's and the scheduler's log lines",
+        lambda: sum(
+            "status page on http://" in line or "ticking every" in line
+            for line in list(service.stderr)
+        )
+        >= 2,
+    )
     records = []
     for line in list(service.stderr):
         if line.startswith("WARNING: steps are NOT sandboxed"):
