@@ -118,6 +118,9 @@ def install_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("pre-commit-home")
 
 
+@pytest.mark.skipif(
+    not INSTALL_TEST, reason="runs in CI (CI=true) or with OPSVAULT_HOOK_INSTALL_TEST=1"
+)
 def test_hooks_install_from_the_project(
     ops_repo: Path, tmp_path: Path, install_home: Path
 ) -> None:
@@ -127,8 +130,6 @@ def test_hooks_install_from_the_project(
     `.ci/run` sets; there a failure to install is a failure, never a skip) or
     with OPSVAULT_HOOK_INSTALL_TEST=1.
     """
-    if not INSTALL_TEST:
-        pytest.skip("runs in CI (CI=true) or with OPSVAULT_HOOK_INSTALL_TEST=1")
     head = run(["git", "rev-parse", "HEAD"], ROOT)
     assert head.returncode == 0, f"{ROOT} is not a git checkout: {head.stderr}"
     config = {
