@@ -37,9 +37,7 @@ time_zone = "Europe/Berlin"
 """
 
 
-def utc(
-    year: int, month: int, day: int, hour: int = 0, minute: int = 0
-) -> datetime:
+def utc(year: int, month: int, day: int, hour: int = 0, minute: int = 0) -> datetime:
     return datetime(year, month, day, hour, minute, tzinfo=UTC)
 
 
