@@ -111,6 +111,14 @@ class WebhookSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class WebSettings:
+    """The status page and ``/metrics`` (docs/operating.md "Status page"); ``port`` None: off."""
+
+    port: int | None = None
+    bind: str = "127.0.0.1"
+
+
+@dataclass(frozen=True, slots=True)
 class PlannerSettings:
     interval: timedelta = timedelta(hours=1)
     issues_repo: tuple[str, ...] = ()
@@ -124,6 +132,7 @@ class Settings:
     planner: PlannerSettings = field(default_factory=PlannerSettings)
     runner: RunnerSettings = field(default_factory=RunnerSettings)
     webhook: WebhookSettings = field(default_factory=WebhookSettings)
+    web: WebSettings = field(default_factory=WebSettings)
     file: Path | None = None
     # "section.key" -> where the effective value came from (a file, a variable, an
     # override); keys left at their default are absent.
@@ -306,7 +315,7 @@ def _layer_environ(environ: Mapping[str, str], layers: _Layers) -> None:
     # secret whose name starts with "S_" looks just like a setting of [secrets].
     checked = tuple(
         f"{ENV_PREFIX}{section.upper()}_"
-        for section in ("forge", "dispatcher", "planner", "runner", "webhook")
+        for section in ("forge", "dispatcher", "planner", "runner", "webhook", "web")
     )
     for variable in sorted(environ):
         if variable.startswith(checked) and variable not in known:
@@ -531,6 +540,10 @@ def _build(layers: _Layers, environ: Mapping[str, str], file: Path | None) -> Se
             read_only=read_only,
         ),
         webhook=webhook,
+        web=WebSettings(
+            port=None if v.get(("web", "port")) is None else int(v[("web", "port")]),
+            bind=str(v.get(("web", "bind"), WebSettings().bind)),
+        ),
         file=file,
         sources=tuple(
             sorted(
@@ -625,6 +638,10 @@ def settings_data(settings: Settings) -> dict[str, dict[str, Any]]:
             "bind": settings.webhook.bind,
             "secret_file": text(settings.webhook.secret_file),
             "max_body": settings.webhook.max_body,
+        },
+        "web": {
+            "port": "" if settings.web.port is None else settings.web.port,
+            "bind": settings.web.bind,
         },
         "planner": {
             "interval": render_duration(p.interval),

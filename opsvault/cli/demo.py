@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -25,8 +25,14 @@ from opsvault.layout import (
     proposal_branch,
 )
 
+if TYPE_CHECKING:
+    from opsvault.app import App
+    from opsvault.dispatcher.service import TickFunction
+    from opsvault.web.service import ServiceSurface
+
 PROPOSER = Identity("demo-agent", "demo-agent@localhost")
 OPERATOR = "alice"  # an admin in the template's policy
+DEMO_PORT = 8470
 
 
 def propose(repo: Any, action_id: str, content: bytes, when: int | None = None) -> str:
@@ -90,6 +96,28 @@ def _show_proposals(results: list[dict[str, Any]]) -> None:
                 click.echo(f"    problem: {f['path']}: {p['path']}: {p['message']}")
 
 
+def _tick() -> TickFunction:
+    from opsvault.dispatcher.tick import tick
+
+    return tick
+
+
+def _serve_page(app: App, port: int, as_json: bool) -> ServiceSurface:
+    """Serve the demo's status page (another port when *port* is taken); print its URL."""
+    from opsvault.errors import ConfigError
+    from opsvault.web.service import ServiceSurface
+
+    surface = ServiceSurface(app)
+    surface.instrument()
+    try:
+        server = surface.serve("127.0.0.1", port)
+    except ConfigError:
+        server = surface.serve("127.0.0.1", 0)
+    message = f"status page: {server.url}"
+    click.echo(message, err=as_json)  # --json keeps stdout one JSON document
+    return surface
+
+
 @click.command()
 @click.option(
     "--dir",
@@ -110,8 +138,15 @@ def _show_proposals(results: list[dict[str, Any]]) -> None:
     show_default=True,
     help="Time between ticks of the demo dispatcher.",
 )
+@click.option(
+    "--port",
+    type=click.IntRange(0, 65535),
+    default=DEMO_PORT,
+    show_default=True,
+    help="Serve the status page on 127.0.0.1:PORT (0, or the port taken: any free port). Not with --once.",
+)
 @json_option
-def demo(directory: Path, once: bool, interval: str, as_json: bool) -> None:
+def demo(directory: Path, once: bool, interval: str, port: int, as_json: bool) -> None:
     """Run opsvault for real on a local demo ops repo: no forge, no server.
 
     The first run creates DIR/ops from the template and proposes the sample
@@ -160,14 +195,18 @@ def demo(directory: Path, once: bool, interval: str, as_json: bool) -> None:
             f"Then watch the next tick record it; `.venv/bin/vault status --ops {ops}` shows the state.\n"
         )
     reports: list[Any] = []
+    surface = None if once else _serve_page(app, port, as_json)
     try:
         run_service(
             app,
             settings.dispatcher.interval,
             once=once,
             on_report=(reports.append if as_json else _printer(False, lines=True)),
+            tick=None if surface is None else surface.wrap(_tick()),
         )
     finally:
+        if surface is not None and surface.server is not None:
+            surface.server.close()
         app.forge.close()
     if as_json:
         echo_json(

@@ -49,7 +49,7 @@ def config_option(f: F) -> F:
     )(f)
 
 
-def _configure_logging(level: int) -> None:
+def _configure_logging(level: int, json_lines: bool = False) -> None:
     # Only when nothing is configured yet: an embedding program (or pytest) keeps its own.
     root = logging.getLogger()
     if not root.handlers:
@@ -58,6 +58,11 @@ def _configure_logging(level: int) -> None:
             stream=sys.stderr,
             format="%(levelname)s %(name)s: %(message)s",
         )
+        if json_lines:  # docs/operating.md "Logs"
+            from opsvault.web.logs import JsonLinesFormatter
+
+            for handler in root.handlers:
+                handler.setFormatter(JsonLinesFormatter())
         # APScheduler reports every job run at INFO; its warnings (missed runs) stay.
         logging.getLogger("apscheduler").setLevel(max(level, logging.WARNING))
 
@@ -125,6 +130,13 @@ def dispatcher() -> None:
     is_flag=True,
     help="Decide, but write nothing: no merge, commit, comment or execution.",
 )
+@click.option(
+    "--log-format",
+    type=click.Choice(["json", "text"]),
+    default="json",
+    show_default=True,
+    help="Logs on stderr: JSON lines with stable keys, or plain text.",
+)
 @json_option
 @click.pass_context
 def run(
@@ -132,6 +144,7 @@ def run(
     config_path: Path | None,
     once: bool,
     dry_run: bool,
+    log_format: str,
     as_json: bool,
 ) -> None:
     """Run the dispatcher in the foreground, printing each tick's report.
@@ -142,7 +155,9 @@ def run(
     """
     environ = seal_secrets()
     settings = load_settings(environ, config_path)
-    _configure_logging(logging.WARNING if once else logging.INFO)
+    _configure_logging(
+        logging.WARNING if once else logging.INFO, json_lines=log_format == "json"
+    )
     sandbox = sandbox_for(settings, environ)
     app = build_app(settings, environ, sandbox=sandbox)
     install_log_redaction(app.redact)
@@ -153,14 +168,19 @@ def run(
     from opsvault.dispatcher.tick import tick
     from opsvault.dispatcher.webhooks import WebhookReceiver
     from opsvault.planner.job import PlannerJob
+    from opsvault.web.service import ServiceSurface
 
     planner = PlannerJob(app, write=not dry_run)
     # The receiver only wakes ticks; --once has none to wake. Its secret is read
     # here, so a bad secret file stops the start with exit 78.
     webhook = None if once else WebhookReceiver.from_settings(settings, app.nudges)
+    surface = None if once or settings.web.port is None else ServiceSurface(app)
     try:
         verify_identity(app)
         verify_not_approver(app.forge, app.identity, app.mainline.branch)
+        if surface is not None:  # the status page and /metrics (docs/operating.md)
+            surface.instrument(webhook)
+            surface.serve(settings.web.bind, settings.web.port or 0)
         result = run_service(
             app,
             settings.dispatcher.interval,
@@ -168,10 +188,12 @@ def run(
             dry_run=dry_run,
             on_report=_printer(as_json, lines=not once),
             planner_job=planner,
-            tick=planner.serialize(tick),
+            tick=planner.serialize(tick if surface is None else surface.wrap(tick)),
             webhook=webhook,
         )
     finally:
+        if surface is not None and surface.server is not None:
+            surface.server.close()
         app.close()
     if once:
         report = result.last_report

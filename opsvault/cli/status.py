@@ -35,9 +35,30 @@ if TYPE_CHECKING:
     show_default=True,
     help="How many finished actions to show.",
 )
+@click.option(
+    "--serve",
+    "serve_port",
+    type=click.IntRange(0, 65535),
+    default=None,
+    metavar="PORT",
+    help="Serve this status as a read-only web page (and /metrics) on PORT "
+    "(0: any free port) until Ctrl-C.",
+)
+@click.option(
+    "--bind",
+    default="127.0.0.1",
+    show_default=True,
+    help="With --serve: the address to listen on.",
+)
 @json_option
 def status(
-    ops: Path | None, ref: str | None, worktree: bool, recent: int, as_json: bool
+    ops: Path | None,
+    ref: str | None,
+    worktree: bool,
+    recent: int,
+    serve_port: int | None,
+    bind: str,
+    as_json: bool,
 ) -> None:
     """Show what the vault is doing: HALT, waiting, running, recent results, proposals.
 
@@ -50,10 +71,26 @@ def status(
     Examples:
       vault status
       vault status --ops ~/ops --json
+      vault status --serve 8470
     """
     if worktree and ref is not None:
         raise click.UsageError("give either --ref or --worktree, not both")
     root = resolve_ops(ops)
+    if serve_port is not None:  # docs/operating.md "Status page"
+        from opsvault.web.local import serve_status
+
+        def fetch(now: datetime) -> Status:
+            return fetch_status(root, ref, worktree, now, recent)
+
+        fetch(datetime.now(UTC))  # a bad --ref fails here, not in a page view
+        serve_status(
+            root,
+            fetch,
+            bind=bind,
+            port=serve_port,
+            announce=lambda url: click.echo(f"status page: {url} (Ctrl-C stops)"),
+        )
+        return
     result = fetch_status(root, ref, worktree, datetime.now(UTC), recent)
     if as_json:
         echo_json(status_data(result))

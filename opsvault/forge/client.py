@@ -125,6 +125,12 @@ class ForgejoClient:
         self._session.budget = RequestBudget(limit)
         return self._session.budget
 
+    def observe_requests(
+        self, observer: Callable[[str, str, int | None], None] | None
+    ) -> None:
+        """Tell *observer* of every request: (method, path, HTTP status or None: no answer)."""
+        self._session.observer = observer
+
     @property
     def requests_made(self) -> int:
         """Requests sent since the last :meth:`begin_tick` (or since creation)."""

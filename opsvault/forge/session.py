@@ -115,6 +115,9 @@ class Session:
         self._sleep = sleep
         self._rng = rng or random.Random()
         self.budget = RequestBudget()
+        # Told of every request sent: (method, path, HTTP status or None when no
+        # answer came); the dispatcher's metrics count them (ADR 0016).
+        self.observer: Callable[[str, str, int | None], None] | None = None
         self._page_cap: int | None = None
         self._page_cap_known = False
 
@@ -135,7 +138,15 @@ class Session:
         kwargs: dict[str, Any] = {"params": params, "headers": headers}
         if body is not None:
             kwargs["json"] = body
-        return self._http.request(method, path, **kwargs)
+        try:
+            response = self._http.request(method, path, **kwargs)
+        except httpx.TransportError:
+            if self.observer is not None:
+                self.observer(method, path, None)
+            raise
+        if self.observer is not None:
+            self.observer(method, path, response.status_code)
+        return response
 
     def send(
         self,

@@ -40,6 +40,7 @@ def test_wheel_contains_data_and_schemas_but_no_test_doubles(tmp_path: Path) -> 
         "opsvault/_data/examples/proposals/noop-smoke-20261121-1.toml",
         "opsvault/vault/schemas/action.schema.json",
         "opsvault/vault/fastcheck.py",
+        "opsvault/web/templates/status.html",  # the status page (ADR 0016)
     ):
         assert expected in names, expected
     leaked = sorted(
