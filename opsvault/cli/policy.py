@@ -203,6 +203,7 @@ def test_cmd(
     there is none: run it in the ops repo's CI (--format junit or tap for CI
     systems that read those).
     """
+    from opsvault.cli.files import display_path
     from opsvault.policy.casereport import (
         case_run_data,
         render_case_run,
@@ -216,8 +217,8 @@ def test_cmd(
     root = resolve_ops(ops)
     base = load_base_state(DirSnapshot(root))
     asked = paths or (root / POLICY_TESTS,)
-    where = ", ".join(p.as_posix() for p in asked)
-    run = run_cases(_case_inputs(asked), base, where)
+    where = ", ".join(display_path(p, root) for p in asked)
+    run = run_cases(_case_inputs(asked, root), base, where)
     if fmt == "json":
         echo_json({"ok": run.ok, **case_run_data(run)})
     else:
@@ -226,15 +227,19 @@ def test_cmd(
         raise SystemExit(1)
 
 
-def _case_inputs(paths: tuple[Path, ...]) -> Iterator[CaseInput]:
-    """Each case file named, or found (*.toml) in a directory named, in order; unreadable ones carry why."""
+def _case_inputs(paths: tuple[Path, ...], root: Path) -> Iterator[CaseInput]:
+    """Each case file named, or found (*.toml) in a directory named, in order; unreadable ones carry why.
+
+    A case is named by its path in the ops repo when it lies inside it.
+    """
+    from opsvault.cli.files import display_path
     from opsvault.policy.casereport import CaseInput
     from opsvault.snapshot import read_bounded
 
     for path in paths:
         files = sorted(path.glob("*.toml")) if path.is_dir() else [path]
         for file in files:
-            name = file.as_posix()
+            name = display_path(file, root)
             try:
                 yield CaseInput(name, read_bounded(file, name))
             except InvalidFileError as exc:

@@ -26,14 +26,14 @@ def test_case_files_can_be_given_one_by_one(ops: Path) -> None:
     code, out = policy_test(ops, str(one), str(two))
     assert code == 0, out
     assert out.splitlines()[-1] == "2 passed, 0 failed"
-    assert f"PASS {one.as_posix()}" in out
+    assert "PASS vault/policy-tests/noop-is-low.toml" in out
 
 
 def test_a_malformed_case_is_reported_and_the_others_still_run(ops: Path) -> None:
     (cases(ops) / "broken.toml").write_text('[expect]\ntier = "low"\n')
     code, out = policy_test(ops)
     assert code == 1
-    assert f"ERROR {(cases(ops) / 'broken.toml').as_posix()}" in out
+    assert "ERROR vault/policy-tests/broken.toml" in out
     assert out.count("PASS ") == 4
     assert out.splitlines()[-1] == "4 passed, 0 failed, 1 error(s)"
 
@@ -49,7 +49,7 @@ def test_junit_and_tap_formats(ops: Path) -> None:
     code, out = policy_test(ops, "--format", "tap")
     assert code == 1
     assert out.startswith("TAP version 14\n1..4\n")
-    assert f"not ok 3 - {noop.as_posix()}" in out
+    assert "not ok 3 - vault/policy-tests/noop-is-low.toml" in out
 
 
 def test_json_is_the_envelope_and_format_json_the_same(ops: Path) -> None:

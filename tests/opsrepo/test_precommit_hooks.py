@@ -147,3 +147,12 @@ def test_hooks_install_from_the_project(
         "PIP_CACHE_DIR": str(USER_CACHE / "pip"),
     }
     _pass_and_fail(ops_repo, env)
+
+
+def test_the_operating_doc_config_uses_every_hook_of_the_manifest() -> None:
+    text = (ROOT / "docs" / "operating.md").read_text()
+    section = text[text.index("## The ops repo's own CI") :]
+    (block,) = re.findall(r"```yaml\n(.*?)```", section, re.S)[:1]
+    (repo,) = yaml.safe_load(block)["repos"]
+    assert tuple(h["id"] for h in repo["hooks"]) == HOOK_IDS
+    assert {"repo", "rev", "hooks"} == set(repo)
