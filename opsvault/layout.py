@@ -45,16 +45,26 @@ _REJECTED_OUTCOMES = frozenset({"rejected", "expired", "refused"})
 PULL_DIR = re.compile(r"pr-[1-9][0-9]{0,18}")
 
 
-def file_kind(path: PurePath) -> str:
-    """Return what file *path* is by where it sits: policy, formula, policy-test or action."""
+def file_kind(path: PurePath) -> str | None:
+    """Return what file *path* is by where it sits, or None when its place says nothing.
+
+    policy (``vault/policy.toml``), formula (in a ``formulas/`` directory),
+    policy-test (in ``policy-tests/``) or action (in ``actions/``,
+    ``running/``, or below ``fired/`` or ``rejected/``).
+    """
     tail = "/".join(path.parts[-2:])
     if tail == POLICY:
         return "policy"
-    if path.parent.name == PurePosixPath(FORMULAS).name:
+    parent = path.parent.name
+    if parent == PurePosixPath(FORMULAS).name:
         return "formula"
-    if path.parent.name == PurePosixPath(POLICY_TESTS).name:
+    if parent == PurePosixPath(POLICY_TESTS).name:
         return "policy-test"
-    return "action"
+    names = {PurePosixPath(d).name for d in RECORD_DIRS}
+    archives = {PurePosixPath(FIRED).name, PurePosixPath(REJECTED).name}
+    if parent in names or archives & set(path.parts[:-1]):
+        return "action"
+    return None
 
 
 def branch_ref(branch: str) -> str:

@@ -30,6 +30,7 @@ def file_verdict_data(verdict: FileVerdict) -> dict[str, Any]:
         **classification_data(verdict.classification),
         "action_id": verdict.action.id if verdict.action else None,
         "protected": verdict.protected,
+        "valid": not verdict.problems,
         "refused": bool(verdict.problems),
         "problems": problems_data(verdict.problems),
     }

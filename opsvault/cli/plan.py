@@ -19,10 +19,11 @@ from collections.abc import Mapping
 from dataclasses import replace
 from datetime import UTC, date, datetime
 from pathlib import Path
+from typing import Any
 
 import click
 
-from opsvault.cli.options import echo_json, json_option
+from opsvault.cli.options import json_option
 from opsvault.errors import ConfigError, InvalidFileError
 from opsvault.git.base import Identity
 from opsvault.layout import PLAN as PLAN_FILE
@@ -33,6 +34,7 @@ from opsvault.planner.render import render_plan
 from opsvault.planner.report import PlanReport, decode_plan, evaluate
 from opsvault.snapshot import DirSnapshot, read_bounded, writable_path
 
+OUT_OF_DATE = "out of date: "  # planner.check: a finding the update itself fixes
 PLANNER_IDENTITY = Identity("opsvault-planner", "opsvault-planner@localhost")
 
 
@@ -127,8 +129,9 @@ def _run_local_git(
     "ops",
     type=click.Path(file_okay=False, path_type=Path),
     default=None,
-    help="The ops repo holding prerequisites.md (default: .). A git repo is read "
-    "at main and the update committed to main.",
+    help="The ops repo holding prerequisites.md (default: found upward from the "
+    "current directory, like every command). A git repo is read at main and "
+    "the update committed to main.",
 )
 @click.option(
     "--config",
@@ -162,6 +165,10 @@ def plan(
     Only checkboxes, open/closed annotations, blocked-on-vault markers, Status
     words and the Last updated date change; every other byte is kept. Without
     a forge (no --config, or a local-mode one), issue states are not checked.
+
+    Every run prints the findings only a person can fix (unknown status
+    words, missing issues, markers at nothing) and exits 1 when one is an
+    error, whether or not the file was updated; --check only lints.
     """
     if ops is not None and config_path is not None:
         raise click.UsageError(
@@ -172,15 +179,58 @@ def plan(
         report = _run_configured(config_path, today, write)
     else:
         day = today.date() if today is not None else date.today()
-        report = run_plan(ops if ops is not None else Path("."), day, write=write)
+        report = run_plan(find_plan_root(ops), day, write=write)
     if as_json:
-        echo_json(report.to_json())
+        from opsvault.cli.envelope import emit
+
+        emit(plan_data(report), ok=not report.errors)
     elif check:
         _echo_check(report)
     else:
         _echo_update(report)
-    if check and report.errors:
+    if report.errors:
         click.get_current_context().exit(1)
+
+
+def plan_data(report: PlanReport) -> dict[str, Any]:
+    """The report as `vault plan --json` prints it (docs/json.md).
+
+    As in every opsvault output, a finding names its ``file`` (``path`` is
+    the JSON path of a problem in a TOML file; a plan finding has a ``line``).
+    """
+    data = report.to_json()
+    data["findings"] = [{"file": f.pop("path"), **f} for f in data["findings"]]
+    return {"errors": report.errors, **data}
+
+
+def find_plan_root(ops: Path | None) -> Path:
+    """Return *ops*, else the nearest ops repo above the current directory.
+
+    The nearest directory holding vault/policy.toml, else (a plain planning
+    directory) the nearest holding prerequisites.md, relative to the current
+    directory; ConfigError if neither.
+    """
+    from opsvault.snapshot import find_ops_root
+
+    if ops is not None:
+        return ops
+    here = Path.cwd()
+    found = find_ops_root(here) or next(
+        (
+            candidate
+            for candidate in (here.resolve(), *here.resolve().parents)
+            if (candidate / PLAN_FILE).is_file()
+        ),
+        None,
+    )
+    if found is not None:
+        # Relative, so output names the file as the person typing sees it.
+        return Path(os.path.relpath(found, here))
+    raise ConfigError(
+        str(here),
+        f"not inside an ops repo (no vault/policy.toml or {PLAN_FILE} here or above)",
+        "pass --ops DIR",
+    )
 
 
 def _run_configured(
@@ -215,8 +265,18 @@ def _echo_check(report: PlanReport) -> None:
 def _echo_update(report: PlanReport) -> None:
     for note in report.notes:
         click.echo(f"note: {note}")
+    # What the update fixes is shown as the diff; the rest needs a person.
+    for finding in report.findings:
+        if not finding.message.startswith(OUT_OF_DATE):
+            click.echo(finding.render())
     if not report.changes:
-        click.echo(f"{report.path} is up to date")
+        if report.errors:
+            click.echo(
+                f"{report.path}: nothing to update, but {report.errors} error(s) "
+                "above need a person"
+            )
+        else:
+            click.echo(f"{report.path} is up to date")
         return
     click.echo(report.diff, nl=False)
     for change in report.changes:
@@ -235,3 +295,5 @@ def _echo_update(report: PlanReport) -> None:
         click.echo(f"wrote {report.path} ({count})")
     else:
         click.echo(f"dry run: {report.path} not written ({count})")
+    if report.errors:
+        click.echo(f"{report.errors} error(s) above need a person")

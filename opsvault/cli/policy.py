@@ -8,9 +8,10 @@ from typing import TYPE_CHECKING
 
 import click
 
-from opsvault.cli.options import echo_json, json_option, ops_option, resolve_ops
-from opsvault.errors import InvalidFileError, PolicyError, Problem
-from opsvault.layout import ACTIONS, POLICY, POLICY_TESTS
+from opsvault.cli.options import json_option, ops_option, resolve_ops
+from opsvault.cli.policy_diff import diff
+from opsvault.errors import InvalidFileError, Problem
+from opsvault.layout import POLICY, POLICY_TESTS
 
 if TYPE_CHECKING:
     from opsvault.policy.casereport import CaseInput
@@ -25,20 +26,22 @@ def policy() -> None:
 @ops_option
 @json_option
 def check(ops: Path | None, as_json: bool) -> None:
-    """Lint the ops repo's policy and formulas.
+    """Lint the ops repo's policy and formulas, reporting every problem at once.
 
     Errors (exit 1): schema problems, formulas named but missing, secrets scoped
     to a formula but not allowed, default_tier below medium, rules that can
     never match, invalid ops formulas, notify names without a sink.
     Warnings: secrets scoped to unknown formulas, ops formulas replacing built-ins.
+    A schema problem does not hide the others: the valid rest is still linted.
     """
+    from opsvault.cli.envelope import emit
     from opsvault.policy.lint import Finding, lint_policy
+    from opsvault.policy.parse import read_policy
     from opsvault.snapshot import (
         DirSnapshot,
         iter_local_formulas,
         load_builtin_formulas,
         load_formulas,
-        load_policy,
     )
 
     root = resolve_ops(ops)
@@ -48,23 +51,28 @@ def check(ops: Path | None, as_json: bool) -> None:
         if isinstance(formula, InvalidFileError):
             findings.extend((path, Finding("error", p)) for p in formula.problems)
     try:
-        parsed = load_policy(snapshot)
-    except PolicyError as exc:
+        reading = read_policy(snapshot.read_file(POLICY) or b"", POLICY)
+    except InvalidFileError as exc:  # not TOML, or too large: nothing to lint
         findings.extend((POLICY, Finding("error", p)) for p in exc.problems)
     else:
-        formulas = load_formulas(snapshot)
-        local = {
-            f.name
-            for _p, f in iter_local_formulas(snapshot)
-            if not isinstance(f, InvalidFileError)
-        }
-        shadowed = frozenset(local & set(load_builtin_formulas()))
-        findings.extend((POLICY, f) for f in lint_policy(parsed, formulas, shadowed))
+        findings.extend((POLICY, Finding("error", p)) for p in reading.problems)
+        if reading.policy is not None:
+            formulas = load_formulas(snapshot)
+            local = {
+                f.name
+                for _p, f in iter_local_formulas(snapshot)
+                if not isinstance(f, InvalidFileError)
+            }
+            shadowed = frozenset(local & set(load_builtin_formulas()))
+            for f in lint_policy(reading.policy, formulas, shadowed):
+                (problem,) = reading.original_problems([f.problem])
+                findings.append((POLICY, Finding(f.severity, problem)))
     errors = [f for f in findings if f[1].severity == "error"]
     if as_json:
-        echo_json(
+        emit(
             {
-                "ok": not errors,
+                "errors": len(errors),
+                "warnings": len(findings) - len(errors),
                 "findings": [
                     {
                         "file": where,
@@ -74,7 +82,8 @@ def check(ops: Path | None, as_json: bool) -> None:
                     }
                     for where, f in findings
                 ],
-            }
+            },
+            ok=not errors,
         )
     else:
         for where, f in findings:
@@ -84,96 +93,7 @@ def check(ops: Path | None, as_json: bool) -> None:
         raise SystemExit(1)
 
 
-@policy.command()
-@click.argument("old", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.argument("new", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option(
-    "--actions",
-    "actions_dir",
-    type=click.Path(exists=True, file_okay=False, path_type=Path),
-    help="Also show how each action file in this directory would change tier.",
-)
-@ops_option
-@click.option(
-    "--fail-on-lowering",
-    is_flag=True,
-    help="Exit 1 if any tier would be lowered (for CI).",
-)
-@json_option
-def diff(
-    old: Path,
-    new: Path,
-    actions_dir: Path | None,
-    ops: Path | None,
-    fail_on_lowering: bool,
-    as_json: bool,
-) -> None:
-    """Show the impact of changing policy OLD into NEW: every tier that moves, lowerings flagged.
-
-    Formulas come from the ops repo (--ops, or the one you are in; built-ins
-    only when there is none).
-
-    \b
-    Example:
-      git show main:vault/policy.toml > /tmp/old.toml
-      vault policy diff /tmp/old.toml vault/policy.toml --actions vault/actions
-    """
-    from opsvault.policy.impact import policy_impact
-    from opsvault.policy.parse import parse_policy
-    from opsvault.snapshot import (
-        DirSnapshot,
-        find_ops_root,
-        load_builtin_formulas,
-        load_formulas,
-        read_bounded,
-    )
-    from opsvault.vault.request import Action, parse_action
-    from opsvault.vault.schema import MAX_FILE_BYTES
-
-    root = ops if ops is not None else find_ops_root(Path.cwd())
-    formulas = (
-        load_formulas(DirSnapshot(root))
-        if root is not None
-        else load_builtin_formulas()
-    )
-    old_policy = parse_policy(read_bounded(old, str(old)), str(old))
-    new_policy = parse_policy(read_bounded(new, str(new)), str(new))
-    actions: list[Action] = []
-    if actions_dir is not None:
-        for path in sorted(actions_dir.glob("*.toml")):
-            actions.append(
-                parse_action(
-                    read_bounded(path, str(path), MAX_FILE_BYTES),
-                    f"{ACTIONS}/{path.name}",
-                )
-            )
-    changes = policy_impact(old_policy, new_policy, formulas, actions)
-    lowered = [c for c in changes if c.lowered]
-    if as_json:
-        echo_json(
-            {
-                "changes": [
-                    {
-                        "subject": c.subject,
-                        "old": c.old.label if c.old else None,
-                        "new": c.new.label if c.new else None,
-                        "lowered": c.lowered,
-                    }
-                    for c in changes
-                ],
-                "lowered": len(lowered),
-            }
-        )
-    else:
-        if not changes:
-            click.echo("no tier changes")
-        for c in changes:
-            mark = "  LOWERED" if c.lowered else ""
-            click.echo(
-                f"{c.subject}: {c.old.label if c.old else '-'} -> {c.new.label if c.new else '-'}{mark}"
-            )
-    if fail_on_lowering and lowered:
-        raise SystemExit(1)
+policy.add_command(diff)
 
 
 @policy.command(name="test")
@@ -220,7 +140,9 @@ def test_cmd(
     where = ", ".join(display_path(p, root) for p in asked)
     run = run_cases(_case_inputs(asked, root), base, where)
     if fmt == "json":
-        echo_json({"ok": run.ok, **case_run_data(run)})
+        from opsvault.cli.envelope import emit
+
+        emit(case_run_data(run), ok=run.ok)
     else:
         click.echo(render_case_run(run, fmt))
     if not run.ok:

@@ -241,11 +241,14 @@ def freeze_problems(entries: Sequence[dict[str, Any]]) -> list[Problem]:
                 Problem(f"{where}.name", f"duplicate freeze name {entry['name']!r}")
             )
         seen.add(entry["name"])
-        if entry.get("every") == "week":
-            problems.extend(_weekly_problems(entry, where))
-        else:
-            problems.extend(_one_off_problems(entry, where))
+        problems.extend(_entry_problems(entry, where))
     return problems
+
+
+def _entry_problems(entry: dict[str, Any], where: str) -> list[Problem]:
+    if entry.get("every") == "week":
+        return _weekly_problems(entry, where)
+    return _one_off_problems(entry, where)
 
 
 def _weekly_problems(entry: dict[str, Any], where: str) -> list[Problem]:
@@ -308,9 +311,15 @@ def _one_off_problems(entry: dict[str, Any], where: str) -> list[Problem]:
 
 
 def build_freezes(entries: Sequence[dict[str, Any]]) -> tuple[Freeze, ...]:
-    """Return the Freeze windows of *entries* that ``freeze_problems`` found no problem in."""
+    """Return the Freeze windows of *entries*, leaving out any with a problem.
+
+    A policy with a problem is never used to decide (``parse_policy`` raises);
+    ``read_policy`` builds one anyway to lint the rest, from the valid parts.
+    """
     freezes: list[Freeze] = []
     for entry in entries:
+        if _entry_problems(entry, "$"):
+            continue
         name, reason = entry["name"], entry.get("reason", "")
         exempt = frozenset(entry.get("exempt", []))
         if entry.get("every") == "week":

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Any
 
 from opsvault.errors import PolicyError, Problem
@@ -17,8 +19,9 @@ from opsvault.policy.model import (
     Sink,
     TierSettings,
 )
+from opsvault.policy.salvage import Pruned, prune
 from opsvault.vault.duration import parse_duration
-from opsvault.vault.schema import parse_toml, schema_problems
+from opsvault.vault.schema import parse_toml, schema_errors, schema_problems
 from opsvault.vault.tier import Tier
 
 
@@ -27,16 +30,69 @@ def parse_policy(text: str | bytes, where: str = POLICY_PATH) -> Policy:
 
     Beyond the schema: tier order (low may not need more approval than high is
     fine, but ``merge = "auto"`` is allowed only on low), notify names must exist,
-    and secrets scoped to a formula must be globally allowed.
+    and secrets scoped to a formula must be globally allowed. Every problem is
+    reported at once: a schema problem does not hide those beyond it.
+    """
+    reading = read_policy(text, where)
+    if reading.problems or reading.policy is None:
+        raise PolicyError(where, reading.problems)
+    return reading.policy
+
+
+@dataclass(frozen=True, slots=True)
+class PolicyReading:
+    """Every problem of a policy text, and what is left to lint when it has some.
+
+    ``policy`` is built from the valid parts only (``salvage.prune``) and is
+    for finding more problems (``vault policy check``), never for classifying:
+    only ``parse_policy`` hands out a policy, and only when there is no
+    problem. ``None`` when the text is not a TOML document or nothing valid
+    is left.
+    """
+
+    problems: tuple[Problem, ...]
+    policy: Policy | None
+    pruned: Pruned | None = None
+
+    def original_problems(self, problems: Iterable[Problem]) -> list[Problem]:
+        """Return *problems* found in ``policy`` with paths as in the file."""
+        if self.pruned is None:
+            return list(problems)
+        return self.pruned.original_problems(problems)
+
+
+def read_policy(text: str | bytes, where: str = POLICY_PATH) -> PolicyReading:
+    """Return every problem of the policy in *text* and the policy left of its valid parts.
+
+    Raise PolicyError only when *text* is not a TOML document (nothing to read).
     """
     data = parse_toml(text, where, PolicyError)
     problems = schema_problems(data, "policy")
-    if problems:
-        raise PolicyError(where, problems)
-    problems = _semantic_problems(data)
-    if problems:
-        raise PolicyError(where, problems)
-    return _build(data)
+    if not problems:
+        semantic = _semantic_problems(data)
+        return PolicyReading(tuple(semantic), _build(_buildable(data, semantic)))
+    pruned = prune(data, lambda d: schema_errors(d, "policy"))
+    if pruned is None:
+        return PolicyReading(tuple(problems), None)
+    semantic_pruned = _semantic_problems(pruned.data)
+    semantic = pruned.original_problems(semantic_pruned)
+    every = sorted(set(problems) | set(semantic), key=lambda p: (p.path, p.message))
+    policy = _build(_buildable(pruned.data, semantic_pruned))
+    return PolicyReading(tuple(every), policy, pruned)
+
+
+def _buildable(data: dict[str, Any], problems: list[Problem]) -> dict[str, Any]:
+    """Return schema-valid *data* with the durations *problems* name made neutral."""
+    bad = {p.path for p in problems}
+    if not any(path.endswith((".deadline", ".veto_window")) for path in bad):
+        return data
+    fixed = {**data, "tiers": {k: dict(v) for k, v in data["tiers"].items()}}
+    for name, settings in fixed["tiers"].items():
+        if f"$.tiers.{name}.deadline" in bad:
+            settings["deadline"] = "1d"
+        if f"$.tiers.{name}.veto_window" in bad:
+            settings.pop("veto_window", None)
+    return fixed
 
 
 def _semantic_problems(data: dict[str, Any]) -> list[Problem]:

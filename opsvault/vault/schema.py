@@ -198,3 +198,26 @@ def _join(path: str, key: str) -> str:
     if re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", key):
         return f"{path}.{key}"
     return f"{path}[{key!r}]"
+
+
+def schema_errors(
+    data: Any, name: str
+) -> list[tuple[tuple[str | int, ...], str, tuple[str, ...]]]:
+    """Return each schema error of *data* as (absolute path, keyword, keys).
+
+    *keys* are the unknown keys of an ``additionalProperties`` error and the
+    missing key of a ``required`` one (empty otherwise). For pruning invalid
+    parts away (``opsvault.policy.salvage``); people read ``schema_problems``.
+    """
+    if _fast(name)(data):
+        return []
+    found: list[tuple[tuple[str | int, ...], str, tuple[str, ...]]] = []
+    for err in _validator(name).iter_errors(data):
+        keys: tuple[str, ...] = ()
+        if err.validator == "additionalProperties" and isinstance(err.instance, dict):
+            known = set(err.schema.get("properties", {}))
+            keys = tuple(sorted(k for k in err.instance if k not in known))
+        elif err.validator == "required" and "'" in err.message:
+            keys = (err.message.split("'")[1],)
+        found.append((tuple(err.absolute_path), str(err.validator), keys))
+    return found

@@ -28,7 +28,17 @@ file is reported at once as `file: $.json.path: message`, and a file over
 not slip past `$`). The policy is also checked beyond its schema: `auto` merge
 only on low, `admin` merge on high, a veto window only on medium, every
 `notify` name must be a `[notify.<name>]` sink, and every secret scoped to a
-formula must be in `[secrets] allowed` (see docs/policy.md).
+formula must be in `[secrets] allowed` (see docs/policy.md). A schema
+problem never hides these checks: `vault policy check` and `vault validate`
+report them all in one run.
+
+`vault validate` tells a file's kind by `--kind`, else by where it sits
+(`vault/policy.toml`; a `formulas/` or `policy-tests/` directory; `actions/`,
+`running/`, or below `fired/` or `rejected/`), else by its keys: `tiers` or
+`default_tier` make a policy, `steps` a formula, `expect` a policy test case,
+anything else an action. `-` reads the file from standard input (an action
+read so is named by its `id` key). A directory is checked file by file (every
+`*.toml` below it); one with none is an error (exit 1), not a silent success.
 
 Action ids are the file stem: 3 to 63 characters of `a-z`, `0-9` and `-`,
 starting with a letter or digit; an explicit `id` must equal the stem; an id

@@ -35,13 +35,13 @@ def test_help_lists_every_command() -> None:
 def test_classify_samples_with_reasons(ops: Path) -> None:
     code, out = run("classify", "--ops", str(ops), "--json", str(SAMPLES))
     assert code == 1  # one sample is refused on purpose
-    results = {Path(r["path"]).stem: r for r in json.loads(out)["results"]}
+    results = {Path(r["path"]).stem: r for r in json.loads(out)["files"]}
     assert results["noop-smoke-20261121-1"]["tier"] == "low"
     assert results["deploy-docs-20261121-1"]["tier"] == "medium"
     assert results["purge-cache-20261121-1"]["tier"] == "high"
     assert results["rotate-dns-key-20261121-1"]["tier"] == "high"
     assert results["lower-itself-20261121-1"]["tier"] == "medium"
-    assert results["smuggle-secret-20261121-1"]["refused"] is True
+    assert results["smuggle-secret-20261121-1"]["valid"] is False
 
 
 def test_classify_explain_prints_reasons(ops: Path) -> None:
@@ -131,6 +131,7 @@ def test_policy_diff_flags_lowerings(ops: Path, tmp_path: Path) -> None:
         "old": "medium",
         "new": "low",
         "lowered": True,
+        "note": "",
     }
     assert subjects["action:deploy-docs-20261121-1"]["lowered"] is True
     assert "action:purge-cache-20261121-1" not in subjects  # the rule keeps it high
@@ -202,7 +203,8 @@ def test_request_unknown_formula_is_usage_error(ops: Path) -> None:
 def test_formulas_lists_builtins() -> None:
     code, out = run("formulas", "--json")
     assert code == 0
-    assert {"noop", "http-hook", "git-make"} <= {f["name"] for f in json.loads(out)}
+    names = {f["name"] for f in json.loads(out)["formulas"]}
+    assert {"noop", "http-hook", "git-make"} <= names
 
 
 def test_not_an_ops_repo_is_config_error(

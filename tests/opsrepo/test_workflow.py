@@ -62,7 +62,7 @@ def unknown_words(words: list[str]) -> list[str]:
     return [
         w.split("=", 1)[0]
         for w in rest
-        if w.startswith("-") and w.split("=", 1)[0] not in flags
+        if w.startswith("-") and w != "-" and w.split("=", 1)[0] not in flags
     ]
 
 
@@ -98,6 +98,7 @@ def test_the_checker_catches_a_flag_or_command_that_does_not_exist() -> None:
     assert unknown_words(["policy", "tset"]) == ["tset"]
     assert unknown_words(["classify", "--base=main", "--head", "x"]) == []
     assert unknown_words(["policy"]) == ["<no subcommand>"]
+    assert unknown_words(["policy", "diff", "-", "new.toml"]) == []  # stdin
 
 
 def test_no_proposer_value_is_expanded_inside_a_script() -> None:
@@ -150,4 +151,4 @@ def test_the_check_steps_pass_on_a_clean_proposal(
         done = run(["bash", "-euo", "pipefail", "-c", step["run"]], work, env)
         assert done.returncode == 0, (step["name"], done.stdout, done.stderr)
         outputs.append(done.stdout)
-    assert outputs[0].startswith(f"change origin/main..{head}: low\n"), outputs[0]
+    assert outputs[1].startswith(f"change main..{head}: low\n"), outputs[1]

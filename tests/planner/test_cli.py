@@ -3,8 +3,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 
+from opsvault.cli import cli
 from opsvault.cli.plan import plan
 
 TREE = (
@@ -119,3 +121,41 @@ def test_file_without_final_newline_diffs_cleanly(tmp_path: Path) -> None:
     assert (ops / "prerequisites.md").read_text(
         encoding="utf-8"
     ) == "## Objective: A\n- [ ] a"
+
+
+def test_plan_finds_the_ops_repo_upward_like_every_command(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ops = make_ops(tmp_path)
+    (ops / "vault" / "policy.toml").write_text("")
+    (ops / "knowledge").mkdir()
+    monkeypatch.chdir(ops / "knowledge")
+    code, out = invoke("--dry-run", "--today", "2026-05-02")
+    assert code == 0, out
+    assert "dry run: ../prerequisites.md not written (2 change(s))" in out
+
+
+def test_plan_outside_an_ops_repo_is_a_config_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(cli, ["plan"])
+    assert result.exit_code == 78
+    assert "not inside an ops repo" in result.output
+
+
+def test_plain_plan_shows_findings_and_fails_like_check(tmp_path: Path) -> None:
+    ops = make_ops(tmp_path, TREE.replace("BLOCKED — waits on the vault", "WIP"))
+    code, out = invoke("--ops", str(ops), "--today", "2026-05-02")
+    assert code == 1
+    assert f"{ops}/prerequisites.md:9: error: unknown status 'WIP'" in out
+    assert "out of date" not in out  # what the update fixes is the diff
+    assert out.splitlines()[-1] == "1 error(s) above need a person"
+    code, out = invoke("--ops", str(ops), "--today", "2026-05-02")
+    assert (code, out.splitlines()[-1]) == (
+        1,
+        f"{ops}/prerequisites.md: nothing to update, but 1 error(s) above need a person",
+    )
+    code, out = invoke("--ops", str(ops), "--json")
+    report = json.loads(out)
+    assert (code, report["ok"], report["errors"]) == (1, False, 1)

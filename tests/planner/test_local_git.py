@@ -69,7 +69,9 @@ def test_plan_commits_to_main_and_the_work_tree_follows(tmp_path: Path) -> None:
     ops, repo = make_repo(tmp_path)
     before = repo.resolve("main")
     code, out = invoke("--ops", str(ops), "--today", "2026-05-02")
-    assert code == 0, out
+    # Written, and still exit 1: mail-1 is a marker at nothing (issue 12).
+    assert code == 1, out
+    assert "prerequisites.md:11: error: blocked-on-vault 'mail-1'" in out
     main = repo.resolve("main")
     assert main != before
     assert f"committed {main[:12]} to main (3 change(s))" in out
@@ -89,7 +91,10 @@ def test_plan_commits_to_main_and_the_work_tree_follows(tmp_path: Path) -> None:
     )
 
     code, out = invoke("--ops", str(ops), "--today", "2026-05-03")
-    assert (code, out.splitlines()[-1]) == (0, f"{ops}/prerequisites.md is up to date")
+    assert (code, out.splitlines()[-1]) == (
+        1,
+        f"{ops}/prerequisites.md: nothing to update, but 1 error(s) above need a person",
+    )
     assert repo.resolve("main") == main
 
 
@@ -113,7 +118,8 @@ def test_dry_run_and_json_write_nothing(tmp_path: Path) -> None:
         "--ops", str(ops), "--dry-run", "--json", "--today", "2026-05-02"
     )
     report = json.loads(out)
-    assert code == 0
+    assert code == 1  # the unknown mail-1 marker is an error
+    assert (report["ok"], report["errors"]) == (False, 1)
     assert (report["written"], report["commit"], report["base"]) == (
         False,
         None,
