@@ -27,7 +27,6 @@ from opsvault.dispatcher.fire import (
     FireContext,
     FirePlan,
     execute_claims,
-    iso,
     plan_fire,
     result_changes,
 )
@@ -59,6 +58,7 @@ from opsvault.git.base import Identity
 from opsvault.layout import HALT
 from opsvault.messages import Notification, RunResult
 from opsvault.snapshot import CommitSnapshot, UsedIds, has_file, load_base_state
+from opsvault.timefmt import parse_iso, render_iso
 from opsvault.vault.tier import Tier
 
 log = logging.getLogger(__name__)
@@ -101,8 +101,8 @@ def tick(app: App, now: datetime, *, dry_run: bool = False) -> TickReport:
     def report() -> TickReport:
         redact = app.redact
         return TickReport(
-            started_at=iso(now),
-            ended_at=iso(datetime.now(UTC)),
+            started_at=render_iso(now),
+            ended_at=render_iso(datetime.now(UTC)),
             main_before=state.main_before,
             main_after=state.main_after,
             halted=state.halted,
@@ -169,7 +169,7 @@ def tick(app: App, now: datetime, *, dry_run: bool = False) -> TickReport:
             log.exception("the pull-request phase failed")
             errors.append(f"pull requests: unexpected {exc!r}; actions are still fired")
             pulls = PullsOutcome()
-        cache.watermark = iso(now)
+        cache.watermark = render_iso(now)
     decisions.extend(pulls.decisions)
 
     try:
@@ -425,11 +425,7 @@ def _result_exists(
 
 def _recorded_at(intent: RecordIntent) -> datetime:
     ended = intent.record.ended_at
-    return (
-        datetime.fromisoformat(ended.replace("Z", "+00:00"))
-        if ended
-        else datetime.now(UTC)
-    )
+    return parse_iso(ended) if ended else datetime.now(UTC)
 
 
 def _message(plan: FirePlan) -> str:
