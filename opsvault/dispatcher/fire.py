@@ -53,6 +53,7 @@ from opsvault.layout import (
 )
 from opsvault.messages import RunResult
 from opsvault.policy.assess import assess_action
+from opsvault.policy.freeze import Freeze, frozen_at
 from opsvault.ports import Forge, Runner
 from opsvault.snapshot import CommitSnapshot, has_file, load_formulas
 from opsvault.timefmt import parse_iso, render_iso
@@ -113,6 +114,9 @@ class FireContext:
     queue_limit: int
     known_merges: dict[str, int] = field(hash=False)
     max_concurrency: int = 1
+    # [[freeze]] windows of the policy on main at this tick (not the merge's base:
+    # a freeze merged after an approval still holds the action)
+    freezes: tuple[Freeze, ...] = ()
 
 
 def archive(
@@ -357,7 +361,8 @@ def _action_facts(
         )
         return action, None, replace(facts, assessment_problems=problems)
     locks = lock_keys(action, formula)
-    return action, formula, replace(facts, locks=locks)
+    freeze = frozen_at(ctx.freezes, ctx.now, {formula.name})
+    return action, formula, replace(facts, locks=locks, freeze=freeze)
 
 
 def _claim_record(

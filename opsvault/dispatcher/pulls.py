@@ -33,7 +33,13 @@ from opsvault.dispatcher.reasons import ReasonCode
 from opsvault.dispatcher.records import Outcome, ResultRecord
 from opsvault.dispatcher.rejection import closed_verdict, judge_rejection
 from opsvault.dispatcher.report import Decision
-from opsvault.dispatcher.state import Act, PullFacts, decide_pull, next_timer
+from opsvault.dispatcher.state import (
+    Act,
+    PullFacts,
+    decide_pull,
+    next_timer,
+    pull_freeze,
+)
 from opsvault.errors import (
     FileTooLargeError,
     ForgeConflict,
@@ -58,6 +64,7 @@ from opsvault.policy.classify import (
     ChangeVerdict,
     is_action_path,
 )
+from opsvault.policy.freeze import render_instant
 from opsvault.policy.model import MergeMode, Policy, Principals
 from opsvault.ports import Forge, Mainline, Notifier
 from opsvault.snapshot import CommitSnapshot, has_file, load_base_state
@@ -368,6 +375,8 @@ def _open_pull(
             out.decisions.append(Decision(subject, "notified", effect.detail))
         elif effect.act is Act.EXPIRE:
             _expire(ctx, pr, verdict, effect.detail, out)
+        elif effect.act is Act.FROZEN:  # deferred, not refused: next_timer is its end
+            out.decisions.append(Decision(subject, "frozen", effect.detail))
 
 
 def _not_mergeable_yet(pr: PullRequest, out: PullsOutcome) -> str:
@@ -460,6 +469,12 @@ def render_comment(
                 "was first seen unless it is held: a reviewer or admin comments "
                 "`/vault hold` (or adds the `vault/hold` label); only a reviewer or "
                 "admin lifts a hold (`/vault release`), whoever placed it."
+            )
+        freeze = pull_freeze(facts, policy) if facts is not None else None
+        if freeze is not None:
+            lines.append(
+                f"Frozen until {render_instant(freeze.until)} ({', '.join(freeze.names)}): "
+                "the dispatcher merges nothing by itself and fires nothing until then."
             )
         lines.append("")
     lines.append("Reasons:")

@@ -185,6 +185,7 @@ def tick(app: App, now: datetime, *, dry_run: bool = False) -> TickReport:
             app.settings.dispatcher.queue_limit,
             cache.merges,
             app.settings.dispatcher.max_concurrency,
+            freezes=base.policy.freezes,
         )
         if pulls.mismatches:
             # A merge did not land as classified: record it, write HALT, fire nothing (I1).

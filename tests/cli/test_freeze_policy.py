@@ -74,3 +74,33 @@ def test_adding_or_lifting_a_freeze_is_high_and_admin_only(ops: Path) -> None:
     branch_with(ops, "vault/thaw", {"vault/policy.toml": lifted.encode()})
     verdict = classify_ref_change(open_repo(ops), "main", "vault/thaw").verdict
     assert verdict.tier is Tier.HIGH and verdict.protected
+
+
+def test_vault_status_says_frozen_until_in_text_and_json(ops: Path) -> None:
+    import json
+
+    forever = FREEZE.replace("2026-12-24T00:00:00Z", "2000-01-01T00:00:00Z").replace(
+        "2027-01-04T08:00:00Z", "2100-01-01T00:00:00Z"
+    )
+    _policy(ops).write_text(_policy(ops).read_text() + forever)
+    branch_with(ops, "main", {"vault/policy.toml": _policy(ops).read_bytes()})
+    result = CliRunner().invoke(cli, ["status", "--ops", str(ops)])
+    assert result.exit_code == 0, result.output
+    assert (
+        "FROZEN: frozen until 2100-01-01T00:00:00Z (year-end); nothing is merged "
+        "by the dispatcher or fired but noop"
+    ) in result.output
+    result = CliRunner().invoke(cli, ["status", "--ops", str(ops), "--json"])
+    data = json.loads(result.output)
+    assert data["frozen"] == {
+        "names": ["year-end"],
+        "until": "2100-01-01T00:00:00Z",
+        "exempt": ["noop"],
+        "text": "frozen until 2100-01-01T00:00:00Z (year-end)",
+    }
+    _policy(ops).write_text(_policy(ops).read_text().replace(forever, ""))
+    branch_with(ops, "main", {"vault/policy.toml": _policy(ops).read_bytes()})
+    data = json.loads(
+        CliRunner().invoke(cli, ["status", "--ops", str(ops), "--json"]).output
+    )
+    assert data["frozen"] is None
