@@ -10,10 +10,11 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
 
+from opsvault.dispatcher.freezing import change_freeze, change_frozen_for
 from opsvault.dispatcher.hold import HOLD_LABEL
 from opsvault.dispatcher.reasons import ReasonCode
 from opsvault.policy.classify import ChangeVerdict
-from opsvault.policy.freeze import Frozen, frozen_at, frozen_time
+from opsvault.policy.freeze import Frozen
 from opsvault.policy.model import MergeMode, Policy
 from opsvault.vault.tier import Tier
 
@@ -37,9 +38,8 @@ class PullFacts:
     number: int
     head_sha: str
     created_at: datetime
-    head_seen_at: (
-        datetime  # when this head was first classified (veto windows restart on push)
-    )
+    # when this head was first classified (veto windows restart on push)
+    head_seen_at: datetime
     labels: frozenset[str]
     verdict: ChangeVerdict
     request_changes: bool  # a current review asks for changes (a veto)
@@ -98,7 +98,7 @@ def decide_pull(facts: PullFacts, policy: Policy) -> list[Effect]:
     if verdict.refused:
         return effects
     freeze = pull_freeze(facts, policy)
-    if tier is Tier.LOW and settings.merge is MergeMode.AUTO and not verdict.protected:
+    if dispatcher_merges(tier, verdict.protected, policy):
         if freeze is not None:
             return [*effects, Effect(Act.FROZEN, head, freeze.render())]
         if facts.approvals_needed and facts.approved_head != head:
@@ -109,11 +109,9 @@ def decide_pull(facts: PullFacts, policy: Policy) -> list[Effect]:
         effects.append(
             Effect(Act.NOTIFY, head, f"{tier.label} tier waits for an eligible merger")
         )
-    window = settings.veto_window
+    window = veto_window_merges(tier, verdict.protected, policy)
     if (
-        tier is Tier.MEDIUM
-        and window is not None
-        and not verdict.protected
+        window is not None
         and not facts.held
         and HOLD_LABEL not in facts.labels
         and not facts.request_changes
@@ -129,30 +127,14 @@ def decide_pull(facts: PullFacts, policy: Policy) -> list[Effect]:
     return effects
 
 
-def change_formulas(verdict: ChangeVerdict) -> frozenset[str] | None:
-    """Return the formulas of a change's actions; None when it holds anything else.
-
-    Only a change made of actions alone can be exempt from a freeze window
-    (``policy.freeze``): another file, or a request for a human, is not.
-    """
-    formulas: set[str] = set()
-    for file in verdict.files:
-        if file.action is None or file.action.formula is None:
-            return None
-        formulas.add(file.action.formula)
-    return frozenset(formulas) or None
-
-
 def pull_freeze(facts: PullFacts, policy: Policy) -> Frozen | None:
-    """Return the freeze that holds this PR at ``facts.now`` (the dispatcher merges it not), or None."""
-    return frozen_at(policy.freezes, facts.now, change_formulas(facts.verdict))
+    """Return the freeze that holds this PR at ``facts.now``, or None (``freezing.py``)."""
+    return change_freeze(facts.verdict, policy, facts.now)
 
 
 def pull_frozen_for(facts: PullFacts, policy: Policy) -> timedelta:
-    """Return how long a freeze held this PR since it was opened: that time is not its deadline's."""
-    return frozen_time(
-        policy.freezes, facts.created_at, facts.now, change_formulas(facts.verdict)
-    )
+    """Return how long a freeze held this PR since it was opened: not its deadline's time."""
+    return change_frozen_for(facts.verdict, policy, facts.created_at, facts.now)
 
 
 def next_timer(facts: PullFacts, policy: Policy) -> datetime:
@@ -197,6 +179,31 @@ class MergeFacts:
     held_at_merge: bool = False  # per the PR's timeline up to the merge (I3)
 
 
+def needs_admin(tier: Tier, protected: bool) -> bool:
+    """Return whether only an admin may approve a change: high tier, or behind a built-in floor."""
+    return tier is Tier.HIGH or protected
+
+
+def dispatcher_merges(tier: Tier, protected: bool, policy: Policy) -> bool:
+    """Return whether the dispatcher merges such a change by itself, without waiting for anyone.
+
+    Only a low tier with ``merge = "auto"`` and no built-in floor; a medium
+    change may still be merged by the dispatcher after its veto window
+    (``veto_window_merges``).
+    """
+    return (
+        tier is Tier.LOW
+        and policy.settings(tier).merge is MergeMode.AUTO
+        and not protected
+    )
+
+
+def veto_window_merges(tier: Tier, protected: bool, policy: Policy) -> timedelta | None:
+    """Return the veto window after which the dispatcher merges such a change unvetoed, or None."""
+    window = policy.settings(tier).veto_window
+    return window if tier is Tier.MEDIUM and not protected else None
+
+
 def may_merge(tier: Tier, roles: frozenset[Role], protected: bool) -> bool:
     """Return whether a person with *roles* may approve (merge) a change of *tier*.
 
@@ -205,7 +212,7 @@ def may_merge(tier: Tier, roles: frozenset[Role], protected: bool) -> bool:
     """
     if roles & {Role.BOT, Role.PROPOSER, Role.DISPATCHER}:
         return False
-    if tier is Tier.HIGH or protected:
+    if needs_admin(tier, protected):
         return Role.ADMIN in roles
     return bool(roles & {Role.ADMIN, Role.REVIEWER})
 
@@ -278,9 +285,8 @@ def verify_merge(facts: MergeFacts, policy: Policy) -> ReasonCode | None:
     if Role.BOT in roles:
         return ReasonCode.MERGED_BY_BOT
     if facts.held_at_merge and Role.DISPATCHER in roles:
-        return (
-            ReasonCode.HELD_AT_MERGE
-        )  # whatever other role the forge gives it (I2, I3)
+        # whatever other role the forge gives it (I2, I3)
+        return ReasonCode.HELD_AT_MERGE
     if Role.DISPATCHER in roles:
         return dispatcher_merge_counts(facts, policy)
     if may_merge(facts.tier, roles, facts.protected):

@@ -20,7 +20,7 @@ FORMATS = ("text", "json", "junit", "tap")
 SUITE = "vault policy test"
 
 
-class Status(StrEnum):
+class CaseStatus(StrEnum):
     PASS = "pass"
     FAIL = "fail"  # the case ran and an expectation does not hold
     ERROR = "error"  # the case could not run: it is not a valid case file
@@ -36,7 +36,7 @@ class CaseInput:
 @dataclass(frozen=True, slots=True)
 class CaseOutcome:
     name: str
-    status: Status
+    status: CaseStatus
     description: str = ""
     failures: tuple[str, ...] = ()  # for FAIL: one entry per expectation missed
     problems: tuple[Problem, ...] = ()  # for ERROR: every problem of the file
@@ -44,7 +44,7 @@ class CaseOutcome:
     @property
     def messages(self) -> tuple[str, ...]:
         """What went wrong, one entry per failure or problem (``file: $.path: message``)."""
-        if self.status is Status.ERROR:
+        if self.status is CaseStatus.ERROR:
             return tuple(p.render(self.name) for p in self.problems)
         return self.failures
 
@@ -54,14 +54,14 @@ class CaseRun:
     outcomes: tuple[CaseOutcome, ...]
     where: str  # what was asked for, named in the message when it holds no case
 
-    def count(self, status: Status) -> int:
+    def count(self, status: CaseStatus) -> int:
         return sum(1 for o in self.outcomes if o.status is status)
 
     @property
     def ok(self) -> bool:
         """Every case passed, and there was at least one."""
         return bool(self.outcomes) and all(
-            o.status is Status.PASS for o in self.outcomes
+            o.status is CaseStatus.PASS for o in self.outcomes
         )
 
     @property
@@ -78,19 +78,21 @@ def run_cases(inputs: Iterable[CaseInput], base: BaseState, where: str) -> CaseR
     for item in inputs:
         if item.content is None:
             outcomes.append(
-                CaseOutcome(item.name, Status.ERROR, problems=item.problems)
+                CaseOutcome(item.name, CaseStatus.ERROR, problems=item.problems)
             )
             continue
         try:
             case = parse_case(item.content, item.name)
         except InvalidFileError as exc:
-            outcomes.append(CaseOutcome(item.name, Status.ERROR, problems=exc.problems))
+            outcomes.append(
+                CaseOutcome(item.name, CaseStatus.ERROR, problems=exc.problems)
+            )
             continue
         result = run_case(case, base)
         outcomes.append(
             CaseOutcome(
                 item.name,
-                Status.PASS if result.passed else Status.FAIL,
+                CaseStatus.PASS if result.passed else CaseStatus.FAIL,
                 case.description,
                 result.failures,
             )
@@ -108,9 +110,10 @@ def render_case_run(run: CaseRun, fmt: str) -> str:
 
 
 def _summary(run: CaseRun) -> str:
-    errors = run.count(Status.ERROR)
-    return f"{run.count(Status.PASS)} passed, {run.count(Status.FAIL)} failed" + (
-        f", {errors} error(s)" if errors else ""
+    errors = run.count(CaseStatus.ERROR)
+    return (
+        f"{run.count(CaseStatus.PASS)} passed, {run.count(CaseStatus.FAIL)} failed"
+        + (f", {errors} error(s)" if errors else "")
     )
 
 
@@ -119,7 +122,11 @@ def render_text(run: CaseRun) -> str:
         return run.empty_message
     lines: list[str] = []
     for o in run.outcomes:
-        label = {Status.PASS: "PASS", Status.FAIL: "FAIL", Status.ERROR: "ERROR"}
+        label = {
+            CaseStatus.PASS: "PASS",
+            CaseStatus.FAIL: "FAIL",
+            CaseStatus.ERROR: "ERROR",
+        }
         lines.append(
             f"{label[o.status]} {o.name}{': ' + o.description if o.description else ''}"
         )
@@ -132,14 +139,14 @@ def render_text(run: CaseRun) -> str:
 def case_run_data(run: CaseRun) -> dict[str, Any]:
     """The run as `vault policy test --format json` prints it (inside the envelope, docs/json.md)."""
     data: dict[str, Any] = {
-        "passed": run.count(Status.PASS),
-        "failed": run.count(Status.FAIL),
-        "errors": run.count(Status.ERROR),
+        "passed": run.count(CaseStatus.PASS),
+        "failed": run.count(CaseStatus.FAIL),
+        "errors": run.count(CaseStatus.ERROR),
         "cases": [
             {
                 "case": o.name,
                 "status": o.status.value,
-                "passed": o.status is Status.PASS,
+                "passed": o.status is CaseStatus.PASS,
                 "description": o.description,
                 "failures": list(o.failures),
                 "problems": [
@@ -162,8 +169,8 @@ def render_junit(run: CaseRun) -> str:
         "testsuite",
         name=SUITE,
         tests=str(len(run.outcomes)),
-        failures=str(run.count(Status.FAIL)),
-        errors=str(run.count(Status.ERROR)),
+        failures=str(run.count(CaseStatus.FAIL)),
+        errors=str(run.count(CaseStatus.ERROR)),
         skipped="0",
     )
     if not run.outcomes:
@@ -172,9 +179,9 @@ def render_junit(run: CaseRun) -> str:
         case = ElementTree.SubElement(
             suite, "testcase", classname="policy-tests", name=o.name
         )
-        if o.status is Status.PASS:
+        if o.status is CaseStatus.PASS:
             continue
-        tag = "failure" if o.status is Status.FAIL else "error"
+        tag = "failure" if o.status is CaseStatus.FAIL else "error"
         first = o.messages[0].splitlines()[0] if o.messages else o.status.value
         node = ElementTree.SubElement(case, tag, message=first, type=o.status.value)
         node.text = "\n".join(o.messages)
@@ -195,9 +202,9 @@ def render_tap(run: CaseRun) -> str:
     if not run.outcomes:
         lines[1] += f" # SKIP {_tap_text(run.empty_message)}"
     for number, o in enumerate(run.outcomes, start=1):
-        ok = "ok" if o.status is Status.PASS else "not ok"
+        ok = "ok" if o.status is CaseStatus.PASS else "not ok"
         lines.append(f"{ok} {number} - {_tap_text(o.name)}")
-        if o.status is Status.PASS:
+        if o.status is CaseStatus.PASS:
             continue
         lines.append("  ---")
         lines.append(f"  status: {o.status.value}")

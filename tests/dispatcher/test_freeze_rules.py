@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from opsvault._resources import data_dir
+from opsvault.dispatcher.freezing import change_formulas
 from opsvault.dispatcher.state import (
     Act,
     ActionFacts,
@@ -20,7 +21,6 @@ from opsvault.dispatcher.state import (
     MergeFacts,
     PullFacts,
     Role,
-    change_formulas,
     decide_action,
     decide_pull,
     next_timer,

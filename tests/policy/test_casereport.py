@@ -11,7 +11,7 @@ from opsvault.errors import Problem
 from opsvault.policy.casereport import (
     CaseInput,
     CaseRun,
-    Status,
+    CaseStatus,
     case_run_data,
     render_junit,
     render_tap,
@@ -56,10 +56,10 @@ def test_a_malformed_case_is_its_own_error_and_the_others_still_run() -> None:
         ("d.toml", FAILING),
     )
     assert [o.status for o in result.outcomes] == [
-        Status.PASS,
-        Status.ERROR,
-        Status.ERROR,
-        Status.FAIL,
+        CaseStatus.PASS,
+        CaseStatus.ERROR,
+        CaseStatus.ERROR,
+        CaseStatus.FAIL,
     ]
     malformed = result.outcomes[1]
     assert any(p.path == "$.expect.tier" for p in malformed.problems)
@@ -78,13 +78,13 @@ def test_a_file_that_could_not_be_read_is_an_error_too() -> None:
         BASE,
         "cases",
     )
-    assert result.outcomes[0].status is Status.ERROR
+    assert result.outcomes[0].status is CaseStatus.ERROR
     assert result.outcomes[0].messages == ("big.toml: $: file is too big",)
 
 
 def test_a_failed_reasons_expectation_is_a_diff() -> None:
     (outcome,) = run(("r.toml", WRONG_REASONS)).outcomes
-    assert outcome.status is Status.FAIL
+    assert outcome.status is CaseStatus.FAIL
     (failure,) = outcome.failures
     assert failure.splitlines() == [
         "reasons differ (- expected, + got):",
