@@ -170,3 +170,13 @@ def _case_inputs(paths: tuple[Path, ...], root: Path) -> Iterator[CaseInput]:
                 yield CaseInput(
                     name, problems=(Problem("$", f"cannot read: {exc.strerror}"),)
                 )
+
+
+def _register_suggest() -> None:
+    # Its own module (issue 14 §3): `vault policy suggest`.
+    from opsvault.cli.suggest import suggest
+
+    policy.add_command(suggest)
+
+
+_register_suggest()
