@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from opsvault.cli.options import json_option, ops_option, resolve_ops
 from opsvault.cli.policy_diff import diff
-from opsvault.errors import InvalidFileError, PolicyError, Problem
+from opsvault.errors import InvalidFileError, Problem
 from opsvault.layout import POLICY, POLICY_TESTS
+
+if TYPE_CHECKING:
+    from opsvault.policy.casereport import CaseInput
 
 
 @click.group()
@@ -93,63 +98,78 @@ policy.add_command(diff)
 
 @policy.command(name="test")
 @click.argument(
-    "cases_dir",
-    required=False,
-    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    "paths",
+    nargs=-1,
+    type=click.Path(exists=True, path_type=Path),
 )
 @ops_option
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["text", "json", "junit", "tap"]),
+    default=None,
+    help="Output: text (default), json (as --json), junit (JUnit XML) or tap (TAP 14).",
+)
 @json_option
-def test_cmd(cases_dir: Path | None, ops: Path | None, as_json: bool) -> None:
-    """Run the policy test cases in CASES_DIR (default: vault/policy-tests of the ops repo).
+def test_cmd(
+    paths: tuple[Path, ...], ops: Path | None, fmt: str | None, as_json: bool
+) -> None:
+    """Run policy test cases: the case files and directories in PATHS (default: vault/policy-tests).
 
     Each case is one TOML file: an [action] (or a [[change]] of several files)
     and an [expect] table with the tier, optionally the exact reasons and
-    whether it is refused. Exit 1 if any case fails: run it in the ops repo's CI.
+    whether it is refused. A file that is not a valid case is reported as that
+    case's error; the others still run. Exit 1 if any case fails or errs, or
+    there is none: run it in the ops repo's CI (--format junit or tap for CI
+    systems that read those).
     """
-    from opsvault.policy.cases import parse_case, run_case
-    from opsvault.snapshot import DirSnapshot, load_base_state, read_bounded
+    from opsvault.cli.files import display_path
+    from opsvault.policy.casereport import (
+        case_run_data,
+        render_case_run,
+        run_cases,
+    )
+    from opsvault.snapshot import DirSnapshot, load_base_state
 
+    if as_json and fmt not in (None, "json"):
+        raise click.UsageError(f"--json and --format {fmt}: give one")
+    fmt = "json" if as_json else (fmt or "text")
     root = resolve_ops(ops)
-    directory = cases_dir if cases_dir is not None else root / POLICY_TESTS
     base = load_base_state(DirSnapshot(root))
-    files = sorted(directory.glob("*.toml")) if directory.is_dir() else []
-    if not files:
-        raise PolicyError(
-            str(directory), [Problem("$", "no policy test cases (*.toml) here")]
-        )
-    results = [
-        run_case(parse_case(read_bounded(p, p.as_posix()), p.as_posix()), base)
-        for p in files
-    ]
-    failed = [r for r in results if not r.passed]
-    if as_json:
+    asked = paths or (root / POLICY_TESTS,)
+    where = ", ".join(display_path(p, root) for p in asked)
+    run = run_cases(_case_inputs(asked, root), base, where)
+    if fmt == "json":
         from opsvault.cli.envelope import emit
 
-        emit(
-            {
-                "passed": len(results) - len(failed),
-                "failed": len(failed),
-                "cases": [
-                    {
-                        "case": r.case.name,
-                        "passed": r.passed,
-                        "failures": list(r.failures),
-                    }
-                    for r in results
-                ],
-            },
-            ok=not failed,
-        )
+        emit(case_run_data(run), ok=run.ok)
     else:
-        for r in results:
-            click.echo(
-                f"{'PASS' if r.passed else 'FAIL'} {r.case.name}{': ' + r.case.description if r.case.description else ''}"
-            )
-            for failure in r.failures:
-                click.echo(f"     {failure}")
-        click.echo(f"{len(results) - len(failed)} passed, {len(failed)} failed")
-    if failed:
+        click.echo(render_case_run(run, fmt))
+    if not run.ok:
         raise SystemExit(1)
+
+
+def _case_inputs(paths: tuple[Path, ...], root: Path) -> Iterator[CaseInput]:
+    """Each case file named, or found (*.toml) in a directory named, in order; unreadable ones carry why.
+
+    A case is named by its path in the ops repo when it lies inside it.
+    """
+    from opsvault.cli.files import display_path
+    from opsvault.policy.casereport import CaseInput
+    from opsvault.snapshot import read_bounded
+
+    for path in paths:
+        files = sorted(path.glob("*.toml")) if path.is_dir() else [path]
+        for file in files:
+            name = display_path(file, root)
+            try:
+                yield CaseInput(name, read_bounded(file, name))
+            except InvalidFileError as exc:
+                yield CaseInput(name, problems=exc.problems)
+            except OSError as exc:
+                yield CaseInput(
+                    name, problems=(Problem("$", f"cannot read: {exc.strerror}"),)
+                )
 
 
 def _register_suggest() -> None:

@@ -225,6 +225,12 @@ def render_status(
         lines.append(f"{halted} (vault/HALT exists){note}; nothing is merged or fired")
     else:
         lines.append("running normally (no vault/HALT)")
+    if result.frozen is not None:
+        exempt = result.frozen.exempt
+        lines.append(
+            f"FROZEN: {result.frozen.text}; nothing is merged by the dispatcher or fired"
+            + (f" but {', '.join(exempt)}" if exempt else "")
+        )
     if result.sandboxed is False:
         lines.append(f"{paint('WARNING', 'yellow', colour)}: {result.sandbox_note}")
     elif result.sandbox_note:

@@ -38,6 +38,7 @@ from opsvault.dispatcher.state import (
 from opsvault.errors import InvalidFileError
 from opsvault.layout import claim_path, formula_path, running_path
 from opsvault.policy.assess import assess_action
+from opsvault.policy.freeze import frozen_at
 from opsvault.snapshot import CommitSnapshot
 from opsvault.timefmt import render_iso
 from opsvault.vault.formula import Formula
@@ -185,7 +186,8 @@ def _action_facts(
         )
         return action, None, replace(facts, assessment_problems=problems)
     locks = lock_keys(action, formula)
-    return action, formula, replace(facts, locks=locks)
+    freeze = frozen_at(ctx.freezes, ctx.now, {formula.name})
+    return action, formula, replace(facts, locks=locks, freeze=freeze)
 
 
 def claim_record(

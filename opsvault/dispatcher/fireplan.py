@@ -20,6 +20,7 @@ from opsvault.dispatcher.records import (
 from opsvault.dispatcher.report import Decision
 from opsvault.git.base import OpsRepo
 from opsvault.layout import DEFAULT_BRANCH
+from opsvault.policy.freeze import Freeze
 from opsvault.ports import Forge, Runner
 from opsvault.vault.formula import Formula
 from opsvault.vault.request import Action
@@ -64,6 +65,9 @@ class FireContext:
     known_merges: MutableMapping[str, int] = field(hash=False)
     max_concurrency: int = 1
     branch: str = DEFAULT_BRANCH  # the base branch (settings: [forge] branch)
+    # [[freeze]] windows of the policy on main at this tick (not the merge's base:
+    # a freeze merged after an approval still holds the action)
+    freezes: tuple[Freeze, ...] = ()
 
 
 def archive(

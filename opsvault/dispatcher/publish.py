@@ -21,6 +21,7 @@ from opsvault.dispatcher.state import (
     PullFacts,
     dispatcher_merges,
     needs_admin,
+    pull_freeze,
     veto_window_merges,
 )
 from opsvault.forge.types import (
@@ -32,6 +33,7 @@ from opsvault.messages import Notification
 from opsvault.policy.classify import (
     ChangeVerdict,
 )
+from opsvault.policy.freeze import render_instant
 from opsvault.policy.model import Policy, Principals
 from opsvault.timefmt import render_iso
 from opsvault.vault.duration import render_duration
@@ -121,6 +123,12 @@ def render_comment(
                 "was first seen unless it is held: a reviewer or admin comments "
                 "`/vault hold` (or adds the `vault/hold` label); only a reviewer or "
                 "admin lifts a hold (`/vault release`), whoever placed it."
+            )
+        freeze = pull_freeze(facts, policy) if facts is not None else None
+        if freeze is not None:
+            lines.append(
+                f"Frozen until {render_instant(freeze.until)} ({', '.join(freeze.names)}): "
+                "the dispatcher merges nothing by itself and fires nothing until then."
             )
         lines.append("")
     lines.append("Reasons:")

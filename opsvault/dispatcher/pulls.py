@@ -296,3 +296,5 @@ def _open_pull(
             out.decisions.append(Decision(subject, "notified", effect.detail))
         elif effect.act is Act.EXPIRE:
             expire(ctx, pr, verdict, effect.detail, out)
+        elif effect.act is Act.FROZEN:  # deferred, not refused: next_timer is its end
+            out.decisions.append(Decision(subject, "frozen", effect.detail))

@@ -10,9 +10,11 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
 
+from opsvault.dispatcher.freezing import change_freeze, change_frozen_for
 from opsvault.dispatcher.hold import HOLD_LABEL
 from opsvault.dispatcher.reasons import ReasonCode
 from opsvault.policy.classify import ChangeVerdict
+from opsvault.policy.freeze import Frozen
 from opsvault.policy.model import MergeMode, Policy
 from opsvault.vault.tier import Tier
 
@@ -55,6 +57,7 @@ class Act(StrEnum):
     MERGE = "merge"
     NOTIFY = "notify"
     EXPIRE = "expire"  # close as expired and record it
+    FROZEN = "frozen"  # a merge the dispatcher would make waits for a freeze to end
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,20 +78,29 @@ def decide_pull(facts: PullFacts, policy: Policy) -> list[Effect]:
     head; medium merges after an unvetoed ``veto_window`` (not held -- see
     ``hold.derive_hold`` -- no hold label, no request for changes, measured
     from when this head was first seen). High is never merged by the dispatcher.
+    While a freeze holds the change (``pull_freeze``), a merge the dispatcher
+    would make is ``FROZEN`` instead (deferred, not refused), and time frozen
+    does not count toward the deadline.
     """
     verdict = facts.verdict
     tier = verdict.tier
     settings = policy.settings(tier)
     head = facts.head_sha
     effects = [Effect(Act.PUBLISH, head)]
-    if facts.now - facts.created_at > settings.deadline:
+    if (
+        facts.now - facts.created_at - pull_frozen_for(facts, policy)
+        > settings.deadline
+    ):
         return [
             *effects,
             Effect(Act.EXPIRE, head, f"unmerged after the {tier.label} deadline"),
         ]
     if verdict.refused:
         return effects
+    freeze = pull_freeze(facts, policy)
     if dispatcher_merges(tier, verdict.protected, policy):
+        if freeze is not None:
+            return [*effects, Effect(Act.FROZEN, head, freeze.render())]
         if facts.approvals_needed and facts.approved_head != head:
             effects.append(Effect(Act.APPROVE, head))
         effects.append(Effect(Act.MERGE, head, "low tier"))
@@ -105,6 +117,8 @@ def decide_pull(facts: PullFacts, policy: Policy) -> list[Effect]:
         and not facts.request_changes
         and facts.now - facts.head_seen_at >= window
     ):
+        if freeze is not None:
+            return [*effects, Effect(Act.FROZEN, head, freeze.render())]
         if facts.approvals_needed and facts.approved_head != head:
             effects.append(Effect(Act.APPROVE, head))
         effects.append(
@@ -113,10 +127,28 @@ def decide_pull(facts: PullFacts, policy: Policy) -> list[Effect]:
     return effects
 
 
+def pull_freeze(facts: PullFacts, policy: Policy) -> Frozen | None:
+    """Return the freeze that holds this PR at ``facts.now``, or None (``freezing.py``)."""
+    return change_freeze(facts.verdict, policy, facts.now)
+
+
+def pull_frozen_for(facts: PullFacts, policy: Policy) -> timedelta:
+    """Return how long a freeze held this PR since it was opened: not its deadline's time."""
+    return change_frozen_for(facts.verdict, policy, facts.created_at, facts.now)
+
+
 def next_timer(facts: PullFacts, policy: Policy) -> datetime:
-    """Return when this PR next needs attention without any new event (deadline or veto window)."""
+    """Return when this PR next needs attention without any new event.
+
+    Its deadline (moved by the time frozen so far) or the end of its veto
+    window; while a freeze holds it, the end of the freeze: nothing the
+    dispatcher does to it happens before.
+    """
+    freeze = pull_freeze(facts, policy)
+    if freeze is not None:
+        return freeze.until
     settings = policy.settings(facts.verdict.tier)
-    due = facts.created_at + settings.deadline
+    due = facts.created_at + settings.deadline + pull_frozen_for(facts, policy)
     if facts.verdict.tier is Tier.MEDIUM and settings.veto_window is not None:
         due = min(due, facts.head_seen_at + settings.veto_window)
     return due
@@ -292,6 +324,8 @@ class ActionFacts:
     assessment_problems: tuple[str, ...] = ()
     locks: tuple[str, ...] = ()  # the formula's locks rendered for this action
     held: frozenset[str] = frozenset()  # locks held by claims on main or this tick
+    # the freeze holding this action's formula, from the policy on main now
+    freeze: Frozen | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -331,8 +365,8 @@ def decide_action(facts: ActionFacts) -> ActionDecision:
     work); refuse what no eligible merge accounts for and whatever
     ``verify_merge`` refuses; refuse a file that is not an action; expire one
     past its own ``expires``; record a merged request for a human as done;
-    refuse an action invalid at the merge's base; defer while one of its
-    locks is held; else claim it.
+    refuse an action invalid at the merge's base; defer while a freeze holds
+    its formula (``facts.freeze``) or one of its locks is held; else claim it.
     """
     if facts.queued >= facts.queue_limit:
         return Defer(f"queue limit of {facts.queue_limit} reached this tick")
@@ -357,6 +391,8 @@ def decide_action(facts: ActionFacts) -> ActionDecision:
         return Done(f"human request merged by {facts.merger}")
     if facts.assessment_problems:
         return Refuse(ReasonCode.INVALID, "; ".join(facts.assessment_problems))
+    if facts.freeze is not None:
+        return Defer(facts.freeze.render())
     if facts.held.intersection(facts.locks):
         return Defer(f"lock held: {sorted(facts.held.intersection(facts.locks))}")
     return Claim(facts.locks, f"{merge.tier.label} tier, merged by {facts.merger}")

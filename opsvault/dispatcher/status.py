@@ -23,6 +23,7 @@ from opsvault.errors import FileTooLargeError, InvalidFileError
 from opsvault.layout import ACTIONS, FIRED, HALT, REJECTED, RUNNING, claim_path
 from opsvault.policy.assess import assess_action
 from opsvault.policy.classify import BaseState
+from opsvault.policy.freeze import frozen_at, render_instant
 from opsvault.snapshot import Snapshot
 from opsvault.timefmt import parse_aware
 from opsvault.vault.request import parse_action
@@ -91,6 +92,29 @@ class PendingProposal:
 
 
 @dataclass(frozen=True, slots=True)
+class FreezeNotice:
+    """A freeze in force on main's policy (``[[freeze]]``): nothing merges by itself or fires."""
+
+    names: tuple[str, ...]
+    until: str  # ISO 8601 UTC ("Z"): when the last window in force ends
+    exempt: tuple[str, ...] = ()  # formulas that still merge and fire
+    text: str = ""  # "frozen until <until> (<names>)", as comments and reports say it
+
+
+def freeze_notice(base_state: BaseState, now: datetime) -> FreezeNotice | None:
+    """Return the freeze in force at *now* under *base_state*'s policy, or None."""
+    frozen = frozen_at(base_state.policy.freezes, now)
+    if frozen is None:
+        return None
+    return FreezeNotice(
+        frozen.names,
+        render_instant(frozen.until),
+        tuple(sorted(frozen.exempt)),
+        frozen.render(),
+    )
+
+
+@dataclass(frozen=True, slots=True)
 class Status:
     source: str  # what was read: a directory or a commit id
     halted: bool
@@ -103,6 +127,7 @@ class Status:
     # from the newest executed record or the dispatcher's own start-up state.
     sandboxed: bool | None = None
     sandbox_note: str = ""
+    frozen: FreezeNotice | None = None  # a [[freeze]] window holds (policy/freeze.py)
 
 
 def collect_status(
@@ -135,6 +160,7 @@ def collect_status(
         recent=finished[:recent],
         sandboxed=sandboxed,
         sandbox_note=note,
+        frozen=freeze_notice(base_state, now),
     )
 
 

@@ -164,6 +164,7 @@ def tick(app: App, now: datetime, *, dry_run: bool = False) -> TickReport:
             cache.merges,
             app.settings.dispatcher.max_concurrency,
             branch,
+            freezes=base.policy.freezes,
         )
         pusher = Pusher(app.repo, app.mainline, app.identity, app.redact)
 

@@ -8,7 +8,9 @@ golden classifier tests.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
+from difflib import SequenceMatcher
 
 from opsvault.errors import InvalidFileError, Problem
 from opsvault.layout import action_path
@@ -104,5 +106,24 @@ def run_case(case: Case, base: BaseState) -> CaseResult:
     if case.reasons is not None:
         got = tuple(r.render() for r in verdict.reasons)
         if got != case.reasons:
-            failures.append(f"reasons: expected {list(case.reasons)}, got {list(got)}")
+            failures.append(
+                "reasons differ (- expected, + got):\n"
+                + "\n".join(reasons_diff(case.reasons, got))
+            )
     return CaseResult(case, verdict, tuple(failures))
+
+
+def reasons_diff(expected: Sequence[str], got: Sequence[str]) -> list[str]:
+    """Return the lines of a diff of two reason lists: ``"  "`` both, ``"- "`` expected only, ``"+ "`` got only.
+
+    Reasons are in order, so a reordering shows as a removal and an addition.
+    """
+    lines: list[str] = []
+    matcher = SequenceMatcher(a=list(expected), b=list(got), autojunk=False)
+    for op, a0, a1, b0, b1 in matcher.get_opcodes():
+        if op == "equal":
+            lines.extend(f"  {r}" for r in expected[a0:a1])
+            continue
+        lines.extend(f"- {r}" for r in expected[a0:a1])
+        lines.extend(f"+ {r}" for r in got[b0:b1])
+    return lines

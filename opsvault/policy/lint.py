@@ -48,6 +48,12 @@ def lint_policy(
     for i, rule in enumerate(policy.rules):
         for why in _never_matches(rule, policy, formulas):
             error(f"$.rules[{i}]", f"rule {rule.name!r} can never match: {why}")
+    for i, freeze in enumerate(policy.freezes):
+        for name in sorted(freeze.exempt - set(formulas)):
+            warning(
+                f"$.freeze[{i}].exempt",
+                f"no formula {name!r} exists; the freeze {freeze.name!r} exempts nothing by that name",
+            )
     for name in sorted(shadowed):
         warning(formula_path(name), f"replaces the built-in formula {name!r}")
     # notify names without a sink are found by parse_policy (read_policy) already.

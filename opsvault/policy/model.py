@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from enum import StrEnum
 
+from opsvault.policy.freeze import Freeze
 from opsvault.vault.tier import Tier
 
 
@@ -82,6 +83,7 @@ class Policy:
     secrets_allowed: frozenset[str] = frozenset()
     secrets_by_formula: tuple[tuple[str, frozenset[str]], ...] = ()
     sinks: tuple[Sink, ...] = ()
+    freezes: tuple[Freeze, ...] = ()  # [[freeze]] windows (policy/freeze.py)
     suggest: SuggestSettings = SuggestSettings()
 
     def formula_tier(self, name: str) -> Tier | None:

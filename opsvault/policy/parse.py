@@ -8,6 +8,7 @@ from typing import Any
 
 from opsvault.errors import PolicyError, Problem
 from opsvault.layout import POLICY as POLICY_PATH
+from opsvault.policy.freeze import build_freezes, freeze_problems
 from opsvault.policy.model import (
     MergeMode,
     PathRule,
@@ -165,6 +166,7 @@ def _semantic_problems(data: dict[str, Any]) -> list[Problem]:
                     f"{pattern!r} has an empty, '.' or '..' segment",
                 )
             )
+    problems.extend(freeze_problems(data.get("freeze", [])))
     return problems
 
 
@@ -229,6 +231,7 @@ def _build(data: dict[str, Any]) -> Policy:
             Sink(name, sink["kind"], sink["url"], sink.get("token_secret"))
             for name, sink in data.get("notify", {}).items()
         ),
+        freezes=build_freezes(data.get("freeze", [])),
         suggest=_suggest(data.get("suggest", {})),
     )
 

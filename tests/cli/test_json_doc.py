@@ -81,7 +81,9 @@ CASES = {
     "policy-diff-bad-since": Case("policy diff", ("{ops}/vault/policy.toml", "{ops}/vault/policy.toml", "--since", "soon"), 2, "usage"),
     # policy test
     "policy-test-ok": Case("policy test", ("--ops", "{ops}"), 0),
-    "policy-test-none": Case("policy test", ("--ops", "{ops}", "{empty}"), 78, "invalid-policy"),
+    "policy-test-none": Case("policy test", ("--ops", "{ops}", "{empty}"), 1),
+    "policy-test-malformed": Case("policy test", ("--ops", "{ops}", "{ops}/vault/policy.toml", "{ops}/vault/policy-tests"), 1),
+    "policy-test-format-json": Case("policy test", ("--ops", "{ops}", "--format", "json"), 0),
     # formulas
     "formulas-ok": Case("formulas", ("--ops", "{ops}"), 0),
     "formulas-broken": Case("formulas", ("--ops", "{broken}"), 1),

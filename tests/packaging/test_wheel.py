@@ -36,6 +36,7 @@ def test_wheel_contains_data_and_schemas_but_no_test_doubles(tmp_path: Path) -> 
         "opsvault/_data/formulas/noop.toml",
         "opsvault/_data/ops-template/vault/policy.toml",
         "opsvault/_data/ops-template/vault/actions/.gitkeep",
+        "opsvault/_data/ops-template/.forgejo/workflows/vault.yml",
         "opsvault/_data/examples/proposals/noop-smoke-20261121-1.toml",
         "opsvault/vault/schemas/action.schema.json",
         "opsvault/vault/fastcheck.py",
