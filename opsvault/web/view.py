@@ -310,7 +310,9 @@ def build_page(observed: Observed, now: datetime) -> Page:
         main=(observed.main or status.source)[:12],
         halted=status.halted,
         halt_note=status.halt_note,
-        notices=observed.notices,
+        # A freeze in force (policy [[freeze]]) is a banner like guard drift.
+        notices=observed.notices
+        + ((status.frozen.text,) if status.frozen is not None else ()),
         sandbox=sandbox,
         sandbox_note=status.sandbox_note,
         approval=tuple(approval),

@@ -292,11 +292,13 @@ def test_logs_are_json_lines_with_stable_keys(service: Service) -> None:
     # Wait for the lines themselves, not a count: the sandbox notice may come first.
     wait_for(
         "the page's and the scheduler's log lines",
-        lambda: sum(
-            "status page on http://" in line or "ticking every" in line
-            for line in list(service.stderr)
-        )
-        >= 2,
+        lambda: (
+            sum(
+                "status page on http://" in line or "ticking every" in line
+                for line in list(service.stderr)
+            )
+            >= 2
+        ),
     )
     records = []
     for line in list(service.stderr):

@@ -10,8 +10,9 @@ import pytest
 from opsvault._resources import data_dir
 from opsvault.cli.demo import DEMO_PORT
 from opsvault.dispatcher.cache import PullEntry
-from opsvault.dispatcher.status import Status
+from opsvault.dispatcher.status import FreezeNotice, Status
 from opsvault.policy.parse import parse_policy
+from opsvault.web.page import render_page
 from opsvault.web.view import Observed, approvers, build_page, render_age
 
 NOW = datetime(2026, 12, 2, 12, 0, tzinfo=UTC)
@@ -61,7 +62,21 @@ def test_waiting_rows_go_high_first_then_oldest_and_are_counted_by_tier() -> Non
     page = build_page(observed, NOW)
     assert [r.pr for r in page.approval] == ["#3", "#2", "#1"]
     assert page.tier_counts == "high 2, low 1"
-    assert page.notices == ()  # room for "frozen until …" (issue 13 §4)
+    assert page.notices == ()  # nothing frozen, no drift: no banner
+
+
+def test_a_freeze_in_force_is_a_banner_on_the_page() -> None:
+    frozen = FreezeNotice(
+        ("year-end",),
+        "2027-01-04T08:00:00Z",
+        text="frozen until 2027-01-04T08:00:00Z (year-end)",
+    )
+    observed = Observed(
+        Status(source="x", halted=False, frozen=frozen), NOW, "test", policy=POLICY
+    )
+    page = build_page(observed, NOW)
+    assert page.notices == ("frozen until 2027-01-04T08:00:00Z (year-end)",)
+    assert "frozen until 2027-01-04T08:00:00Z (year-end)" in render_page(page)
 
 
 def test_the_readme_shows_where_the_page_is() -> None:
