@@ -110,12 +110,26 @@ class ResultRecord:
     attempt: int = 1
     # How the steps ran: "bwrap" (sandboxed), "none" (not); None when nothing ran.
     sandbox: str | None = None
+    # Who approved, by which rule (``state.approval_rule``), for the audit's replay.
+    approver_rule: str | None = None
+    # The record chain (ADR 0021, dispatcher/chain.py): set when committed.
+    chain_prev: str | None = None
+    chain_base: str | None = None
     extra: dict[str, Any] = field(default_factory=dict, hash=False)
+
+
+# Fields added after records were first written (ADR 0021): left out while unset,
+# so a record written before them renders byte for byte as it is on main.
+LATER_FIELDS = ("approver_rule", "chain_prev", "chain_base")
+
+
+def _without_unset(data: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in data.items() if not (k in LATER_FIELDS and v is None)}
 
 
 def render_record(record: ResultRecord) -> bytes:
     """Return the record as stable, human-diffable JSON bytes."""
-    data = asdict(record)
+    data = _without_unset(asdict(record))
     data["outcome"] = str(record.outcome)
     data["reason"] = str(record.reason)
     data["reasons"] = list(record.reasons)
@@ -221,11 +235,14 @@ class ClaimRecord:
     attempt: int = 1
     locks: tuple[str, ...] = ()
     idempotent: bool = False
+    approver_rule: str | None = None
+    chain_prev: str | None = None
+    chain_base: str | None = None
 
 
 def render_claim(claim: ClaimRecord) -> bytes:
     """Return the claim as the JSON bytes written to main (every field, keys sorted)."""
-    data = asdict(claim)
+    data = _without_unset(asdict(claim))
     data["reasons"] = list(claim.reasons)
     data["locks"] = list(claim.locks)
     return (json.dumps(data, indent=2, sort_keys=True) + "\n").encode()

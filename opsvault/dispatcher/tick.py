@@ -22,6 +22,7 @@ from datetime import UTC, datetime
 
 from opsvault.app import App
 from opsvault.dispatcher.cache import Cache, load_cache, write_cache
+from opsvault.dispatcher.chain import anchor_of, seal_commit, with_anchor
 from opsvault.dispatcher.fire import (
     CLAIM_GRACE,
     FireContext,
@@ -284,7 +285,10 @@ def _unchecked_mismatches(
     return fresh
 
 
-def _commit(app: App, main: str, changes: dict[str, bytes | None], message: str) -> str:
+def _commit(
+    app: App, main: str, changes: dict[str, bytes | None], message: str
+) -> tuple[str, dict[str, str]]:
+    """Commit *changes* on *main*, redacted, then chained (ADR 0021); return it and the record hashes."""
     who = Identity(app.identity, f"{app.identity}@opsvault.invalid")
     changes = {
         path: redact_record(content, app.redact)
@@ -292,7 +296,8 @@ def _commit(app: App, main: str, changes: dict[str, bytes | None], message: str)
         else content
         for path, content in changes.items()
     }
-    return app.repo.commit_files(main, changes, app.redact(message), who)
+    changes, message, hashes = seal_commit(app.repo, main, changes, app.redact(message))
+    return app.repo.commit_files(main, changes, message, who), hashes
 
 
 def _publish(app: App, new: str, old: str) -> None:
@@ -329,7 +334,7 @@ def _claim(
             decisions.extend(plan.decisions)
             return main, plan
         message = _message(plan)
-        new = _commit(app, main, plan.changes, message)
+        new, hashes = _commit(app, main, plan.changes, message)
         try:
             _publish(app, new, main)
         except PushRejected:
@@ -345,6 +350,10 @@ def _claim(
             raise
         state.commits += 1
         decisions.extend(plan.decisions)
+        plan.results[:] = [
+            (pr, action_id, with_anchor(text, anchor_of(hashes, action_id)))
+            for pr, action_id, text in plan.results
+        ]
         return new, plan
     decisions.append(
         Decision(
@@ -460,7 +469,9 @@ def _record(
         )
         if not changes:
             return main
-        new = _commit(app, main, changes, f"vault: record {len(recorded)} result(s)")
+        new, hashes = _commit(
+            app, main, changes, f"vault: record {len(recorded)} result(s)"
+        )
         try:
             _publish(app, new, main)
         except PushRejected:
@@ -468,16 +479,21 @@ def _record(
             continue
         state.commits += 1
         for claim, record in recorded:
+            anchor = anchor_of(hashes, claim.action.id)
             decisions.append(
                 Decision(
                     f"action:{claim.action.id}",
                     str(record.outcome),
-                    f"{record.reason}, exit {record.exit_code}",
+                    with_anchor(f"{record.reason}, exit {record.exit_code}", anchor),
                 )
             )
             if claim.pr is not None:
                 plan.results.append(
-                    (claim.pr, claim.action.id, _result_comment(record))
+                    (
+                        claim.pr,
+                        claim.action.id,
+                        with_anchor(_result_comment(record), anchor),
+                    )
                 )
             if record.outcome != "succeeded":
                 plan.alerts.append(
