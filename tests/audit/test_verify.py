@@ -247,7 +247,9 @@ def test_a_policy_edit_rebased_under_records_rewritten_to_match_is_reported(
     rebuild(raw, 2, history[1:], reseal=True)
     offline = audit(fired, forge=False)
     found = kinds(offline)
-    assert BreakKind.CHAIN not in found and BreakKind.HISTORY not in found, [b.render() for b in offline.breaks]
+    assert BreakKind.CHAIN not in found and BreakKind.HISTORY not in found, [
+        b.render() for b in offline.breaks
+    ]
     assert BreakKind.TIER in found
     tiers = [b for b in offline.breaks if b.kind is BreakKind.TIER]
     assert len(tiers) == 6 and "is high" in tiers[0].detail
