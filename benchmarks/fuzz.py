@@ -42,8 +42,8 @@ from opsvault.dispatcher.records import (  # noqa: E402
 )
 from opsvault.dispatcher.status import _json_object  # noqa: E402
 from opsvault.errors import OpsvaultError  # noqa: E402
+from opsvault.planner.evaluate import decode_plan  # noqa: E402
 from opsvault.planner.render import render_plan  # noqa: E402
-from opsvault.planner.report import decode_plan  # noqa: E402
 from opsvault.policy.cases import parse_case, run_case  # noqa: E402
 from opsvault.policy.classify import classify_new_action  # noqa: E402
 from opsvault.policy.parse import parse_policy  # noqa: E402
@@ -237,9 +237,8 @@ def parsers(tmp: Path) -> dict[str, Callable[[bytes], object]]:
     base = load_base_state(DirSnapshot(ops))
     config = tmp / "dispatcher.toml"
 
-    def action(
-        content: bytes,
-    ) -> object:  # parse, then assess against formulas and policy
+    def action(content: bytes) -> object:
+        # Parse, then assess against formulas and policy.
         return classify_new_action("vault/actions/fuzz-1.toml", content, base)
 
     def case(content: bytes) -> object:
@@ -252,9 +251,8 @@ def parsers(tmp: Path) -> dict[str, Callable[[bytes], object]]:
         config.write_bytes(content)
         return load_settings({}, config)
 
-    def formula(
-        content: bytes,
-    ) -> object:  # named after its own name, so it can be valid
+    def formula(content: bytes) -> object:
+        # Named after its own name, so it can be valid.
         named = re.search(rb'^name = "([a-z0-9-]{1,63})"', content, re.MULTILINE)
         stem = named[1].decode() if named else "fuzz"
         return parse_formula(content, f"vault/formulas/{stem}.toml")

@@ -115,9 +115,8 @@ class Service:
         )
         self.vault.at(timedelta(minutes=self.proposed * 10))
         done = self.executed()
-        tick(
-            self.app, self.vault.now[0]
-        )  # classified; a serial tick, like the service's
+        # Classified; a serial tick, like the service's.
+        tick(self.app, self.vault.now[0])
         self.vault.at(timedelta(minutes=self.proposed * 10 + 1))
         started = time.monotonic()
         self.vault.merge_as("bob", number)

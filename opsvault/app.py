@@ -32,8 +32,8 @@ if TYPE_CHECKING:
     from opsvault.forge.client import ForgejoClient
     from opsvault.forge.local import LocalForge
     from opsvault.git.base import OpsRepo
-    from opsvault.git.local import Pygit2OpsRepo
     from opsvault.git.mainline import LocalMainline
+    from opsvault.git.pygit2_repo import Pygit2OpsRepo
     from opsvault.ports import Forge, Mainline, Notifier, Runner
 
 log = logging.getLogger(__name__)
@@ -163,14 +163,14 @@ def local_mainline(forge: LocalForge) -> LocalMainline:
 
 def open_repo(ops: Path) -> Pygit2OpsRepo:
     """Return the git repository of ops directory *ops* (read-only commands)."""
-    from opsvault.git.local import Pygit2OpsRepo
+    from opsvault.git.pygit2_repo import Pygit2OpsRepo
 
     return Pygit2OpsRepo.open(ops)
 
 
 def init_repo(target: Path, branch: str = DEFAULT_BRANCH) -> Pygit2OpsRepo:
     """Create an empty git repository at *target* whose first branch is *branch*."""
-    from opsvault.git.local import Pygit2OpsRepo
+    from opsvault.git.pygit2_repo import Pygit2OpsRepo
 
     return Pygit2OpsRepo.init(target, initial_branch=branch)
 
@@ -205,8 +205,8 @@ def build_app(
         EnvSecrets,
         known_secrets,
     )
-    from opsvault.git.local import Pygit2OpsRepo
     from opsvault.git.mainline import RemoteMainline
+    from opsvault.git.pygit2_repo import Pygit2OpsRepo
     from opsvault.ports import SecretSource
 
     forge_settings = settings.forge

@@ -93,20 +93,8 @@ class PolicyError(InvalidFileError):
     exit_code = 78
 
 
-class UnknownFormulaError(OpsvaultError):
-    """A formula was named that neither the ops repo nor the built-ins define."""
-
-    def __init__(self, where: str, name: str) -> None:
-        self.where = where
-        self.name = name
-        super().__init__(
-            f"{where}: unknown formula {name!r}; add vault/formulas/{name}.toml or use "
-            "one of `vault formulas`"
-        )
-
-
 class GitError(OpsvaultError):
-    """A git operation failed (translated from pygit2 in git/local.py only)."""
+    """A git operation failed (pygit2's errors are translated in git/revisions.py and git/treediff.py)."""
 
     def __init__(self, where: str, problem: str) -> None:
         self.where = where

@@ -31,14 +31,12 @@ class ExecutionRequest:
     steps: tuple[StepSpec, ...]
     params: tuple[tuple[str, str], ...]  # scalar params rendered to strings
     list_params: tuple[tuple[str, tuple[str, ...]], ...]
-    secrets: tuple[
-        str, ...
-    ]  # names declared by the formula; values come from a SecretSource
+    # Names declared by the formula; values come from a SecretSource.
+    secrets: tuple[str, ...]
     timeout_seconds: float
     output_limit: int = 64 * 1024  # bytes of output tail kept
-    metadata: tuple[
-        tuple[str, str], ...
-    ] = ()  # extra VAULT_* env, e.g. ("VAULT_PR", "12")
+    # Extra VAULT_* env, e.g. ("VAULT_PR", "12").
+    metadata: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -17,12 +17,10 @@ from opsvault.config import (
     ForgeKind,
     InvalidConfigError,
     Settings,
-    env_name,
     load_settings,
-    load_token_file,
-    setting_keys,
     settings_data,
 )
+from opsvault.config_sources import env_name, load_token_file, setting_keys
 from opsvault.errors import ConfigError
 from opsvault.forge.token import ForgeToken
 from tests.conftest import init_repo

@@ -17,7 +17,7 @@ from opsvault.dispatcher.runner import RecordingRunner
 from opsvault.dispatcher.tick import tick
 from opsvault.errors import InvalidRequestError
 from opsvault.git.base import Identity
-from opsvault.git.local import Pygit2OpsRepo
+from opsvault.git.pygit2_repo import Pygit2OpsRepo
 from tests.dispatcher.harness import NOOP, template_files
 
 WHEN = datetime(2026, 3, 4, 5, 6, tzinfo=UTC)

@@ -69,7 +69,11 @@ def classify(
       vault classify --ops . --base main --head vault/rotate-key-1 --json
     """
     from opsvault.cli.envelope import emit
-    from opsvault.report import change_verdict_data, classification_data, problems_data
+    from opsvault.policy.verdict_data import (
+        change_verdict_data,
+        classification_data,
+        problems_data,
+    )
 
     if (base is None) != (head is None):
         raise click.UsageError("--base and --head go together")

@@ -55,7 +55,7 @@ def create_demo(ops: Path) -> list[dict[str, Any]]:
     from opsvault.app import open_repo
     from opsvault.changes import classify_ref_change
     from opsvault.cli.init import create_ops_repo
-    from opsvault.report import change_verdict_data
+    from opsvault.policy.verdict_data import change_verdict_data
 
     create_ops_repo(ops)
     repo = open_repo(ops)

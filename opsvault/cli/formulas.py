@@ -30,7 +30,7 @@ def formulas(ops: Path | None, as_json: bool) -> None:
     """
     from opsvault.cli.envelope import emit
     from opsvault.policy.parse import parse_policy
-    from opsvault.report import problems_data
+    from opsvault.policy.verdict_data import problems_data
     from opsvault.snapshot import (
         DirSnapshot,
         find_ops_root,

@@ -27,11 +27,11 @@ from opsvault.cli.options import json_option
 from opsvault.errors import ConfigError, InvalidFileError
 from opsvault.git.base import Identity
 from opsvault.layout import PLAN as PLAN_FILE
+from opsvault.planner.evaluate import PlanReport, decode_plan, evaluate
 from opsvault.planner.facts import load_vault_facts
 from opsvault.planner.job import PlannerSetup, run_planner, run_planner_job
 from opsvault.planner.model import IssueRef, IssueState, Plan, marker_paths
 from opsvault.planner.render import render_plan
-from opsvault.planner.report import PlanReport, decode_plan, evaluate
 from opsvault.snapshot import DirSnapshot, read_bounded, writable_path
 
 OUT_OF_DATE = "out of date: "  # planner.check: a finding the update itself fixes

@@ -30,7 +30,7 @@ def check(ops: Path | None, as_json: bool) -> None:
     A schema problem does not hide the others: the valid rest is still linted.
     """
     from opsvault.cli.envelope import emit
-    from opsvault.policy.lint import Finding, lint_policy
+    from opsvault.policy.lint import LintFinding, lint_policy
     from opsvault.policy.parse import read_policy
     from opsvault.snapshot import (
         DirSnapshot,
@@ -41,16 +41,16 @@ def check(ops: Path | None, as_json: bool) -> None:
 
     root = resolve_ops(ops)
     snapshot = DirSnapshot(root)
-    findings: list[tuple[str, Finding]] = []
+    findings: list[tuple[str, LintFinding]] = []
     for path, formula in iter_local_formulas(snapshot):
         if isinstance(formula, InvalidFileError):
-            findings.extend((path, Finding("error", p)) for p in formula.problems)
+            findings.extend((path, LintFinding("error", p)) for p in formula.problems)
     try:
         reading = read_policy(snapshot.read_file(POLICY) or b"", POLICY)
     except InvalidFileError as exc:  # not TOML, or too large: nothing to lint
-        findings.extend((POLICY, Finding("error", p)) for p in exc.problems)
+        findings.extend((POLICY, LintFinding("error", p)) for p in exc.problems)
     else:
-        findings.extend((POLICY, Finding("error", p)) for p in reading.problems)
+        findings.extend((POLICY, LintFinding("error", p)) for p in reading.problems)
         if reading.policy is not None:
             formulas = load_formulas(snapshot)
             local = {
@@ -61,7 +61,7 @@ def check(ops: Path | None, as_json: bool) -> None:
             shadowed = frozenset(local & set(load_builtin_formulas()))
             for f in lint_policy(reading.policy, formulas, shadowed):
                 (problem,) = reading.original_problems([f.problem])
-                findings.append((POLICY, Finding(f.severity, problem)))
+                findings.append((POLICY, LintFinding(f.severity, problem)))
     errors = [f for f in findings if f[1].severity == "error"]
     if as_json:
         emit(

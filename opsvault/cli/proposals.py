@@ -18,7 +18,7 @@ from opsvault.errors import ConfigError, GitError, OpsvaultError, Problem
 from opsvault.forge.local import LocalForge
 from opsvault.forge.types import ListState, PullRequest, PullState
 from opsvault.git.base import check_repo_path
-from opsvault.git.local import Pygit2OpsRepo
+from opsvault.git.pygit2_repo import Pygit2OpsRepo
 from opsvault.layout import PROPOSAL_PREFIX, PROPOSAL_PREFIXES
 from opsvault.policy.classify import ChangeVerdict
 from opsvault.policy.model import Policy
@@ -155,7 +155,7 @@ def names_of(users: frozenset[str]) -> str:
 
 
 def verdict_data(verdict: ChangeVerdict) -> dict[str, Any]:
-    from opsvault.report import change_verdict_data
+    from opsvault.policy.verdict_data import change_verdict_data
 
     return change_verdict_data(verdict)
 

@@ -14,7 +14,7 @@ from opsvault.layout import PROPOSAL_PREFIX
 
 if TYPE_CHECKING:
     from opsvault.dispatcher.status import PendingProposal, Status
-    from opsvault.git.local import Pygit2OpsRepo
+    from opsvault.git.pygit2_repo import Pygit2OpsRepo
 
 
 @click.command()

@@ -43,7 +43,7 @@ def validate(
       git show main:vault/policy.toml | vault validate - --kind policy
     """
     from opsvault.cli.envelope import emit
-    from opsvault.report import problems_data
+    from opsvault.policy.verdict_data import problems_data
 
     files = expand_paths(paths)
     root = ops_for(ops, files)

@@ -11,11 +11,11 @@ notification; it never changes a decision about firing.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from opsvault.atomic_write import write_atomic
 
 CACHE_FILE = "dispatcher-cache.json"
 
@@ -77,9 +77,5 @@ def write_cache(state_dir: Path, cache: Cache) -> None:
     text = cache.to_json()
     if text == cache.loaded:
         return
-    state_dir.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=state_dir, prefix=".cache-")
-    with os.fdopen(fd, "w") as fh:
-        fh.write(text)
-    os.replace(tmp, state_dir / CACHE_FILE)
+    write_atomic(state_dir / CACHE_FILE, text.encode("utf-8"))
     cache.loaded = text

@@ -55,6 +55,7 @@ from opsvault.messages import RunResult
 from opsvault.policy.assess import assess_action
 from opsvault.ports import Forge, Runner
 from opsvault.snapshot import CommitSnapshot, has_file, load_formulas
+from opsvault.timefmt import parse_iso, render_iso
 from opsvault.vault.formula import FORMULA_NAME, Formula
 from opsvault.vault.request import Action, parse_action
 
@@ -68,14 +69,6 @@ MAX_ATTEMPTS = 3  # executions of an idempotent action across interruptions
 
 def sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
-
-
-def iso(when: datetime) -> str:
-    return when.astimezone(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
-
-
-def parse_iso(text: str) -> datetime:
-    return datetime.fromisoformat(text.replace("Z", "+00:00"))
 
 
 @dataclass(frozen=True, slots=True)
@@ -227,7 +220,7 @@ def _batch_deadline(ctx: FireContext, plan: FirePlan) -> None:
         return
     longest = max(claim.formula.timeout for claim in plan.claims)
     rounds = -(-len(plan.claims) // max(1, ctx.max_concurrency)) + 1
-    deadline = iso(ctx.now + longest * rounds + CLAIM_GRACE)
+    deadline = render_iso(ctx.now + longest * rounds + CLAIM_GRACE)
     plan.claims[:] = [
         replace(claim, record=replace(claim.record, deadline=deadline))
         for claim in plan.claims
@@ -297,8 +290,8 @@ def _plan_action(
                 outcome=Outcome.DONE,
                 reason=ReasonCode.HUMAN_REQUEST_MERGED,
                 detail="an eligible admin merged the request: the work is done",
-                started_at=iso(ctx.now),
-                ended_at=iso(ctx.now),
+                started_at=render_iso(ctx.now),
+                ended_at=render_iso(ctx.now),
                 **base,
             )
             archive(plan, path, action_id, content, record, ctx.now)
@@ -384,8 +377,8 @@ def _claim_record(
         if formula_source
         else _builtin_sha(formula.name),
         claimed_by=ctx.claim_token,
-        claimed_at=iso(ctx.now),
-        deadline=iso(ctx.now + formula.timeout + CLAIM_GRACE),
+        claimed_at=render_iso(ctx.now),
+        deadline=render_iso(ctx.now + formula.timeout + CLAIM_GRACE),
         attempt=1,
         locks=locks,
         idempotent=formula.idempotent,
@@ -484,8 +477,8 @@ def _recover(
             renewed = replace(
                 claim,
                 claimed_by=ctx.claim_token,
-                claimed_at=iso(ctx.now),
-                deadline=iso(ctx.now + formula.timeout + CLAIM_GRACE),
+                claimed_at=render_iso(ctx.now),
+                deadline=render_iso(ctx.now + formula.timeout + CLAIM_GRACE),
                 attempt=claim.attempt + 1,
             )
             plan.changes[claim_path(action_id)] = render_claim(renewed)
@@ -624,8 +617,8 @@ def _result_record(claim: Claimed, result: RunResult, identity: str) -> ResultRe
         head_commit=data.head_commit,
         merge_commit=data.merge_commit,
         dispatcher=identity,
-        started_at=iso(datetime.fromtimestamp(result.started_at, UTC)),
-        ended_at=iso(datetime.fromtimestamp(result.ended_at, UTC)),
+        started_at=render_iso(datetime.fromtimestamp(result.started_at, UTC)),
+        ended_at=render_iso(datetime.fromtimestamp(result.ended_at, UTC)),
         exit_code=result.exit_code,
         output_tail=result.output_tail,
         detail=f"failed at step {result.failed_step!r}" if result.failed_step else "",

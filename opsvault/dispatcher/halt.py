@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from opsvault.changes import change_manifest
-from opsvault.dispatcher.fire import FireContext, FirePlan, archive, iso, sha256
+from opsvault.dispatcher.fire import FireContext, FirePlan, archive, sha256
 from opsvault.dispatcher.integrity import MergeMismatch
 from opsvault.dispatcher.reasons import ReasonCode
 from opsvault.dispatcher.records import (
@@ -17,6 +17,7 @@ from opsvault.errors import FileTooLargeError
 from opsvault.git.base import OpsRepo
 from opsvault.layout import ACTIONS, HALT, REJECTED
 from opsvault.snapshot import CommitSnapshot, has_file
+from opsvault.timefmt import render_iso
 
 
 def plan_halt(ctx: FireContext, main: str, mismatches: list[MergeMismatch]) -> FirePlan:
@@ -50,7 +51,7 @@ def plan_halt(ctx: FireContext, main: str, mismatches: list[MergeMismatch]) -> F
                 outcome=Outcome.REFUSED,
                 reason=ReasonCode.MERGE_MISMATCH,
                 detail=text,
-                ended_at=iso(ctx.now),
+                ended_at=render_iso(ctx.now),
                 dispatcher=ctx.identity,
                 pr=mismatch.pr,
                 merge_commit=mismatch.merge_commit,
@@ -60,7 +61,7 @@ def plan_halt(ctx: FireContext, main: str, mismatches: list[MergeMismatch]) -> F
         plan.alerts.append((ReasonCode.MERGE_MISMATCH, f"vault halted: {text}"))
     if lines and not plan.exists(HALT):
         plan.changes[HALT] = (
-            f"Halted by {ctx.identity} at {iso(ctx.now)}: merge-mismatch.\n"
+            f"Halted by {ctx.identity} at {render_iso(ctx.now)}: merge-mismatch.\n"
             + "\n".join(lines)
             + "\nNothing is merged or fired until an admin has checked main and "
             "merged a pull request deleting vault/HALT (docs/operating.md).\n"

@@ -20,7 +20,7 @@ from opsvault.changes import (
 )
 from opsvault.dispatcher.cache import Cache, PullEntry
 from opsvault.dispatcher.commands import Conversation, read_conversation
-from opsvault.dispatcher.fire import iso, parse_iso, sha256
+from opsvault.dispatcher.fire import sha256
 from opsvault.dispatcher.hold import HOLD_LABEL
 from opsvault.dispatcher.integrity import (
     MergeMismatch,
@@ -61,6 +61,7 @@ from opsvault.policy.classify import (
 from opsvault.policy.model import MergeMode, Policy, Principals
 from opsvault.ports import Forge, Mainline, Notifier
 from opsvault.snapshot import CommitSnapshot, has_file, load_base_state
+from opsvault.timefmt import parse_iso, render_iso
 from opsvault.vault.duration import render_duration
 from opsvault.vault.request import action_id_for, id_problems
 from opsvault.vault.schema import MAX_FILE_BYTES
@@ -185,7 +186,7 @@ def process_pulls(ctx: PullContext, main: str, base: BaseState) -> PullsOutcome:
             out.decisions.append(Decision(f"pr#{pr.number}", "error", detail))
             entry = cache.pulls.get(str(pr.number))
             if entry is not None:
-                entry.due = iso(ctx.now)
+                entry.due = render_iso(ctx.now)
             failed = True  # a merge call may have landed before it raised
         if out.merged > merged or failed:
             # Main moved: what lands next is classified against the new main (I1).
@@ -281,9 +282,9 @@ def _open_pull(
     if entry is None or entry.head != pr.head_sha:
         entry = PullEntry(
             head=pr.head_sha,
-            head_seen_at=iso(ctx.now),
+            head_seen_at=render_iso(ctx.now),
             tier=verdict.tier.label,
-            due=iso(ctx.now),
+            due=render_iso(ctx.now),
         )
         ctx.cache.pulls[str(pr.number)] = entry
     wants_reviews = (
@@ -333,9 +334,9 @@ def _open_pull(
         facts = replace(facts, approvals_needed=needed, approved_head=approved)
         effects = decide_pull(facts, policy)
     entry.tier = verdict.tier.label
-    entry.due = iso(next_timer(facts, policy))
+    entry.due = render_iso(next_timer(facts, policy))
     if talk.retry:
-        entry.due = iso(ctx.now)  # /vault retry: look again next tick too
+        entry.due = render_iso(ctx.now)  # /vault retry: look again next tick too
     out.decisions.append(Decision(subject, "classified", _summary(verdict)))
     for done in talk.done:
         out.decisions.append(Decision(subject, "command", done))
@@ -357,7 +358,7 @@ def _open_pull(
             wait = _not_mergeable_yet(pr, out)
             if wait:
                 # Asking would only earn a 405: come back within seconds.
-                entry.due = iso(ctx.now + MERGE_RETRY_FIRST)  # not a refusal
+                entry.due = render_iso(ctx.now + MERGE_RETRY_FIRST)  # not a refusal
                 out.decisions.append(Decision(subject, "merge deferred", wait))
             else:
                 _merge(ctx, pr, effect.head_sha, verdict, preview, effect.detail, out)
@@ -494,7 +495,7 @@ def explain(
     elif tier is Tier.LOW and not verdict.protected:
         lines.append("- the dispatcher merges it")
     elif tier is Tier.MEDIUM and window is not None and not verdict.protected:
-        passes = iso(facts.head_seen_at + window) if facts else "?"
+        passes = render_iso(facts.head_seen_at + window) if facts else "?"
         hold = "held: " if talk.hold.held else ""
         lines.append(
             f"- {hold}the dispatcher merges it once the veto window of "
@@ -568,7 +569,7 @@ def _merge(
             # Forgejo is still checking mergeability (after any push to the head
             # or the base) or lost a race on the base: try again within minutes,
             # not at the PR's deadline (API-NOTES §16, §17).
-            entry.due = iso(merge_retry_at(ctx.now, entry.merge_retries))
+            entry.due = render_iso(merge_retry_at(ctx.now, entry.merge_retries))
             entry.merge_retries += 1
         return
     if result.merge_commit_sha:
@@ -724,7 +725,7 @@ def _intents(
             approver=approver,
             head_commit=pr.head_sha,
             dispatcher=ctx.identity,
-            ended_at=iso(ctx.now),
+            ended_at=render_iso(ctx.now),
         )
         intents.append(
             RecordIntent(pull_record_stem(pr.number, action_id), kept, record, reserves)

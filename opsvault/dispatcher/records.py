@@ -56,6 +56,7 @@ from opsvault.layout import (
 from opsvault.layout import (
     running_path as running_path,
 )
+from opsvault.timefmt import parse_aware
 from opsvault.vault.bounded import parse_json_object
 
 
@@ -249,10 +250,7 @@ def render_claim(claim: ClaimRecord) -> bytes:
 
 
 def _aware(text: str) -> bool:
-    try:
-        return datetime.fromisoformat(text.replace("Z", "+00:00")).tzinfo is not None
-    except ValueError:
-        return False
+    return parse_aware(text) is not None
 
 
 def parse_claim(content: bytes, where: str = "claim.json") -> ClaimRecord:

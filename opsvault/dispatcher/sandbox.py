@@ -30,6 +30,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from opsvault.atomic_write import write_atomic
 from opsvault.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -325,9 +326,8 @@ def write_runner_state(state_dir: Path, status: SandboxStatus) -> None:
     }
     target = state_dir / RUNNER_STATE
     try:
-        temporary = target.with_suffix(".tmp")
-        temporary.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
-        temporary.replace(target)
+        text = json.dumps(data, indent=2, sort_keys=True) + "\n"
+        write_atomic(target, text.encode("utf-8"), mode=0o666)
     except OSError as exc:
         log.warning("cannot write %s: %s", target, exc.strerror)
 

@@ -29,6 +29,7 @@ from opsvault.layout import ACTIONS, FIRED, HALT, REJECTED, RUNNING
 from opsvault.policy.assess import assess_action
 from opsvault.policy.classify import BaseState
 from opsvault.snapshot import Snapshot
+from opsvault.timefmt import parse_aware
 from opsvault.vault.bounded import parse_json_object
 from opsvault.vault.request import parse_action
 
@@ -221,7 +222,7 @@ def _running(snapshot: Snapshot, now: datetime) -> list[RunningAction]:
             )
             continue
         deadline = _text(claim.get("deadline"))
-        when = _parse_time(deadline) if deadline else None
+        when = parse_aware(deadline) if deadline else None
         running.append(
             RunningAction(
                 action_id,
@@ -318,11 +319,3 @@ def _json_object(raw: bytes) -> dict[str, Any] | None:
 
 def _text(value: object) -> str | None:
     return value if isinstance(value, str) and value else None
-
-
-def _parse_time(text: str) -> datetime | None:
-    try:
-        when = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return when if when.tzinfo is not None else None

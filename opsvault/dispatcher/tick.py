@@ -28,7 +28,6 @@ from opsvault.dispatcher.fire import (
     FireContext,
     FirePlan,
     execute_claims,
-    iso,
     plan_fire,
     result_changes,
 )
@@ -60,6 +59,7 @@ from opsvault.git.base import Identity
 from opsvault.layout import HALT
 from opsvault.messages import Notification, RunResult
 from opsvault.snapshot import CommitSnapshot, UsedIds, has_file, load_base_state
+from opsvault.timefmt import parse_iso, render_iso
 from opsvault.vault.tier import Tier
 
 log = logging.getLogger(__name__)
@@ -102,8 +102,8 @@ def tick(app: App, now: datetime, *, dry_run: bool = False) -> TickReport:
     def report() -> TickReport:
         redact = app.redact
         return TickReport(
-            started_at=iso(now),
-            ended_at=iso(datetime.now(UTC)),
+            started_at=render_iso(now),
+            ended_at=render_iso(datetime.now(UTC)),
             main_before=state.main_before,
             main_after=state.main_after,
             halted=state.halted,
@@ -170,7 +170,7 @@ def tick(app: App, now: datetime, *, dry_run: bool = False) -> TickReport:
             log.exception("the pull-request phase failed")
             errors.append(f"pull requests: unexpected {exc!r}; actions are still fired")
             pulls = PullsOutcome()
-        cache.watermark = iso(now)
+        cache.watermark = render_iso(now)
     decisions.extend(pulls.decisions)
 
     try:
@@ -434,11 +434,7 @@ def _result_exists(
 
 def _recorded_at(intent: RecordIntent) -> datetime:
     ended = intent.record.ended_at
-    return (
-        datetime.fromisoformat(ended.replace("Z", "+00:00"))
-        if ended
-        else datetime.now(UTC)
-    )
+    return parse_iso(ended) if ended else datetime.now(UTC)
 
 
 def _message(plan: FirePlan) -> str:

@@ -39,7 +39,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-from opsvault.config import Settings, read_private_file
+from opsvault.config import Settings
+from opsvault.config_sources import read_private_file
 from opsvault.dispatcher.nudges import Nudges
 from opsvault.errors import ConfigError
 from opsvault.forge.errors import WebhookRejected

@@ -47,7 +47,7 @@ from opsvault.forge.types import (
     settle_merge,
 )
 from opsvault.git.base import Identity
-from opsvault.git.local import Pygit2OpsRepo
+from opsvault.git.pygit2_repo import Pygit2OpsRepo
 from opsvault.layout import DEFAULT_BRANCH
 from opsvault.policy.change import ChangeKind
 

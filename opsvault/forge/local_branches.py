@@ -27,7 +27,7 @@ from opsvault.errors import (
 from opsvault.forge.local_state import ForgeState, PullRecord
 from opsvault.forge.types import Proposal, PullRequest, PullState
 from opsvault.git.base import Identity
-from opsvault.git.local import Pygit2OpsRepo
+from opsvault.git.pygit2_repo import Pygit2OpsRepo
 from opsvault.layout import PROPOSAL_PREFIXES
 
 log = logging.getLogger(__name__)

@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import fcntl
 import json
-import os
-import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
@@ -20,6 +18,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from opsvault.atomic_write import write_atomic
 from opsvault.errors import ForgeError, ForgeNotFound, ForgeUnavailable, GitError
 from opsvault.forge.types import (
     Comment,
@@ -32,6 +31,7 @@ from opsvault.forge.types import (
     TimelineEvent,
     TimelineKind,
 )
+from opsvault.timefmt import parse_iso
 
 STATE_VERSION = 1
 
@@ -97,11 +97,11 @@ def _time(value: datetime | None) -> str | None:
 
 
 def _parse_time(value: Any) -> datetime | None:
-    return None if value is None else datetime.fromisoformat(str(value))
+    return None if value is None else parse_iso(str(value))
 
 
 def _required_time(value: Any) -> datetime:
-    return datetime.fromisoformat(str(value))
+    return parse_iso(str(value))
 
 
 def render_state(state: ForgeState) -> str:
@@ -328,15 +328,6 @@ class StateFile:
 
     def _write_text(self, text: str) -> None:
         try:
-            fd, tmp = tempfile.mkstemp(prefix=".forge-", suffix=".json", dir=self._dir)
-            try:
-                with os.fdopen(fd, "w", encoding="utf-8") as fh:
-                    fh.write(text)
-                    fh.flush()
-                    os.fsync(fh.fileno())
-                os.replace(tmp, self.path)
-            except BaseException:
-                Path(tmp).unlink(missing_ok=True)
-                raise
+            write_atomic(self.path, text.encode("utf-8"))
         except OSError as exc:
             raise ForgeUnavailable(f"{self.path}: {exc}") from exc

@@ -28,6 +28,7 @@ from opsvault.forge.types import (
     TimelineEvent,
     TimelineKind,
 )
+from opsvault.timefmt import parse_iso
 
 Obj = Mapping[str, Any]
 
@@ -89,7 +90,7 @@ def parse_time(value: object) -> datetime | None:
     if not isinstance(value, str) or not value or value.startswith("0001-01-01"):
         return None
     try:
-        return datetime.fromisoformat(value)
+        return parse_iso(value)
     except ValueError:
         return None
 

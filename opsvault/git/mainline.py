@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from opsvault.errors import GitError
 from opsvault.git.base import OpsRepo
-from opsvault.git.local import Pygit2OpsRepo
+from opsvault.git.pygit2_repo import Pygit2OpsRepo
 from opsvault.layout import DEFAULT_BRANCH
 
 

@@ -1,8 +1,8 @@
-"""Write a git tree from a base tree and a set of file changes, touching no index.
+"""Write a git tree from a base tree and a set of file changes, or from a merge, touching no index.
 
 Only the directories on a changed path are rewritten; every other subtree is
 reused by id, so the cost follows the size of the change, not of the repo.
-pygit2 errors propagate to the caller (git/local.py translates them).
+pygit2 errors propagate to the caller (git/pygit2_repo.py translates them).
 """
 
 from __future__ import annotations
@@ -84,3 +84,16 @@ def _write(
             builder.remove(name)
 
     return builder.write() if len(builder) else None
+
+
+def merge_trees(
+    repo: pygit2.Repository, ours: pygit2.Commit, theirs: pygit2.Commit, where: str
+) -> pygit2.Oid:
+    """Return the tree of merging *theirs* into *ours* (in memory); raise GitError on conflicts."""
+    index = repo.merge_commits(ours, theirs)
+    if index.conflicts is not None:
+        paths = sorted(
+            {entry.path for triple in index.conflicts for entry in triple if entry}
+        )
+        raise GitError(where, f"merge conflicts in {paths!r}")
+    return index.write_tree(repo)

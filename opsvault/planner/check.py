@@ -16,7 +16,7 @@ from enum import StrEnum
 
 from opsvault.layout import PLAN
 from opsvault.planner.model import (
-    ChangeKind,
+    EditKind,
     IssueRef,
     IssueState,
     ItemLine,
@@ -69,9 +69,8 @@ def check_plan(
     ``update_plan`` leaves unchanged and that has no errors is consistent.
     """
     found: list[tuple[int, Severity, str]] = []
-    covered: set[tuple[int, ChangeKind]] = (
-        set()
-    )  # out-of-date edits an error already names
+    # Out-of-date edits an error already names.
+    covered: set[tuple[int, EditKind]] = set()
 
     def error(line: int, message: str) -> None:
         found.append((line, Severity.ERROR, message))
@@ -99,7 +98,7 @@ def check_plan(
             elif verdict is MarkerVerdict.GONE:
                 reason = marker_reason(marker, verdict)
                 error(number, f"{shown}: {reason}; `vault plan` clears it")
-                covered.add((number, ChangeKind.MARKER))
+                covered.add((number, EditKind.MARKER))
             elif verdict is MarkerVerdict.REJECTED:
                 warning(
                     number,
@@ -131,7 +130,7 @@ def check_plan(
         ]
         if line.word is StatusWord.DONE and still_open:
             error(status, f"status DONE but {open_items_phrase(still_open)}")
-            covered.add((status, ChangeKind.STATUS))
+            covered.add((status, EditKind.STATUS))
 
     for number, line in enumerate(updated.lines, start=1):
         if isinstance(line, ItemLine) and line.checked:
@@ -149,8 +148,3 @@ def check_plan(
     return tuple(
         Finding(path, line, severity, message) for line, severity, message in found
     )
-
-
-def has_errors(findings: tuple[Finding, ...]) -> bool:
-    """Return whether any finding is an error (``--check`` then exits 1)."""
-    return any(finding.severity is Severity.ERROR for finding in findings)

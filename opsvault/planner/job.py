@@ -29,15 +29,7 @@ from opsvault.errors import ConfigError, OpsvaultError, PushRejected
 from opsvault.forge.types import ListState, Proposal, PullRequest
 from opsvault.git.base import Identity, OpsRepo
 from opsvault.layout import PLAN as PLAN_FILE
-from opsvault.planner.facts import (
-    ForgeIssues,
-    fetch_issue_states,
-    fetch_proposed_actions,
-    load_vault_facts,
-)
-from opsvault.planner.model import IssueRef, IssueState, marker_paths, refs
-from opsvault.planner.render import render_plan
-from opsvault.planner.report import (
+from opsvault.planner.evaluate import (
     PLAN_BRANCH_PREFIX,
     PlanReport,
     commit_message,
@@ -46,6 +38,14 @@ from opsvault.planner.report import (
     plan_branch,
     proposal_body,
 )
+from opsvault.planner.facts import (
+    ForgeIssues,
+    fetch_issue_states,
+    fetch_proposed_actions,
+    load_vault_facts,
+)
+from opsvault.planner.model import IssueRef, IssueState, marker_paths, refs
+from opsvault.planner.render import render_plan
 from opsvault.ports import Forge
 from opsvault.snapshot import CommitSnapshot
 

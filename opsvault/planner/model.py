@@ -274,7 +274,9 @@ def marker_paths(plan: Plan) -> frozenset[str]:
     )
 
 
-class ChangeKind(StrEnum):
+class EditKind(StrEnum):
+    """What an edit of the updater changed on a line (not a git change: see policy.change)."""
+
     CHECK = "check"
     UNCHECK = "uncheck"
     ANNOTATION = "annotation"
@@ -288,7 +290,7 @@ class Change:
     """One edit the updater made: where, what kind, and why, in words."""
 
     line: int
-    kind: ChangeKind
+    kind: EditKind
     reason: str
 
 

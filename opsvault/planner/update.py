@@ -23,8 +23,8 @@ from enum import StrEnum
 
 from opsvault.planner.model import (
     Change,
-    ChangeKind,
     DateLine,
+    EditKind,
     IssueRef,
     IssueState,
     ItemLine,
@@ -116,7 +116,7 @@ def update_plan(
                 changes += (
                     Change(
                         index + 1,
-                        ChangeKind.DATE,
+                        EditKind.DATE,
                         f"last updated {line.date} → {new.date}",
                     ),
                 )
@@ -136,7 +136,7 @@ def apply_facts(
             new, item_changes = _update_item(index + 1, line, issues, vault)
             lines[index] = new
             changes.extend(item_changes)
-            if any(change.kind is ChangeKind.MARKER for change in item_changes):
+            if any(change.kind is EditKind.MARKER for change in item_changes):
                 cleared.add(index + 1)
     plan = Plan(tuple(lines))
     for objective in objectives(plan):
@@ -144,7 +144,7 @@ def apply_facts(
         if change is not None:
             number, new_status, reason = change
             lines[number - 1] = new_status
-            changes.append(Change(number, ChangeKind.STATUS, reason))
+            changes.append(Change(number, EditKind.STATUS, reason))
     changes.sort(key=lambda change: change.line)
     return replace(plan, lines=tuple(lines)), tuple(changes)
 
@@ -191,14 +191,14 @@ def _update_item_once(
             changes.append(
                 Change(
                     number,
-                    ChangeKind.UNCHECK,
+                    EditKind.UNCHECK,
                     f"unchecked: {join_refs(reopened)} reopened",
                 )
             )
     elif line.refs and all(states.get(ref) is IssueState.CLOSED for ref in line.refs):
         new = with_checked(new, True)
         changes.append(
-            Change(number, ChangeKind.CHECK, f"checked: {join_refs(line.refs)} closed")
+            Change(number, EditKind.CHECK, f"checked: {join_refs(line.refs)} closed")
         )
 
     annotated = with_annotations(new, states)
@@ -210,7 +210,7 @@ def _update_item_once(
             if old != words
         ]
         changes.append(
-            Change(number, ChangeKind.ANNOTATION, "annotation " + ", ".join(moved))
+            Change(number, EditKind.ANNOTATION, "annotation " + ", ".join(moved))
         )
         new = annotated
 
@@ -220,7 +220,7 @@ def _update_item_once(
         changes.append(
             Change(
                 number,
-                ChangeKind.MARKER,
+                EditKind.MARKER,
                 "cleared blocked-on-vault: "
                 + marker_reason(new.markers[i], verdicts[i]),
             )

@@ -104,9 +104,8 @@ class BaseState:
 
     policy: Policy
     formulas: Mapping[str, Formula] = field(hash=False)
-    known_ids: Collection[str] = field(
-        default=frozenset(), hash=False
-    )  # every id ever used at base
+    # Every id ever used at base.
+    known_ids: Collection[str] = field(default=frozenset(), hash=False)
 
 
 @dataclass(frozen=True, slots=True)

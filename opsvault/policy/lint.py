@@ -13,7 +13,7 @@ from opsvault.vault.formula import Formula, param_value_problems
 
 
 @dataclass(frozen=True, slots=True)
-class Finding:
+class LintFinding:
     severity: str  # "error" | "warning"
     problem: Problem
 
@@ -22,19 +22,19 @@ def lint_policy(
     policy: Policy,
     formulas: Mapping[str, Formula],
     shadowed: frozenset[str] = frozenset(),
-) -> list[Finding]:
+) -> list[LintFinding]:
     """Return findings about *policy* given the *formulas* actions can name.
 
     Errors: formulas named but missing, rules that can never match. Warnings:
     secrets scoped to unknown formulas, ops formulas shadowing built-ins.
     """
-    findings: list[Finding] = []
+    findings: list[LintFinding] = []
 
     def error(path: str, message: str) -> None:
-        findings.append(Finding("error", Problem(path, message)))
+        findings.append(LintFinding("error", Problem(path, message)))
 
     def warning(path: str, message: str) -> None:
-        findings.append(Finding("warning", Problem(path, message)))
+        findings.append(LintFinding("warning", Problem(path, message)))
 
     for name, _tier in policy.formulas:
         if name not in formulas:

@@ -116,7 +116,7 @@ def _build(data: dict[str, Any]) -> Formula:
 
 
 def _semantic_problems(formula: Formula, where: str) -> list[Problem]:
-    from opsvault.vault.placeholders import KNOWN_NAMES, placeholders_in
+    from opsvault.vault.placeholders import KNOWN_NAMES, PARAM_PREFIX, placeholders_in
 
     problems: list[Problem] = []
     stem = PurePosixPath(where).stem
@@ -126,9 +126,9 @@ def _semantic_problems(formula: Formula, where: str) -> list[Problem]:
         )
     for spec in formula.params:
         problems.extend(_param_spec_problems(spec))
-    declared = {f"params.{spec.name}" for spec in formula.params}
+    declared = {PARAM_PREFIX + spec.name for spec in formula.params}
     array_params = {
-        f"params.{spec.name}" for spec in formula.params if spec.type == "array"
+        PARAM_PREFIX + spec.name for spec in formula.params if spec.type == "array"
     }
     for i, step in enumerate(formula.steps):
         at = f"$.steps[{i}].run"

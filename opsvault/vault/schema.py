@@ -97,9 +97,8 @@ def parse_toml(
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise error(where, [Problem("$", _toml_message(str(exc)))]) from exc
-    except (
-        RecursionError
-    ) as exc:  # tomllib recurses once per nested array or inline table
+    except RecursionError as exc:
+        # tomllib recurses once per nested array or inline table.
         raise error(where, [Problem("$", TOO_DEEP)]) from exc
     except ValueError as exc:  # int() past Python's 4300-digit limit
         raise error(where, [Problem("$", TOO_LONG_NUMBER)]) from exc

@@ -23,6 +23,7 @@ from opsvault.dispatcher.cache import PullEntry
 from opsvault.dispatcher.records import Outcome
 from opsvault.dispatcher.report import TickReport
 from opsvault.dispatcher.status import Status
+from opsvault.timefmt import parse_aware
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 TIERS = ("low", "medium", "high")
@@ -293,8 +294,5 @@ class Metrics:
 
 
 def _before(text: str, now: datetime) -> bool:
-    try:
-        when = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        return False
-    return when.tzinfo is not None and when < now
+    when = parse_aware(text)
+    return when is not None and when < now

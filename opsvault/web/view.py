@@ -18,6 +18,7 @@ from opsvault.dispatcher.cache import PullEntry
 from opsvault.dispatcher.report import TickReport
 from opsvault.dispatcher.status import Status
 from opsvault.policy.model import MergeMode, Policy, Principals
+from opsvault.timefmt import parse_aware
 from opsvault.vault.tier import Tier
 
 REFRESH_SECONDS = 10
@@ -168,13 +169,7 @@ def _tier_rank(label: str | None) -> int:
 
 def parse_time(text: str | None) -> datetime | None:
     """Return the aware time *text* names, or None."""
-    if not text:
-        return None
-    try:
-        when = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return when if when.tzinfo is not None else None
+    return parse_aware(text) if text else None
 
 
 def render_age(since: datetime | None, now: datetime) -> str:

@@ -72,9 +72,8 @@ def get_contents(forge: ForgeCore, req: Request) -> Reply:
             ],
         )
     out = _contents(forge, repo, sha, entry.path, entry.kind, entry.sha, entry.size)
-    if (
-        entry.kind == "symlink"
-    ):  # the link target, no content (files/content.go:206-213)
+    if entry.kind == "symlink":
+        # The link target, no content (files/content.go:206-213).
         out["target"] = entry.data.decode(errors="replace")
         return Reply(200, out)
     # Above [api] DEFAULT_MAX_BLOB_SIZE the content is empty, without an error

@@ -217,9 +217,8 @@ def _resolve_labels(forge: ForgeCore, repo: Repo, items: list[object]) -> list[i
         by_name: dict[str, int] = {}
         for label in [*repo.labels.values(), *usable.values()]:
             by_name.setdefault(label.name, label.id)  # repo labels first
-        return [
-            by_name[i] for i in items if isinstance(i, str) and i in by_name
-        ]  # unknown names ignored
+        # Unknown names are ignored.
+        return [by_name[i] for i in items if isinstance(i, str) and i in by_name]
     raise ApiError(
         400, "labels: all items must be label IDs or all must be label names"
     )

@@ -18,7 +18,7 @@ import pytest
 from opsvault.audit.report import AuditReport, BreakKind
 from opsvault.audit.verify import verify
 from opsvault.dispatcher.chain import GENESIS, parse_chain_trailer, record_hash
-from opsvault.git.local import Pygit2OpsRepo
+from opsvault.git.pygit2_repo import Pygit2OpsRepo
 from tests.audit.tamper import blob, find, first_parents, open_raw, push_direct, rebuild
 from tests.dispatcher.harness import NOOP, REPO
 from tests.dispatcher.harness import Harness as ForgejoHarness

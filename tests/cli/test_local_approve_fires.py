@@ -13,7 +13,7 @@ from click.testing import CliRunner
 from opsvault.cli import cli
 from opsvault.cli.init import create_ops_repo
 from opsvault.git.base import Identity
-from opsvault.git.local import Pygit2OpsRepo
+from opsvault.git.pygit2_repo import Pygit2OpsRepo
 
 AGENT = Identity("dev-agent", "dev-agent@localhost")
 HUMAN = b'context = "rotate"\n[action_required]\ndescription = "rotate it by hand"\n'

@@ -13,7 +13,7 @@ from opsvault.cli.init import create_ops_repo
 from opsvault.forge.local import LocalForge
 from opsvault.forge.types import PullState
 from opsvault.git.base import Identity
-from opsvault.git.local import Pygit2OpsRepo
+from opsvault.git.pygit2_repo import Pygit2OpsRepo
 
 AGENT = Identity("dev-agent", "dev-agent@localhost")
 NOOP = b'formula = "noop"\ncontext = "test"\n'

@@ -19,7 +19,7 @@ from opsvault.dispatcher.records import (
     running_path,
 )
 from opsvault.git.base import Identity
-from opsvault.git.local import Pygit2OpsRepo
+from opsvault.git.pygit2_repo import Pygit2OpsRepo
 
 WHO = Identity("t", "t@example.invalid")
 NOOP = b'formula = "noop"\ncontext = "smoke test"\n'

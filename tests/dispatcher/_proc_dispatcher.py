@@ -21,10 +21,15 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from opsvault.git.base import OpsRepo
+    from opsvault.messages import ExecutionRequest, RunResult
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -54,7 +59,7 @@ class AppendingRunner:
         self.log = log
         self.die_inside = die_inside
 
-    def execute(self, request):  # type: ignore[no-untyped-def]
+    def execute(self, request: ExecutionRequest) -> RunResult:
         from opsvault.messages import RunResult
 
         started = time.time()
@@ -79,7 +84,7 @@ def executions(path: Path) -> list[str]:
     return [line.split()[0] for line in path.read_text().splitlines() if line]
 
 
-def _die_at(name: str):  # type: ignore[no-untyped-def]
+def _die_at(name: str) -> Callable[[str], None]:
     def checkpoint(reached: str) -> None:
         if reached == name:
             os.kill(os.getpid(), signal.SIGKILL)
@@ -87,7 +92,7 @@ def _die_at(name: str):  # type: ignore[no-untyped-def]
     return checkpoint
 
 
-def _pending(repo, main: str) -> list[str]:  # type: ignore[no-untyped-def]
+def _pending(repo: OpsRepo, main: str) -> list[str]:
     return [
         p
         for prefix in ("vault/actions", "vault/running")
@@ -105,8 +110,8 @@ def run(spec: ProcSpec) -> int:
     from opsvault.forge.client import ForgejoClient
     from opsvault.forge.local import LocalForge
     from opsvault.forge.token import ForgeToken
-    from opsvault.git.local import Pygit2OpsRepo
     from opsvault.git.mainline import LocalMainline, RemoteMainline
+    from opsvault.git.pygit2_repo import Pygit2OpsRepo
     from opsvault.ports import Forge, Mainline
     from testing.fake_forgejo.protection import PUSHER_ENV
     from tests.dispatcher.local_harness import OPERATOR

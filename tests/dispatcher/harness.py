@@ -21,8 +21,8 @@ from opsvault.dispatcher.runner import RecordingRunner
 from opsvault.dispatcher.tick import tick
 from opsvault.forge.client import ForgejoClient
 from opsvault.forge.token import ForgeToken
-from opsvault.git.local import Pygit2OpsRepo
 from opsvault.git.mainline import RemoteMainline
+from opsvault.git.pygit2_repo import Pygit2OpsRepo
 from opsvault.ports import Runner
 from opsvault.snapshot import CommitSnapshot, load_base_state
 from testing.fake_forgejo.model import BranchProtection

@@ -25,8 +25,8 @@ from opsvault.dispatcher.tick import tick
 from opsvault.forge.local import LocalForge
 from opsvault.forge.types import PullRequest
 from opsvault.git.base import Identity
-from opsvault.git.local import Pygit2OpsRepo
 from opsvault.git.mainline import LocalMainline
+from opsvault.git.pygit2_repo import Pygit2OpsRepo
 from opsvault.ports import Runner
 from testing.fake_forgejo.pytest_plugin import assert_no_violations
 from tests.conftest import init_repo

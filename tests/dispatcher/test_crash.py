@@ -18,9 +18,9 @@ from typing import Any
 import pytest
 
 from opsvault.app import App
-from opsvault.dispatcher.fire import parse_iso
 from opsvault.dispatcher.report import TickReport
 from opsvault.dispatcher.tick import tick
+from opsvault.timefmt import parse_iso
 from tests.dispatcher._proc_dispatcher import (
     AppendingRunner,
     executions,

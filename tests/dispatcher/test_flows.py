@@ -75,9 +75,8 @@ def test_medium_waits_notifies_once_then_fires_after_reviewer_merge(
     number = vault.propose("deploy-1", HOOK.format(n=1))
     vault.tick()
     vault.tick(at=timedelta(minutes=1))
-    assert [
-        n.event for _s, n in vault.notifier.sent
-    ] == []  # medium notify list is empty in the template
+    # The medium notify list is empty in the template.
+    assert [n.event for _s, n in vault.notifier.sent] == []
     vault.merge_as("bob", number)
     report = vault.tick(at=timedelta(minutes=2))
     assert report.ok, report.errors

@@ -317,9 +317,8 @@ def test_an_approval_dismissed_at_the_same_head_is_renewed(vault: Harness) -> No
     vault.tick(app, at=timedelta(seconds=5))  # approves; the merge is still checking
     pull = vault.forge.repo(REPO).issues[number].pull
     assert pull is not None and [r.state for r in pull.reviews] == ["APPROVED"]
-    pull.reviews = [
-        replace(r, dismissed=True) for r in pull.reviews
-    ]  # an admin dismissed it
+    # An admin dismissed it.
+    pull.reviews = [replace(r, dismissed=True) for r in pull.reviews]
     report = vault.tick(app, at=timedelta(minutes=2))
     assert report.ok, report.errors
     assert vault.pull(number).merged

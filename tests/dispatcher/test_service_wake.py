@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from datetime import datetime, timedelta
 
 from opsvault.app import App
@@ -33,7 +34,7 @@ class SlowTick:
         return report(now)
 
 
-def wait_for(condition, timeout: float = 5.0) -> bool:  # type: ignore[no-untyped-def]
+def wait_for(condition: Callable[[], object], timeout: float = 5.0) -> bool:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if condition():

@@ -19,7 +19,7 @@ from opsvault.dispatcher.records import (
 )
 from opsvault.dispatcher.status import Status, collect_status, recent_records
 from opsvault.git.base import Identity
-from opsvault.git.local import Pygit2OpsRepo
+from opsvault.git.pygit2_repo import Pygit2OpsRepo
 from opsvault.snapshot import CommitSnapshot, DirSnapshot, Snapshot, load_base_state
 
 NOW = datetime(2026, 3, 10, 12, 0, tzinfo=UTC)

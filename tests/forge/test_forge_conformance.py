@@ -32,7 +32,7 @@ from opsvault.forge.types import (
     TimelineKind,
 )
 from opsvault.git.base import Identity
-from opsvault.git.local import Pygit2OpsRepo
+from opsvault.git.pygit2_repo import Pygit2OpsRepo
 from opsvault.ports import Forge
 from testing.fake_forgejo.clients import client_for
 from testing.fake_forgejo.model import BranchProtection as RuleModel

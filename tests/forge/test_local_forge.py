@@ -31,7 +31,7 @@ from opsvault.forge.types import (
     StatusState,
 )
 from opsvault.git.base import Identity
-from opsvault.git.local import Pygit2OpsRepo
+from opsvault.git.pygit2_repo import Pygit2OpsRepo
 
 T0 = datetime(2026, 4, 1, 12, 0, tzinfo=UTC)
 AGENT = Identity("dev-bot", "dev-bot@localhost")

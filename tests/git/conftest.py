@@ -8,10 +8,12 @@ from pathlib import Path
 import pytest
 
 from opsvault.git.base import Identity
-from opsvault.git.local import Pygit2OpsRepo
+from opsvault.git.pygit2_repo import Pygit2OpsRepo
 
 WHEN = 1_700_000_000
 AUTHOR = Identity("opsvault-test", "test@example.invalid")
+
+CloneOf = Callable[[str], Pygit2OpsRepo]
 
 SEED_FILES: dict[str, bytes | None] = {
     "vault/policy.toml": b"schema = 1\n",
@@ -38,3 +40,8 @@ def clone_of(tmp_path: Path, remote: Pygit2OpsRepo) -> Callable[[str], Pygit2Ops
         return Pygit2OpsRepo.clone(remote.path, tmp_path / name, bare=True)
 
     return make
+
+
+def main_of(repo: Pygit2OpsRepo) -> str:
+    """Return the commit the local branch main of *repo* is at."""
+    return repo.resolve("refs/heads/main")

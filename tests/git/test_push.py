@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from opsvault.errors import GitError, PushRejected
-from opsvault.git.local import Pygit2OpsRepo
+from opsvault.git.pygit2_repo import Pygit2OpsRepo
 from tests.conftest import init_repo
 from tests.git.conftest import AUTHOR, WHEN
 

@@ -10,8 +10,8 @@ from opsvault.forge.local import LocalForge
 from opsvault.forge.token import ForgeToken
 from opsvault.forge.types import Issue, ListState, PullState
 from opsvault.git.base import Identity
-from opsvault.git.local import Pygit2OpsRepo
 from opsvault.git.mainline import LocalMainline
+from opsvault.git.pygit2_repo import Pygit2OpsRepo
 from opsvault.planner.facts import (
     ForgeIssues,
     fetch_issue_states,

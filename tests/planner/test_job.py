@@ -17,7 +17,7 @@ from opsvault.app import App, build_app
 from opsvault.cli import cli
 from opsvault.config import load_settings
 from opsvault.dispatcher.report import TickReport
-from opsvault.git.local import Pygit2OpsRepo
+from opsvault.git.pygit2_repo import Pygit2OpsRepo
 from opsvault.planner.job import PlannerJob
 from tests.conftest import init_repo
 from tests.dispatcher.harness import REPO, T0, template_files

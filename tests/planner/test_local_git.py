@@ -11,8 +11,8 @@ from click.testing import CliRunner
 from opsvault.cli.plan import plan, run_plan
 from opsvault.forge.local import LocalForge
 from opsvault.git.base import Identity
-from opsvault.git.local import Pygit2OpsRepo
 from opsvault.git.mainline import LocalMainline
+from opsvault.git.pygit2_repo import Pygit2OpsRepo
 from opsvault.planner.job import PlannerSetup, run_planner
 from tests.conftest import init_repo
 

@@ -7,8 +7,8 @@ import pytest
 from hypothesis import given, settings
 
 from opsvault.planner.model import (
-    ChangeKind,
     DateLine,
+    EditKind,
     IssueRef,
     IssueState,
     ItemLine,
@@ -43,7 +43,7 @@ def run(
         HEAD.replace("2026-04-15", TODAY.isoformat() if changes else "2026-04-15")
     )
     return text[len(HEAD) :], [
-        change.reason for change in changes if change.kind is not ChangeKind.DATE
+        change.reason for change in changes if change.kind is not EditKind.DATE
     ]
 
 
@@ -197,7 +197,7 @@ def test_date_moves_only_with_another_change() -> None:
 def test_date_already_today_and_no_date_line_are_fine() -> None:
     text = "<!-- Last updated: 2026-05-02 -->\n- [ ] a #1\n"
     updated, changes = update_plan(parse_plan(text), {ref(1): CLOSED}, NO_VAULT, TODAY)
-    assert [c.kind for c in changes] == [ChangeKind.CHECK]
+    assert [c.kind for c in changes] == [EditKind.CHECK]
     updated, changes = update_plan(
         parse_plan("- [ ] a #1"), {ref(1): CLOSED}, NO_VAULT, TODAY
     )
@@ -257,5 +257,5 @@ def test_clearing_a_marker_that_reveals_another_is_done_in_one_run() -> None:
     text = "- [ ] blocked-on-vault:vault/pending/x.md`blocked-on-vault` `done`\n"
     once, changes = update_plan(parse_plan(text), {}, VAULT, TODAY)
     assert render_plan(once) == "- [ ] \n"
-    assert [c.kind for c in changes] == [ChangeKind.MARKER, ChangeKind.MARKER]
+    assert [c.kind for c in changes] == [EditKind.MARKER, EditKind.MARKER]
     assert update_plan(once, {}, VAULT, TODAY) == (once, ())

@@ -7,26 +7,31 @@ ticks; ``ForgejoSide`` and ``LocalSide`` let one test body do that in both modes
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import json
+from collections.abc import Callable, Mapping
 from dataclasses import replace
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pygit2
 
-from opsvault.app import App
-from opsvault.config import DispatcherSettings, Settings
+from opsvault.app import App, build_app
+from opsvault.changes import preview_merge
+from opsvault.config import DispatcherSettings, Settings, load_settings
+from opsvault.dispatcher.integrity import merge_message
 from opsvault.dispatcher.notify import RecordingNotifier
 from opsvault.dispatcher.report import TickReport
 from opsvault.dispatcher.runner import RecordingRunner
 from opsvault.dispatcher.tick import tick
 from opsvault.forge.local import LocalForge
 from opsvault.git.base import Identity
-from opsvault.git.local import Pygit2OpsRepo
 from opsvault.git.mainline import LocalMainline
+from opsvault.git.pygit2_repo import Pygit2OpsRepo
 from opsvault.ports import Runner
+from opsvault.snapshot import CommitSnapshot, load_base_state
 from testing.fake_forgejo.pytest_plugin import assert_no_violations
+from tests.conftest import init_repo
 from tests.dispatcher.harness import (
     REPO,
     T0,
@@ -221,26 +226,63 @@ class ForgejoSide(Side):
 
 
 WHO = Identity("alice", "alice@example.invalid")
+IDENTITY = "vault-bot"  # the dispatcher
 
 
 class LocalSide(Side):
+    """LocalForge on a local ops repo: the one local-mode harness of these tests.
+
+    By default the repo is bare and the clock is the test's (``now``), for the
+    attacks that build histories by hand. ``checkout=True`` gives what an
+    operator has instead: a checked-out ops repo (``ops``) with a
+    ``dispatcher.toml`` beside it (``config``), for `vault approve|reject --ops`
+    and `vault dispatcher check-config`; its app is built from that file by
+    ``build_app``, and it ticks at the wall clock, as those commands do.
+    """
+
     name = "local"
 
-    def __init__(self, tmp_path: Path) -> None:
-        path = tmp_path / "ops.git"
-        pygit2.init_repository(str(path), bare=True, initial_head="main")
-        self.repo = Pygit2OpsRepo.open(path)
-        files = {p: _bytes(c) for p, c in template_files().items()}
-        root = self.repo.commit_files(None, files, "initial", WHO, when=1_790_000_000)
-        self.repo.update_ref("refs/heads/main", root, None)
+    def __init__(
+        self,
+        tmp_path: Path,
+        policy_edit: Callable[[str], str] | None = None,
+        *,
+        checkout: bool = False,
+    ) -> None:
+        files = template_files(policy_edit)
+        self.checkout = checkout
+        if checkout:
+            self.ops = tmp_path / "ops"
+            init_repo(self.ops, files)
+        else:
+            self.ops = tmp_path / "ops.git"
+            pygit2.init_repository(str(self.ops), bare=True, initial_head="main")
+        self.repo = Pygit2OpsRepo.open(self.ops)
+        if not checkout:
+            encoded = {p: _bytes(c) for p, c in files.items()}
+            root = self.repo.commit_files(
+                None, encoded, "initial", WHO, when=1_790_000_000
+            )
+            self.repo.update_ref("refs/heads/main", root, None)
         self.root = tmp_path
+        self.config = tmp_path / "dispatcher.toml"
+        self.config.write_text(
+            f'[forge]\npath = "{self.ops}"\noperator = "alice"\n'
+            f'[dispatcher]\nidentity = "{IDENTITY}"\n'
+            f'state_dir = "{tmp_path / "state"}"\n'
+        )
         self.runner = RecordingRunner()
         self.notifier = RecordingNotifier()
-        self.now = [T0]
+        self.now = [datetime.now(UTC) if checkout else T0]
         self.apps: dict[str, App] = {}
 
+    def _clock(self) -> datetime:
+        if self.checkout:
+            self.now[0] = datetime.now(UTC)
+        return self.now[0]
+
     def forge(self, user: str) -> LocalForge:
-        return LocalForge(self.repo, user, operator="alice", clock=lambda: self.now[0])
+        return LocalForge(self.repo, user, operator="alice", clock=self._clock)
 
     def main(self) -> str:
         return self.repo.resolve("refs/heads/main")
@@ -275,6 +317,10 @@ class LocalSide(Side):
         raise AssertionError(f"{branch} is not a proposal")
 
     def app(self, name: str = "d1") -> App:
+        if self.checkout and name not in self.apps:
+            app = build_app(load_settings({}, self.config), {})
+            app.runner, app.notifier = self.runner, self.notifier
+            self.apps[name] = app
         if name not in self.apps:
             state_dir = self.root / f"{name}-state"
             settings = Settings(
@@ -308,3 +354,37 @@ class LocalSide(Side):
 
     def files(self, prefix: str) -> list[str]:
         return list(self.repo.list_files(self.main(), prefix))
+
+    def tick(
+        self, app: App | None = None, *, at: timedelta | None = None
+    ) -> TickReport:
+        if self.checkout and at is None:
+            self._clock()
+        return super().tick(app, at=at)
+
+    def propose(
+        self, branch: str, files: Mapping[str, str | bytes | None], author: str
+    ) -> int:
+        """Push *branch* (one commit by *author* on main) and return its PR number."""
+        self.commit(branch, self.main(), dict(files), author)
+        return self.open(branch, author)
+
+    def merge_as_dispatcher(self, number: int) -> None:
+        """Merge *number* as the dispatcher identity, with the mark a tick writes (ADR 0004)."""
+        main = self.main()
+        head = self.forge(IDENTITY).fetch_pull_request(number).head_sha
+        preview = preview_merge(
+            self.repo, main, head, load_base_state(CommitSnapshot(self.repo, main))
+        )
+        message = merge_message(
+            number, preview.verdict.tier.label, main, preview.manifest
+        )
+        self.forge(IDENTITY).merge(number, head, message=message)
+
+    def main_json(self, path: str) -> dict[str, object]:
+        data = json.loads(self.read(path) or b"")
+        assert isinstance(data, dict)
+        return data
+
+    def main_files(self, prefix: str) -> list[str]:
+        return self.files(prefix)

@@ -12,6 +12,7 @@ import json
 from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -86,7 +87,7 @@ def test_a_slow_pull_request_phase_does_not_make_the_claim_stale(
     real = pulls.process_pulls
     slowed = [False]
 
-    def slow_pull_phase(*args, **kwargs):  # type: ignore[no-untyped-def]
+    def slow_pull_phase(*args: Any, **kwargs: Any) -> Any:
         out = real(*args, **kwargs)
         if not slowed[0]:
             slowed[0] = True

@@ -24,7 +24,7 @@ from opsvault.dispatcher.runner import RecordingRunner
 from opsvault.dispatcher.tick import tick
 from opsvault.forge.local import LocalForge
 from opsvault.forge.types import TimelineKind
-from opsvault.git.local import Pygit2OpsRepo
+from opsvault.git.pygit2_repo import Pygit2OpsRepo
 from tests.conftest import SIGNATURE, init_repo
 from tests.dispatcher.harness import HOOK, Harness, fired, template_files, veto_policy
 
@@ -99,9 +99,8 @@ def test_hold_label_added_by_the_proposer_still_holds(veto: Harness) -> None:
     mallory = veto.client("mallory")
     mallory.ensure_label(HOLD, "b71c1c")
     mallory.add_labels(number, [HOLD])
-    mallory.remove_label(
-        number, HOLD
-    )  # fail closed: their own removal counts for nothing
+    # Fail closed: their own removal counts for nothing.
+    mallory.remove_label(number, HOLD)
     veto.tick(at=timedelta(hours=3))
     assert not veto.pull(number).merged
     assert fired(veto) == []

@@ -19,7 +19,7 @@ from click.testing import CliRunner, Result
 from opsvault.cli import cli
 from opsvault.dispatcher.runner import RecordingRunner
 from tests.dispatcher.harness import GIT_MAKE, HOOK, NOOP, REPO, Harness, make_harness
-from tests.security.local_harness import IDENTITY, make_local_vault
+from tests.security.sides import IDENTITY, LocalSide
 
 ADMIN_TEAM = "acme/ops-admins"
 
@@ -103,7 +103,7 @@ def test_forgejo_low_tier_still_merged_and_fired_by_the_dispatcher(
 def test_local_bot_listed_as_admin_cannot_approve_a_high_action(
     tmp_path: Path,
 ) -> None:
-    vault = make_local_vault(tmp_path, bot_is_an_admin)
+    vault = LocalSide(tmp_path, checkout=True, policy_edit=bot_is_an_admin)
     number = vault.propose(
         "vault/release-1",
         {"vault/actions/release-1.toml": GIT_MAKE.format(n=1)},
@@ -126,7 +126,7 @@ def test_a_dispatcher_merge_of_low_counts_only_when_low_is_auto(
             '[tiers.low]\nmerge = "auto"', '[tiers.low]\nmerge = "reviewer"'
         )
 
-    vault = make_local_vault(tmp_path, low_needs_a_reviewer)
+    vault = LocalSide(tmp_path, checkout=True, policy_edit=low_needs_a_reviewer)
     number = vault.propose(
         "vault/noop-1",
         {"vault/actions/noop-1.toml": NOOP.format(msg="hi")},
@@ -161,7 +161,7 @@ def assert_refused(result: Result, *names: str) -> None:
 def test_local_check_config_and_start_refuse_a_bot_listed_as_admin(
     tmp_path: Path,
 ) -> None:
-    vault = make_local_vault(tmp_path, bot_is_an_admin)
+    vault = LocalSide(tmp_path, checkout=True, policy_edit=bot_is_an_admin)
     config = str(vault.config)
     assert_refused(
         run(["dispatcher", "check-config", "--config", config]),
@@ -181,7 +181,7 @@ def test_local_check_config_refuses_a_bot_listed_as_reviewer(tmp_path: Path) -> 
     def bot_reviews(policy: str) -> str:
         return policy.replace('users = ["bob"]', f'users = ["bob", "{IDENTITY}"]', 1)
 
-    vault = make_local_vault(tmp_path, bot_reviews)
+    vault = LocalSide(tmp_path, checkout=True, policy_edit=bot_reviews)
     assert_refused(
         run(["dispatcher", "check-config", "--config", str(vault.config)]),
         "[reviewers] users lists 'vault-bot'",
@@ -189,7 +189,7 @@ def test_local_check_config_refuses_a_bot_listed_as_reviewer(tmp_path: Path) -> 
 
 
 def test_local_check_config_accepts_a_bot_that_is_no_approver(tmp_path: Path) -> None:
-    vault = make_local_vault(tmp_path)
+    vault = LocalSide(tmp_path, checkout=True)
     result = run(["dispatcher", "check-config", "--config", str(vault.config)])
     assert result.exit_code == 0, result.output
 

@@ -22,7 +22,7 @@ from opsvault.cli import cli
 from opsvault.cli.init import create_ops_repo
 from opsvault.config import load_settings
 from opsvault.dispatcher.tick import tick
-from opsvault.git.local import Pygit2OpsRepo
+from opsvault.git.pygit2_repo import Pygit2OpsRepo
 from opsvault.policy.change import ChangeKind
 from opsvault.vault.tier import Tier
 from tests.dispatcher.harness import REPO, Harness
@@ -173,9 +173,8 @@ def test_work_tree_sync_never_writes_through_a_symlink_already_on_main(
     )
     local_tick(ops, tmp_path)
     assert main_has(ops, "knowledge/d/pre-commit")  # merged in git ...
-    assert not (
-        ops / ".git" / "hooks" / "pre-commit"
-    ).exists()  # ... never written there
+    # ... never written there.
+    assert not (ops / ".git" / "hooks" / "pre-commit").exists()
     assert (ops / "knowledge" / "d").is_symlink()  # the work tree was left as it was
 
 

@@ -17,7 +17,7 @@ Every test runs in local mode (LocalForge) and against the fake Forgejo.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -156,7 +156,7 @@ def test_smuggled_policy_never_lets_a_high_formula_fire(side: Side) -> None:
 # classified, and a mismatch halts the vault.
 
 
-def merge_a_first(side: Side, a: str, number_b: int):  # type: ignore[no-untyped-def]
+def merge_a_first(side: Side, a: str, number_b: int) -> Callable[[int], None]:
     """Return a hook in which alice opens and merges A just before the dispatcher merges B."""
 
     def before(number: int) -> None:

@@ -33,8 +33,8 @@ from opsvault.dispatcher.tick import tick
 from opsvault.errors import InvalidFileError, OpsvaultError
 from opsvault.forge.local import LocalForge
 from opsvault.forge.types import ListState
-from opsvault.git.local import Pygit2OpsRepo
-from opsvault.planner.report import decode_plan
+from opsvault.git.pygit2_repo import Pygit2OpsRepo
+from opsvault.planner.evaluate import decode_plan
 from opsvault.policy.cases import parse_case
 from opsvault.policy.parse import parse_policy
 from opsvault.vault.bounded import TOO_DEEP, TOO_LONG_NUMBER

@@ -19,7 +19,7 @@ from opsvault._resources import data_dir
 from opsvault.config import load_settings
 from opsvault.dispatcher.records import parse_claim, parse_record
 from opsvault.errors import OpsvaultError
-from opsvault.planner.report import decode_plan
+from opsvault.planner.evaluate import decode_plan
 from opsvault.policy.cases import parse_case
 from opsvault.policy.classify import classify_new_action
 from opsvault.policy.parse import parse_policy

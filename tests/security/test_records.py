@@ -18,7 +18,7 @@ from click.testing import CliRunner
 from opsvault.cli import cli
 from opsvault.dispatcher.runner import RecordingRunner
 from tests.dispatcher.harness import GIT_MAKE, NOOP, REPO, Harness
-from tests.security.local_harness import make_local_vault
+from tests.security.sides import LocalSide
 
 
 def records(vault: Harness, suffix: str) -> dict[str, dict[str, object]]:
@@ -64,7 +64,7 @@ def test_forgejo_rejection_records_the_closer_and_their_reason(vault: Harness) -
 
 
 def test_local_reject_records_the_approver_and_the_reason(tmp_path: Path) -> None:
-    local = make_local_vault(tmp_path)
+    local = LocalSide(tmp_path, checkout=True)
     local.propose(
         "vault/release-1",
         {"vault/actions/release-1.toml": GIT_MAKE.format(n=1)},
@@ -135,7 +135,7 @@ def test_forgejo_a_withdrawn_id_reserves_nothing(vault: Harness) -> None:
 
 
 def test_local_an_id_the_operator_rejected_is_never_reusable(tmp_path: Path) -> None:
-    local = make_local_vault(tmp_path)
+    local = LocalSide(tmp_path, checkout=True)
     action = {"vault/actions/release-1.toml": GIT_MAKE.format(n=1)}
     local.propose("vault/release-1", action, author="dev-bot")
     local.tick()
@@ -205,7 +205,7 @@ def test_a_closed_pr_that_conflicts_with_main_is_recorded(vault: Harness) -> Non
 def test_local_a_rejected_proposal_that_conflicts_with_main_is_recorded(
     tmp_path: Path,
 ) -> None:
-    local = make_local_vault(tmp_path)
+    local = LocalSide(tmp_path, checkout=True)
     local.propose(
         "vault/release-1",
         {
@@ -233,7 +233,7 @@ def test_local_a_rejected_proposal_that_conflicts_with_main_is_recorded(
 def test_local_an_action_id_cannot_preempt_the_record_of_another_pr(
     tmp_path: Path,
 ) -> None:
-    local = make_local_vault(tmp_path)
+    local = LocalSide(tmp_path, checkout=True)
     local.propose(
         "vault/pr2-release-1",
         {"vault/actions/pr2-release-1.toml": NOOP.format(msg="squat")},

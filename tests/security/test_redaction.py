@@ -201,9 +201,8 @@ def test_log_lines_and_tracebacks_are_redacted() -> None:
         logger.removeHandler(handler)
     text = stream.getvalue()
     assert "log-secret-42" not in text
-    assert (
-        text.count("[REDACTED:K]") >= 2
-    )  # the message, the exception (and its source line)
+    # The message, the exception (and its source line).
+    assert text.count("[REDACTED:K]") >= 2
 
 
 def test_build_app_redacts_every_secret_source_and_the_forge_token(

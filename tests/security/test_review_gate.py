@@ -21,7 +21,7 @@ from opsvault.changes import change_manifest, merged_result
 from opsvault.dispatcher import webhooks
 from opsvault.dispatcher.integrity import check_merge, merge_message
 from opsvault.dispatcher.nudges import Nudges
-from opsvault.git.local import Pygit2OpsRepo
+from opsvault.git.pygit2_repo import Pygit2OpsRepo
 from tests.conftest import SIGNATURE, init_repo
 from tests.dispatcher.harness import GIT_MAKE, HOOK, REPO, Harness, fired, make_harness
 

@@ -22,8 +22,9 @@ from opsvault.changes import classify_ref_change
 from opsvault.cli.init import create_ops_repo
 from opsvault.config import load_settings
 from opsvault.dispatcher.tick import tick
+from opsvault.git import worktree
 from opsvault.git.base import Identity
-from opsvault.git.local import Pygit2OpsRepo
+from opsvault.git.pygit2_repo import Pygit2OpsRepo
 from opsvault.vault.tier import Tier
 from tests.dispatcher.harness import REPO, Harness
 from tests.security.test_links import FILE, propose
@@ -238,7 +239,7 @@ LONG_NAME = "knowledge/" + "n" * 300  # one component over NAME_MAX (255 bytes)
 def test_r3_a_file_name_over_name_max_never_makes_the_tick_raise(
     ops: Path, tmp_path: Path
 ) -> None:
-    # _unsafe_write calls Path.is_symlink(), which raises ENAMETOOLONG (not swallowed
+    # unsafe_write calls Path.is_symlink(), which raises ENAMETOOLONG (not swallowed
     # like ENOENT); the OSError escaped LocalForge.merge and tick() after main moved,
     # so the rest of the PR phase and the whole fire phase of that tick never ran.
     # Fixed by per-PR isolation (I5, sec-merge): an `error` decision, the tick goes on.
@@ -324,7 +325,7 @@ run = ["{python}", "-c", "print(1)", "{params.tag}"]
 CLASSIFY_IN_A_CHILD = """
 import sys
 from opsvault.changes import classify_ref_change
-from opsvault.git.local import Pygit2OpsRepo
+from opsvault.git.pygit2_repo import Pygit2OpsRepo
 verdict = classify_ref_change(Pygit2OpsRepo.open(sys.argv[1]), "main", "vault/tag-1").verdict
 print(verdict.tier.label, verdict.refused)
 """
@@ -370,7 +371,7 @@ def test_r7_a_directory_swapped_for_a_symlink_after_the_check_is_not_written_thr
     ops: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # Another local process (anything that can write the operator's checkout) swaps
-    # knowledge/sub for a symlink between _unsafe_write's lstat walk and libgit2's
+    # knowledge/sub for a symlink between unsafe_write's lstat walk and libgit2's
     # checkout_tree(FORCE), which follows the link. The window is made
     # deterministic here by doing the swap right after the check returns.
     outside = tmp_path / "outside"
@@ -378,10 +379,10 @@ def test_r7_a_directory_swapped_for_a_symlink_after_the_check_is_not_written_thr
     propose(ops, "one", {"knowledge/sub/a.md": (b"a\n", FILE)})
     local_tick(ops, tmp_path)
     assert (ops / "knowledge" / "sub" / "a.md").is_file()
-    checked = Pygit2OpsRepo._unsafe_write
+    checked = worktree.unsafe_write
 
-    def check_then_swap(self: Pygit2OpsRepo, paths: set[str]) -> str:
-        verdict = checked(self, paths)
+    def check_then_swap(repo: pygit2.Repository, paths: set[str]) -> str:
+        verdict = checked(repo, paths)
         sub = ops / "knowledge" / "sub"
         if sub.is_dir() and not sub.is_symlink():
             (sub / "a.md").rename(outside / "a.md")
@@ -389,7 +390,7 @@ def test_r7_a_directory_swapped_for_a_symlink_after_the_check_is_not_written_thr
             sub.symlink_to(outside)
         return verdict
 
-    monkeypatch.setattr(Pygit2OpsRepo, "_unsafe_write", check_then_swap)
+    monkeypatch.setattr(worktree, "unsafe_write", check_then_swap)
     propose(ops, "two", {"knowledge/sub/b.md": (b"written through the link\n", FILE)})
     local_tick(ops, tmp_path)
     assert not (outside / "b.md").exists()
@@ -480,9 +481,8 @@ def test_r10_vault_plan_never_reads_a_linked_prerequisites_file_whole(
     head = raw_proposal(repo, main_id(ops), "prerequisites.md", 0o120755, b"/dev/zero")
     push_branch(ops, "plan", head)
     local_tick(ops, tmp_path)
-    assert not (
-        ops / "prerequisites.md"
-    ).is_symlink()  # R-1: not merged by the dispatcher
+    # R-1: not merged by the dispatcher.
+    assert not (ops / "prerequisites.md").is_symlink()
     (ops / "prerequisites.md").unlink()
     (ops / "prerequisites.md").symlink_to("/dev/zero")
     git_out(ops, "add", "prerequisites.md")

@@ -13,7 +13,7 @@ import pytest
 
 from opsvault.changes import classify_ref_change
 from opsvault.dispatcher.runner import RecordingRunner
-from opsvault.git.local import Pygit2OpsRepo
+from opsvault.git.pygit2_repo import Pygit2OpsRepo
 from opsvault.git.treediff import MAX_CHANGED_FILES
 from opsvault.policy.change import tree_path_problem
 from opsvault.vault.formula import backtracking_problem, parse_formula

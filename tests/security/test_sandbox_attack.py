@@ -277,7 +277,7 @@ def test_without_the_sandbox_the_same_step_reads_them_and_output_is_still_redact
 def prepare_local(tmp_path: Path, sandbox: str) -> tuple[Path, Path, dict[str, str]]:
     from opsvault.cli.init import create_ops_repo
     from opsvault.git.base import Identity
-    from opsvault.git.local import Pygit2OpsRepo
+    from opsvault.git.pygit2_repo import Pygit2OpsRepo
 
     ops = tmp_path / "ops"
     create_ops_repo(ops, when=0)

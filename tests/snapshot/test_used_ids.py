@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from opsvault.git.local import Pygit2OpsRepo
+from opsvault.git.pygit2_repo import Pygit2OpsRepo
 from opsvault.snapshot import CommitSnapshot, DirSnapshot, UsedIds, used_ids
 from tests.conftest import init_repo
 

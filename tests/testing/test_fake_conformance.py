@@ -195,10 +195,11 @@ def test_reviews_go_stale_only_when_the_diff_changes(world: World) -> None:
     _review(world, number, "bob", "REQUEST_CHANGES", head)
     world.forge.push(REPO, "p", {}, author="mallory", message="empty commit")
     world.pull(number)
+    # Same diff: nothing stale, REQUEST_CHANGES kept, approval kept.
     assert [(r["stale"], r["dismissed"]) for r in _reviews(world, number)] == [
         (False, False),
         (False, False),
-    ]  # same diff: nothing stale, REQUEST_CHANGES kept, approval kept
+    ]
 
 
 def test_dismiss_stale_approvals_dismisses_every_approval_on_a_diff_change(
@@ -298,9 +299,8 @@ def test_mark_as_merged_takes_any_commit_on_the_base(world: World) -> None:
     wrong = world.merge(number, Do="manually-merged", MergeCommitID="0" * 40)
     assert wrong.status_code == 409
     marked = world.merge(number, Do="manually-merged", MergeCommitID=unrelated)
-    assert (
-        marked.status_code == 200
-    )  # even while checking, and for a commit without the PR
+    # Even while checking, and for a commit without the PR.
+    assert marked.status_code == 200
     pr = world.pull(number)
     assert pr["merged"] is True and pr["merge_commit_sha"] == unrelated
     assert pr["merged_by"]["login"] == "alice"
@@ -381,9 +381,8 @@ def test_pre_receive_refuses_protected_files_even_for_a_whitelisted_pusher(
     subprocess.run(
         ["git", "-C", str(work), "reset", "-q", "--hard", "origin/main"], check=True
     )
-    assert (
-        _push(work, "mallory", "notes/z.md").returncode == 0
-    )  # unprotected files only
+    # Unprotected files only.
+    assert _push(work, "mallory", "notes/z.md").returncode == 0
     subprocess.run(
         ["git", "-C", str(work), "reset", "-q", "--hard", "HEAD~2"], check=True
     )
@@ -427,9 +426,7 @@ def test_removing_a_label_tries_the_name_before_the_id(world: World) -> None:
     """routers/api/v1/repo/issue_label.go:192-199."""
     number = world.propose("p", {"a.txt": "a\n"})
     plain = world.forge.add_label(REPO, "plain")
-    numeric = world.forge.add_label(
-        REPO, str(plain)
-    )  # a label named like the other's id
+    numeric = world.forge.add_label(REPO, str(plain))  # named like the other's id
     url = f"{API}/issues/{number}/labels"
     world.http["alice"].post(url, json={"labels": [plain, numeric]})
     assert world.http["alice"].delete(f"{url}/{plain}").status_code == 204

@@ -94,9 +94,8 @@ def test_version_settings_and_auth(world: World) -> None:
     assert unknown.status_code == 401
     me = world.root.get("/user").json()
     assert me["login"] == "root" and me["is_admin"] is True
-    assert (
-        world.alice.get("/users/root").json()["is_admin"] is False
-    )  # hidden from non-admins
+    # Hidden from non-admins.
+    assert world.alice.get("/users/root").json()["is_admin"] is False
 
 
 def test_merge_with_matching_pin_creates_real_merge_commit(world: World) -> None:

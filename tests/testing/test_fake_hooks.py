@@ -83,7 +83,9 @@ def hook(client: httpx.Client, url: str, **extra: object) -> dict[str, Any]:
     return data
 
 
-def test_a_hook_is_inactive_and_push_only_by_default(world, sink: str) -> None:  # type: ignore[no-untyped-def]
+def test_a_hook_is_inactive_and_push_only_by_default(
+    world: tuple[FakeForgejo, httpx.Client], sink: str
+) -> None:
     forge, client = world
     data = hook(client, sink)
     assert (data["active"], data["events"]) == (False, ["push"])
@@ -93,7 +95,9 @@ def test_a_hook_is_inactive_and_push_only_by_default(world, sink: str) -> None: 
     assert deliveries(forge) == []
 
 
-def test_a_pull_request_event_is_signed_over_the_raw_body(world, sink: str) -> None:  # type: ignore[no-untyped-def]
+def test_a_pull_request_event_is_signed_over_the_raw_body(
+    world: tuple[FakeForgejo, httpx.Client], sink: str
+) -> None:
     forge, client = world
     hook(client, sink, events=["pull_request"], active=True)
     reply = client.post(
@@ -116,7 +120,9 @@ def test_a_pull_request_event_is_signed_over_the_raw_body(world, sink: str) -> N
     assert payload["sender"]["is_admin"] is False
 
 
-def test_a_failed_delivery_is_not_retried(world, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_a_failed_delivery_is_not_retried(
+    world: tuple[FakeForgejo, httpx.Client], tmp_path: Path
+) -> None:
     forge, client = world
     hook(
         client,

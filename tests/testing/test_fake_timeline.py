@@ -45,7 +45,9 @@ def forge(tmp_path: Path) -> Iterator[tuple[FakeForgejo, httpx.Client, httpx.Cli
     assert_no_violations(forge)
 
 
-def test_label_events_name_their_actor_and_direction(forge) -> None:  # type: ignore[no-untyped-def]
+def test_label_events_name_their_actor_and_direction(
+    forge: tuple[FakeForgejo, httpx.Client, httpx.Client],
+) -> None:
     _fake, alice, bob = forge
     assert alice.post(
         f"{API}/labels", json={"name": "x", "color": "#00aabb"}
@@ -65,7 +67,9 @@ def test_label_events_name_their_actor_and_direction(forge) -> None:  # type: ig
     assert [e["id"] for e in entries] == sorted(e["id"] for e in entries)
 
 
-def test_adding_a_present_label_records_nothing(forge) -> None:  # type: ignore[no-untyped-def]
+def test_adding_a_present_label_records_nothing(
+    forge: tuple[FakeForgejo, httpx.Client, httpx.Client],
+) -> None:
     _fake, alice, _bob = forge
     alice.post(f"{API}/labels", json={"name": "x", "color": "#00aabb"})
     alice.post(f"{API}/issues/1/labels", json={"labels": ["x"]})
@@ -74,7 +78,9 @@ def test_adding_a_present_label_records_nothing(forge) -> None:  # type: ignore[
     assert [e["type"] for e in entries] == ["label"]
 
 
-def test_timeline_is_paginated_only_when_a_page_is_asked(forge) -> None:  # type: ignore[no-untyped-def]
+def test_timeline_is_paginated_only_when_a_page_is_asked(
+    forge: tuple[FakeForgejo, httpx.Client, httpx.Client],
+) -> None:
     _fake, alice, _bob = forge
     for n in range(35):
         alice.post(f"{API}/issues/1/comments", json={"body": f"c{n}"})

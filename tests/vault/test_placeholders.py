@@ -133,9 +133,8 @@ def test_render_never_splits_nor_rescans(
         for parts in template_parts
     )
     argv = render_argv(template, values, "f")
-    assert (
-        argv == expected
-    )  # one element per template element, values inserted verbatim
+    # One element per template element, values inserted verbatim.
+    assert argv == expected
     assert render_argv(template, values, "f") == argv  # deterministic
     assert placeholders_in(template) == {
         t for parts in template_parts for k, t in parts if k == "ph"

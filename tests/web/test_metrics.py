@@ -85,9 +85,8 @@ def test_forge_requests_are_counted_by_endpoint_class_and_status() -> None:
     name = "opsvault_forge_requests_total"
     assert value(found, name, endpoint="GET user", status="200") == 1
     assert value(found, name, endpoint="GET repo/pulls/{n}", status="404") == 1
-    assert (
-        value(found, name, endpoint="GET repo/pulls/{n}", status="500") == 2
-    )  # retried
+    # Retried.
+    assert value(found, name, endpoint="GET repo/pulls/{n}", status="500") == 2
     client.close()
 
 

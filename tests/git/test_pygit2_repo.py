@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable
 from pathlib import Path
 
 import pygit2
@@ -11,20 +10,14 @@ import pytest
 
 from opsvault.errors import GitError
 from opsvault.git.base import Identity, OpsRepo
-from opsvault.git.local import Pygit2OpsRepo
+from opsvault.git.pygit2_repo import Pygit2OpsRepo
 from opsvault.policy.change import ChangedFile, ChangeKind
 from tests.conftest import SIGNATURE, init_repo
-from tests.git.conftest import AUTHOR, SEED_FILES, WHEN
-
-CloneOf = Callable[[str], Pygit2OpsRepo]
+from tests.git.conftest import AUTHOR, SEED_FILES, WHEN, main_of
 
 
 def _git_blob_id(content: bytes) -> str:
     return hashlib.sha1(b"blob %d\0" % len(content) + content).hexdigest()
-
-
-def _main(repo: Pygit2OpsRepo) -> str:
-    return repo.resolve("refs/heads/main")
 
 
 def test_adapter_satisfies_the_port(remote: Pygit2OpsRepo) -> None:
@@ -58,7 +51,7 @@ def test_clone_has_remote_tracking_branches(
     worktree = Pygit2OpsRepo.clone(remote.path, tmp_path / "work")
     bare = Pygit2OpsRepo.clone(remote.path, tmp_path / "bare.git", bare=True)
     for repo in (worktree, bare):
-        assert repo.resolve("origin/main") == _main(remote)
+        assert repo.resolve("origin/main") == main_of(remote)
     assert (tmp_path / "work" / "README.md").read_bytes() == b"ops\n"
 
 
@@ -70,74 +63,8 @@ def test_clone_of_missing_remote_raises(tmp_path: Path) -> None:
 # -- resolve and reading --------------------------------------------------------
 
 
-def test_resolve_accepts_branches_refs_shas_and_head(remote: Pygit2OpsRepo) -> None:
-    head = _main(remote)
-    assert len(head) == 40
-    for ref in (
-        "main",
-        "refs/heads/main",
-        "HEAD",
-        head,
-        head[:10],
-        head.upper()[:12].lower(),
-    ):
-        assert remote.resolve(ref) == head
-
-
-@pytest.mark.parametrize("ref", ["nope", "origin/nope", "0" * 40, "", "main~5"])
-def test_resolve_unknown_ref_raises_naming_it(remote: Pygit2OpsRepo, ref: str) -> None:
-    with pytest.raises(GitError) as info:
-        remote.resolve(ref)
-    assert info.value.where in (ref, repr(ref))
-
-
-def test_resolve_refuses_objects_that_are_not_commits(remote: Pygit2OpsRepo) -> None:
-    blob = remote.blob_id("main", "README.md")
-    assert blob is not None
-    with pytest.raises(GitError, match="not a commit") as info:
-        remote.resolve(blob)
-    assert info.value.where == blob
-    for ref in ("main:README.md", "main^{tree}", "main@{0}", "main..main"):
-        with pytest.raises(GitError):
-            remote.resolve(ref)
-
-
-def test_resolve_follows_ancestry_suffixes(
-    remote: Pygit2OpsRepo, clone_of: CloneOf
-) -> None:
-    seed = _main(remote)
-    child = remote.commit_files(seed, {"x": b"x"}, "x", AUTHOR, when=WHEN)
-    remote.update_ref("refs/heads/main", child, seed)
-    local = clone_of("local")
-    assert remote.resolve("main~1") == remote.resolve("main^") == seed
-    assert local.resolve("origin/main^1") == seed
-    assert local.resolve(f"{child[:12]}~1") == seed
-
-
-def test_resolve_cannot_be_shadowed_by_branches_or_tags(
-    remote: Pygit2OpsRepo, tmp_path: Path
-) -> None:
-    seed = _main(remote)
-    evil = remote.commit_files(
-        seed, {"vault/policy.toml": b"evil"}, "e", AUTHOR, when=WHEN
-    )
-    remote.update_ref("refs/heads/origin/main", evil, None)
-    remote.update_ref("refs/tags/origin/main", evil, None)
-    remote.update_ref("refs/tags/main", evil, None)
-    for bare in (False, True):
-        local = Pygit2OpsRepo.clone(remote.path, tmp_path / f"clone-{bare}", bare=bare)
-        local.update_ref(
-            "refs/heads/origin/main", evil, local.branches().get("origin/main")
-        )
-        local.update_ref("refs/tags/origin/main", evil, None)
-        assert local.resolve("origin/main") == seed
-        assert local.resolve("refs/remotes/origin/main") == seed
-        assert local.resolve("refs/heads/origin/main") == evil
-    assert remote.resolve("main") == seed
-
-
 def test_read_file_returns_content_or_none(remote: Pygit2OpsRepo) -> None:
-    head = _main(remote)
+    head = main_of(remote)
     assert (
         remote.read_file(head, "vault/actions/nested/b.toml") == b'formula = "noop"\n'
     )
@@ -169,7 +96,7 @@ UNSAFE_PATHS = [
 
 @pytest.mark.parametrize("path", UNSAFE_PATHS)
 def test_unsafe_paths_are_refused(remote: Pygit2OpsRepo, path: str) -> None:
-    head = _main(remote)
+    head = main_of(remote)
     with pytest.raises(GitError):
         remote.read_file(head, path)
     with pytest.raises(GitError):
@@ -181,7 +108,7 @@ def test_unsafe_paths_are_refused(remote: Pygit2OpsRepo, path: str) -> None:
 
 
 def test_list_files_is_recursive_and_sorted(remote: Pygit2OpsRepo) -> None:
-    head = _main(remote)
+    head = main_of(remote)
     expected = ("vault/actions/a.toml", "vault/actions/nested/b.toml")
     assert remote.list_files(head, "vault/actions") == expected
     assert remote.list_files(head, "vault/actions/") == expected
@@ -208,7 +135,7 @@ def test_list_files_sorts_by_path_not_tree_order(remote: Pygit2OpsRepo) -> None:
 
 
 def test_merge_base_and_is_ancestor(remote: Pygit2OpsRepo) -> None:
-    seed = _main(remote)
+    seed = main_of(remote)
     left = remote.commit_files(seed, {"l": b"l"}, "left", AUTHOR, when=WHEN)
     right = remote.commit_files(seed, {"r": b"r"}, "right", AUTHOR, when=WHEN)
     lonely = remote.commit_files(None, {"x": b"x"}, "unrelated", AUTHOR, when=WHEN)
@@ -224,7 +151,7 @@ def test_merge_base_and_is_ancestor(remote: Pygit2OpsRepo) -> None:
 def test_log_first_parent_follows_first_parents_newest_first(
     remote: Pygit2OpsRepo,
 ) -> None:
-    seed = _main(remote)
+    seed = main_of(remote)
     one = remote.commit_files(seed, {"one": b"1"}, "one", AUTHOR, when=WHEN)
     side = remote.commit_files(seed, {"side": b"s"}, "side", AUTHOR, when=WHEN)
     merged = remote.merge(one, side, "merge side", AUTHOR, when=WHEN)
@@ -234,7 +161,7 @@ def test_log_first_parent_follows_first_parents_newest_first(
 
 
 def test_commit_info_reports_metadata(remote: Pygit2OpsRepo) -> None:
-    seed = _main(remote)
+    seed = main_of(remote)
     bot = Identity("dispatcher-1", "d1@example.invalid")
     commit = remote.commit_files(
         seed, {"x": b"x"}, "claim x\n", AUTHOR, committer=bot, when=WHEN + 5
@@ -254,7 +181,7 @@ def test_commit_info_reports_metadata(remote: Pygit2OpsRepo) -> None:
 def test_changed_files_is_the_change_head_brings_since_the_merge_base(
     remote: Pygit2OpsRepo,
 ) -> None:
-    seed = _main(remote)
+    seed = main_of(remote)
     head = remote.commit_files(
         seed,
         {
@@ -279,7 +206,7 @@ def test_changed_files_is_the_change_head_brings_since_the_merge_base(
 
 
 def test_changed_files_detects_exact_renames_only(remote: Pygit2OpsRepo) -> None:
-    seed = _main(remote)
+    seed = main_of(remote)
     action = SEED_FILES["vault/actions/a.toml"]
     renamed = remote.commit_files(
         seed,
@@ -309,7 +236,7 @@ def test_changed_files_detects_exact_renames_only(remote: Pygit2OpsRepo) -> None
 def test_changed_files_lists_every_file_of_a_deleted_directory(
     remote: Pygit2OpsRepo,
 ) -> None:
-    seed = _main(remote)
+    seed = main_of(remote)
     head = remote.commit_files(
         seed,
         {"vault/actions/a.toml": None, "vault/actions/nested/b.toml": None},
@@ -326,14 +253,14 @@ def test_changed_files_lists_every_file_of_a_deleted_directory(
 def test_changed_files_of_unrelated_histories_raises(remote: Pygit2OpsRepo) -> None:
     lonely = remote.commit_files(None, {"x": b"x"}, "unrelated", AUTHOR, when=WHEN)
     with pytest.raises(GitError, match="unrelated"):
-        remote.changed_files(_main(remote), lonely)
+        remote.changed_files(main_of(remote), lonely)
 
 
 def test_large_directories_read_correctly_across_commits(remote: Pygit2OpsRepo) -> None:
     files: dict[str, bytes | None] = {
         f"knowledge/{i:03}.md": b"%d\n" % i for i in range(300)
     }
-    big = remote.commit_files(_main(remote), files, "big", AUTHOR, when=WHEN)
+    big = remote.commit_files(main_of(remote), files, "big", AUTHOR, when=WHEN)
     head = remote.commit_files(
         big, {"knowledge/150.md": b"x"}, "one", AUTHOR, when=WHEN
     )
@@ -375,7 +302,7 @@ def test_commit_files_moves_no_ref_and_leaves_the_work_tree_alone(
 
 
 def test_commit_files_is_deterministic_with_fixed_time(remote: Pygit2OpsRepo) -> None:
-    seed = _main(remote)
+    seed = main_of(remote)
     first = remote.commit_files(seed, {"x": b"x"}, "m", AUTHOR, when=WHEN)
     again = remote.commit_files(seed, {"x": b"x"}, "m", AUTHOR, when=WHEN)
     later = remote.commit_files(seed, {"x": b"x"}, "m", AUTHOR, when=WHEN + 1)
@@ -385,7 +312,7 @@ def test_commit_files_is_deterministic_with_fixed_time(remote: Pygit2OpsRepo) ->
 def test_commit_files_creates_and_prunes_intermediate_directories(
     remote: Pygit2OpsRepo,
 ) -> None:
-    seed = _main(remote)
+    seed = main_of(remote)
     deep = remote.commit_files(
         seed,
         {
@@ -440,7 +367,7 @@ def test_commit_files_refuses_file_directory_clashes(
     remote: Pygit2OpsRepo, changes: dict[str, bytes | None]
 ) -> None:
     with pytest.raises(GitError):
-        remote.commit_files(_main(remote), changes, "clash", AUTHOR, when=WHEN)
+        remote.commit_files(main_of(remote), changes, "clash", AUTHOR, when=WHEN)
 
 
 def test_commit_files_keeps_the_executable_bit(tmp_path: Path) -> None:
@@ -462,7 +389,7 @@ def test_commit_files_keeps_the_executable_bit(tmp_path: Path) -> None:
 def test_commit_files_refuses_bad_identity(remote: Pygit2OpsRepo) -> None:
     with pytest.raises(GitError):
         remote.commit_files(
-            _main(remote), {"x": b"x"}, "m", Identity("a\nb", "<x>"), when=WHEN
+            main_of(remote), {"x": b"x"}, "m", Identity("a\nb", "<x>"), when=WHEN
         )
 
 
@@ -470,7 +397,7 @@ def test_commit_files_refuses_bad_identity(remote: Pygit2OpsRepo) -> None:
 
 
 def test_merge_never_fast_forwards(remote: Pygit2OpsRepo) -> None:
-    seed = _main(remote)
+    seed = main_of(remote)
     proposal = remote.commit_files(
         seed, {"vault/actions/n.toml": b"n"}, "p", AUTHOR, when=WHEN
     )
@@ -479,11 +406,11 @@ def test_merge_never_fast_forwards(remote: Pygit2OpsRepo) -> None:
     assert info.parents == (seed, proposal)
     assert info.message == "Merge vault/n"
     assert remote.read_file(merged, "vault/actions/n.toml") == b"n"
-    assert _main(remote) == seed
+    assert main_of(remote) == seed
 
 
 def test_merge_combines_diverged_histories(remote: Pygit2OpsRepo) -> None:
-    seed = _main(remote)
+    seed = main_of(remote)
     base = remote.commit_files(seed, {"README.md": b"ops v2\n"}, "b", AUTHOR, when=WHEN)
     head = remote.commit_files(
         seed, {"vault/actions/n.toml": b"n"}, "h", AUTHOR, when=WHEN
@@ -494,7 +421,7 @@ def test_merge_combines_diverged_histories(remote: Pygit2OpsRepo) -> None:
 
 
 def test_merge_conflict_raises_naming_the_paths(remote: Pygit2OpsRepo) -> None:
-    seed = _main(remote)
+    seed = main_of(remote)
     base = remote.commit_files(seed, {"README.md": b"ours\n"}, "b", AUTHOR, when=WHEN)
     head = remote.commit_files(seed, {"README.md": b"theirs\n"}, "h", AUTHOR, when=WHEN)
     with pytest.raises(GitError, match=r"README\.md"):
@@ -502,7 +429,7 @@ def test_merge_conflict_raises_naming_the_paths(remote: Pygit2OpsRepo) -> None:
 
 
 def test_merge_of_an_already_merged_head_raises(remote: Pygit2OpsRepo) -> None:
-    seed = _main(remote)
+    seed = main_of(remote)
     later = remote.commit_files(seed, {"x": b"x"}, "later", AUTHOR, when=WHEN)
     with pytest.raises(GitError, match="already contains"):
         remote.merge(later, seed, "merge", AUTHOR, when=WHEN)
@@ -511,78 +438,4 @@ def test_merge_of_an_already_merged_head_raises(remote: Pygit2OpsRepo) -> None:
 def test_merge_of_unrelated_histories_raises(remote: Pygit2OpsRepo) -> None:
     lonely = remote.commit_files(None, {"x": b"x"}, "unrelated", AUTHOR, when=WHEN)
     with pytest.raises(GitError, match="unrelated"):
-        remote.merge(_main(remote), lonely, "merge", AUTHOR, when=WHEN)
-
-
-def test_checkout_fills_the_work_tree_and_keeps_local_changes(tmp_path: Path) -> None:
-    repo = Pygit2OpsRepo.init(tmp_path / "ops")
-    (tmp_path / "ops" / "mine.txt").write_text("untracked")
-    first = repo.commit_files(
-        None, {"a/b.txt": b"1", "c.txt": b"2"}, "init", AUTHOR, when=WHEN
-    )
-    repo.update_ref("refs/heads/main", first, None)
-    repo.checkout("main")
-    raw = pygit2.Repository(str(tmp_path / "ops"))
-    assert (tmp_path / "ops" / "a" / "b.txt").read_bytes() == b"1"
-    assert raw.status() == {"mine.txt": pygit2.enums.FileStatus.WT_NEW}
-    assert raw.head.shorthand == "main"
-
-    second = repo.commit_files(first, {"c.txt": b"3"}, "change", AUTHOR, when=WHEN)
-    repo.update_ref("refs/heads/other", second, None)
-    (tmp_path / "ops" / "c.txt").write_text("local edit")
-    with pytest.raises(GitError):
-        repo.checkout("other")
-    assert (tmp_path / "ops" / "c.txt").read_text() == "local edit"
-    assert raw.head.shorthand == "main"
-    with pytest.raises(GitError):
-        repo.checkout("missing")
-
-
-def test_checkout_in_a_bare_repo_raises(remote: Pygit2OpsRepo) -> None:
-    with pytest.raises(GitError, match="bare"):
-        remote.checkout("main")
-
-
-def test_resolve_peels_annotated_tags_named_in_full(remote: Pygit2OpsRepo) -> None:
-    seed = _main(remote)
-    raw = pygit2.Repository(str(remote.path))
-    raw.create_tag(
-        "v1", pygit2.Oid(hex=seed), pygit2.enums.ObjectType.COMMIT, SIGNATURE, "v1"
-    )
-    assert remote.resolve("refs/tags/v1") == seed
-    with pytest.raises(GitError):
-        remote.resolve("v1")  # tags are never guessed from a bare name
-
-
-def test_sync_worktree_moves_a_clean_checkout_forward(tmp_path: Path) -> None:
-    from opsvault.git.base import Identity
-
-    init_repo(tmp_path / "w", {"a.txt": "one\n", "keep.txt": "k\n"})
-    repo = Pygit2OpsRepo.open(tmp_path / "w")
-    old = repo.resolve("main")
-    new = repo.commit_files(
-        old,
-        {"a.txt": b"two\n", "b.txt": b"new\n", "keep.txt": None},
-        "m",
-        Identity("t", "t@x"),
-        when=0,
-    )
-    repo.update_ref("refs/heads/main", new, old)
-    assert repo.sync_worktree("main", old) is True
-    assert (tmp_path / "w" / "a.txt").read_text() == "two\n"
-    assert (tmp_path / "w" / "b.txt").read_text() == "new\n"
-    assert not (tmp_path / "w" / "keep.txt").exists()
-    assert pygit2.Repository(str(tmp_path / "w")).status() == {}
-
-
-def test_sync_worktree_leaves_local_changes_alone(tmp_path: Path) -> None:
-    from opsvault.git.base import Identity
-
-    init_repo(tmp_path / "w", {"a.txt": "one\n"})
-    (tmp_path / "w" / "a.txt").write_text("mine\n")
-    repo = Pygit2OpsRepo.open(tmp_path / "w")
-    old = repo.resolve("main")
-    new = repo.commit_files(old, {"a.txt": b"two\n"}, "m", Identity("t", "t@x"), when=0)
-    repo.update_ref("refs/heads/main", new, old)
-    assert repo.sync_worktree("main", old) is False
-    assert (tmp_path / "w" / "a.txt").read_text() == "mine\n"
+        remote.merge(main_of(remote), lonely, "merge", AUTHOR, when=WHEN)

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from datetime import date
 
-from opsvault.planner.model import ChangeKind, IssueRef, IssueState, VaultFacts
-from opsvault.planner.render import parse_plan
-from opsvault.planner.report import (
+from opsvault.planner.evaluate import (
     commit_message,
     evaluate,
     plan_branch,
     proposal_body,
 )
+from opsvault.planner.model import EditKind, IssueRef, IssueState, VaultFacts
+from opsvault.planner.render import parse_plan
 
 TREE = (
     "<!-- Last updated: 2026-01-01 -->\n## Objective: A\n- [ ] a (#1)\nStatus: READY\n"
@@ -35,9 +35,9 @@ def test_messages_carry_every_change_and_its_reason() -> None:
         "prerequisites.md", parse_plan(TREE), issues, VaultFacts(), date(2026, 5, 2)
     )
     assert [c.kind for c in report.changes] == [
-        ChangeKind.DATE,
-        ChangeKind.CHECK,
-        ChangeKind.STATUS,
+        EditKind.DATE,
+        EditKind.CHECK,
+        EditKind.STATUS,
     ]
     message = commit_message(report)
     assert message.splitlines()[0] == "planner: update prerequisites.md (3 change(s))"
