@@ -27,11 +27,11 @@ from opsvault.dispatcher.records import ClaimRecord, Outcome, ResultRecord
 from opsvault.dispatcher.state import Role, may_merge, verify_merge
 from opsvault.errors import GitError, OpsvaultError
 from opsvault.git.base import OpsRepo
-from opsvault.layout import action_path, formula_path
+from opsvault.layout import FORMULAS, POLICY, action_path, formula_path
 from opsvault.policy.classify import BaseState, ChangeVerdict
 from opsvault.policy.model import MergeMode, Policy
 from opsvault.ports import Forge
-from opsvault.snapshot import CommitSnapshot, load_base_state
+from opsvault.snapshot import CommitSnapshot, UsedIds, load_base_state
 from opsvault.vault.tier import Tier
 
 _Found = Callable[[BreakKind, str], None]
@@ -69,7 +69,7 @@ class Replayer:
     _merges: dict[tuple[str, str | None, str | None], _Merge] = field(
         default_factory=dict
     )
-    _bases: dict[str, BaseState] = field(default_factory=dict)
+    _bases: dict[object, BaseState] = field(default_factory=dict)
     _known: dict[str, int] = field(default_factory=dict)
 
     def replay(
@@ -156,9 +156,19 @@ class Replayer:
         return _Merge(problems, verdict, base)
 
     def _base(self, commit: str) -> BaseState:
-        if commit not in self._bases:
-            self._bases[commit] = load_base_state(CommitSnapshot(self.repo, commit))
-        return self._bases[commit]
+        """Return the base state at *commit*, parsing a policy and formulas only once per content."""
+        snapshot = CommitSnapshot(self.repo, commit)
+        key = (
+            self.repo.blob_id(commit, POLICY),
+            tuple(
+                (path, self.repo.blob_id(commit, path))
+                for path in self.repo.list_files(commit, FORMULAS)
+            ),
+        )
+        if key not in self._bases:
+            self._bases[key] = load_base_state(snapshot)
+        known = self._bases[key]
+        return BaseState(known.policy, known.formulas, UsedIds(snapshot))
 
     def _action(self, record: ClaimRecord | ResultRecord, found: _Found) -> None:
         assert record.merge_commit is not None

@@ -12,6 +12,7 @@ from datetime import datetime
 
 from opsvault.audit.checks import check_accounting, check_chain, result_records
 from opsvault.audit.history import History, read_history
+from opsvault.audit.memo import remembering
 from opsvault.audit.replay import Replayer
 from opsvault.audit.report import AuditReport, Break, BreakKind
 from opsvault.dispatcher.chain import CLAIM_SUFFIX, is_hash
@@ -52,6 +53,7 @@ def verify(
     what git cannot (team membership, reviews, the PR comments that anchor
     results); *identity* is the dispatcher's forge user.
     """
+    repo = remembering(repo)
     main = commit or repo.resolve(branch)
     history = read_history(repo, main, since)
     report = AuditReport(

@@ -1,0 +1,172 @@
+"""`vault audit verify` at 1,000 and 10,000 records: time per record, and the ratio.
+
+Builds, with real git objects, the history a dispatcher leaves: batches of ten
+low-tier actions, each proposed on a branch and merged with its
+``Vault-Classified`` mark, then one commit claiming the ten and one recording
+their results, every record rendered and chained as the tick does
+(``dispatcher.chain.seal_commit``). Then times ``audit.verify.verify`` over the
+whole history (offline: no forge), which re-reads every record, checks the
+chain, pairs claims with results, re-classifies each merge at its recorded
+policy commit and checks its integrity and approver.
+
+Goal (issue 14): 10,000 records verified in under 10 s, and linear: the time
+per record at 10,000 close to the time per record at 1,000. The numbers are
+printed, never asserted.
+
+Run: .venv/bin/python benchmarks/audit.py
+"""
+
+from __future__ import annotations
+
+import hashlib
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from opsvault.audit.verify import verify  # noqa: E402
+from opsvault.changes import change_manifest  # noqa: E402
+from opsvault.dispatcher.chain import seal_commit  # noqa: E402
+from opsvault.dispatcher.integrity import merge_message  # noqa: E402
+from opsvault.dispatcher.reasons import ReasonCode  # noqa: E402
+from opsvault.dispatcher.records import (  # noqa: E402
+    ClaimRecord,
+    Outcome,
+    ResultRecord,
+    archive_paths,
+    render_claim,
+    render_record,
+)
+from opsvault.git.base import Identity  # noqa: E402
+from opsvault.git.pygit2_repo import Pygit2OpsRepo  # noqa: E402
+from opsvault.layout import action_path, claim_path, running_path  # noqa: E402
+from tests.conftest import init_repo  # noqa: E402
+from tests.dispatcher.harness import NOOP, template_files  # noqa: E402
+
+SIZES = tuple(int(a) for a in sys.argv[1:]) or (1_000, 10_000)
+BATCH = 10  # actions per tick
+BOT = Identity("vault-bot", "vault-bot@opsvault.invalid")
+DEV = Identity("dev-bot", "dev-bot@example.invalid")
+T0 = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+def sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def build(root: Path, records: int) -> Pygit2OpsRepo:
+    """Return an ops repo whose main holds *records* records (claims and results, half each)."""
+    init_repo(root, template_files())
+    repo = Pygit2OpsRepo.open(root)
+    main = repo.resolve("refs/heads/main")
+    number = 0
+    for batch in range(records // (2 * BATCH)):
+        when = T0 + timedelta(hours=batch)
+        merged: list[tuple[str, bytes, str, str, str, int]] = []
+        for _ in range(BATCH):
+            number += 1
+            action_id = f"noop-bench-{number}"
+            content = NOOP.format(msg=f"run {number}").encode()
+            head = repo.commit_files(
+                main, {action_path(action_id): content}, f"propose {action_id}", DEV
+            )
+            trial = repo.merge(main, head, "trial", BOT)
+            manifest = change_manifest(repo, main, trial)
+            merge = repo.merge(
+                main, head, merge_message(number, "low", main, manifest), BOT
+            )
+            merged.append((action_id, content, main, head, merge, number))
+            main = merge
+        claims: dict[str, bytes | None] = {}
+        for action_id, content, base, head, merge, pr in merged:
+            claims[action_path(action_id)] = None
+            claims[running_path(action_id)] = content
+            claims[claim_path(action_id)] = render_claim(
+                ClaimRecord(
+                    id=action_id,
+                    action_sha256=sha256(content),
+                    dispatcher=BOT.name,
+                    tier="low",
+                    policy_commit=base,
+                    pr=pr,
+                    proposer=DEV.name,
+                    approver=BOT.name,
+                    head_commit=head,
+                    merge_commit=merge,
+                    formula="noop",
+                    claimed_by="vault-bot/bench",
+                    claimed_at=when.isoformat(),
+                    deadline=(when + timedelta(minutes=10)).isoformat(),
+                )
+            )
+        main = _commit(repo, main, claims, f"vault: {BATCH} claimed")
+        results: dict[str, bytes | None] = {}
+        for action_id, content, base, head, merge, pr in merged:
+            record = ResultRecord(
+                id=action_id,
+                outcome=Outcome.SUCCEEDED,
+                reason=ReasonCode.OK,
+                tier="low",
+                action_sha256=sha256(content),
+                policy_commit=base,
+                formula="noop",
+                pr=pr,
+                proposer=DEV.name,
+                approver=BOT.name,
+                head_commit=head,
+                merge_commit=merge,
+                dispatcher=BOT.name,
+            )
+            toml_path, result_path = archive_paths(record.outcome, action_id, when)
+            results[running_path(action_id)] = None
+            results[claim_path(action_id)] = None
+            results[toml_path] = content
+            results[result_path] = render_record(record)
+        main = _commit(repo, main, results, f"vault: record {BATCH} result(s)")
+    repo.update_ref("refs/heads/main", main, repo.resolve("refs/heads/main"))
+    return repo
+
+
+def _commit(
+    repo: Pygit2OpsRepo, main: str, changes: dict[str, bytes | None], message: str
+) -> str:
+    changes, message, _ = seal_commit(repo, main, changes, message)
+    return repo.commit_files(main, changes, message, BOT)
+
+
+def measure(records: int) -> tuple[float, int]:
+    with tempfile.TemporaryDirectory() as tmp:
+        repo = build(Path(tmp) / "ops", records)
+        start = time.perf_counter()
+        report = verify(repo, "main", identity=BOT.name)
+        elapsed = time.perf_counter() - start
+        assert report.ok, [b.render() for b in report.breaks[:5]]
+        assert report.records == records and report.replayed == records
+        return elapsed, report.commits
+
+
+def main() -> None:
+    print("vault audit verify (offline), real git history built like the tick's")
+    figures = {}
+    for size in SIZES:
+        elapsed, commits = measure(size)
+        figures[size] = elapsed
+        print(
+            f"  {size:>6} records, {commits:>5} commits: {elapsed:6.2f} s "
+            f"({elapsed / size * 1000:.2f} ms per record)"
+        )
+    small, large = SIZES
+    per_small = figures[small] / small
+    per_large = figures[large] / large
+    print(
+        f"  per-record ratio {large:,} / {small:,}: {per_large / per_small:.2f} "
+        f"(1.0 is linear); goal: {large:,} records under 10 s"
+    )
+
+
+if __name__ == "__main__":
+    main()
