@@ -10,7 +10,10 @@ chain, pairs claims with results, re-classifies each merge at its recorded
 policy commit and checks its integrity and approver.
 
 Goal (issue 14): 10,000 records verified in under 10 s, and linear: the time
-per record at 10,000 close to the time per record at 1,000. The numbers are
+per record at 10,000 close to the time per record at 1,000. The history has
+ten actions a day (about 300 records a month folder): a results commit's diff
+reads its month folder, so the cost of a record grows with how many records
+its month holds, not with the length of the history. The numbers are
 printed, never asserted.
 
 Run: .venv/bin/python benchmarks/audit.py
@@ -65,7 +68,7 @@ def build(root: Path, records: int) -> Pygit2OpsRepo:
     main = repo.resolve("refs/heads/main")
     number = 0
     for batch in range(records // (2 * BATCH)):
-        when = T0 + timedelta(hours=batch)
+        when = T0 + timedelta(days=batch)  # ten actions a day: ~300 records a month
         merged: list[tuple[str, bytes, str, str, str, int]] = []
         for _ in range(BATCH):
             number += 1
@@ -138,34 +141,38 @@ def _commit(
     return repo.commit_files(main, changes, message, BOT)
 
 
-def measure(records: int) -> tuple[float, int]:
+def measure(records: int) -> tuple[float, float, int]:
+    """Return (wall seconds, CPU seconds, commits) of one verify over *records* records."""
     with tempfile.TemporaryDirectory() as tmp:
         repo = build(Path(tmp) / "ops", records)
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), time.process_time()
         report = verify(repo, "main", identity=BOT.name)
-        elapsed = time.perf_counter() - start
+        elapsed, used = time.perf_counter() - start, time.process_time() - cpu
         assert report.ok, [b.render() for b in report.breaks[:5]]
         assert report.records == records and report.replayed == records
-        return elapsed, report.commits
+        return elapsed, used, report.commits
 
 
 def main() -> None:
     print("vault audit verify (offline), real git history built like the tick's")
+    print(
+        "(CPU time beside wall time: on a shared machine the wall clock includes others' work)"
+    )
     figures = {}
     for size in SIZES:
-        elapsed, commits = measure(size)
-        figures[size] = elapsed
+        elapsed, used, commits = measure(size)
+        figures[size] = used
         print(
-            f"  {size:>6} records, {commits:>5} commits: {elapsed:6.2f} s "
-            f"({elapsed / size * 1000:.2f} ms per record)"
+            f"  {size:>6} records, {commits:>5} commits: {elapsed:6.2f} s wall, "
+            f"{used:6.2f} s CPU ({used / size * 1000:.2f} ms CPU per record)"
         )
-    small, large = SIZES
-    per_small = figures[small] / small
-    per_large = figures[large] / large
-    print(
-        f"  per-record ratio {large:,} / {small:,}: {per_large / per_small:.2f} "
-        f"(1.0 is linear); goal: {large:,} records under 10 s"
-    )
+    if len(SIZES) >= 2:
+        small, large = SIZES[0], SIZES[-1]
+        ratio = (figures[large] / large) / (figures[small] / small)
+        print(
+            f"  per-record ratio {large:,} / {small:,}: {ratio:.2f} "
+            f"(1.0 is linear); goal: {large:,} records under 10 s"
+        )
 
 
 if __name__ == "__main__":

@@ -40,7 +40,6 @@ from opsvault.dispatcher.records import (  # noqa: E402
     parse_record,
     render_record,
 )
-from opsvault.dispatcher.status import _json_object  # noqa: E402
 from opsvault.errors import OpsvaultError  # noqa: E402
 from opsvault.planner.evaluate import decode_plan  # noqa: E402
 from opsvault.planner.render import render_plan  # noqa: E402
@@ -265,8 +264,8 @@ def parsers(tmp: Path) -> dict[str, Callable[[bytes], object]]:
         "prerequisites.md": plan,
         "config": settings,
         "result record": lambda c: parse_record(c, "fuzz.result.json"),
-        "claim (fire)": lambda c: parse_claim(c, "fuzz.claim.json"),
-        "claim (status)": _json_object,
+        # one parse for the dispatcher and `vault status` (dispatcher/records.py)
+        "claim": lambda c: parse_claim(c, "fuzz.claim.json"),
     }
 
 

@@ -9,13 +9,6 @@ reaching into the dispatcher (the forge port's values are in forge/types.py).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from enum import StrEnum
-
-
-class Outcome(StrEnum):
-    SUCCEEDED = "succeeded"
-    FAILED = "failed"
-    TIMEOUT = "timeout"
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,7 +34,8 @@ class ExecutionRequest:
 
 @dataclass(frozen=True, slots=True)
 class RunResult:
-    outcome: str  # an Outcome
+    # how the execution ended: a records.Outcome value (succeeded, failed, timeout)
+    outcome: str
     reason: str  # a ReasonCode value (the runner section of it)
     exit_code: int | None  # of the last step run; negative: killed by that signal
     failed_step: str | None

@@ -15,14 +15,6 @@ TREES = ("opsvault", "testing", "tests", "benchmarks")
 # A line that opens with closing brackets and ends in a comment (``# fmt: skip``
 # is a formatter directive, not a description).
 STRANDED = re.compile(r"^\s*[)\]}].*  # (?!fmt: skip)")
-# Being reworked by other changes of issue 10 (the dispatcher's records and
-# ports); drop an entry once its file is clean.
-PENDING = {
-    "opsvault/dispatcher/fire.py",
-    "opsvault/dispatcher/state.py",
-    "opsvault/dispatcher/tick.py",
-    "tests/dispatcher/harness.py",
-}
 
 
 def stranded_comments() -> dict[str, list[int]]:
@@ -37,7 +29,7 @@ def stranded_comments() -> dict[str, list[int]]:
 
 
 def test_no_comment_is_stranded_behind_closing_brackets() -> None:
-    found = {p: n for p, n in stranded_comments().items() if p not in PENDING}
+    found = stranded_comments()
     assert not found, f"move these comments above their statement: {found}"
 
 

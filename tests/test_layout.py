@@ -92,6 +92,33 @@ def test_a_local_tick_runs_end_to_end_on_a_base_branch_not_named_main(
     assert not any(b == "main" for b in repo.branches(""))  # nothing fell back to main
 
 
+def test_the_tick_report_names_the_configured_base_branch(tmp_path: Path) -> None:
+    ops = tmp_path / "ops"
+    repo = _trunk_repo(ops)
+    config = tmp_path / "dispatcher.toml"
+    config.write_text(
+        f'[forge]\npath = "{ops}"\noperator = "alice"\nbranch = "trunk"\n'
+        f'[dispatcher]\nidentity = "vault-bot"\nstate_dir = "{tmp_path / "state"}"\n'
+    )
+    app = build_app(load_settings({}, config), {})
+    app.runner, app.notifier = RecordingRunner(), RecordingNotifier()
+    repo.update_ref(
+        "refs/heads/trunk",
+        repo.commit_files(
+            repo.resolve("refs/heads/trunk"),
+            {layout.HALT: b"halted by hand\n"},
+            "halt",
+            Identity("alice", "alice@localhost"),
+            when=0,
+        ),
+        repo.resolve("refs/heads/trunk"),
+    )
+    report = tick(app, datetime.now(UTC))
+    [decision] = report.decisions
+    assert (decision.subject, decision.event) == ("trunk", "halted")
+    assert "on trunk" in decision.detail and "main" not in decision.detail
+
+
 def test_a_proposal_branch_cannot_be_the_base_branch(tmp_path: Path) -> None:
     ops = tmp_path / "ops"
     _trunk_repo(ops)

@@ -21,18 +21,17 @@ from dataclasses import dataclass, field
 from opsvault.audit.report import AuditReport, Break, BreakKind
 from opsvault.changes import classify_landed
 from opsvault.dispatcher.chain import is_claim_path
+from opsvault.dispatcher.claims import builtin_formula_sha
 from opsvault.dispatcher.integrity import check_merge, parse_mark
 from opsvault.dispatcher.provenance import Provenance, contributors, establish, roles_of
 from opsvault.dispatcher.records import ClaimRecord, Outcome, ResultRecord
-from opsvault.dispatcher.state import Role, may_merge, verify_merge
+from opsvault.dispatcher.state import MergeFacts, approval_rule, verify_merge
 from opsvault.errors import GitError, OpsvaultError
 from opsvault.git.base import OpsRepo
 from opsvault.layout import FORMULAS, POLICY, action_path, formula_path
 from opsvault.policy.classify import BaseState, ChangeVerdict
-from opsvault.policy.model import MergeMode, Policy
 from opsvault.ports import Forge
 from opsvault.snapshot import CommitSnapshot, UsedIds, load_base_state
-from opsvault.vault.tier import Tier
 
 _Found = Callable[[BreakKind, str], None]
 
@@ -199,7 +198,11 @@ class Replayer:
         except OpsvaultError as exc:
             found(BreakKind.FORMULA, f"its formula cannot be read: {exc}")
             return
-        actual = _sha256(source) if source is not None else _builtin_sha(record.formula)
+        actual = (
+            _sha256(source)
+            if source is not None
+            else builtin_formula_sha(record.formula)
+        )
         if actual != record.formula_sha256:
             found(
                 BreakKind.FORMULA,
@@ -243,7 +246,9 @@ class Replayer:
         if record.approver is not None and found.pull.merged_by != record.approver:
             return f"the forge says {found.pull.merged_by!r} merged it"
         reason = verify_merge(found.facts, found.base.policy)
-        return None if reason is None else str(reason)
+        if reason is not None:
+            return str(reason)
+        return _same_rule(record, approval_rule(found.facts, found.base.policy))
 
     def _judge_offline(
         self, record: ClaimRecord | ResultRecord, merge: _Merge
@@ -253,36 +258,40 @@ class Replayer:
         if approver is None:
             return "the record names no approver"
         policy = merge.base.policy
-        identity = self.identity or record.dispatcher or ""
+        verdict = merge.verdict
         roles = roles_of(
             approver,
             record.proposer or "",
-            identity,
+            self.identity or record.dispatcher or "",
             policy,
             _NO_TEAMS,
             contributors(
                 self.repo, record.policy_commit or "", record.head_commit or ""
             ),
         )
-        verdict = merge.verdict
-        if Role.DISPATCHER in roles and not roles & {Role.BOT, Role.PROPOSER}:
-            return (
-                None
-                if _dispatcher_may_merge(verdict.tier, verdict.protected, policy)
-                else "the policy does not let the dispatcher merge this change"
-            )
-        if may_merge(verdict.tier, roles, verdict.protected):
-            return None
-        return f"roles {sorted(roles)} may not merge a {verdict.tier.label} change"
+        facts = MergeFacts(
+            tier=verdict.tier,
+            protected=verdict.protected,
+            refused=verdict.refused,
+            merger=approver,
+            merger_roles=roles,
+            proposer=record.proposer or "",
+            pr_created_at=None,
+            merged_at=None,
+            head_matches=True,
+            blob_matches=True,
+        )
+        rule = approval_rule(facts, policy)
+        if rule is None:
+            return f"roles {sorted(roles)} may not merge a {verdict.tier.label} change"
+        return _same_rule(record, rule)
 
 
-def _dispatcher_may_merge(tier: Tier, protected: bool, policy: Policy) -> bool:
-    if protected:
-        return False
-    settings = policy.settings(tier)
-    return settings.merge is MergeMode.AUTO or (
-        tier is Tier.MEDIUM and settings.veto_window is not None
-    )
+def _same_rule(record: ClaimRecord | ResultRecord, rule: str | None) -> str | None:
+    """Return how the recorded rule differs from the replayed one (None: the same, or none recorded)."""
+    if record.approver_rule is None or record.approver_rule == rule:
+        return None
+    return f"the record says {record.approver_rule!r}; replayed, the rule is {rule!r}"
 
 
 class _NoTeams:
@@ -297,10 +306,3 @@ _NO_TEAMS: Forge = _NoTeams()  # type: ignore[assignment]
 
 def _sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
-
-
-def _builtin_sha(name: str) -> str | None:
-    from opsvault._resources import data_dir
-
-    source = data_dir("formulas") / f"{name}.toml"
-    return _sha256(source.read_bytes()) if source.is_file() else None

@@ -129,7 +129,7 @@ def eligibility_problems(
     dispatcher accepts at fire time; this function only explains a refusal.
     """
     from opsvault.dispatcher.provenance import roles_of
-    from opsvault.dispatcher.state import Role, may_merge
+    from opsvault.dispatcher.state import Role, may_merge, needs_admin
 
     roles = roles_of(user, proposer, "", policy, forge)
     if may_merge(tier, roles, protected):
@@ -139,7 +139,7 @@ def eligibility_problems(
         return [f"{user!r} proposed this change and cannot approve it"]
     if Role.BOT in roles:
         return [f"{user!r} is a bot ([bots] in vault/policy.toml) and cannot approve"]
-    if tier is Tier.HIGH or protected:
+    if needs_admin(tier, protected):
         why = "a built-in floor applies" if protected else "the change is high tier"
         return [
             f"{why}: only an admin may approve ({names_of(admins)}); {user!r} is not one"

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from opsvault.changes import change_manifest
-from opsvault.dispatcher.fire import FireContext, FirePlan, archive, sha256
+from opsvault.dispatcher.fireplan import FireContext, FirePlan, archive
 from opsvault.dispatcher.integrity import MergeMismatch
 from opsvault.dispatcher.reasons import ReasonCode
 from opsvault.dispatcher.records import (
@@ -11,6 +11,7 @@ from opsvault.dispatcher.records import (
     ResultRecord,
     archive_paths,
     render_record,
+    sha256,
 )
 from opsvault.dispatcher.report import Decision
 from opsvault.errors import FileTooLargeError
@@ -57,19 +58,21 @@ def plan_halt(ctx: FireContext, main: str, mismatches: list[MergeMismatch]) -> F
                 merge_commit=mismatch.merge_commit,
             )
         )
-        plan.decisions.append(Decision("main", ReasonCode.MERGE_MISMATCH, text))
+        plan.decisions.append(Decision(ctx.branch, ReasonCode.MERGE_MISMATCH, text))
         plan.alerts.append((ReasonCode.MERGE_MISMATCH, f"vault halted: {text}"))
     if lines and not plan.exists(HALT):
         plan.changes[HALT] = (
             f"Halted by {ctx.identity} at {render_iso(ctx.now)}: merge-mismatch.\n"
             + "\n".join(lines)
-            + "\nNothing is merged or fired until an admin has checked main and "
-            "merged a pull request deleting vault/HALT (docs/operating.md).\n"
+            + f"\nNothing is merged or fired until an admin has checked {ctx.branch} "
+            f"and merged a pull request deleting {HALT} (docs/operating.md).\n"
         ).encode()
     if lines:
         plan.decisions.append(
             Decision(
-                "main", "halted", f"{HALT} written: a merge did not land as classified"
+                ctx.branch,
+                "halted",
+                f"{HALT} written: a merge did not land as classified",
             )
         )
     return plan

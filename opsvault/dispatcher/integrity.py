@@ -84,7 +84,7 @@ class MergeMismatch:
             f"the merge of #{self.pr}" if self.pr is not None else "a dispatcher merge"
         )
         return (
-            f"{who} ({self.merge_commit[:12]}) changed main differently from what "
+            f"{who} ({self.merge_commit[:12]}) changed the base branch differently from what "
             f"was classified: {'; '.join(self.problems)}"
         )
 

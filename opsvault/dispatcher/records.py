@@ -8,6 +8,7 @@ rejected, expired). Archiving by month keeps a tick's work independent of histor
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, fields
@@ -17,47 +18,15 @@ from typing import Any
 
 from opsvault.dispatcher.reasons import ReasonCode
 from opsvault.errors import InvalidFileError, Problem
-
-# Paths live in opsvault.layout; re-exported here for the record's older users.
-from opsvault.layout import (
-    ACTIONS as ACTIONS,
-)
-from opsvault.layout import (
-    FIRED as FIRED,
-)
-from opsvault.layout import (
-    HALT as HALT,
-)
-from opsvault.layout import (
-    PULL_DIR as PULL_DIR,
-)
-from opsvault.layout import (
-    REJECTED as REJECTED,
-)
-from opsvault.layout import (
-    RUNNING as RUNNING,
-)
-from opsvault.layout import (
-    action_path as action_path,
-)
-from opsvault.layout import (
-    archive_family as archive_family,
-)
+from opsvault.layout import archive_family
 from opsvault.layout import archive_paths as layout_archive_paths
-from opsvault.layout import (
-    claim_path as claim_path,
-)
-from opsvault.layout import (
-    pull_record_stem as pull_record_stem,
-)
-from opsvault.layout import (
-    record_stem as record_stem,
-)
-from opsvault.layout import (
-    running_path as running_path,
-)
 from opsvault.timefmt import parse_aware
 from opsvault.vault.bounded import parse_json_object
+
+
+def sha256(data: bytes) -> str:
+    """Return the hex SHA-256 of *data*, as records hold it (``action_sha256``)."""
+    return hashlib.sha256(data).hexdigest()
 
 
 class Outcome(StrEnum):
@@ -82,6 +51,76 @@ def archive_paths(outcome: Outcome, action_id: str, when: datetime) -> tuple[str
     *action_id* is an id, or ``pull_record_stem``'s ``pr-<N>/<id>``.
     """
     return layout_archive_paths(outcome, action_id, when)
+
+
+@dataclass(frozen=True, slots=True)
+class RecordOrigin:
+    """Which action a record is about and how it was approved: what its claim and result repeat.
+
+    Built once when the dispatcher decides about an action on main
+    (``claims.record_origin``); a claim carries it and its result copies it.
+    """
+
+    id: str
+    action_sha256: str | None = None
+    dispatcher: str | None = None
+    tier: str | None = None
+    reasons: tuple[str, ...] = ()
+    policy_commit: str | None = None
+    pr: int | None = None
+    proposer: str | None = None
+    approver: str | None = None
+    head_commit: str | None = None
+    merge_commit: str | None = None
+    # The rule that made the approver eligible (``state.approval_rule``), and the
+    # formula the action names as it was at the policy commit, when known.
+    approver_rule: str | None = None
+    formula: str | None = None
+    formula_sha256: str | None = None
+
+    def result(
+        self,
+        outcome: Outcome,
+        reason: ReasonCode,
+        detail: str = "",
+        *,
+        formula: str | None = None,
+        formula_sha256: str | None = None,
+        started_at: str | None = None,
+        ended_at: str | None = None,
+        exit_code: int | None = None,
+        output_tail: str = "",
+        attempt: int = 1,
+        sandbox: str | None = None,
+    ) -> ResultRecord:
+        """Return the result record of the action this origin describes."""
+        return ResultRecord(
+            id=self.id,
+            outcome=outcome,
+            reason=reason,
+            tier=self.tier,
+            reasons=self.reasons,
+            action_sha256=self.action_sha256,
+            policy_commit=self.policy_commit,
+            formula=formula if formula is not None else self.formula,
+            formula_sha256=formula_sha256
+            if formula_sha256 is not None
+            else self.formula_sha256,
+            pr=self.pr,
+            proposer=self.proposer,
+            approver=self.approver,
+            head_commit=self.head_commit,
+            merge_commit=self.merge_commit,
+            dispatcher=self.dispatcher,
+            started_at=started_at,
+            ended_at=ended_at,
+            exit_code=exit_code,
+            output_tail=output_tail,
+            detail=detail,
+            attempt=attempt,
+            sandbox=sandbox,
+            approver_rule=self.approver_rule,
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -240,6 +279,64 @@ class ClaimRecord:
     chain_prev: str | None = None
     chain_base: str | None = None
 
+    @classmethod
+    def of(
+        cls,
+        origin: RecordOrigin,
+        *,
+        formula: str,
+        formula_sha256: str | None,
+        claimed_by: str,
+        claimed_at: str,
+        deadline: str,
+        locks: tuple[str, ...],
+        idempotent: bool,
+        attempt: int = 1,
+    ) -> ClaimRecord:
+        """Return the claim of the action *origin* describes."""
+        return cls(
+            id=origin.id,
+            action_sha256=origin.action_sha256,
+            dispatcher=origin.dispatcher,
+            tier=origin.tier,
+            reasons=origin.reasons,
+            policy_commit=origin.policy_commit,
+            pr=origin.pr,
+            proposer=origin.proposer,
+            approver=origin.approver,
+            head_commit=origin.head_commit,
+            merge_commit=origin.merge_commit,
+            formula=formula,
+            formula_sha256=formula_sha256,
+            approver_rule=origin.approver_rule,
+            claimed_by=claimed_by,
+            claimed_at=claimed_at,
+            deadline=deadline,
+            attempt=attempt,
+            locks=locks,
+            idempotent=idempotent,
+        )
+
+    @property
+    def origin(self) -> RecordOrigin:
+        """Return the provenance this claim carries, for the result that ends it."""
+        return RecordOrigin(
+            id=self.id,
+            action_sha256=self.action_sha256,
+            dispatcher=self.dispatcher,
+            tier=self.tier,
+            reasons=self.reasons,
+            policy_commit=self.policy_commit,
+            pr=self.pr,
+            proposer=self.proposer,
+            approver=self.approver,
+            head_commit=self.head_commit,
+            merge_commit=self.merge_commit,
+            approver_rule=self.approver_rule,
+            formula=self.formula,
+            formula_sha256=self.formula_sha256,
+        )
+
 
 def render_claim(claim: ClaimRecord) -> bytes:
     """Return the claim as the JSON bytes written to main (every field, keys sorted)."""
@@ -247,10 +344,6 @@ def render_claim(claim: ClaimRecord) -> bytes:
     data["reasons"] = list(claim.reasons)
     data["locks"] = list(claim.locks)
     return (json.dumps(data, indent=2, sort_keys=True) + "\n").encode()
-
-
-def _aware(text: str) -> bool:
-    return parse_aware(text) is not None
 
 
 def parse_claim(content: bytes, where: str = "claim.json") -> ClaimRecord:
@@ -264,7 +357,7 @@ def parse_claim(content: bytes, where: str = "claim.json") -> ClaimRecord:
     problems = _field_problems(data, {f.name: str(f.type) for f in fields(ClaimRecord)})
     for key in ("deadline", "claimed_at"):
         value = data.get(key)
-        if isinstance(value, str) and not _aware(value):
+        if isinstance(value, str) and parse_aware(value) is None:
             problems.append(
                 Problem(f"$.{key}", "expected an ISO 8601 time with a time zone")
             )

@@ -8,7 +8,7 @@ from typing import Any
 
 @dataclass(frozen=True, slots=True)
 class Decision:
-    subject: str  # "pr#12", "action:<id>", "main"
+    subject: str  # "pr#12", "action:<id>", or the base branch ("main")
     event: str  # e.g. "classified", "merged", "notified", "claimed", "fired", "refused", "expired"
     detail: str = ""
 

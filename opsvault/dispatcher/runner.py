@@ -28,10 +28,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from opsvault.dispatcher.reasons import ReasonCode
+from opsvault.dispatcher.records import Outcome
 from opsvault.dispatcher.sandbox import SANDBOXED, UNSANDBOXED, Sandbox
 from opsvault.dispatcher.secrets import SECRET_NAME, RedactingTail
 from opsvault.errors import InvalidFormulaError, OpsvaultError
-from opsvault.messages import ExecutionRequest, Outcome, RunResult
+from opsvault.messages import ExecutionRequest, RunResult
 from opsvault.ports import SecretSource
 from opsvault.vault.placeholders import render_argv
 

@@ -38,7 +38,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-BWRAP = "bwrap"
 INSTALL_HINT = "install bubblewrap (Debian/Ubuntu: `apt-get install bubblewrap`)"
 SANDBOXED = "bwrap"  # what a result record says about a step run in the sandbox
 UNSANDBOXED = "none"

@@ -7,7 +7,7 @@ the forge), calls these functions, and applies the effects they return.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from enum import StrEnum
 
 from opsvault.dispatcher.hold import HOLD_LABEL
@@ -36,9 +36,8 @@ class PullFacts:
     number: int
     head_sha: str
     created_at: datetime
-    head_seen_at: (
-        datetime  # when this head was first classified (veto windows restart on push)
-    )
+    # when this head was first classified (veto windows restart on push)
+    head_seen_at: datetime
     labels: frozenset[str]
     verdict: ChangeVerdict
     request_changes: bool  # a current review asks for changes (a veto)
@@ -89,7 +88,7 @@ def decide_pull(facts: PullFacts, policy: Policy) -> list[Effect]:
         ]
     if verdict.refused:
         return effects
-    if tier is Tier.LOW and settings.merge is MergeMode.AUTO and not verdict.protected:
+    if dispatcher_merges(tier, verdict.protected, policy):
         if facts.approvals_needed and facts.approved_head != head:
             effects.append(Effect(Act.APPROVE, head))
         effects.append(Effect(Act.MERGE, head, "low tier"))
@@ -98,11 +97,9 @@ def decide_pull(facts: PullFacts, policy: Policy) -> list[Effect]:
         effects.append(
             Effect(Act.NOTIFY, head, f"{tier.label} tier waits for an eligible merger")
         )
-    window = settings.veto_window
+    window = veto_window_merges(tier, verdict.protected, policy)
     if (
-        tier is Tier.MEDIUM
-        and window is not None
-        and not verdict.protected
+        window is not None
         and not facts.held
         and HOLD_LABEL not in facts.labels
         and not facts.request_changes
@@ -150,6 +147,31 @@ class MergeFacts:
     held_at_merge: bool = False  # per the PR's timeline up to the merge (I3)
 
 
+def needs_admin(tier: Tier, protected: bool) -> bool:
+    """Return whether only an admin may approve a change: high tier, or behind a built-in floor."""
+    return tier is Tier.HIGH or protected
+
+
+def dispatcher_merges(tier: Tier, protected: bool, policy: Policy) -> bool:
+    """Return whether the dispatcher merges such a change by itself, without waiting for anyone.
+
+    Only a low tier with ``merge = "auto"`` and no built-in floor; a medium
+    change may still be merged by the dispatcher after its veto window
+    (``veto_window_merges``).
+    """
+    return (
+        tier is Tier.LOW
+        and policy.settings(tier).merge is MergeMode.AUTO
+        and not protected
+    )
+
+
+def veto_window_merges(tier: Tier, protected: bool, policy: Policy) -> timedelta | None:
+    """Return the veto window after which the dispatcher merges such a change unvetoed, or None."""
+    window = policy.settings(tier).veto_window
+    return window if tier is Tier.MEDIUM and not protected else None
+
+
 def may_merge(tier: Tier, roles: frozenset[Role], protected: bool) -> bool:
     """Return whether a person with *roles* may approve (merge) a change of *tier*.
 
@@ -158,7 +180,7 @@ def may_merge(tier: Tier, roles: frozenset[Role], protected: bool) -> bool:
     """
     if roles & {Role.BOT, Role.PROPOSER, Role.DISPATCHER}:
         return False
-    if tier is Tier.HIGH or protected:
+    if needs_admin(tier, protected):
         return Role.ADMIN in roles
     return bool(roles & {Role.ADMIN, Role.REVIEWER})
 
@@ -207,6 +229,32 @@ def vouched(facts: MergeFacts) -> bool:
     return facts.merger_approved_head
 
 
+def approval_rule(facts: MergeFacts, policy: Policy) -> str | None:
+    """Return the rule under which this merge approves the change, or None under none.
+
+    What a record names beside its approver, so an audit can replay it
+    (ADR 0021): ``dispatcher: merge = auto`` or ``dispatcher: veto window``
+    for the dispatcher's own merges (``dispatcher_merges``,
+    ``veto_window_merges``), ``admin`` or ``reviewer`` for a person
+    (``may_merge``: an admin where ``needs_admin``). Whether the merge may
+    fire is still ``verify_merge``'s answer alone.
+    """
+    roles = facts.merger_roles
+    if roles & {Role.BOT, Role.PROPOSER}:
+        return None
+    if Role.DISPATCHER in roles:
+        if dispatcher_merges(facts.tier, facts.protected, policy):
+            return "dispatcher: merge = auto"
+        if veto_window_merges(facts.tier, facts.protected, policy) is not None:
+            return "dispatcher: veto window"
+        return None
+    if not may_merge(facts.tier, roles, facts.protected):
+        return None
+    if needs_admin(facts.tier, facts.protected) or Role.REVIEWER not in roles:
+        return "admin"
+    return "reviewer"
+
+
 def verify_merge(facts: MergeFacts, policy: Policy) -> ReasonCode | None:
     """Return why an action merged this way must not fire, or None if it may.
 
@@ -231,9 +279,8 @@ def verify_merge(facts: MergeFacts, policy: Policy) -> ReasonCode | None:
     if Role.BOT in roles:
         return ReasonCode.MERGED_BY_BOT
     if facts.held_at_merge and Role.DISPATCHER in roles:
-        return (
-            ReasonCode.HELD_AT_MERGE
-        )  # whatever other role the forge gives it (I2, I3)
+        # whatever other role the forge gives it (I2, I3)
+        return ReasonCode.HELD_AT_MERGE
     if Role.DISPATCHER in roles:
         return dispatcher_merge_counts(facts, policy)
     if may_merge(facts.tier, roles, facts.protected):

@@ -17,20 +17,14 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
-from opsvault.dispatcher.records import (
-    MAX_RECORD_BYTES,
-    ResultRecord,
-    parse_record,
-)
+from opsvault.dispatcher.records import ResultRecord, parse_claim, parse_record
 from opsvault.errors import FileTooLargeError, InvalidFileError
-from opsvault.layout import ACTIONS, FIRED, HALT, REJECTED, RUNNING
+from opsvault.layout import ACTIONS, FIRED, HALT, REJECTED, RUNNING, claim_path
 from opsvault.policy.assess import assess_action
 from opsvault.policy.classify import BaseState
 from opsvault.snapshot import Snapshot
 from opsvault.timefmt import parse_aware
-from opsvault.vault.bounded import parse_json_object
 from opsvault.vault.request import parse_action
 
 HISTORY_MONTHS = 120
@@ -210,28 +204,28 @@ def _waiting(snapshot: Snapshot, base: BaseState, now: datetime) -> list[Waiting
 def _running(snapshot: Snapshot, now: datetime) -> list[RunningAction]:
     running = []
     for action_id, path in _ids(snapshot.list_files(RUNNING), RUNNING):
-        claim_file = f"{RUNNING}/{action_id}.claim.json"
+        claim_file = claim_path(action_id)
         raw = snapshot.read_file(claim_file)
         if raw is None:
             running.append(RunningAction(action_id, path, problem="no claim file"))
             continue
-        claim = _json_object(raw)
-        if claim is None:
+        try:
+            claim = parse_claim(raw, claim_file)
+        except InvalidFileError:
+            # The dispatcher reads it the same way (claims.read_claim): a dead claim.
             running.append(
                 RunningAction(action_id, path, problem="unreadable claim file")
             )
             continue
-        deadline = _text(claim.get("deadline"))
-        when = parse_aware(deadline) if deadline else None
+        when = parse_aware(claim.deadline) if claim.deadline else None
         running.append(
             RunningAction(
                 action_id,
                 path,
-                dispatcher=_text(claim.get("dispatcher")),
-                claimed_at=_text(claim.get("claimed_at")),
-                deadline=deadline,
+                dispatcher=claim.dispatcher or None,
+                claimed_at=claim.claimed_at or None,
+                deadline=claim.deadline or None,
                 stale=when is not None and when < now,
-                problem="unreadable deadline" if deadline and when is None else "",
             )
         )
     return running
@@ -308,14 +302,3 @@ def _finished(action_id: str, path: str, raw: bytes | None) -> FinishedAction:
         ended_at=record.ended_at,
         sandbox=record.sandbox,
     )
-
-
-def _json_object(raw: bytes) -> dict[str, Any] | None:
-    try:
-        return parse_json_object(raw, "claim", MAX_RECORD_BYTES)
-    except InvalidFileError:
-        return None
-
-
-def _text(value: object) -> str | None:
-    return value if isinstance(value, str) and value else None

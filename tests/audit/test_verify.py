@@ -8,6 +8,7 @@ straight to main, a policy edit rebased under old records. Each is reported.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -102,6 +103,33 @@ def test_each_record_links_to_the_one_before_and_its_pr_comment_anchors_it(
     data, digest = last_result
     bodies = [c.body for c in fired.client("alice").fetch_comments(data["pr"])]
     assert any(digest in body for body in bodies)
+
+
+def test_records_carry_what_replays_their_decision(fired: Harness) -> None:
+    """The claim and result of a fired action: blob hash, commits, formula hash, approver and rule."""
+    raw = open_raw(repo_path(fired))
+    history = first_parents(raw)
+    claim_commit, result_commit = (history[i] for i in records_commits(raw)[:2])
+    [claim_path] = [p for p in _added(raw, claim_commit) if p.endswith(".claim.json")]
+    [result_path] = [
+        p for p in _added(raw, result_commit) if p.endswith(".result.json")
+    ]
+    claim = json.loads(blob(raw, claim_commit, claim_path))
+    result = json.loads(blob(raw, result_commit, result_path))
+    pr = fired.pull(claim["pr"])
+    for record in (claim, result):
+        assert record["merge_commit"] == pr.merge_commit_sha
+        assert record["head_commit"] == pr.head_sha
+        merge = raw[record["merge_commit"]].peel(pygit2.Commit)
+        assert record["policy_commit"] == str(merge.parents[0].id)
+        assert (record["approver"], record["approver_rule"]) == (
+            "vault-bot",
+            "dispatcher: merge = auto",
+        )
+        assert record["tier"] == "low" and record["reasons"]
+        assert record["formula"] == "noop" and len(record["formula_sha256"]) == 64
+        action = blob(raw, merge, f"vault/actions/{record['id']}.toml")
+        assert record["action_sha256"] == hashlib.sha256(action).hexdigest()
 
 
 def test_a_record_deleted_by_a_later_commit_is_reported(fired: Harness) -> None:

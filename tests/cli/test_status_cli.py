@@ -14,12 +14,11 @@ from opsvault.dispatcher.records import (
     Outcome,
     ResultRecord,
     archive_paths,
-    claim_path,
     render_record,
-    running_path,
 )
 from opsvault.git.base import Identity
 from opsvault.git.pygit2_repo import Pygit2OpsRepo
+from opsvault.layout import claim_path, running_path
 
 WHO = Identity("t", "t@example.invalid")
 NOOP = b'formula = "noop"\ncontext = "smoke test"\n'

@@ -99,9 +99,8 @@ class Harness:
     notifier: RecordingNotifier = field(default_factory=RecordingNotifier)
     identity: str = "vault-bot"
     clock: datetime = T0
-    now: list[datetime] = field(
-        default_factory=lambda: [T0]
-    )  # the fake forge's clock, shared
+    # The fake forge's clock, shared.
+    now: list[datetime] = field(default_factory=lambda: [T0])
     clients: list[ForgejoClient] = field(default_factory=list)
 
     def client(self, user: str) -> ForgejoClient:

@@ -241,7 +241,7 @@ def test_tier_labels_and_the_hold_label_never_clear_each_other(
 ) -> None:
     """Forgejo drops same-scope siblings when an exclusive label is added."""
     from opsvault.dispatcher.hold import HOLD_LABEL
-    from opsvault.dispatcher.pulls import LABELS
+    from opsvault.dispatcher.publish import LABELS
 
     for name in (*LABELS, HOLD_LABEL):  # an operator made them all exclusive
         vault.forge.add_label(REPO, name, exclusive=True)

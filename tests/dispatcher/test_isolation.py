@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from opsvault import changes
-from opsvault.dispatcher import fire, provenance, pulls
+from opsvault.dispatcher import claims, provenance, pulls
 from opsvault.dispatcher import tick as tick_module
 from opsvault.dispatcher.runner import RecordingRunner
 from opsvault.messages import ExecutionRequest, RunResult
@@ -115,7 +115,7 @@ def test_a_bug_in_one_action_leaves_the_others_firing(
             raise ValueError("a bug")
         return real(repo, forge, main, path, *args)
 
-    monkeypatch.setattr(fire, "establish", buggy)
+    monkeypatch.setattr(claims, "establish", buggy)
     report = side.tick(at=timedelta(minutes=1))
     assert errors_for(report, "noop-bad") == ["unexpected ValueError('a bug')"]
     assert "release-1" in fired(side)

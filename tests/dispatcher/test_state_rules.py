@@ -456,3 +456,62 @@ def test_decide_action_table(change: dict[str, object], expected: object) -> Non
         assert isinstance(decision, Refuse) and decision.reason is expected.reason
     else:
         assert decision == expected
+
+
+# ---------------------------------------------------------------------------
+# The merge-eligibility rule, stated once (needs_admin, dispatcher_merges,
+# veto_window_merges): decide_pull, may_merge and the texts people read agree.
+
+ELIGIBILITY_POLICIES = {
+    **POLICIES,
+    "low by review": parse_policy(
+        TEMPLATE.replace('merge = "auto"', 'merge = "reviewer"', 1)
+    ),
+}
+
+
+@pytest.mark.parametrize("name", sorted(ELIGIBILITY_POLICIES))
+@pytest.mark.parametrize("tier", list(Tier))
+@pytest.mark.parametrize("protected", [False, True])
+def test_the_merge_rule_reads_the_same_everywhere(
+    name: str, tier: Tier, protected: bool
+) -> None:
+    from opsvault.dispatcher.commands import Conversation
+    from opsvault.dispatcher.hold import HoldState
+    from opsvault.dispatcher.publish import explain, who_may_merge
+    from opsvault.dispatcher.state import (
+        dispatcher_merges,
+        needs_admin,
+        veto_window_merges,
+    )
+
+    policy = ELIGIBILITY_POLICIES[name]
+    facts = PullFacts(
+        number=7,
+        head_sha="a" * 40,
+        created_at=T0,
+        head_seen_at=T0,
+        labels=frozenset(),
+        verdict=verdict(tier, protected=protected),
+        request_changes=False,
+        notified_head="a" * 40,
+        approvals_needed=0,
+        approved_head=None,
+        now=T0 + timedelta(hours=3),  # past a 2h veto window, before any deadline
+    )
+    merges = any(e.act is Act.MERGE for e in decide_pull(facts, policy))
+    by_itself = dispatcher_merges(tier, protected, policy)
+    assert merges == (
+        by_itself or veto_window_merges(tier, protected, policy) is not None
+    )
+    assert by_itself == (tier is Tier.LOW and not protected and name != "low by review")
+    assert needs_admin(tier, protected) == (tier is Tier.HIGH or protected)
+    assert may_merge(tier, frozenset({Role.REVIEWER}), protected) == (
+        not needs_admin(tier, protected)
+    )
+    text = who_may_merge(tier, protected, policy)
+    assert text.startswith("an admin") == needs_admin(tier, protected)
+    assert (text == "the dispatcher merges it") == by_itself
+    talk = Conversation(HoldState(held=False), explain=True)
+    said = explain(verdict(tier, protected=protected), policy, talk, facts)[-1]
+    assert (said == "- the dispatcher merges it") == by_itself

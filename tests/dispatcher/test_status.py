@@ -13,13 +13,12 @@ from opsvault.dispatcher.records import (
     Outcome,
     ResultRecord,
     archive_paths,
-    claim_path,
     render_record,
-    running_path,
 )
 from opsvault.dispatcher.status import Status, collect_status, recent_records
 from opsvault.git.base import Identity
 from opsvault.git.pygit2_repo import Pygit2OpsRepo
+from opsvault.layout import claim_path, running_path
 from opsvault.snapshot import CommitSnapshot, DirSnapshot, Snapshot, load_base_state
 
 NOW = datetime(2026, 3, 10, 12, 0, tzinfo=UTC)
@@ -194,6 +193,24 @@ def test_malformed_records_are_shown_not_raised(ops: Path) -> None:
     assert status.running[0].problem == "unreadable claim file"
 
 
+@pytest.mark.parametrize(
+    "claim",
+    [
+        b'{"deadline": "2026-03-10T13:00:00"}',  # naive: not comparable with now
+        b'{"deadline": "soon"}',
+        b'{"attempt": "2"}',  # a field of the wrong type
+        b'{"dispatcher": "host-a", "surprise": 1}',  # an unknown field
+    ],
+)
+def test_status_reads_a_claim_as_the_dispatcher_does(ops: Path, claim: bytes) -> None:
+    """A claim the dispatcher cannot read (claims.read_claim) is unreadable in status too."""
+    from opsvault.dispatcher.claims import read_claim
+
+    write(ops, {running_path("r-1"): NOOP, claim_path("r-1"): claim})
+    assert read_claim(claim) is None
+    assert status_of(ops).running[0].problem == "unreadable claim file"
+
+
 @dataclass
 class CountingSnapshot:
     inner: Snapshot
@@ -264,7 +281,7 @@ def test_commit_snapshot_reads_main_not_the_worktree(tmp_path: Path) -> None:
 
 
 def test_records_of_unmerged_prs_are_shown_with_who_rejected(ops: Path) -> None:
-    from opsvault.dispatcher.records import pull_record_stem
+    from opsvault.layout import pull_record_stem
 
     when = datetime(2026, 3, 6, tzinfo=UTC)
     action, result = archive_paths(Outcome.REJECTED, pull_record_stem(7, "e-1"), when)

@@ -27,7 +27,7 @@ from opsvault.app import build_app
 from opsvault.cli import cli
 from opsvault.cli.init import create_ops_repo
 from opsvault.config import load_settings
-from opsvault.dispatcher.fire import read_claim
+from opsvault.dispatcher.claims import read_claim
 from opsvault.dispatcher.records import parse_claim, parse_record
 from opsvault.dispatcher.tick import tick
 from opsvault.errors import InvalidFileError, OpsvaultError

@@ -269,8 +269,9 @@ def test_local_an_action_id_cannot_preempt_the_record_of_another_pr(
 def test_archive_paths_take_only_an_id_or_a_pull_record_stem(stem: str) -> None:
     from datetime import UTC, datetime
 
-    from opsvault.dispatcher.records import Outcome, archive_paths, pull_record_stem
+    from opsvault.dispatcher.records import Outcome, archive_paths
     from opsvault.errors import InvalidRequestError
+    from opsvault.layout import pull_record_stem
 
     when = datetime(2026, 11, 1, tzinfo=UTC)
     assert archive_paths(Outcome.REJECTED, pull_record_stem(12, "a-1"), when) == (
