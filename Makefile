@@ -25,8 +25,14 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
+# The suite runs on every core (pytest-xdist; its tests use tmp paths and free
+# ports only). Bytecode is cached under .venv even where PYTHONDONTWRITEBYTECODE
+# is set: the suite starts hundreds of Python processes (the fake Forgejo's git
+# hooks, dispatcher replicas, CLI runs), each compiling opsvault afresh otherwise.
+PYTEST_WORKERS ?= auto
 unit: $(STAMP)
-	$(BIN)/pytest
+	env -u PYTHONDONTWRITEBYTECODE PYTHONPYCACHEPREFIX=$(CURDIR)/$(VENV)/pycache \
+		$(BIN)/pytest -n $(PYTEST_WORKERS)
 
 test: lint typecheck unit
 

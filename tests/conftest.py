@@ -13,12 +13,22 @@ from typing import TYPE_CHECKING
 
 import pygit2
 import pytest
+from hypothesis import settings
 
 if TYPE_CHECKING:
     from tests.dispatcher.harness import Harness
     from tests.dispatcher.local_harness import LocalHarness
 
 pytest_plugins = ["testing.fake_forgejo.pytest_plugin"]
+
+# Hypothesis draws the same examples on every run (a failure in CI reproduces
+# anywhere, and the suite's time does not vary), writes no example database,
+# and sets no per-example deadline (the suite runs in parallel on loaded
+# machines). HYPOTHESIS_PROFILE=random draws new examples each run instead,
+# for a longer look at the properties.
+settings.register_profile("suite", derandomize=True, database=None, deadline=None)
+settings.register_profile("random", database=None, deadline=None)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "suite"))
 
 SIGNATURE = pygit2.Signature("opsvault-test", "test@example.invalid", 0, 0)
 
@@ -37,6 +47,12 @@ def _isolated_environment(
     tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
 ) -> Iterator[None]:
     gitconfig = tmp_path_factory.mktemp("gitconfig")
+    # No automatic housekeeping after every fetch and push (`git gc --auto`,
+    # `git maintenance run --auto`, receive-pack's autogc): processes per git call that
+    # test nothing.
+    (gitconfig / ".gitconfig").write_text(
+        "[gc]\n\tauto = 0\n[maintenance]\n\tauto = false\n[receive]\n\tautogc = false\n"
+    )
     for level in (
         pygit2.enums.ConfigLevel.GLOBAL,
         pygit2.enums.ConfigLevel.XDG,

@@ -6,8 +6,10 @@ the ``ForgeError`` family here, so nothing above the forge sees HTTP.
 
 from __future__ import annotations
 
+import functools
 import logging
 import random
+import ssl
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -31,6 +33,16 @@ USER_AGENT = f"opsvault/{__version__}"
 
 Json = Any
 Params = Mapping[str, str | int]
+
+
+@functools.cache
+def _tls_context() -> ssl.SSLContext:
+    """Return the TLS context every session of this process shares (httpx's default CAs).
+
+    Loading the CA bundle is most of what building an ``httpx.Client`` costs
+    (about 25 ms); a context is safe to share between clients and threads.
+    """
+    return httpx.create_ssl_context()
 
 
 class RequestBudget:
@@ -107,6 +119,7 @@ class Session:
         self._http = httpx.Client(
             base_url=base_url.rstrip("/") + "/api/v1",
             transport=transport,
+            verify=_tls_context(),
             timeout=timeout,
             follow_redirects=False,
             headers={"User-Agent": USER_AGENT, "Accept": "application/json"},

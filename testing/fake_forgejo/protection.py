@@ -19,17 +19,23 @@ rules from a JSON file the fake rewrites whenever rules or permissions change.
 
 from __future__ import annotations
 
+import fnmatch
 import json
 import os
 import re
 import subprocess
 import sys
 from collections.abc import Iterable, Sequence
-from dataclasses import asdict
 from functools import lru_cache
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from testing.fake_forgejo.model import Access, BranchProtection, Repo, State
+# The hooks run this module in a fresh process for every push: it imports only
+# the standard library at module level (the model pulls in pygit2).
+if TYPE_CHECKING:
+    from testing.fake_forgejo.model import BranchProtection, Repo, State
+
+ROOT = Path(__file__).resolve().parents[2]  # where the ``testing`` package lives
 
 PUSHER_ENV = "FAKE_FORGEJO_PUSHER"
 CONFIG_FILE = "fake-forgejo-protection.json"
@@ -110,6 +116,10 @@ def push_whitelist(state: State, repo: Repo, rule: BranchProtection) -> list[str
 
 def write_config(state: State, repo: Repo) -> None:
     """Write what the hook needs: the rules, whitelists and who has code write access."""
+    from dataclasses import asdict
+
+    from testing.fake_forgejo.model import Access
+
     writers = sorted(
         u.login
         for u in state.users.values()
@@ -124,26 +134,32 @@ def write_config(state: State, repo: Repo) -> None:
 
 
 def install_hook(git_dir: Path) -> None:
-    """Install ``pre-receive`` (protection) and ``post-receive`` (tells the fake a push landed)."""
+    """Install ``pre-receive`` (protection) and ``post-receive`` (tells the fake a push landed).
+
+    Both run once per push: ``pre-receive`` is Python importing only this
+    module, ``post-receive`` a shell one-liner counting pushes in PUSHED_FILE.
+    """
     hooks = git_dir / "hooks"
     hooks.mkdir(parents=True, exist_ok=True)
-    for name, main in (("pre-receive", "hook_main"), ("post-receive", "pushed_main")):
+    scripts = {
+        "pre-receive": (
+            f"#!{sys.executable} -S\n"  # no site: a hook starts fast
+            f"import sys\n"
+            f"sys.path.insert(0, {str(ROOT)!r})\n"
+            f"from testing.fake_forgejo.protection import hook_main\n"
+            f"raise SystemExit(hook_main())\n"
+        ),
+        "post-receive": (
+            "#!/bin/sh\n"
+            f'marker="${{GIT_DIR:-.}}/{PUSHED_FILE}"\n'
+            'count=$(cat "$marker" 2>/dev/null)\n'
+            'echo $(( ${count:-0} + 1 )) > "$marker"\n'
+        ),
+    }
+    for name, script in scripts.items():
         hook = hooks / name
-        hook.write_text(
-            f"#!{sys.executable}\n"
-            f"from testing.fake_forgejo.protection import {main}\n"
-            f"raise SystemExit({main}())\n"
-        )
+        hook.write_text(script)
         hook.chmod(0o755)
-
-
-def pushed_main() -> int:
-    """Run as ``hooks/post-receive``: mark that refs moved (Forgejo queues its PR checks here)."""
-    git_dir = Path(os.environ.get("GIT_DIR", ".")).resolve()
-    marker = git_dir / PUSHED_FILE
-    count = int(marker.read_text() or "0") if marker.exists() else 0
-    marker.write_text(str(count + 1))
-    return 0
 
 
 def push_count(git_dir: Path) -> int:
@@ -161,7 +177,7 @@ def _rule_for(rules: list[dict[str, object]], branch: str) -> dict[str, object] 
         r
         for r in rules
         if r["rule_name"] != branch
-        and BranchProtection(rule_name=str(r["rule_name"])).matches(branch)
+        and fnmatch.fnmatchcase(branch, str(r["rule_name"]))  # BranchProtection.matches
     ]
     found = plain or globbed
     return found[0] if found else None

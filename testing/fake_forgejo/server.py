@@ -140,8 +140,13 @@ class FakeForgejo(ForgeCore):
         self._httpd.fake = self
         self.root_url = self._root_override or self.url
         self.render.root = self.root_url
+        # serve_forever checks for shutdown every poll interval (0.5 s by
+        # default): a short one makes stop(), run after every test, quick.
         self._thread = threading.Thread(
-            target=self._httpd.serve_forever, name="fake-forgejo", daemon=True
+            target=self._httpd.serve_forever,
+            kwargs={"poll_interval": 0.02},
+            name="fake-forgejo",
+            daemon=True,
         )
         self._thread.start()
         return self

@@ -20,8 +20,10 @@ from tests.dispatcher._proc_dispatcher import executions, proc_spec, spawn_dispa
 from tests.dispatcher.harness import NOOP, REPO, T0, Harness
 
 REPLICAS = 3
-ACTIONS = 50
-QUEUE_LIMIT = 8  # claims per tick: the replicas take turns over several rounds
+# Enough actions that every replica claims in several ticks and the three race
+# for the same ones each round (queue limit x replicas < actions), no more.
+ACTIONS = 24
+QUEUE_LIMIT = 4  # claims per tick: the replicas take turns over several rounds
 
 
 def merge_as_dispatcher(vault: Harness, numbers: list[int]) -> None:
@@ -39,7 +41,7 @@ def results_by_id(vault: Harness, family: str) -> Counter[str]:
     )
 
 
-def test_three_dispatcher_processes_fire_each_of_50_actions_exactly_once(
+def test_three_dispatcher_processes_fire_each_of_24_actions_exactly_once(
     vault: Harness, tmp_path: Path
 ) -> None:
     ids = [f"noop-{i:02d}" for i in range(ACTIONS)]

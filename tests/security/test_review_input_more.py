@@ -72,7 +72,7 @@ def test_a_tree_bomb_is_refused_on_forgejo_without_a_merge(vault: Harness) -> No
     assert main is not None
     with store.lock:
         base = store.repo[pygit2.Oid(hex=main)].peel(pygit2.Commit).tree
-        bomb = tree_bomb(store.repo, 200, 2)  # 40,000 files from 2 small trees
+        bomb = tree_bomb(store.repo, 101, 2)  # 10,201 files: just over the budget
         tree = with_entry(store.repo, base, "knowledge/bomb", TREE_MODE, bomb)
         store.set_ref("refs/heads/bomb", commit_tree(store.repo, main, tree))
     number = vault.forge.open_pull(REPO, head="bomb", title="bomb", author="dev-bot")
