@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Collection, Iterable
 
-from opsvault.audit.history import History, Step, Written
+from opsvault.audit.history import CommitRecords, History, Written
 from opsvault.audit.report import AuditReport, Break, BreakKind
 from opsvault.dispatcher.chain import GENESIS, is_result_path
 from opsvault.dispatcher.records import ClaimRecord, Outcome, ResultRecord
@@ -57,7 +57,7 @@ def check_chain(history: History, report: AuditReport) -> None:
     report.head = expected
 
 
-def _merged(step: Step, w: Written) -> Break:
+def _merged(step: CommitRecords, w: Written) -> Break:
     return Break(
         BreakKind.MERGED_RECORD,
         step.info.id,
@@ -68,7 +68,11 @@ def _merged(step: Step, w: Written) -> Break:
 
 
 def _link(
-    step: Step, w: Written, expected: str | None, started: bool, report: AuditReport
+    step: CommitRecords,
+    w: Written,
+    expected: str | None,
+    started: bool,
+    report: AuditReport,
 ) -> tuple[str, bool]:
     """Check one record's link; return the head after it and whether the chain has started."""
     commit = step.info.id
@@ -190,7 +194,7 @@ def _of_unmerged(path: str) -> bool:
     return "/pr-" in path
 
 
-def _direct_pushes(step: Step, report: AuditReport) -> None:
+def _direct_pushes(step: CommitRecords, report: AuditReport) -> None:
     if len(step.info.parents) != 1:
         return  # merges bring actions; the root commit is where the repo began
     report.breaks.extend(
@@ -204,7 +208,7 @@ def _direct_pushes(step: Step, report: AuditReport) -> None:
     )
 
 
-def result_records(history: History) -> Iterable[tuple[Step, Written]]:
+def result_records(history: History) -> Iterable[tuple[CommitRecords, Written]]:
     """Yield every readable record of *history* written by a commit of its own, oldest first."""
     for step in history.steps:
         if len(step.info.parents) > 1:

@@ -53,7 +53,7 @@ class Written:
 
 
 @dataclass(frozen=True, slots=True)
-class Step:
+class CommitRecords:
     """One first-parent commit and what it did to records and actions."""
 
     info: CommitInfo
@@ -68,7 +68,7 @@ class History:
     """The steps of the walked history (oldest first), and the commit the chain continues from."""
 
     main: str
-    steps: list[Step] = field(default_factory=list)
+    steps: list[CommitRecords] = field(default_factory=list)
     # With --since: the head named by the newest records commit before the window.
     head_before: str | None = None
     truncated: bool = False  # the walk stopped at --since
@@ -89,9 +89,9 @@ def _read(repo: OpsRepo, commit: str, path: str, modified: bool) -> Written:
     return Written(commit, path, digest, record, "", modified)
 
 
-def _step(repo: OpsRepo, info: CommitInfo) -> Step:
+def _step(repo: OpsRepo, info: CommitInfo) -> CommitRecords:
     if not info.parents:
-        return Step(info, (), (), (), parse_chain_trailer(info.message))
+        return CommitRecords(info, (), (), (), parse_chain_trailer(info.message))
     written: list[Written] = []
     deleted: list[str] = []
     actions: list[str] = []
@@ -115,7 +115,7 @@ def _step(repo: OpsRepo, info: CommitInfo) -> Step:
         ):
             actions.append(path)
     written.sort(key=lambda w: w.path)
-    return Step(
+    return CommitRecords(
         info,
         tuple(written),
         tuple(sorted(deleted)),

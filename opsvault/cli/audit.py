@@ -24,8 +24,10 @@ def audit() -> None:
 def _since(text: str | None) -> datetime | None:
     if text is None:
         return None
+    from opsvault.timefmt import parse_iso
+
     try:
-        when = datetime.fromisoformat(text.replace("Z", "+00:00"))
+        when = parse_iso(text)
     except ValueError:
         raise ConfigError(
             f"--since {text!r}",

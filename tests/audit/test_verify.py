@@ -215,9 +215,8 @@ def test_the_last_record_rewritten_consistently_is_caught_by_its_anchor(
         edits={str(last.id): {path: edited}},
         messages={str(last.id): message},
     )
-    assert audit(
-        fired, forge=False
-    ).ok  # consistent: the repo alone proves nothing here
+    # Consistent: the repo alone proves nothing here.
+    assert audit(fired, forge=False).ok
     report = audit(fired)
     assert kinds(report) == {BreakKind.ANCHOR}
     assert report.breaks[0].path == path
