@@ -77,6 +77,10 @@ class DispatcherSettings:
     max_concurrency: int = 4
     queue_limit: int = 100
     grace: timedelta = timedelta(seconds=30)
+    # The guard self-check (dispatcher/guard.py, ADR 0018).
+    on_guard_drift: str = "halt"  # a GuardPolicy: halt, alert
+    guard_interval: timedelta = timedelta(days=1)
+    guard_required_approvals: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -276,6 +280,18 @@ def _dispatcher(layers: Layers, forge: ForgeSettings) -> DispatcherSettings:
         ),
         queue_limit=int(v.get(("dispatcher", "queue_limit"), defaults.queue_limit)),
         grace=layers.duration(("dispatcher", "grace"), defaults.grace),
+        on_guard_drift=str(
+            v.get(("dispatcher", "on_guard_drift"), defaults.on_guard_drift)
+        ),
+        guard_interval=layers.duration(
+            ("dispatcher", "guard_interval"), defaults.guard_interval
+        ),
+        guard_required_approvals=int(
+            v.get(
+                ("dispatcher", "guard_required_approvals"),
+                defaults.guard_required_approvals,
+            )
+        ),
     )
 
 
@@ -366,6 +382,9 @@ def settings_data(settings: Settings) -> dict[str, dict[str, Any]]:
             "max_concurrency": d.max_concurrency,
             "queue_limit": d.queue_limit,
             "grace": render_duration(d.grace),
+            "on_guard_drift": d.on_guard_drift,
+            "guard_interval": render_duration(d.guard_interval),
+            "guard_required_approvals": d.guard_required_approvals,
         },
         "secrets": {"dir": text(settings.secrets.dir)},
         "webhook": {

@@ -37,6 +37,7 @@ COMMANDS: dict[str, str] = {
     "plan": "opsvault.cli.plan:plan",
     "status": "opsvault.cli.status:status",
     "audit": "opsvault.cli.audit:audit",
+    "doctor": "opsvault.cli.doctor:doctor",
 }
 
 

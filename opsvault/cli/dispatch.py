@@ -12,7 +12,7 @@ import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
@@ -32,6 +32,11 @@ from opsvault.dispatcher.secrets import (
     take_secret_environ,
 )
 from opsvault.dispatcher.service import run_service
+
+if TYPE_CHECKING:
+    from opsvault.dispatcher.guard_job import GuardJob
+    from opsvault.dispatcher.service import TickFunction
+    from opsvault.web.service import ServiceSurface
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -165,6 +170,7 @@ def run(
     write_runner_state(app.state_dir, sandbox)
     # The planner runs every planner.interval beside the ticks, never at the same
     # time as one (they share the repository); a failed run is logged, not fatal.
+    from opsvault.dispatcher.guard_job import GuardJob
     from opsvault.dispatcher.tick import tick
     from opsvault.dispatcher.webhooks import WebhookReceiver
     from opsvault.planner.job import PlannerJob
@@ -175,6 +181,13 @@ def run(
     # here, so a bad secret file stops the start with exit 78.
     webhook = None if once else WebhookReceiver.from_settings(settings, app.nudges)
     surface = None if once or settings.web.port is None else ServiceSurface(app)
+    # The guard self-check (ADR 0018): before the first tick, then every
+    # dispatcher.guard_interval; `--once` is one tick and leaves it to `vault doctor`.
+    guard = (
+        None
+        if once
+        else GuardJob(app, on_result=None if surface is None else surface.guard_result)
+    )
     try:
         verify_identity(app)
         verify_not_approver(app.forge, app.identity, app.mainline.branch)
@@ -188,7 +201,7 @@ def run(
             dry_run=dry_run,
             on_report=_printer(as_json, lines=not once),
             planner_job=planner,
-            tick=planner.serialize(tick if surface is None else surface.wrap(tick)),
+            tick=planner.serialize(_guarded(guard, surface, tick)),
             webhook=webhook,
         )
     finally:
@@ -204,6 +217,14 @@ def run(
         sys.stdout.flush()
         sys.stderr.flush()
         os._exit(EXIT_ABANDONED)
+
+
+def _guarded(
+    guard: GuardJob | None, surface: ServiceSurface | None, tick: TickFunction
+) -> TickFunction:
+    """The tick as the service runs it: observed by the page, preceded by the guard check."""
+    observed = tick if surface is None else surface.wrap(tick)
+    return observed if guard is None else guard.wrap(observed)
 
 
 def _render_settings(settings: Settings) -> str:

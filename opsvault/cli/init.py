@@ -73,6 +73,9 @@ def create_ops_repo(
     )
     repo.update_ref(branch_ref(DEFAULT_BRANCH), commit, None)
     repo.checkout(DEFAULT_BRANCH)
+    from opsvault.git.guard_hook import install_local_guard
+
+    install_local_guard(target)  # local mode's guard (docs/local-mode.md, ADR 0018)
     return commit
 
 

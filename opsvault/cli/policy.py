@@ -150,3 +150,13 @@ def test_cmd(cases_dir: Path | None, ops: Path | None, as_json: bool) -> None:
         click.echo(f"{len(results) - len(failed)} passed, {len(failed)} failed")
     if failed:
         raise SystemExit(1)
+
+
+def _register_suggest() -> None:
+    # Its own module (issue 14 §3): `vault policy suggest`.
+    from opsvault.cli.suggest import suggest
+
+    policy.add_command(suggest)
+
+
+_register_suggest()

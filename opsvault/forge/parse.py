@@ -276,4 +276,16 @@ def parse_permission(data: object) -> Permission:
 def parse_branch_protection(data: object) -> BranchProtection:
     """Read the fields opsvault uses; the rule's other fields are not looked at."""
     obj = _obj(data, "BranchProtection")
-    return BranchProtection(required_approvals=_int(obj, "required_approvals"))
+    return BranchProtection(
+        required_approvals=_int(obj, "required_approvals"),
+        enable_push=_bool(obj, "enable_push"),
+        enable_push_whitelist=_bool(obj, "enable_push_whitelist"),
+        push_whitelist_usernames=_strs(obj, "push_whitelist_usernames"),
+        push_whitelist_teams=_strs(obj, "push_whitelist_teams"),
+        push_whitelist_deploy_keys=_bool(obj, "push_whitelist_deploy_keys"),
+        unprotected_file_patterns=_str(obj, "unprotected_file_patterns"),
+        dismiss_stale_approvals=_bool(obj, "dismiss_stale_approvals"),
+        protected_file_patterns=_str(obj, "protected_file_patterns"),
+        approvals_whitelist_teams=_strs(obj, "approvals_whitelist_teams"),
+        merge_whitelist_teams=_strs(obj, "merge_whitelist_teams"),
+    )

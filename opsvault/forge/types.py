@@ -195,11 +195,25 @@ class BranchProtection:
     """The protection rule of a branch: only what opsvault reads.
 
     The dispatcher reads ``required_approvals`` (a medium merge waits for that
-    many approvals). The rest of the rule, its name included, is the admin's
-    business; adapters ignore every other field they are given.
+    many approvals). The guard self-check (``dispatcher/guard.py``, ADR 0018)
+    reads the rest: who may push directly (the push whitelist, and the
+    unprotected patterns that bypass it), whether stale approvals are
+    dismissed, which files change only through a merged PR, and which teams
+    Forgejo trusts to approve or merge. Every other field, the rule's name
+    included, is the admin's business; adapters ignore it.
     """
 
     required_approvals: int = 0
+    enable_push: bool = False
+    enable_push_whitelist: bool = False
+    push_whitelist_usernames: tuple[str, ...] = ()
+    push_whitelist_teams: tuple[str, ...] = ()
+    push_whitelist_deploy_keys: bool = False
+    unprotected_file_patterns: str = ""
+    dismiss_stale_approvals: bool = False
+    protected_file_patterns: str = ""
+    approvals_whitelist_teams: tuple[str, ...] = ()
+    merge_whitelist_teams: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -60,6 +60,14 @@ class Sink:
 
 
 @dataclass(frozen=True, slots=True)
+class SuggestSettings:
+    """``[suggest]``: the history ``vault policy suggest`` needs (policy/suggest.py)."""
+
+    runs: int = 20
+    window: timedelta = timedelta(days=30)
+
+
+@dataclass(frozen=True, slots=True)
 class Policy:
     """The parsed ``vault/policy.toml``. Build it with ``policy.parse.parse_policy``."""
 
@@ -74,6 +82,7 @@ class Policy:
     secrets_allowed: frozenset[str] = frozenset()
     secrets_by_formula: tuple[tuple[str, frozenset[str]], ...] = ()
     sinks: tuple[Sink, ...] = ()
+    suggest: SuggestSettings = SuggestSettings()
 
     def formula_tier(self, name: str) -> Tier | None:
         """Return the tier policy assigns to formula *name*, or None if it names none."""

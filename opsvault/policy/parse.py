@@ -16,6 +16,7 @@ from opsvault.policy.model import (
     Rule,
     RuleCondition,
     Sink,
+    SuggestSettings,
     TierSettings,
 )
 from opsvault.policy.salvage import Pruned, prune
@@ -149,6 +150,12 @@ def _semantic_problems(data: dict[str, Any]) -> list[Problem]:
                 Problem(f"$.rules[{i}].name", f"duplicate rule name {rule['name']!r}")
             )
         seen.add(rule["name"])
+    window = data.get("suggest", {}).get("window")
+    if window is not None:
+        try:
+            parse_duration(window)
+        except ValueError as exc:
+            problems.append(Problem("$.suggest.window", f'{exc}; write it like "30d"'))
     for i, path_rule in enumerate(data.get("paths", [])):
         pattern = path_rule["pattern"]
         if any(part in ("", ".", "..") for part in pattern.split("/")):
@@ -222,4 +229,13 @@ def _build(data: dict[str, Any]) -> Policy:
             Sink(name, sink["kind"], sink["url"], sink.get("token_secret"))
             for name, sink in data.get("notify", {}).items()
         ),
+        suggest=_suggest(data.get("suggest", {})),
+    )
+
+
+def _suggest(data: dict[str, Any]) -> SuggestSettings:
+    defaults = SuggestSettings()
+    return SuggestSettings(
+        runs=int(data.get("runs", defaults.runs)),
+        window=parse_duration(data["window"]) if "window" in data else defaults.window,
     )

@@ -20,6 +20,7 @@ from prometheus_client.exposition import generate_latest
 from prometheus_client.registry import Collector
 
 from opsvault.dispatcher.cache import PullEntry
+from opsvault.dispatcher.guard import GuardCheck, GuardReport
 from opsvault.dispatcher.records import Outcome
 from opsvault.dispatcher.report import TickReport
 from opsvault.dispatcher.status import Status
@@ -196,6 +197,19 @@ class Metrics:
             "1 when steps run in the bubblewrap sandbox, 0 when not, -1 unknown",
             registry=r,
         )
+        self.guard_drift = Gauge(
+            "opsvault_guard_drift",
+            "1 while the last guard self-check found drift in this check, else 0",
+            ["check"],
+            registry=r,
+        )
+        self.guard_checked = Gauge(
+            "opsvault_guard_last_check_timestamp_seconds",
+            "Unix time of the last guard self-check that ran (0: none yet)",
+            registry=r,
+        )
+        for check in GuardCheck:
+            self.guard_drift.labels(str(check))
         for result in TICK_RESULTS:
             self.ticks.labels(result)
         for result in PUSH_RESULTS:
@@ -265,6 +279,13 @@ class Metrics:
     def watch_webhook(self, counts: Callable[[], tuple[int, int]]) -> None:
         """Export the webhook receiver's (accepted, refused) counts."""
         self.registry.register(_WebhookCounts(counts))
+
+    def set_guard(self, report: GuardReport) -> None:
+        """Set ``opsvault_guard_drift`` from one guard check (every check label, 0 or 1)."""
+        failing = report.failing()
+        for check in GuardCheck:
+            self.guard_drift.labels(str(check)).set(1 if check in failing else 0)
+        self.guard_checked.set(report.checked_at.timestamp())
 
     # -- state -----------------------------------------------------------------------
 

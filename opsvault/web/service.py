@@ -34,6 +34,7 @@ from opsvault.web.view import Links, Observed, TickLine
 
 if TYPE_CHECKING:
     from opsvault.app import App
+    from opsvault.dispatcher.guard import GuardReport
     from opsvault.dispatcher.service import TickFunction
     from opsvault.dispatcher.webhooks import WebhookReceiver
     from opsvault.ports import Mainline
@@ -98,6 +99,7 @@ class ServiceSurface:
             problem="no tick has finished yet; the page shows what the first one sees",
         )
         self.server: StatusServer | None = None
+        self._notices: tuple[str, ...] = ()
 
     def _served_by(self) -> str:
         return f"dispatcher {self.app.identity!r}"
@@ -152,6 +154,16 @@ class ServiceSurface:
         ).start()
         return self.server
 
+    def guard_result(self, report: GuardReport) -> None:
+        """Show a guard check's findings on the page (one banner each) and in metrics."""
+        self.metrics.set_guard(report)
+        notices = tuple(
+            self.app.redact(f"Guard drift: {f.render()}") for f in report.findings
+        )
+        with self._lock:
+            self._notices = notices
+            self._observed = replace(self._observed, notices=notices)
+
     # -- reading ---------------------------------------------------------------------
 
     def _remember(self, line: TickLine) -> None:
@@ -202,6 +214,7 @@ class ServiceSurface:
                 links=self._links,
                 records=records,
                 problem=problem,
+                notices=self._notices,
             )
         return status
 

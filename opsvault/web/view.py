@@ -81,6 +81,8 @@ class Observed:
     records: tuple[tuple[str, bytes], ...] = ()  # local mode: what /records/ serves
     request_limit: int | None = None  # the per-tick forge request budget, if any
     problem: str = ""  # what could not be read this time
+    # e.g. guard drift (dispatcher/guard.py): one banner each
+    notices: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -307,7 +309,7 @@ def build_page(observed: Observed, now: datetime) -> Page:
         main=(observed.main or status.source)[:12],
         halted=status.halted,
         halt_note=status.halt_note,
-        notices=(),
+        notices=observed.notices,
         sandbox=sandbox,
         sandbox_note=status.sandbox_note,
         approval=tuple(approval),

@@ -209,9 +209,11 @@ class ForgeCore:
     def protect_branch(self, repo: str, rule: BranchProtection) -> None:
         with self.state.lock:
             target = self.repo(repo)
-            target.protections = [
-                p for p in target.protections if p.rule_name != rule.rule_name
-            ] + [rule]
+            names = [p.rule_name for p in target.protections]
+            if rule.rule_name in names:  # an edit keeps the rule's age (its place)
+                target.protections[names.index(rule.rule_name)] = rule
+            else:
+                target.protections.append(rule)
             protection.write_config(self.state, target)
 
     def add_label(

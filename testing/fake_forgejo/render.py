@@ -314,10 +314,70 @@ class Renderer:
             "can_create_org_repo": False,
         }
 
-    def protection(self, rule: BranchProtection) -> Json:
+    def protection(self, repo: Repo, rule: BranchProtection) -> Json:
+        """Render *rule* as ``ToBranchProtection`` does (services/convert/convert.go:115-188).
+
+        Whitelisted users are listed only while they are repository readers
+        (``GetRepoReaders``: explicit access through a collaboration or a team,
+        plus the owner when it is a user; database order, i.e. by id, owner
+        last), teams only while they have access to the repository
+        (``TeamsWithAccessToRepo``, by name). ``branch_name`` is the rule name
+        unless the name is a glob (``IsRuleNameSpecial``), then empty.
+        """
         out = dataclasses.asdict(rule)
-        out["branch_name"] = rule.rule_name
+        out["branch_name"] = (
+            "" if rule_name_is_special(rule.rule_name) else rule.rule_name
+        )
+        readers = self._readers(repo)
+        teams = [
+            t.name
+            for t in sorted(self.state.teams_of(repo.owner), key=lambda t: t.name)
+            if t.permission.rank >= Access.READ.rank
+            and (t.includes_all_repositories or repo.full_name in t.repos)
+        ]
+        for key in (
+            "push_whitelist_usernames",
+            "merge_whitelist_usernames",
+            "approvals_whitelist_username",
+        ):
+            wanted = {name.lower() for name in out[key]}
+            out[key] = [login for login in readers if login.lower() in wanted]
+        for key in (
+            "push_whitelist_teams",
+            "merge_whitelist_teams",
+            "approvals_whitelist_teams",
+        ):
+            wanted = {name.lower() for name in out[key]}
+            out[key] = [name for name in teams if name.lower() in wanted]
         return {k: list(v) if isinstance(v, tuple) else v for k, v in out.items()}
+
+    def _readers(self, repo: Repo) -> list[str]:
+        """Return ``GetRepoReaders`` (models/perm/access/repo_permission.go:441-475)."""
+        explicit = {
+            login
+            for login, access in repo.collaborators.items()
+            if access.rank >= Access.READ.rank
+        }
+        for team in self.state.teams_of(repo.owner):
+            if team.permission.rank >= Access.READ.rank and (
+                team.includes_all_repositories or repo.full_name in team.repos
+            ):
+                explicit |= team.members
+        users = [u for u in (self.state.user(login) for login in explicit) if u]
+        logins = [u.login for u in sorted(users, key=lambda u: u.id)]
+        owner = self.state.user(repo.owner)
+        if owner is not None and not owner.is_org and owner.login not in logins:
+            logins.append(owner.login)
+        return logins
+
+
+# gobwas/glob's syntax.Special characters (models/git/protected_branch.go:72-79).
+_GLOB_SPECIALS = frozenset("*?[]{}\\")
+
+
+def rule_name_is_special(name: str) -> bool:
+    """Return whether a rule name is a glob (``IsRuleNameSpecial``)."""
+    return any(c in _GLOB_SPECIALS for c in name)
 
 
 WIP_PREFIXES = ("WIP:", "[WIP]")  # modules/setting/repository.go:231

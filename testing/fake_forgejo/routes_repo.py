@@ -208,7 +208,7 @@ def combined_status(forge: ForgeCore, req: Request) -> Reply:
 def list_protections(forge: ForgeCore, req: Request) -> Reply:
     repo = forge.find_repo(req)
     forge.require(repo, req, Access.ADMIN)
-    return Reply(200, [forge.render.protection(p) for p in repo.protections])
+    return Reply(200, [forge.render.protection(repo, p) for p in repo.protections])
 
 
 def get_protection(forge: ForgeCore, req: Request) -> Reply:
@@ -217,7 +217,7 @@ def get_protection(forge: ForgeCore, req: Request) -> Reply:
     found = [p for p in repo.protections if p.rule_name == req.params["name"]]
     if not found:
         raise ApiError(404, _NOT_FOUND)
-    return Reply(200, forge.render.protection(found[0]))
+    return Reply(200, forge.render.protection(repo, found[0]))
 
 
 def create_protection(forge: ForgeCore, req: Request) -> Reply:
@@ -240,7 +240,76 @@ def create_protection(forge: ForgeCore, req: Request) -> Reply:
         rule_name=name, created_at=forge.now(), updated_at=forge.now(), **values
     )
     forge.protect_branch(repo.full_name, rule)
-    return Reply(201, forge.render.protection(rule))
+    return Reply(201, forge.render.protection(repo, rule))
+
+
+# EditBranchProtectionOption keys that replace a field of the rule as given.
+_EDITABLE = (
+    "enable_merge_whitelist",
+    "enable_status_check",
+    "status_check_contexts",
+    "enable_approvals_whitelist",
+    "block_on_rejected_reviews",
+    "block_on_official_review_requests",
+    "dismiss_stale_approvals",
+    "ignore_stale_approvals",
+    "require_signed_commits",
+    "protected_file_patterns",
+    "unprotected_file_patterns",
+    "block_on_outdated_branch",
+    "apply_to_admins",
+    "push_whitelist_usernames",
+    "merge_whitelist_usernames",
+    "approvals_whitelist_username",
+    "push_whitelist_teams",
+    "merge_whitelist_teams",
+    "approvals_whitelist_teams",
+)
+
+
+def edit_protection(forge: ForgeCore, req: Request) -> Reply:
+    """``PATCH …/branch_protections/{name}``: only the fields sent change.
+
+    routers/api/v1/repo/branch.go:756-1000 (EditBranchProtection): turning
+    ``enable_push`` off also turns the push whitelist and its deploy keys off;
+    a negative ``required_approvals`` is ignored.
+    """
+    repo = forge.find_repo(req)
+    forge.require(repo, req, Access.ADMIN)
+    found = [p for p in repo.protections if p.rule_name == req.params["name"]]
+    if not found:
+        raise ApiError(404, _NOT_FOUND)
+    rule = found[0]
+    body = dict(req.body or {})
+    changes: dict[str, Any] = {
+        k: tuple(body[k]) if isinstance(body[k], list) else body[k]
+        for k in _EDITABLE
+        if body.get(k) is not None
+    }
+    if body.get("enable_push") is False:
+        changes.update(
+            enable_push=False,
+            enable_push_whitelist=False,
+            push_whitelist_deploy_keys=False,
+        )
+    elif body.get("enable_push") is True:
+        changes["enable_push"] = True
+        if body.get("enable_push_whitelist") is False:
+            changes.update(
+                enable_push_whitelist=False, push_whitelist_deploy_keys=False
+            )
+        elif body.get("enable_push_whitelist") is True:
+            changes["enable_push_whitelist"] = True
+            if body.get("push_whitelist_deploy_keys") is not None:
+                changes["push_whitelist_deploy_keys"] = body[
+                    "push_whitelist_deploy_keys"
+                ]
+    approvals = body.get("required_approvals")
+    if isinstance(approvals, int) and approvals >= 0:
+        changes["required_approvals"] = approvals
+    edited = dataclasses.replace(rule, updated_at=forge.now(), **changes)
+    forge.protect_branch(repo.full_name, edited)
+    return Reply(200, forge.render.protection(repo, edited))
 
 
 HANDLERS: dict[str, Handler] = {
@@ -258,4 +327,5 @@ HANDLERS: dict[str, Handler] = {
     "repoListBranchProtection": list_protections,
     "repoGetBranchProtection": get_protection,
     "repoCreateBranchProtection": create_protection,
+    "repoEditBranchProtection": edit_protection,
 }

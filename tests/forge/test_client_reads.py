@@ -289,8 +289,18 @@ def test_fetch_branch_protection(httpserver: HTTPServer, client: ForgejoClient) 
     rule = client.fetch_branch_protection("main")
 
     assert rule is not None
-    # Only what opsvault reads is kept; the rule's other 30-odd fields are ignored.
-    assert rule == BranchProtection(required_approvals=1)
+    # Only what opsvault reads (the dispatcher and the guard check) is kept;
+    # the rule's other fields (status checks, merge whitelist users, ...) are ignored.
+    assert rule == BranchProtection(
+        required_approvals=1,
+        enable_push=True,
+        enable_push_whitelist=True,
+        push_whitelist_usernames=("opsvault-bot",),
+        dismiss_stale_approvals=True,
+        protected_file_patterns="vault/policy.toml;vault/formulas/**",
+        approvals_whitelist_teams=("ops-admins",),
+        merge_whitelist_teams=("ops-admins",),
+    )
 
 
 def test_missing_branch_protection_is_none(

@@ -411,6 +411,44 @@ def test_branch_protection_reads_required_approvals(
     assert forge.bot.fetch_branch_protection("release") is None  # another rule
 
 
+def test_branch_protection_reads_what_the_guard_check_needs(
+    request: pytest.FixtureRequest, forge: Side
+) -> None:
+    """The fields ``dispatcher/guard.py`` reads, as the forge reports them (ADR 0018)."""
+    if forge.kind == "local":
+        # Local mode has no rule: the guard checks the repository itself instead.
+        assert forge.bot.fetch_branch_protection("main") is None
+        return
+    fake: FakeForgejo = request.getfixturevalue("fake_forgejo")
+    fake.protect_branch(
+        REPO,
+        RuleModel(
+            "main",
+            enable_push=True,
+            enable_push_whitelist=True,
+            push_whitelist_usernames=(BOT, "mallory", "nobody-here"),
+            push_whitelist_teams=("ops-admins",),
+            push_whitelist_deploy_keys=True,
+            unprotected_file_patterns="notes/**",
+            dismiss_stale_approvals=True,
+            protected_file_patterns="vault/policy.toml",
+            approvals_whitelist_teams=("ops-admins",),
+            merge_whitelist_teams=("Owners",),
+        ),
+    )
+    rule = forge.bot.fetch_branch_protection("main")
+    assert rule is not None
+    # a name that is no repository reader is not reported (nor can it push)
+    assert set(rule.push_whitelist_usernames) == {BOT, "mallory"}
+    assert rule.push_whitelist_teams == ("ops-admins",)
+    assert rule.enable_push and rule.enable_push_whitelist
+    assert rule.push_whitelist_deploy_keys and rule.dismiss_stale_approvals
+    assert rule.unprotected_file_patterns == "notes/**"
+    assert rule.protected_file_patterns == "vault/policy.toml"
+    assert rule.approvals_whitelist_teams == ("ops-admins",)
+    assert rule.merge_whitelist_teams == ("Owners",)
+
+
 def test_open_proposal_refuses_a_branch_with_other_content(forge: Side) -> None:
     number = forge.propose()
     proposal = Proposal(

@@ -407,6 +407,74 @@ def test_protected_file_globs_treat_dot_as_a_separator(
     assert _push(work, "bob", "docs/a.md").returncode != 0  # patterns are lower-cased
 
 
+def test_branch_protection_lists_only_readers_and_teams_with_access(
+    world: World,
+) -> None:
+    """services/convert/convert.go:115-188 (ToBranchProtection, getWhitelistEntities); models/perm/access/repo_permission.go:441-475 (GetRepoReaders); models/organization/team_repo.go:71-80."""
+    world.forge.add_user("gone")  # a user who has no access to the repository
+    world.forge.add_team("acme", "admins", "write", members=["alice"], repos=[REPO])
+    world.forge.add_team("acme", "elsewhere", "write", members=["bob"], repos=[])
+    world.forge.protect_branch(
+        REPO,
+        BranchProtection(
+            "main",
+            enable_push=True,
+            enable_push_whitelist=True,
+            push_whitelist_usernames=("mallory", "gone", "bob"),
+            push_whitelist_teams=("elsewhere", "admins"),
+            approvals_whitelist_teams=("admins",),
+        ),
+    )
+    rule = world.http["alice"].get(f"{API}/branch_protections/main").json()
+    # database order of the readers (by id), never the order they were given in
+    assert rule["push_whitelist_usernames"] == ["bob", "mallory"]
+    assert rule["push_whitelist_teams"] == ["admins"]  # no access: not listed
+    assert rule["approvals_whitelist_teams"] == ["admins"]
+    assert rule["rule_name"] == rule["branch_name"] == "main"
+
+
+def test_a_glob_rule_has_an_empty_branch_name(world: World) -> None:
+    """services/convert/convert.go:154-157; models/git/protected_branch.go:72-79 (IsRuleNameSpecial: gobwas syntax.Special)."""
+    world.forge.protect_branch(REPO, BranchProtection("release/*"))
+    rules = world.http["alice"].get(f"{API}/branch_protections").json()
+    assert [(r["rule_name"], r["branch_name"]) for r in rules] == [("release/*", "")]
+
+
+def test_editing_a_rule_changes_only_what_is_sent(world: World) -> None:
+    """routers/api/v1/repo/branch.go:756-1000 (EditBranchProtection): enable_push false also drops the whitelist."""
+    world.forge.protect_branch(
+        REPO,
+        BranchProtection(
+            "main",
+            enable_push=True,
+            enable_push_whitelist=True,
+            push_whitelist_usernames=("bob",),
+            dismiss_stale_approvals=True,
+            required_approvals=1,
+        ),
+    )
+    url = f"{API}/branch_protections/main"
+    loosened = world.http["alice"].patch(url, json={"enable_push_whitelist": True})
+    assert loosened.status_code == 200
+    # enable_push_whitelist alone changes nothing: it is read only with enable_push
+    assert loosened.json()["enable_push_whitelist"] is True
+    off = (
+        world.http["alice"]
+        .patch(url, json={"enable_push": False, "required_approvals": -1})
+        .json()
+    )
+    assert (off["enable_push"], off["enable_push_whitelist"]) == (False, False)
+    assert off["required_approvals"] == 1 and off["dismiss_stale_approvals"] is True
+    again = (
+        world.http["alice"]
+        .patch(url, json={"enable_push": True, "dismiss_stale_approvals": False})
+        .json()
+    )
+    assert (again["enable_push"], again["enable_push_whitelist"]) == (True, False)
+    assert again["push_whitelist_usernames"] == ["bob"]
+    assert world.http["bob"].patch(url, json={"enable_push": True}).status_code == 403
+
+
 # -- labels ----------------------------------------------------------------------
 
 

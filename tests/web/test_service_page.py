@@ -24,6 +24,7 @@ from pathlib import Path
 import pygit2
 import pytest
 
+from opsvault.git.guard_hook import install_local_guard
 from opsvault.web.logs import KEYS
 from tests.cli.conftest import branch_with, template_files
 from tests.conftest import SIGNATURE, init_repo
@@ -66,6 +67,8 @@ def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
     root = tmp_path_factory.mktemp("service")
     ops = root / "ops"
     init_repo(ops, template_files())
+    # what `vault init` does: the guard check passes (ADR 0018)
+    install_local_guard(ops)
     branch_with(ops, "vault/noop-1", {"vault/actions/noop-1.toml": NOOP})
     branch_with(ops, "vault/docs-1", {"vault/actions/docs-1.toml": DOCS})
     config = root / "dispatcher.toml"
@@ -137,6 +140,9 @@ def test_metrics_move_with_real_ticks(service: Service) -> None:
     assert value(text, "opsvault_actions_running") == 0
     assert value(text, "opsvault_steps_sandboxed") == 0  # runner.sandbox = "off"
     assert value(text, "opsvault_halted") == 0
+    # the guard self-check ran before the first tick and found the hook in place
+    assert value(text, "opsvault_guard_last_check_timestamp_seconds") > 1.7e9
+    assert value(text, "opsvault_guard_drift", check="local-hook") == 0
 
 
 def _halt_with_hostile_action(ops: Path) -> None:
