@@ -71,17 +71,28 @@ def build(root: Path, records: int) -> Pygit2OpsRepo:
     for batch in range(records // (2 * BATCH)):
         when = T0 + timedelta(days=batch)  # ten actions a day: ~300 records a month
         merged: list[tuple[str, bytes, str, str, str, int]] = []
-        for _ in range(BATCH):
+        # Commit times grow as they do on a real main: git's merge-base walk
+        # (is_ancestor, merge) stops early only on dated history.
+        stamp = int(when.timestamp())
+        for n in range(BATCH):
             number += 1
             action_id = f"noop-bench-{number}"
             content = NOOP.format(msg=f"run {number}").encode()
             head = repo.commit_files(
-                main, {action_path(action_id): content}, f"propose {action_id}", DEV
+                main,
+                {action_path(action_id): content},
+                f"propose {action_id}",
+                DEV,
+                when=stamp + 2 * n,
             )
-            trial = repo.merge(main, head, "trial", BOT)
+            trial = repo.merge(main, head, "trial", BOT, when=stamp + 2 * n + 1)
             manifest = change_manifest(repo, main, trial)
             merge = repo.merge(
-                main, head, merge_message(number, "low", main, manifest), BOT
+                main,
+                head,
+                merge_message(number, "low", main, manifest),
+                BOT,
+                when=stamp + 2 * n + 1,
             )
             merged.append((action_id, content, main, head, merge, number))
             main = merge
@@ -107,7 +118,7 @@ def build(root: Path, records: int) -> Pygit2OpsRepo:
                     deadline=(when + timedelta(minutes=10)).isoformat(),
                 )
             )
-        main = _commit(repo, main, claims, f"vault: {BATCH} claimed")
+        main = _commit(repo, main, claims, f"vault: {BATCH} claimed", stamp + 100)
         results: dict[str, bytes | None] = {}
         for action_id, content, base, head, merge, pr in merged:
             record = ResultRecord(
@@ -130,16 +141,22 @@ def build(root: Path, records: int) -> Pygit2OpsRepo:
             results[claim_path(action_id)] = None
             results[toml_path] = content
             results[result_path] = render_record(record)
-        main = _commit(repo, main, results, f"vault: record {BATCH} result(s)")
+        main = _commit(
+            repo, main, results, f"vault: record {BATCH} result(s)", stamp + 200
+        )
     repo.update_ref("refs/heads/main", main, repo.resolve("refs/heads/main"))
     return repo
 
 
 def _commit(
-    repo: Pygit2OpsRepo, main: str, changes: dict[str, bytes | None], message: str
+    repo: Pygit2OpsRepo,
+    main: str,
+    changes: dict[str, bytes | None],
+    message: str,
+    when: int,
 ) -> str:
     changes, message, _ = seal_commit(repo, main, changes, message)
-    return repo.commit_files(main, changes, message, BOT)
+    return repo.commit_files(main, changes, message, BOT, when=when)
 
 
 def _memory_dir() -> str | None:
