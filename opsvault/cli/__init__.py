@@ -36,6 +36,7 @@ COMMANDS: dict[str, str] = {
     "release": "opsvault.cli.hold:release",
     "plan": "opsvault.cli.plan:plan",
     "status": "opsvault.cli.status:status",
+    "audit": "opsvault.cli.audit:audit",
     "doctor": "opsvault.cli.doctor:doctor",
 }
 

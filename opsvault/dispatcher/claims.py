@@ -33,9 +33,11 @@ from opsvault.dispatcher.state import (
     Done,
     Expire,
     Refuse,
+    approval_rule,
     decide_action,
 )
 from opsvault.errors import InvalidFileError
+from opsvault.git.base import OpsRepo
 from opsvault.layout import claim_path, formula_path, running_path
 from opsvault.policy.assess import assess_action
 from opsvault.policy.freeze import frozen_at
@@ -80,7 +82,7 @@ def plan_action(
         return
     prov = found if isinstance(found, Provenance) else None
     action, formula, facts = _action_facts(ctx, path, content, plan, held, found)
-    origin = record_origin(prov, action_id, content, ctx.identity)
+    origin = record_origin(prov, action_id, content, ctx.identity, ctx.repo)
     match decide_action(facts):
         case Defer(detail):
             plan.decisions.append(Decision(subject, "deferred", detail))
@@ -125,15 +127,23 @@ def plan_action(
 
 
 def record_origin(
-    prov: Provenance | None, action_id: str, content: bytes, identity: str
+    prov: Provenance | None,
+    action_id: str,
+    content: bytes,
+    identity: str,
+    repo: OpsRepo | None = None,
 ) -> RecordOrigin:
-    """Return what every record of this action repeats: its hash, and how it was approved."""
+    """Return what every record of this action repeats: its hash, and how it was approved.
+
+    With *repo*, also the formula the action names as it was at the policy
+    commit (its name and hash), whatever is decided: a refusal replays too.
+    """
     origin = RecordOrigin(
         id=action_id, action_sha256=sha256(content), dispatcher=identity
     )
     if prov is None:
         return origin
-    return replace(
+    origin = replace(
         origin,
         tier=prov.verdict.tier.label,
         reasons=tuple(r.render() for r in prov.verdict.reasons),
@@ -143,7 +153,21 @@ def record_origin(
         approver=prov.pull.merged_by,
         head_commit=prov.head_commit,
         merge_commit=prov.introduced_by,
+        approver_rule=approval_rule(prov.facts, prov.base.policy),
     )
+    name = next(
+        (
+            a.formula
+            for f in prov.verdict.files
+            if (a := f.action) is not None and a.id == action_id
+        ),
+        None,
+    )
+    if repo is None or name is None or name not in prov.base.formulas:
+        return origin
+    source = CommitSnapshot(repo, prov.base_commit).read_file(formula_path(name))
+    digest = sha256(source) if source else builtin_formula_sha(name)
+    return replace(origin, formula=name, formula_sha256=digest)
 
 
 def _action_facts(

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 
+from opsvault.dispatcher.chain import anchor_of, seal_commit, with_anchor
 from opsvault.dispatcher.fire import plan_fire
 from opsvault.dispatcher.fireplan import FireContext, FirePlan
 from opsvault.dispatcher.halt import mismatch_recorded, plan_halt
@@ -55,7 +56,13 @@ class Progress:
 
 def commit(
     pusher: Pusher, main: str, changes: dict[str, bytes | None], message: str
-) -> str:
+) -> tuple[str, dict[str, str]]:
+    """Commit *changes* on *main*: redacted, then chained (ADR 0021); return it and its record hashes.
+
+    The chain is sealed last, on the bytes committed, with the head read from
+    *main*: the commit this push is based on. A lost push is planned and
+    committed again on the new main, so the chain stays linear.
+    """
     who = Identity(pusher.identity, f"{pusher.identity}@opsvault.invalid")
     changes = {
         path: redact_record(content, pusher.redact)
@@ -63,7 +70,10 @@ def commit(
         else content
         for path, content in changes.items()
     }
-    return pusher.repo.commit_files(main, changes, pusher.redact(message), who)
+    changes, message, hashes = seal_commit(
+        pusher.repo, main, changes, pusher.redact(message)
+    )
+    return pusher.repo.commit_files(main, changes, message, who), hashes
 
 
 def publish(pusher: Pusher, new: str, old: str) -> None:
@@ -101,7 +111,7 @@ def push_plan(
             decisions.extend(plan.decisions)
             return main, plan
         message = _message(plan)
-        new = commit(pusher, main, plan.changes, message)
+        new, hashes = commit(pusher, main, plan.changes, message)
         try:
             publish(pusher, new, main)
         except PushRejected:
@@ -115,6 +125,10 @@ def push_plan(
             raise
         state.commits += 1
         decisions.extend(plan.decisions)
+        plan.results[:] = [
+            (pr, action_id, with_anchor(text, anchor_of(hashes, action_id)))
+            for pr, action_id, text in plan.results
+        ]
         return new, plan
     decisions.append(
         Decision(
@@ -170,7 +184,9 @@ def push_results(
         )
         if not changes:
             return main
-        new = commit(pusher, main, changes, f"vault: record {len(recorded)} result(s)")
+        new, hashes = commit(
+            pusher, main, changes, f"vault: record {len(recorded)} result(s)"
+        )
         try:
             publish(pusher, new, main)
         except PushRejected:
@@ -178,15 +194,23 @@ def push_results(
             continue
         state.commits += 1
         for claim, record in recorded:
+            # The record's hash in the report line and the PR comment: anchors outside the repo.
+            anchor = anchor_of(hashes, claim.action.id)
             decisions.append(
                 Decision(
                     f"action:{claim.action.id}",
                     str(record.outcome),
-                    f"{record.reason}, exit {record.exit_code}",
+                    with_anchor(f"{record.reason}, exit {record.exit_code}", anchor),
                 )
             )
             if claim.pr is not None:
-                plan.results.append((claim.pr, claim.action.id, result_comment(record)))
+                plan.results.append(
+                    (
+                        claim.pr,
+                        claim.action.id,
+                        with_anchor(result_comment(record), anchor),
+                    )
+                )
             if record.outcome != "succeeded":
                 plan.alerts.append(
                     ("failed", f"{claim.action.id}: {record.outcome} ({record.reason})")

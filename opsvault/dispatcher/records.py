@@ -72,6 +72,11 @@ class RecordOrigin:
     approver: str | None = None
     head_commit: str | None = None
     merge_commit: str | None = None
+    # The rule that made the approver eligible (``state.approval_rule``), and the
+    # formula the action names as it was at the policy commit, when known.
+    approver_rule: str | None = None
+    formula: str | None = None
+    formula_sha256: str | None = None
 
     def result(
         self,
@@ -97,8 +102,10 @@ class RecordOrigin:
             reasons=self.reasons,
             action_sha256=self.action_sha256,
             policy_commit=self.policy_commit,
-            formula=formula,
-            formula_sha256=formula_sha256,
+            formula=formula if formula is not None else self.formula,
+            formula_sha256=formula_sha256
+            if formula_sha256 is not None
+            else self.formula_sha256,
             pr=self.pr,
             proposer=self.proposer,
             approver=self.approver,
@@ -112,6 +119,7 @@ class RecordOrigin:
             detail=detail,
             attempt=attempt,
             sandbox=sandbox,
+            approver_rule=self.approver_rule,
         )
 
 
@@ -142,12 +150,26 @@ class ResultRecord:
     attempt: int = 1
     # How the steps ran: "bwrap" (sandboxed), "none" (not); None when nothing ran.
     sandbox: str | None = None
+    # Who approved, by which rule (``state.approval_rule``), for the audit's replay.
+    approver_rule: str | None = None
+    # The record chain (ADR 0021, dispatcher/chain.py): set when committed.
+    chain_prev: str | None = None
+    chain_base: str | None = None
     extra: dict[str, Any] = field(default_factory=dict, hash=False)
+
+
+# Fields added after records were first written (ADR 0021): left out while unset,
+# so a record written before them renders byte for byte as it is on main.
+LATER_FIELDS = ("approver_rule", "chain_prev", "chain_base")
+
+
+def _without_unset(data: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in data.items() if not (k in LATER_FIELDS and v is None)}
 
 
 def render_record(record: ResultRecord) -> bytes:
     """Return the record as stable, human-diffable JSON bytes."""
-    data = asdict(record)
+    data = _without_unset(asdict(record))
     data["outcome"] = str(record.outcome)
     data["reason"] = str(record.reason)
     data["reasons"] = list(record.reasons)
@@ -258,6 +280,9 @@ class ClaimRecord:
     attempt: int = 1
     locks: tuple[str, ...] = ()
     idempotent: bool = False
+    approver_rule: str | None = None
+    chain_prev: str | None = None
+    chain_base: str | None = None
 
     @classmethod
     def of(
@@ -288,6 +313,7 @@ class ClaimRecord:
             merge_commit=origin.merge_commit,
             formula=formula,
             formula_sha256=formula_sha256,
+            approver_rule=origin.approver_rule,
             claimed_by=claimed_by,
             claimed_at=claimed_at,
             deadline=deadline,
@@ -311,12 +337,15 @@ class ClaimRecord:
             approver=self.approver,
             head_commit=self.head_commit,
             merge_commit=self.merge_commit,
+            approver_rule=self.approver_rule,
+            formula=self.formula,
+            formula_sha256=self.formula_sha256,
         )
 
 
 def render_claim(claim: ClaimRecord) -> bytes:
     """Return the claim as the JSON bytes written to main (every field, keys sorted)."""
-    data = asdict(claim)
+    data = _without_unset(asdict(claim))
     data["reasons"] = list(claim.reasons)
     data["locks"] = list(claim.locks)
     return (json.dumps(data, indent=2, sort_keys=True) + "\n").encode()

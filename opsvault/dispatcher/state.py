@@ -261,6 +261,32 @@ def vouched(facts: MergeFacts) -> bool:
     return facts.merger_approved_head
 
 
+def approval_rule(facts: MergeFacts, policy: Policy) -> str | None:
+    """Return the rule under which this merge approves the change, or None under none.
+
+    What a record names beside its approver, so an audit can replay it
+    (ADR 0021): ``dispatcher: merge = auto`` or ``dispatcher: veto window``
+    for the dispatcher's own merges (``dispatcher_merges``,
+    ``veto_window_merges``), ``admin`` or ``reviewer`` for a person
+    (``may_merge``: an admin where ``needs_admin``). Whether the merge may
+    fire is still ``verify_merge``'s answer alone.
+    """
+    roles = facts.merger_roles
+    if roles & {Role.BOT, Role.PROPOSER}:
+        return None
+    if Role.DISPATCHER in roles:
+        if dispatcher_merges(facts.tier, facts.protected, policy):
+            return "dispatcher: merge = auto"
+        if veto_window_merges(facts.tier, facts.protected, policy) is not None:
+            return "dispatcher: veto window"
+        return None
+    if not may_merge(facts.tier, roles, facts.protected):
+        return None
+    if needs_admin(facts.tier, facts.protected) or Role.REVIEWER not in roles:
+        return "admin"
+    return "reviewer"
+
+
 def verify_merge(facts: MergeFacts, policy: Policy) -> ReasonCode | None:
     """Return why an action merged this way must not fire, or None if it may.
 

@@ -12,10 +12,12 @@ import json
 from collections import Counter
 from pathlib import Path
 
+from opsvault.audit.verify import verify
 from opsvault.dispatcher.runner import RecordingRunner
 from opsvault.dispatcher.tick import tick
+from opsvault.git.pygit2_repo import Pygit2OpsRepo
 from tests.dispatcher._proc_dispatcher import executions, proc_spec, spawn_dispatcher
-from tests.dispatcher.harness import NOOP, T0, Harness
+from tests.dispatcher.harness import NOOP, REPO, T0, Harness
 
 REPLICAS = 3
 # Enough actions that every replica claims in several ticks and the three race
@@ -97,6 +99,15 @@ def test_three_dispatcher_processes_fire_each_of_24_actions_exactly_once(
         if d["event"] == "claimed"
     )
     assert claimed == ran
+    # The replicas' records form one linear chain (ADR 0021): each push was
+    # sealed on the base it was pushed over, a lost race sealed again.
+    audit = verify(
+        Pygit2OpsRepo.open(vault.forge.repo(REPO).git.path),
+        "main",
+        identity="vault-bot",
+    )
+    assert audit.ok, [b.render() for b in audit.breaks]
+    assert audit.chained == audit.records == 2 * ACTIONS
 
 
 def test_actions_merged_by_someone_else_cost_one_closed_listing_per_tick(
