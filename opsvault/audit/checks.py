@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from collections.abc import Collection, Iterable
 
+from opsvault.audit.breaks import AuditReport, Break, BreakKind
 from opsvault.audit.history import CommitRecords, History, Written
-from opsvault.audit.report import AuditReport, Break, BreakKind
 from opsvault.dispatcher.chain import GENESIS, is_result_path
 from opsvault.dispatcher.records import ClaimRecord, Outcome, ResultRecord
 

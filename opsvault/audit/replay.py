@@ -18,11 +18,11 @@ import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from opsvault.audit.report import AuditReport, Break, BreakKind
+from opsvault.audit.breaks import AuditReport, Break, BreakKind
 from opsvault.changes import classify_landed
 from opsvault.dispatcher.chain import is_claim_path
 from opsvault.dispatcher.claims import builtin_formula_sha
-from opsvault.dispatcher.integrity import check_merge, parse_mark
+from opsvault.dispatcher.integrity import MergeMismatch, check_merge, parse_mark
 from opsvault.dispatcher.provenance import Provenance, contributors, establish, roles_of
 from opsvault.dispatcher.records import ClaimRecord, Outcome, ResultRecord
 from opsvault.dispatcher.state import MergeFacts, approval_rule, verify_merge
@@ -242,7 +242,8 @@ class Replayer:
                 raise
             return f"its provenance cannot be established: {exc}"
         if not isinstance(found, Provenance):
-            return f"no eligible merge accounts for it ({found if not hasattr(found, 'render') else 'merge mismatch'})"
+            why = "merge mismatch" if isinstance(found, MergeMismatch) else found
+            return f"no eligible merge accounts for it ({why})"
         if record.approver is not None and found.pull.merged_by != record.approver:
             return f"the forge says {found.pull.merged_by!r} merged it"
         reason = verify_merge(found.facts, found.base.policy)

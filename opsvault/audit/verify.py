@@ -10,11 +10,11 @@ from __future__ import annotations
 import re
 from datetime import datetime
 
+from opsvault.audit.breaks import AuditReport, Break, BreakKind
 from opsvault.audit.checks import check_accounting, check_chain, result_records
 from opsvault.audit.history import History, read_history
 from opsvault.audit.memo import remembering
 from opsvault.audit.replay import Replayer
-from opsvault.audit.report import AuditReport, Break, BreakKind
 from opsvault.dispatcher.chain import CLAIM_SUFFIX, is_hash
 from opsvault.dispatcher.records import Outcome, ResultRecord
 from opsvault.errors import OpsvaultError

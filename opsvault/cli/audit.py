@@ -13,7 +13,7 @@ from opsvault.cli.options import json_option, ops_option, resolve_ops
 from opsvault.errors import ConfigError
 
 if TYPE_CHECKING:
-    from opsvault.audit.report import AuditReport
+    from opsvault.audit.breaks import AuditReport
 
 
 @click.group()

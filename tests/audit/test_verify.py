@@ -16,7 +16,7 @@ from pathlib import Path
 import pygit2
 import pytest
 
-from opsvault.audit.report import AuditReport, BreakKind
+from opsvault.audit.breaks import AuditReport, BreakKind
 from opsvault.audit.verify import verify
 from opsvault.dispatcher.chain import GENESIS, parse_chain_trailer, record_hash
 from opsvault.git.pygit2_repo import Pygit2OpsRepo

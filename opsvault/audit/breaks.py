@@ -11,9 +11,8 @@ class BreakKind(StrEnum):
     """What is wrong with the record (docs/security.md "What the audit proves")."""
 
     CHAIN = "chain"  # a record does not name the hash of the record before it
-    CHAIN_BASE = (
-        "chain-base"  # a record names another commit than its push was based on
-    )
+    # A record names another commit than its push was based on.
+    CHAIN_BASE = "chain-base"
     UNCHAINED = "unchained"  # a record after the chain started carries no link
     TRAILER = "trailer"  # a records commit names another head than its last record
     UNREADABLE = "unreadable"  # a record that is not a record
