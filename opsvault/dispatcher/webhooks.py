@@ -35,12 +35,13 @@ import logging
 import socket
 import threading
 from collections.abc import Mapping
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 
 from opsvault.config import Settings
 from opsvault.config_sources import read_private_file
+from opsvault.dispatcher.httpd import BoundedServer, InThread
 from opsvault.dispatcher.nudges import Nudges
 from opsvault.errors import ConfigError
 from opsvault.forge.errors import WebhookRejected
@@ -62,35 +63,9 @@ DEADLINE_READS = 3  # a whole request gets this many read timeouts (30 s), then 
 MAX_CONNECTIONS = 32  # connections served at once; more are closed unanswered (G-6)
 
 
-class _BoundedServer(ThreadingHTTPServer):
-    """A ``ThreadingHTTPServer`` serving at most ``MAX_CONNECTIONS`` connections at once.
-
-    The stdlib server starts one thread per connection without a bound: a
-    client opening many slow connections would hold as many threads.
-    """
-
-    daemon_threads = True
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self._slots = threading.BoundedSemaphore(MAX_CONNECTIONS)
-
-    def process_request(self, request: Any, client_address: Any) -> None:
-        if not self._slots.acquire(blocking=False):
-            log.warning("webhook connection refused: %d already open", MAX_CONNECTIONS)
-            self.shutdown_request(request)
-            return
-        try:
-            super().process_request(request, client_address)
-        except BaseException:
-            self._slots.release()
-            raise
-
-    def process_request_thread(self, request: Any, client_address: Any) -> None:
-        try:
-            super().process_request_thread(request, client_address)
-        finally:
-            self._slots.release()
+class _ReceiverServer(BoundedServer):
+    refused_note = "webhook connection refused: %d already open"
+    receiver: WebhookReceiver
 
 
 def load_webhook_secret(path: Path) -> bytes:
@@ -113,8 +88,10 @@ def _header(headers: Mapping[str, str], names: tuple[str, ...]) -> str:
     return ""
 
 
-class WebhookReceiver:
+class WebhookReceiver(InThread):
     """Verify deliveries for *repo* and nudge the PRs they name. ``start`` serves in a thread."""
+
+    serving = "the webhook receiver"
 
     def __init__(
         self,
@@ -140,8 +117,7 @@ class WebhookReceiver:
         self.identity = identity
         self._seen = DeliverySeen()
         self._seen_lock = threading.Lock()
-        self._server: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
+        super().__init__()
         self.accepted = 0  # counters, for logs and tests
         self.refused = 0
 
@@ -170,48 +146,19 @@ class WebhookReceiver:
 
     def start(self) -> WebhookReceiver:
         try:
-            server = _BoundedServer((self.bind, self.port), _Handler)
+            server = _ReceiverServer(
+                (self.bind, self.port), _Handler, max_connections=MAX_CONNECTIONS
+            )
         except OSError as exc:
             raise ConfigError(
                 f"webhook {self.bind}:{self.port}",
                 f"cannot listen: {exc.strerror}",
                 "choose another webhook.port or webhook.bind",
             ) from exc
-        server.daemon_threads = True
-        server.receiver = self  # type: ignore[attr-defined]
-        self._server = server
-        self._thread = threading.Thread(
-            target=server.serve_forever,
-            # close() waits for the loop to notice: within 50 ms, not the default 0.5 s
-            kwargs={"poll_interval": 0.05},
-            name="webhook-receiver",
-            daemon=True,
-        )
-        self._thread.start()
+        server.receiver = self
+        self.serve(server, "webhook-receiver")
         log.info("webhook receiver listening on %s:%d", *self.address)
         return self
-
-    @property
-    def address(self) -> tuple[str, int]:
-        if self._server is None:
-            raise RuntimeError("the webhook receiver is not running")
-        host, port = self._server.server_address[:2]
-        return str(host), int(port)
-
-    def close(self) -> None:
-        if self._server is None:
-            return
-        self._server.shutdown()
-        self._server.server_close()
-        if self._thread is not None:
-            self._thread.join()
-        self._server = None
-
-    def __enter__(self) -> WebhookReceiver:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
     # -- one delivery --------------------------------------------------------------
 

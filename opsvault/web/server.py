@@ -18,13 +18,13 @@ from __future__ import annotations
 import contextlib
 import ipaddress
 import logging
-import threading
 from collections.abc import Callable
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
+from opsvault.dispatcher.httpd import BoundedServer, InThread
 from opsvault.errors import ConfigError, OpsvaultError
 from opsvault.web.metrics import CONTENT_TYPE as METRICS_TYPE
 from opsvault.web.metrics import Metrics
@@ -71,33 +71,16 @@ def host_name(header: str | None) -> str:
     return (host or "").lower()
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-
+class _Server(BoundedServer):
     def __init__(self, address: tuple[str, int], page: StatusServer) -> None:
-        super().__init__(address, _Handler)
+        super().__init__(address, _Handler, max_connections=MAX_CONNECTIONS)
         self.page = page
-        self._slots = threading.BoundedSemaphore(MAX_CONNECTIONS)
-
-    def process_request(self, request: Any, client_address: Any) -> None:
-        if not self._slots.acquire(blocking=False):
-            self.shutdown_request(request)
-            return
-        try:
-            super().process_request(request, client_address)
-        except BaseException:
-            self._slots.release()
-            raise
-
-    def process_request_thread(self, request: Any, client_address: Any) -> None:
-        try:
-            super().process_request_thread(request, client_address)
-        finally:
-            self._slots.release()
 
 
-class StatusServer:
+class StatusServer(InThread):
     """Serve the page of what *source* reads, and *metrics*; ``start`` serves in a thread."""
+
+    serving = "the status page"
 
     def __init__(
         self,
@@ -114,8 +97,7 @@ class StatusServer:
         self.port = port
         self.clock = clock
         self.loopback_only = is_loopback(bind)
-        self._server: _Server | None = None
-        self._thread: threading.Thread | None = None
+        super().__init__()
 
     def __repr__(self) -> str:
         return f"StatusServer(bind={self.bind!r}, port={self.port!r})"
@@ -129,45 +111,15 @@ class StatusServer:
                 f"cannot listen: {exc.strerror}",
                 "choose another web.port (0: any free port) or web.bind",
             ) from exc
-        self._server = server
-        self._thread = threading.Thread(
-            target=server.serve_forever,
-            # close() waits for the loop to notice: within 50 ms, not the default 0.5 s
-            kwargs={"poll_interval": 0.05},
-            name="status-page",
-            daemon=True,
-        )
-        self._thread.start()
+        self.serve(server, "status-page")
         log.info("status page on %s", self.url)
         return self
-
-    @property
-    def address(self) -> tuple[str, int]:
-        if self._server is None:
-            raise RuntimeError("the status page is not being served")
-        host, port = self._server.server_address[:2]
-        return str(host), int(port)
 
     @property
     def url(self) -> str:
         host, port = self.address
         shown = f"[{host}]" if ":" in host else host
         return f"http://{shown}:{port}/"
-
-    def close(self) -> None:
-        if self._server is None:
-            return
-        self._server.shutdown()
-        self._server.server_close()
-        if self._thread is not None:
-            self._thread.join()
-        self._server = None
-
-    def __enter__(self) -> StatusServer:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
     # -- answers (status, content type, body) -------------------------------------
 
