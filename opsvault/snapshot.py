@@ -23,9 +23,9 @@ from opsvault.layout import FORMULAS as FORMULAS_DIR
 from opsvault.layout import POLICY as POLICY_PATH
 from opsvault.layout import RECORD_DIRS
 from opsvault.policy.basestate import BaseState
-from opsvault.policy.change import MAX_BLOB_BYTES
 from opsvault.policy.model import Policy
 from opsvault.policy.parse import parse_policy
+from opsvault.vault.bounded import MAX_BLOB_BYTES
 from opsvault.vault.formula import FORMULA_NAME, Formula, parse_formula
 
 if TYPE_CHECKING:  # a directory snapshot (`vault classify FILE`) never imports git
@@ -105,6 +105,8 @@ def writable_path(root: Path, relative: str) -> Path:
 
 @dataclass(frozen=True, slots=True)
 class DirSnapshot:
+    """An ops repo as a directory on disk (``vault classify FILE``, ``--ops DIR``)."""
+
     root: Path
 
     @property
@@ -136,6 +138,8 @@ class DirSnapshot:
 
 @dataclass(frozen=True, slots=True)
 class CommitSnapshot:
+    """An ops repo at one commit of a git repository (the base side of a change)."""
+
     repo: OpsRepo
     commit: str
 

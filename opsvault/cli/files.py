@@ -41,6 +41,8 @@ class NothingToCheck(InvalidFileError):
 
 @dataclass(frozen=True, slots=True)
 class FileReport:
+    """What checking one file found: its kind, its problems and, for an action, its tier."""
+
     path: str
     kind: str  # action | formula | policy | policy-test
     problems: tuple[Problem, ...]
@@ -89,7 +91,7 @@ def expand_paths(paths: Sequence[Path], what: str = "*.toml files") -> list[Inpu
 
 
 def _read_stdin() -> bytes:
-    from opsvault.policy.change import MAX_BLOB_BYTES
+    from opsvault.vault.bounded import MAX_BLOB_BYTES
 
     data: bytes = sys.stdin.buffer.read(MAX_BLOB_BYTES + 1)
     return data

@@ -35,6 +35,8 @@ class Source(StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class Reason:
+    """One thing that contributed a tier, and where it comes from."""
+
     tier: Tier
     source: Source
     detail: str
@@ -45,6 +47,8 @@ class Reason:
 
 @dataclass(frozen=True, slots=True)
 class Classification:
+    """A tier and every reason that contributed to it (``--explain`` prints them)."""
+
     tier: Tier
     reasons: tuple[Reason, ...]
 

@@ -20,6 +20,8 @@ from opsvault.vault.request import Action
 
 @dataclass(frozen=True, slots=True)
 class Assessment:
+    """An action met with its formula and policy: its tier, and every reason to refuse it."""
+
     action: Action
     classification: Classification
     problems: tuple[Problem, ...]

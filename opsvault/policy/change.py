@@ -11,8 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from enum import StrEnum
 
-# No file opsvault reads is bigger (action files, policy and formulas stop at 64 KiB).
-MAX_BLOB_BYTES = 1024 * 1024
+from opsvault.vault.bounded import MAX_BLOB_BYTES as MAX_BLOB_BYTES
+
 # Bounds on the paths a change may hold (I5): NAME_MAX and well under PATH_MAX.
 MAX_NAME_BYTES = 255
 MAX_PATH_BYTES = 1024

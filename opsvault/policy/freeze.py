@@ -8,7 +8,9 @@ window lists in ``exempt``. What it would have done waits: it is deferred, never
 refused, and freeze time does not count toward a PR's deadline.
 
 Pure: the rules take the instant to judge (``now``) and never read the clock.
-The time zone database is read through :mod:`zoneinfo` (data, not state).
+The time zone database is read through :mod:`zoneinfo` (data, not state),
+imported where a zone is needed: its import reads ``sysconfig`` for the
+database path, which a policy without weekly windows never pays (issue 11).
 """
 
 from __future__ import annotations
@@ -17,10 +19,12 @@ import re
 from collections.abc import Collection, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
-from typing import Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from typing import TYPE_CHECKING, Any
 
 from opsvault.errors import Problem
+
+if TYPE_CHECKING:
+    from zoneinfo import ZoneInfo
 
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 _WEEKLY_AT = re.compile(
@@ -64,6 +68,8 @@ class Freeze:
             if self.start < until and since < self.end:
                 yield Interval(self.start, self.end, self)
             return
+        from zoneinfo import ZoneInfo
+
         zone = ZoneInfo(self.time_zone)
         begin, finish = self.weekly
         length = (finish.weekday - begin.weekday) % 7
@@ -220,6 +226,8 @@ def _weekly_at(value: Any) -> WeeklyAt | None:
 
 
 def _zone_problem(name: str) -> str | None:
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
     try:
         ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError):

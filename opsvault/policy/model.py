@@ -5,9 +5,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import timedelta
 from enum import StrEnum
+from typing import TYPE_CHECKING
 
-from opsvault.policy.freeze import Freeze
 from opsvault.vault.tier import Tier
+
+if TYPE_CHECKING:  # a policy without [[freeze]] never imports the window rules
+    from opsvault.policy.freeze import Freeze
 
 
 class MergeMode(StrEnum):
@@ -18,12 +21,16 @@ class MergeMode(StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class Principals:
+    """Who holds a role (``[admins]``, ``[reviewers]``, ``[bots]``): forge users and ``org/team`` teams."""
+
     users: frozenset[str] = frozenset()
     teams: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True, slots=True)
 class TierSettings:
+    """``[tiers.<tier>]``: who merges, how long a PR may wait, and whom to notify."""
+
     merge: MergeMode
     deadline: timedelta
     veto_window: timedelta | None = None
@@ -32,6 +39,8 @@ class TierSettings:
 
 @dataclass(frozen=True, slots=True)
 class PathRule:
+    """One ``[[paths]]`` entry: changed files matching *pattern* are at least *tier*."""
+
     pattern: str
     tier: Tier
 
@@ -47,6 +56,8 @@ class RuleCondition:
 
 @dataclass(frozen=True, slots=True)
 class Rule:
+    """One ``[[rules]]`` entry: actions matching *when* are at least *tier*."""
+
     name: str
     tier: Tier
     when: RuleCondition
@@ -54,6 +65,8 @@ class Rule:
 
 @dataclass(frozen=True, slots=True)
 class Sink:
+    """One ``[notify.<name>]`` sink: where notices of a tier go."""
+
     name: str
     kind: str
     url: str

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from opsvault.errors import PolicyError, Problem
 from opsvault.layout import POLICY as POLICY_PATH
-from opsvault.policy.freeze import build_freezes, freeze_problems
 from opsvault.policy.model import (
     MergeMode,
     PathRule,
@@ -20,10 +19,15 @@ from opsvault.policy.model import (
     SuggestSettings,
     TierSettings,
 )
-from opsvault.policy.salvage import Pruned, prune
 from opsvault.vault.duration import parse_duration
 from opsvault.vault.schema import parse_toml, schema_errors, schema_problems
 from opsvault.vault.tier import Tier
+
+# Imported where used: a valid policy is never pruned, and one without [[freeze]]
+# needs no window rules (a cold `vault classify FILE` parses one, issue 11).
+if TYPE_CHECKING:
+    from opsvault.policy.freeze import Freeze
+    from opsvault.policy.salvage import Pruned
 
 
 def parse_policy(text: str | bytes, where: str = POLICY_PATH) -> Policy:
@@ -72,6 +76,8 @@ def read_policy(text: str | bytes, where: str = POLICY_PATH) -> PolicyReading:
     if not problems:
         semantic = _semantic_problems(data)
         return PolicyReading(tuple(semantic), _build(_buildable(data, semantic)))
+    from opsvault.policy.salvage import prune
+
     pruned = prune(data, lambda d: schema_errors(d, "policy"))
     if pruned is None:
         return PolicyReading(tuple(problems), None)
@@ -166,7 +172,10 @@ def _semantic_problems(data: dict[str, Any]) -> list[Problem]:
                     f"{pattern!r} has an empty, '.' or '..' segment",
                 )
             )
-    problems.extend(freeze_problems(data.get("freeze", [])))
+    if "freeze" in data:
+        from opsvault.policy.freeze import freeze_problems
+
+        problems.extend(freeze_problems(data["freeze"]))
     return problems
 
 
@@ -231,9 +240,17 @@ def _build(data: dict[str, Any]) -> Policy:
             Sink(name, sink["kind"], sink["url"], sink.get("token_secret"))
             for name, sink in data.get("notify", {}).items()
         ),
-        freezes=build_freezes(data.get("freeze", [])),
+        freezes=_freezes(data.get("freeze", [])),
         suggest=_suggest(data.get("suggest", {})),
     )
+
+
+def _freezes(entries: list[dict[str, Any]]) -> tuple[Freeze, ...]:
+    if not entries:
+        return ()
+    from opsvault.policy.freeze import build_freezes
+
+    return build_freezes(entries)
 
 
 def _suggest(data: dict[str, Any]) -> SuggestSettings:

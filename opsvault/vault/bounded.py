@@ -17,6 +17,10 @@ from typing import Any
 
 from opsvault.errors import InvalidFileError, Problem
 
+# No file opsvault reads is bigger (action files, policy and formulas stop at 64 KiB):
+# the most any reader takes of a blob or file (policy.change re-exports it for
+# the change model; here so that reading one file imports nothing of changes).
+MAX_BLOB_BYTES = 1024 * 1024
 # Nothing opsvault reads nests more than five levels (policy rules: $.rules[0].when.params.x[0]).
 MAX_DEPTH = 32
 INT_MIN = -(2**63)

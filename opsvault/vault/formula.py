@@ -24,6 +24,8 @@ ParamValue = str | int | bool | tuple[str, ...]
 
 @dataclass(frozen=True, slots=True)
 class ParamSpec:
+    """One ``[params.<name>]`` a formula declares: its type and what values fit."""
+
     name: str
     type: str  # string | integer | boolean | array (of strings)
     required: bool = False
@@ -36,12 +38,16 @@ class ParamSpec:
 
 @dataclass(frozen=True, slots=True)
 class Step:
+    """One ``[[steps]]`` entry: a name and an argv template."""
+
     name: str
     run: tuple[str, ...]
 
 
 @dataclass(frozen=True, slots=True)
 class Formula:
+    """A parsed formula file. Build it with ``parse_formula``."""
+
     name: str
     description: str
     steps: tuple[Step, ...]

@@ -23,6 +23,8 @@ ID_PATTERN = re.compile(r"[a-z0-9][a-z0-9-]{2,62}")
 
 @dataclass(frozen=True, slots=True)
 class Action:
+    """A parsed action file (form checked only). Build it with ``parse_action``."""
+
     id: str
     context: str
     formula: str | None = None
