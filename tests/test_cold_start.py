@@ -20,7 +20,7 @@ PROBE = """
 import json, sys
 from opsvault.cli import main
 try:
-    main(["classify", sys.argv[1]])
+    main(sys.argv[1:])
 except SystemExit:
     pass
 sys.stderr.write(json.dumps(sorted(sys.modules)))
@@ -37,7 +37,37 @@ NOT_NEEDED = (
     "jsonschema",  # only to explain an invalid file
     "tomlkit",
     "httpx",
+    "apscheduler",
+    "jinja2",
+    "prometheus_client",
+    "opsvault.app",  # the composition root of the commands that need a forge or git
+    "opsvault.config",
+    "opsvault.policy.freeze",  # only for a policy with [[freeze]] windows
+    "zoneinfo",  # (its import reads sysconfig for the time zone path)
+    "sysconfig",
+    "opsvault.policy.salvage",  # only to lint an invalid policy
+    "opsvault.policy.change",  # the change model: only for --base/--head
 )
+
+
+def _modules(args: list[str], cwd: Path) -> tuple[str, set[str]]:
+    """Run the CLI with *args* in a new interpreter; its output and the modules it imported."""
+    proc = subprocess.run(
+        [sys.executable, "-c", PROBE, *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        check=True,
+    )
+    return proc.stdout, set(json.loads(proc.stderr.strip().splitlines()[-1]))
+
+
+def _commands(modules: set[str]) -> list[str]:
+    """The command modules among *modules* (opsvault.cli's own helpers left out)."""
+    from opsvault.cli import COMMANDS
+
+    targets = {target.split(":")[0] for target, _ in COMMANDS.values()}
+    return sorted(modules & targets)
 
 
 def test_classifying_one_file_imports_nothing_it_does_not_need(tmp_path: Path) -> None:
@@ -47,14 +77,21 @@ def test_classifying_one_file_imports_nothing_it_does_not_need(tmp_path: Path) -
     action.write_text(
         'formula = "noop"\ncontext = "cold start"\nparams = { message = "hi" }\n'
     )
-    proc = subprocess.run(
-        [sys.executable, "-c", PROBE, str(action)],
-        capture_output=True,
-        text=True,
-        cwd=ops,
-        check=True,
-    )
-    assert "smoke-test-1.toml: low" in proc.stdout
-    modules = set(json.loads(proc.stderr.strip().splitlines()[-1]))
+    out, modules = _modules(["classify", str(action)], ops)
+    assert "smoke-test-1.toml: low" in out
     assert "opsvault.cli.classify" in modules  # the probe did classify
     assert sorted(m for m in NOT_NEEDED if m in modules) == []
+    assert _commands(modules) == ["opsvault.cli.classify"]
+    out, modules = _modules(["classify", "--json", str(action)], ops)
+    assert '"tier": "low"' in out
+    assert sorted(m for m in NOT_NEEDED if m in modules) == []
+
+
+def test_help_imports_no_command(tmp_path: Path) -> None:
+    """`vault --help` lists every command from its summary; `vault classify --help` imports one."""
+    out, modules = _modules(["--help"], tmp_path)
+    assert "classify    Print the blast-radius tier" in out
+    assert _commands(modules) == []
+    out, modules = _modules(["classify", "--help"], tmp_path)
+    assert "classify [OPTIONS] [PATHS]..." in out
+    assert _commands(modules) == ["opsvault.cli.classify"]

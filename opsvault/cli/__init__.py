@@ -1,7 +1,9 @@
 """The `vault` command (alias `opsvault`).
 
-Subcommands are loaded lazily so that a cold `vault classify` imports only what
-it needs (see benchmarks/classify.py).
+Subcommands are loaded lazily: a command's module is imported only when that
+command runs, so a cold `vault classify` imports only what it needs (see
+benchmarks/classify.py), and `vault --help` lists every command from the
+summaries in COMMANDS without importing any of them.
 """
 
 from __future__ import annotations
@@ -20,24 +22,75 @@ from opsvault.cli.envelope import (
 )
 from opsvault.errors import OpsvaultError
 
-# name -> "module:attribute" of a click command or group.
-COMMANDS: dict[str, str] = {
-    "validate": "opsvault.cli.validate:validate",
-    "classify": "opsvault.cli.classify:classify",
-    "request": "opsvault.cli.request:request",
-    "formulas": "opsvault.cli.formulas:formulas",
-    "policy": "opsvault.cli.policy:policy",
-    "init": "opsvault.cli.init:init",
-    "demo": "opsvault.cli.demo:demo",
-    "dispatcher": "opsvault.cli.dispatch:dispatcher",
-    "approve": "opsvault.cli.approve:approve",
-    "reject": "opsvault.cli.reject:reject",
-    "hold": "opsvault.cli.hold:hold",
-    "release": "opsvault.cli.hold:release",
-    "plan": "opsvault.cli.plan:plan",
-    "status": "opsvault.cli.status:status",
-    "audit": "opsvault.cli.audit:audit",
-    "doctor": "opsvault.cli.doctor:doctor",
+# name -> ("module:attribute" of a click command or group, its summary). The
+# summary is the first sentence of the command's help, which `vault --help`
+# lists without importing the command (tests/cli/test_commands.py keeps the two
+# equal).
+COMMANDS: dict[str, tuple[str, str]] = {
+    "validate": (
+        "opsvault.cli.validate:validate",
+        "Validate action, formula, policy and policy-test files (or every *.toml below a directory).",
+    ),
+    "classify": (
+        "opsvault.cli.classify:classify",
+        "Print the blast-radius tier of action files, or of a whole git change.",
+    ),
+    "request": (
+        "opsvault.cli.request:request",
+        "Write a new, valid action file into vault/actions/ of the ops repo's working tree.",
+    ),
+    "formulas": (
+        "opsvault.cli.formulas:formulas",
+        "List the formulas actions can name: built-in ones and the ops repo's own.",
+    ),
+    "policy": (
+        "opsvault.cli.policy:policy",
+        "Check, compare and test vault/policy.toml.",
+    ),
+    "init": (
+        "opsvault.cli.init:init",
+        "Create an ops repo in DIRECTORY from the opsvault template, as a git repo on `main`.",
+    ),
+    "demo": (
+        "opsvault.cli.demo:demo",
+        "Run opsvault for real on a local demo ops repo: no forge, no server.",
+    ),
+    "dispatcher": (
+        "opsvault.cli.dispatch:dispatcher",
+        "Run the dispatcher, or check its configuration.",
+    ),
+    "approve": (
+        "opsvault.cli.approve:approve",
+        "Approve the local-mode proposal ID: classify branch vault/ID, then merge it into main.",
+    ),
+    "reject": (
+        "opsvault.cli.reject:reject",
+        "Reject the local-mode proposal ID: close branch vault/ID without merging it.",
+    ),
+    "hold": (
+        "opsvault.cli.hold:hold",
+        "Hold the local-mode proposal ID: the dispatcher does not merge it.",
+    ),
+    "release": (
+        "opsvault.cli.hold:release",
+        "Lift the hold on the local-mode proposal ID (reviewers and admins only).",
+    ),
+    "plan": (
+        "opsvault.cli.plan:plan",
+        "Keep prerequisites.md true to the vault and issues: tick boxes, clear markers, fix statuses.",
+    ),
+    "status": (
+        "opsvault.cli.status:status",
+        "Show what the vault is doing: HALT, waiting, running, recent results, proposals.",
+    ),
+    "audit": (
+        "opsvault.cli.audit:audit",
+        "Check the vault's own record: the record chain and every decision in it.",
+    ),
+    "doctor": (
+        "opsvault.cli.doctor:doctor",
+        "Check that the forge still enforces what the vault relies on; print a fix for each finding.",
+    ),
 }
 
 
@@ -74,11 +127,30 @@ class LazyGroup(SuggestingGroup):
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
         if cmd_name in COMMANDS:
-            module_name, attr = COMMANDS[cmd_name].split(":")
+            module_name, attr = COMMANDS[cmd_name][0].split(":")
             command = getattr(importlib.import_module(module_name), attr)
             assert isinstance(command, click.Command)
             return command
         return super().get_command(ctx, cmd_name)
+
+    def format_commands(
+        self, ctx: click.Context, formatter: click.HelpFormatter
+    ) -> None:
+        """List the commands as click does, from COMMANDS' summaries: importing none of them."""
+        commands = [
+            (
+                name,
+                click.Command(name, help=COMMANDS[name][1])
+                if name in COMMANDS
+                else self.get_command(ctx, name),
+            )
+            for name in self.list_commands(ctx)
+        ]
+        shown = [(n, c) for n, c in commands if c is not None and not c.hidden]
+        if shown:
+            limit = formatter.width - 6 - max(len(name) for name, _ in shown)
+            with formatter.section("Commands"):
+                formatter.write_dl([(n, c.get_short_help_str(limit)) for n, c in shown])
 
     def invoke(self, ctx: click.Context) -> Any:
         # Expected failures print one line and exit with their own code, here rather

@@ -3,11 +3,12 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import click
 import pytest
 from click.testing import CliRunner
 
 from opsvault._resources import data_dir
-from opsvault.cli import cli
+from opsvault.cli import COMMANDS, cli
 
 SAMPLES = data_dir("examples") / "proposals"
 
@@ -30,6 +31,26 @@ def test_help_lists_every_command() -> None:
         "demo",
     ):
         assert name in out
+
+
+@pytest.mark.parametrize("width", [40, 80, 120, 300])
+def test_help_lists_each_command_as_click_would_from_the_command_itself(
+    width: int,
+) -> None:
+    """`vault --help` lists COMMANDS' summaries, never importing a command; they must
+    read exactly as click's own listing of the imported commands would."""
+    ours, clicks = (
+        click.Context(cli, terminal_width=width).make_formatter() for _ in range(2)
+    )
+    ctx = click.Context(cli, terminal_width=width)
+    cli.format_commands(ctx, ours)
+    click.Group.format_commands(cli, ctx, clicks)
+    assert ours.getvalue() == clicks.getvalue()
+    assert sorted(COMMANDS) == cli.list_commands(ctx)
+    for name, (target, summary) in COMMANDS.items():
+        command = cli.get_command(ctx, name)
+        assert command is not None, target
+        assert (command.help or "").startswith(summary), name
 
 
 def test_classify_samples_with_reasons(ops: Path) -> None:
