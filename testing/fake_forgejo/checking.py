@@ -29,10 +29,10 @@ def diff_differs(git: GitStore, base: str, old: str, new: str) -> bool:
         return True
     old_base = git.merge_base(base, old) or base
     new_base = git.merge_base(base, new) or base
-    old_tree = git.commit_info(old).tree
-    new_tree = git.commit_info(new).tree
-    old_diff = git.commit_info(old_base).tree.diff_to_tree(old_tree).patch or ""
-    new_diff = git.commit_info(new_base).tree.diff_to_tree(new_tree).patch or ""
+    old_from, old_to = git.pruned_trees(old_base, old)
+    new_from, new_to = git.pruned_trees(new_base, new)
+    old_diff = old_from.diff_to_tree(old_to).patch or ""
+    new_diff = new_from.diff_to_tree(new_to).patch or ""
     return old_diff != new_diff
 
 
