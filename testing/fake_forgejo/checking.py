@@ -16,6 +16,7 @@ post-receive queue), then does what Forgejo's ``TestPullRequest`` and
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import replace
 from datetime import datetime, timedelta
 
@@ -47,15 +48,24 @@ def is_checking(pull: PullInfo, now: datetime) -> bool:
 
 
 def observe(
-    repo: Repo, issue: Issue, now: datetime, seconds: float
+    repo: Repo,
+    issue: Issue,
+    now: datetime,
+    seconds: float,
+    tip_of: Callable[[str], str | None] | None = None,
 ) -> tuple[str, str] | None:
-    """Apply a moved head or base of an open PR; return (old head, new head) if the head moved."""
+    """Apply a moved head or base of an open PR; return (old head, new head) if the head moved.
+
+    *tip_of* reads a branch tip (default: from the repository, one ref at a
+    time; a listing passes one snapshot of every branch).
+    """
     pull = issue.pull
     assert pull is not None
     if issue.state != "open" or pull.merged:
         return None
-    base_sha = repo.git.tip(pull.base_branch) or ""
-    tip = repo.git.tip(pull.head_branch)
+    tip_of = tip_of or repo.git.tip
+    base_sha = tip_of(pull.base_branch) or ""
+    tip = tip_of(pull.head_branch)
     moved: tuple[str, str] | None = None
     if tip is not None and tip != pull.head_sha:
         old = pull.head_sha

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pygit2
-from pygit2.enums import DeltaStatus, FileMode, MergeAnalysis
+from pygit2.enums import DeltaStatus, FileMode, MergeAnalysis, ReferenceFilter
 
 from testing.fake_forgejo.treemerge import (
     NotTrivial,
@@ -79,6 +79,13 @@ class GitStore:
     def tip(self, branch: str) -> str | None:
         ref = self.repo.references.get(f"refs/heads/{branch}")
         return None if ref is None else str(ref.resolve().target)
+
+    def branch_tips(self) -> dict[str, str]:
+        """Return every branch's tip, read in one pass (what ``tip`` gives, for each branch)."""
+        out: dict[str, str] = {}
+        for ref in self.repo.references.iterator(ReferenceFilter.BRANCHES):
+            out[ref.name.removeprefix("refs/heads/")] = str(ref.resolve().target)
+        return out
 
     def ref(self, name: str) -> str | None:
         ref = self.repo.references.get(name)

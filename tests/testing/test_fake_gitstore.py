@@ -34,3 +34,16 @@ def test_a_bulk_commit_is_kept_as_a_pack_as_a_big_push_is(tmp_path: Path) -> Non
     small = store.commit("main", {"one": "one\n"}, "one", SIG, SIG, parent=head)
     assert loose_objects(store.path) == 3  # blob, tree, commit: left loose
     assert store.tip("main") == small
+
+
+def test_branch_tips_are_what_tip_reads_packed_or_loose(tmp_path: Path) -> None:
+    store = GitStore.create(tmp_path / "repo.git", {"README": "x\n"}, SIG)
+    main = store.tip("main")
+    assert main is not None
+    store.set_refs_packed({f"refs/heads/bulk/{i}": main for i in range(3)})
+    other = store.commit("loose", {"a": "a\n"}, "a", SIG, SIG, parent=main)
+    store.set_ref("refs/pull/1/head", other)  # not a branch
+    tips = store.branch_tips()
+    assert tips == {b: store.tip(b) for b in store.branches()}
+    assert tips["loose"] == other and tips["bulk/2"] == main
+    assert "refs/pull/1/head" not in tips and len(tips) == 5
