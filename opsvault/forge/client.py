@@ -166,11 +166,30 @@ class ForgejoClient:
             return updated is not None and updated < updated_since
 
         params = {"state": str(state), "sort": "recentupdate"}
+        if updated_since is not None and self._nothing_since(params, older):
+            return []
         result: dict[int, PullRequest] = {}
         for item in self._session.paginate(self._r("/pulls"), params, stop=older):
             pr = parse_pull_request(item)
             result.setdefault(pr.number, pr)  # entries can shift between pages
         return list(result.values())
+
+    def _nothing_since(
+        self, params: dict[str, str], older: Callable[[Any], bool]
+    ) -> bool:
+        """Ask for the one most recently updated PR: older than the watermark, none changed.
+
+        Forgejo renders every PR of a page in full (both repositories, the
+        diff counts), so an idle tick reads one PR, not a page of untouched
+        ones (issue 11); when something did change, the listing that follows
+        reads it again among the rest.
+        """
+        first = self._session.json(
+            "GET", self._r("/pulls"), params={**params, "page": 1, "limit": 1}
+        )
+        if not isinstance(first, list):
+            return False  # the listing reports what is wrong with the answer
+        return not first or (first[0] is not None and older(first[0]))
 
     def fetch_pull_request(self, number: int) -> PullRequest:
         return parse_pull_request(

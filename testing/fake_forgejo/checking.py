@@ -16,6 +16,7 @@ post-receive queue), then does what Forgejo's ``TestPullRequest`` and
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import replace
 from datetime import datetime, timedelta
 
@@ -29,10 +30,10 @@ def diff_differs(git: GitStore, base: str, old: str, new: str) -> bool:
         return True
     old_base = git.merge_base(base, old) or base
     new_base = git.merge_base(base, new) or base
-    old_tree = git.commit_info(old).tree
-    new_tree = git.commit_info(new).tree
-    old_diff = git.commit_info(old_base).tree.diff_to_tree(old_tree).patch or ""
-    new_diff = git.commit_info(new_base).tree.diff_to_tree(new_tree).patch or ""
+    old_from, old_to = git.pruned_trees(old_base, old)
+    new_from, new_to = git.pruned_trees(new_base, new)
+    old_diff = old_from.diff_to_tree(old_to).patch or ""
+    new_diff = new_from.diff_to_tree(new_to).patch or ""
     return old_diff != new_diff
 
 
@@ -47,15 +48,24 @@ def is_checking(pull: PullInfo, now: datetime) -> bool:
 
 
 def observe(
-    repo: Repo, issue: Issue, now: datetime, seconds: float
+    repo: Repo,
+    issue: Issue,
+    now: datetime,
+    seconds: float,
+    tip_of: Callable[[str], str | None] | None = None,
 ) -> tuple[str, str] | None:
-    """Apply a moved head or base of an open PR; return (old head, new head) if the head moved."""
+    """Apply a moved head or base of an open PR; return (old head, new head) if the head moved.
+
+    *tip_of* reads a branch tip (default: from the repository, one ref at a
+    time; a listing passes one snapshot of every branch).
+    """
     pull = issue.pull
     assert pull is not None
     if issue.state != "open" or pull.merged:
         return None
-    base_sha = repo.git.tip(pull.base_branch) or ""
-    tip = repo.git.tip(pull.head_branch)
+    tip_of = tip_of or repo.git.tip
+    base_sha = tip_of(pull.base_branch) or ""
+    tip = tip_of(pull.head_branch)
     moved: tuple[str, str] | None = None
     if tip is not None and tip != pull.head_sha:
         old = pull.head_sha

@@ -156,18 +156,23 @@ class ForgeState:
 
     # -- pull request git state ----------------------------------------------
 
-    def sync_pull(self, repo: Repo, issue: Issue) -> tuple[str, str]:
+    def sync_pull(
+        self, repo: Repo, issue: Issue, tips: Mapping[str, str] | None = None
+    ) -> tuple[str, str]:
         """Catch up with pushes (checking.py); return (live head sha, base sha).
 
         ``head.sha`` is the live tip of the head branch for every PR, merged ones
         included (services/convert/pull.go:200-233); only when the branch is gone
-        is it ``refs/pull/N/head``.
+        is it ``refs/pull/N/head``. *tips* is a snapshot of every branch
+        (``GitStore.branch_tips``, read once for many PRs); without it each tip
+        is read from the repository.
         """
         pull = issue.pull
         assert pull is not None
-        checking.observe(repo, issue, self.clock(), self.checking_seconds)
-        base_sha = repo.git.tip(pull.base_branch) or ""
-        live = repo.git.tip(pull.head_branch)
+        tip_of = repo.git.tip if tips is None else tips.get
+        checking.observe(repo, issue, self.clock(), self.checking_seconds, tip_of)
+        base_sha = tip_of(pull.base_branch) or ""
+        live = tip_of(pull.head_branch)
         return live or pull.head_sha, base_sha
 
     def notice_git_pushes(self) -> None:
@@ -181,9 +186,10 @@ class ForgeState:
                 seen = protection.push_count(repo.git.path)
                 if seen != self._pushes_seen.get(repo.id, 0):
                     self._pushes_seen[repo.id] = seen
+                    tips = repo.git.branch_tips()
                     for issue in repo.issues.values():
                         if issue.pull is not None and issue.state == "open":
-                            self.sync_pull(repo, issue)
+                            self.sync_pull(repo, issue, tips)
 
     def notice_pushes(self) -> None:
         """Notice every push to a PR's head or base now (starting its check), as Forgejo's hook does."""

@@ -2,13 +2,24 @@
 
 from __future__ import annotations
 
+import subprocess
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 import pygit2
-from pygit2.enums import DeltaStatus, FileMode, MergeAnalysis
+from pygit2.enums import DeltaStatus, FileMode, MergeAnalysis, ReferenceFilter
+
+from testing.fake_forgejo.treemerge import (
+    NotTrivial,
+    pruned_trees,
+    single_merge_base,
+    trivial_merge,
+)
+
+# git keeps a push of more than this many objects as a pack (receive.unpackLimit).
+UNPACK_LIMIT = 100
 
 _STATUS = {
     DeltaStatus.ADDED: "added",
@@ -68,6 +79,13 @@ class GitStore:
     def tip(self, branch: str) -> str | None:
         ref = self.repo.references.get(f"refs/heads/{branch}")
         return None if ref is None else str(ref.resolve().target)
+
+    def branch_tips(self) -> dict[str, str]:
+        """Return every branch's tip, read in one pass (what ``tip`` gives, for each branch)."""
+        out: dict[str, str] = {}
+        for ref in self.repo.references.iterator(ReferenceFilter.BRANCHES):
+            out[ref.name.removeprefix("refs/heads/")] = str(ref.resolve().target)
+        return out
 
     def ref(self, name: str) -> str | None:
         ref = self.repo.references.get(name)
@@ -143,7 +161,23 @@ class GitStore:
                 None, author, committer, message, tree, parents
             )
             self.set_ref(f"refs/heads/{branch}", str(oid))
+            if len(changes) > UNPACK_LIMIT:
+                self.pack_loose_objects()
             return str(oid)
+
+    def pack_loose_objects(self) -> None:
+        """Move loose objects into a pack, as a big push to Forgejo arrives (``git repack -d``).
+
+        pygit2 writes every object loose. Left so, thousands of seeded files
+        make the next push's ``git gc --auto`` repack them in the background,
+        in the middle of whatever the test or benchmark does next.
+        """
+        subprocess.run(
+            ["git", "repack", "-d", "-q"],
+            cwd=self.path,
+            check=True,
+            capture_output=True,
+        )
 
     def entry(self, sha: str, path: str) -> Entry | None:
         tree = self.commit_info(sha).tree
@@ -204,7 +238,8 @@ class GitStore:
         cached = self._diff_cache.get(key)
         if cached is not None:
             return cached
-        diff = self.commit_info(base).tree.diff_to_tree(self.commit_info(head).tree)
+        old, new = self.pruned_trees(base, head)
+        diff = old.diff_to_tree(new)
         diff.find_similar()
         out: list[FileChange] = []
         for patch in diff:
@@ -225,11 +260,39 @@ class GitStore:
         self._diff_cache[key] = result
         return result
 
+    def pruned_trees(self, base: str, head: str) -> tuple[pygit2.Tree, pygit2.Tree]:
+        """Return trees of only the files that differ: their diff is the full trees' diff (treemerge.py)."""
+        return pruned_trees(
+            self.repo, self.commit_info(base).tree, self.commit_info(head).tree
+        )
+
+    def _trivial_merge(self, base: str, head: str) -> pygit2.Oid | None:
+        """Return the merged tree when no path changed on both sides (treemerge.py), else None."""
+        ancestor = single_merge_base(
+            self.repo, pygit2.Oid(hex=base), pygit2.Oid(hex=head)
+        )
+        if ancestor is None:
+            return None
+        try:
+            return trivial_merge(
+                self.repo,
+                self.commit_info(str(ancestor)).tree,
+                self.commit_info(base).tree,
+                self.commit_info(head).tree,
+            )
+        except NotTrivial:
+            return None
+
     def mergeable(self, base: str, head: str) -> bool:
         key = (base, head)
         if key not in self._mergeable_cache:
-            index = self.repo.merge_commits(pygit2.Oid(hex=base), pygit2.Oid(hex=head))
-            self._mergeable_cache[key] = index.conflicts is None
+            if self._trivial_merge(base, head) is not None:
+                self._mergeable_cache[key] = True
+            else:
+                index = self.repo.merge_commits(
+                    pygit2.Oid(hex=base), pygit2.Oid(hex=head)
+                )
+                self._mergeable_cache[key] = index.conflicts is None
         return self._mergeable_cache[key]
 
     def merge(
@@ -250,10 +313,14 @@ class GitStore:
             )
             if analysis & MergeAnalysis.UP_TO_DATE:
                 raise ValueError("head is already contained in base")
-            index = self.repo.merge_commits(pygit2.Oid(hex=base), pygit2.Oid(hex=head))
-            if index.conflicts is not None:
-                raise ValueError("merge conflict")
-            tree = index.write_tree(self.repo)
+            tree = self._trivial_merge(base, head)
+            if tree is None:
+                index = self.repo.merge_commits(
+                    pygit2.Oid(hex=base), pygit2.Oid(hex=head)
+                )
+                if index.conflicts is not None:
+                    raise ValueError("merge conflict")
+                tree = index.write_tree(self.repo)
             parents = (
                 [pygit2.Oid(hex=base)]
                 if squash

@@ -134,9 +134,10 @@ def merge_now(
     _set_merged(forge, repo, issue, doer, sha, forge.now())
     # The merge moved the base: every other open PR on it is queued for a new
     # check now (services/pull/pull.go:355-372), not when someone next reads it.
+    tips = repo.git.branch_tips()
     for other in repo.issues.values():
         if other.pull is not None and other.pull.base_branch == pull.base_branch:
-            forge.sync_pull(repo, other)
+            forge.sync_pull(repo, other, tips)
     return sha
 
 

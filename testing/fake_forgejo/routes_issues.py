@@ -59,9 +59,10 @@ def list_issues(forge: ForgeCore, req: Request) -> Reply:
         issues = [i for i in issues if i.author.lower() == author.lower()]
     if q := req.arg("q").lower():
         issues = [i for i in issues if q in i.title.lower() or q in i.body.lower()]
+    tips = repo.git.branch_tips()  # one read of every branch for the listing
     for issue in issues:
         if issue.pull is not None:
-            forge.sync_pull(repo, issue)
+            forge.sync_pull(repo, issue, tips)
     key, reverse = _ISSUE_SORTS.get(
         req.arg("sort"), (lambda i: (i.created, i.id), True)
     )

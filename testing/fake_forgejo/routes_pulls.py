@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import replace
 
 from testing.fake_forgejo import checking, merging
@@ -36,8 +36,9 @@ def _pull_json(
     repo_json: Json | None = None,
     *,
     listed: bool = False,
+    tips: Mapping[str, str] | None = None,
 ) -> Json:
-    head, base = forge.sync_pull(repo, issue)
+    head, base = forge.sync_pull(repo, issue, tips)
     return forge.render.pull(
         repo,
         issue,
@@ -66,15 +67,21 @@ def list_pulls(forge: ForgeCore, req: Request) -> Reply:
         pulls = [i for i in pulls if i.author.lower() == poster.lower()]
     if wanted := {int(v) for v in req.query.get("labels", [])}:
         pulls = [i for i in pulls if wanted <= set(i.labels)]
-    for issue in pulls:  # head moves re-stamp updated_at, so sync before sorting
-        forge.sync_pull(repo, issue)
+    # Head moves re-stamp updated_at, so sync before sorting; every branch tip is
+    # read once for the whole listing, not one ref lookup per PR.
+    tips = repo.git.branch_tips()
+    for issue in pulls:
+        forge.sync_pull(repo, issue, tips)
     key, reverse = _SORTS.get(req.arg("sort"), (lambda i: (i.created, i.id), True))
     pulls.sort(key=key, reverse=reverse)
     chunk, headers = forge.paginate(req, pulls)
     repo_json = forge.render.repo(repo, req.viewer)
     return Reply(
         200,
-        [_pull_json(forge, repo, i, req, repo_json, listed=True) for i in chunk],
+        [
+            _pull_json(forge, repo, i, req, repo_json, listed=True, tips=tips)
+            for i in chunk
+        ],
         headers=headers,
     )
 

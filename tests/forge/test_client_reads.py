@@ -82,15 +82,43 @@ def test_fetch_pull_requests_stops_at_watermark(
 ) -> None:
     newer = load_json("pull-7-open.json")
     older = dict(newer, number=6, updated_at="2026-11-01T00:00:00Z")
+    listing = {"state": "open", "sort": "recentupdate"}
     httpserver.expect_oneshot_request(
-        f"{REPO}/pulls", query_string={"state": "open", "sort": "recentupdate", **PAGE1}
+        f"{REPO}/pulls", query_string={**listing, "page": "1", "limit": "1"}
+    ).respond_with_json([newer], headers={"X-Total-Count": "500"})
+    httpserver.expect_oneshot_request(
+        f"{REPO}/pulls", query_string={**listing, **PAGE1}
     ).respond_with_json([newer, None, older], headers={"X-Total-Count": "500"})
 
     since = datetime(2026, 11, 20, tzinfo=UTC)
     prs = client.fetch_pull_requests(updated_since=since)
 
+    httpserver.check_assertions()
     assert [pr.number for pr in prs] == [7]
-    assert client.requests_made == 2  # settings + one page, although 500 exist
+    # the newest PR alone (it changed), settings, one page, although 500 exist
+    assert client.requests_made == 3
+
+
+def test_fetch_pull_requests_reads_one_pr_when_none_changed(
+    httpserver: HTTPServer, client: ForgejoClient
+) -> None:
+    older = dict(load_json("pull-7-open.json"), updated_at="2026-11-01T00:00:00Z")
+    httpserver.expect_oneshot_request(
+        f"{REPO}/pulls",
+        query_string={
+            "state": "all",
+            "sort": "recentupdate",
+            "page": "1",
+            "limit": "1",
+        },
+        headers=AUTH,
+    ).respond_with_json([older], headers={"X-Total-Count": "500"})
+
+    since = datetime(2026, 11, 20, tzinfo=UTC)
+    assert client.fetch_pull_requests(ListState.ALL, updated_since=since) == []
+
+    httpserver.check_assertions()
+    assert client.requests_made == 1  # an idle tick: one PR, not a page of 50
 
 
 def test_fetch_pull_request_parses_merged_fields(

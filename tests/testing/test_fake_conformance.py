@@ -160,6 +160,28 @@ def test_a_closed_pr_keeps_its_head_ref_and_updated_at(world: World) -> None:
     assert pr["updated_at"] == stamp
 
 
+def test_the_listing_syncs_each_pr_with_its_pushed_head(world: World) -> None:
+    """services/pull/pull.go:303-336 (a push re-stamps updated_at); routers/api/v1/repo/pull.go:106-185 (list by recentupdate).
+
+    The listing reads every branch once; each PR still shows its own live head
+    and only the pushed one moves up.
+    """
+    numbers = [world.propose(f"p{i}", {f"{i}.txt": "a\n"}) for i in range(3)]
+    world.later(60)
+    world.forge.push(REPO, "p0", {"0.txt": "b\n"}, author="mallory")
+    listed = world.http["alice"].get(
+        f"{API}/pulls", params={"state": "all", "sort": "recentupdate"}
+    )
+    assert listed.status_code == 200
+    git = world.forge.repo(REPO).git
+    assert [p["number"] for p in listed.json()] == [numbers[0], numbers[2], numbers[1]]
+    for pr in listed.json():
+        assert pr["head"]["sha"] == git.tip(pr["head"]["ref"])
+        assert pr["base"]["sha"] == git.tip("main")
+    assert listed.json()[0]["updated_at"] == "2026-11-21T12:01:00Z"
+    assert git.ref(f"refs/pull/{numbers[0]}/head") == git.tip("p0")
+
+
 def test_files_follow_refs_pull_head_which_lags_a_push(world: World) -> None:
     """routers/api/v1/repo/pull.go:1588-1631 (the diff is computed at refs/pull/N/head)."""
     number = world.propose("p", {"a.txt": "a\n"})
