@@ -9,7 +9,8 @@ imports, building its App) is not timed: each process signals it is ready and
 the clock starts when all are, as for long-running services. A tick that
 committed nothing is followed by a wait of ``IDLE_WAIT`` (a service waits for
 its interval or a webhook; it does not spin on a main that other replicas are
-working through). Every run starts from the same main. Side by side in one
+working through), and every replica's clock is real time from the start (so
+none calls another's claims stale early). Every run starts from the same main. Side by side in one
 run:
 
 1. instant actions, ``queue_limit`` 100 (and 10 with ``--queue10``);
@@ -60,6 +61,7 @@ class Run:
     commits: int  # claim and result commits that won their push
     ticks: int
     exactly_once: bool
+    errors: tuple[str, ...]  # what the ticks reported as errors, each once
     cpu: float  # user+system s of the replicas (start-up included) and their git children
 
     def per_minute(self, actions: int) -> float:
@@ -111,6 +113,7 @@ def fire(
             idle_wait=IDLE_WAIT,
             ready_file=str(run_dir / f"ready{n}"),
             go_file=str(run_dir / "go"),
+            real_clock=True,
         )
         # Clone before the clock starts: a replica's clone is made once, not per run.
         Pygit2OpsRepo.clone(spec.origin, spec.clone, bare=True)
@@ -133,6 +136,7 @@ def fire(
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     requests = vault.forge.requests.total
     commits = ticks = 0
+    errors: dict[str, None] = {}
     for proc, (out, err) in zip(procs, outputs, strict=True):
         if proc.returncode != 0:
             raise SystemExit(
@@ -142,6 +146,7 @@ def fire(
             report = json.loads(line)
             ticks += 1
             commits += int(report["commits"])
+            errors.update(dict.fromkeys(report["errors"]))
     ran = Counter(executions(log))
     exactly_once = len(ran) == actions and set(ran.values()) == {1}
     return Run(
@@ -153,6 +158,7 @@ def fire(
         commits,
         ticks,
         exactly_once,
+        tuple(errors),
         cpu,
     )
 
@@ -165,6 +171,8 @@ def show(run: Run, actions: int) -> None:
         f"{run.requests:5d} requests, {run.commits} commits, {run.cpu:5.1f} s CPU, "
         f"exactly once: {'yes' if run.exactly_once else 'NO'}"
     )
+    for error in run.errors[:5]:
+        print(f"     tick error: {error}")
 
 
 def main() -> None:

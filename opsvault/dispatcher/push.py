@@ -8,6 +8,8 @@ same way. A push whose outcome is unknown is settled by reading main again.
 
 from __future__ import annotations
 
+import random
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import datetime
@@ -28,7 +30,7 @@ from opsvault.ports import Mainline
 from opsvault.snapshot import CommitSnapshot
 
 CLAIM_ATTEMPTS = 4
-RESULT_ATTEMPTS = 8
+RESULT_ATTEMPTS = 16  # results matter most: a lost one means a recovery
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,6 +41,14 @@ class Pusher:
     mainline: Mainline
     identity: str
     redact: Callable[[str], str]
+    # After a lost push, an idle replica waits about as long as the attempt
+    # took, jittered, so that replicas racing for main fall out of step and
+    # the one that won goes on (ADR 0022).
+    pause: Callable[[float], None] = time.sleep
+    jitter: Callable[[], float] = random.random
+
+    def back_off(self, attempt_seconds: float) -> None:
+        self.pause(attempt_seconds * (0.5 + self.jitter()))
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,6 +70,7 @@ class Progress:
     unavailable: bool = False  # an error was the forge being unreachable (exit 75)
     merges: int = 0  # merge commits of the pull-request phase
     names: dict[int, str] = field(default_factory=dict)  # PR number -> head branch
+    lost: int = 0  # pushes another replica's commit beat
 
 
 def commit(
@@ -107,15 +118,19 @@ def push_plan(
     planner: Callable[[FireContext, str], FirePlan] | None = None,
     alert: Callable[[FirePlan, str], None] = lambda plan, main: None,
     pending: Executed | None = None,
+    busy: Callable[[], bool] = lambda: False,
 ) -> tuple[str, FirePlan | None]:
     """Plan the fire phase and push it; re-plan from the new main when the push loses.
 
     Each attempt plans at the current time: claims made in it carry that time
     and a deadline counted from it (I8). With *pending*, its results are
     committed first and the plan is made on top of them (their locks are
-    free again), and both commits land in the one push.
+    free again), and both commits land in the one push. After a lost push the
+    replica backs off (``Pusher.back_off``) unless it is *busy* running a
+    batch: then the next claim is wanted before that batch ends.
     """
     for _attempt in range(CLAIM_ATTEMPTS):
+        began = time.monotonic()
         base = main
         recorded: list[tuple[Claimed, ResultRecord]] = []
         result_hashes: dict[str, str] = {}
@@ -136,6 +151,12 @@ def push_plan(
         except PushRejected:
             # Another dispatcher won: its claims are on the new main.
             main = pusher.mainline.refresh()
+            state.lost += 1
+            if ctx.round_slots is not None:
+                # Contended: a smaller batch plans and commits sooner (ADR 0022).
+                ctx = replace(ctx, round_slots=ctx.max_concurrency)
+            if not busy():
+                pusher.back_off(time.monotonic() - began)
             continue
         except OpsvaultError:
             if plan.mismatches:
@@ -199,6 +220,7 @@ def push_results(
     What the results say (PR comments, alerts) is added to ``pending.plan``.
     """
     for _attempt in range(RESULT_ATTEMPTS):
+        began = time.monotonic()
         new, recorded, hashes = _commit_results(pusher, main, pending, clock())
         if new == main:
             return main
@@ -206,6 +228,7 @@ def push_results(
             publish(pusher, new, main)
         except PushRejected:
             main = pusher.mainline.refresh()
+            pusher.back_off(time.monotonic() - began)
             continue
         state.commits += 1
         _announce(recorded, hashes, decisions, pending.plan)

@@ -17,9 +17,10 @@ back to the free slots.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
@@ -35,10 +36,13 @@ from opsvault.dispatcher.push import (
     push_results,
 )
 from opsvault.dispatcher.report import Decision
+from opsvault.errors import OpsvaultError
 from opsvault.layout import HALT
 from opsvault.messages import RunResult
 from opsvault.ports import Runner
 from opsvault.timefmt import parse_aware
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,9 +89,21 @@ def fire_rounds(
                 queued += len(ready.claims)
                 running = batches.submit(ahead.execute, ready)
                 began = rounds.seconds()
-                main, following = ahead.push(
-                    main, [], pending, ahead.size, queued, _longest(ready)
-                )
+                try:
+                    main, following = ahead.push(
+                        main,
+                        [],
+                        pending,
+                        ahead.size,
+                        queued,
+                        _longest(ready),
+                        running=running,
+                    )
+                except OpsvaultError:
+                    # Main did not take the push: what ran is still recorded if it can be.
+                    results, _ = running.result()
+                    ahead.salvage(main, pending, Executed(ready, results))
+                    raise
                 pushed_in = rounds.seconds() - began
                 results, ran_in = running.result()
                 said.raised(ready, results)
@@ -161,6 +177,7 @@ class _Round:
         self.rounds, self.pusher, self.ctx = rounds, pusher, ctx
         self.state, self.said, self.clock = state, said, clock
         self.size = max(1, ctx.max_concurrency)
+        self.contended = False  # whether the last push lost to another replica first
 
     def push(
         self,
@@ -170,9 +187,15 @@ class _Round:
         size: int,
         queued: int,
         waits: timedelta,
+        running: Future[tuple[list[RunResult | None], float]] | None = None,
     ) -> tuple[str, FirePlan | None]:
         """Record *pending* and claim up to *size* more, to start within *waits*; return main and the plan."""
         heard: list[Decision] = []
+        lost = self.state.lost
+        if lost:
+            # Other replicas push too: start from their latest main, not a
+            # push that is bound to lose (this push runs beside a batch).
+            main = self.pusher.mainline.refresh()
         main, plan = push_plan(
             self.pusher,
             replace(self.ctx, queued=queued, round_slots=size, waits=waits),
@@ -184,8 +207,12 @@ class _Round:
             self.clock,
             alert=self.rounds.alert,
             pending=pending,
+            busy=lambda: running is not None and not running.done(),
         )
         self.said.round(heard)
+        self.contended = self.state.lost > lost
+        if self.contended:
+            self.size = max(1, self.ctx.max_concurrency)  # start small again
         if plan is None:
             return main, None
         if pending is not None:
@@ -219,11 +246,20 @@ class _Round:
         self.rounds.tell(done.plan, main)
         return main
 
+    def salvage(self, main: str, *batches: Executed | None) -> None:
+        """Record *batches* on the way out of a failed round; a failure here is only logged."""
+        for batch in batches:
+            try:
+                main = self.record(main, batch)
+            except OpsvaultError as exc:
+                log.error("results not recorded (%s): their claims are recovered", exc)
+
     def grow(self, ran_in: float, pushed_in: float, slots: int) -> None:
-        """Claim more per push while batches run faster than pushes land, else the free slots."""
-        self.size = (
-            min(self.size * 4, self.ctx.queue_limit) if ran_in < pushed_in else slots
-        )
+        """Size the next push; a contended push says nothing about how fast pushes land."""
+        if not self.contended:
+            self.size = next_size(
+                self.size, slots, self.ctx.queue_limit, ran_in, pushed_in
+            )
 
 
 def next_size(
@@ -231,11 +267,12 @@ def next_size(
 ) -> int:
     """Return how many the next push claims: more while batches run faster than pushes land.
 
-    A batch that took less time than the push made beside it leaves the slots
-    idle waiting for main: claim four times as many (at most the queue
-    limit). Otherwise the free slots are what can start.
+    A batch that ran in a quarter of the time the push made beside it took
+    leaves the slots idle waiting for main: claim four times as many (at most
+    the queue limit), a batch that still runs within one push. Otherwise the
+    free slots are what can start.
     """
-    return min(size * 4, queue_limit) if ran_in < pushed_in else slots
+    return min(size * 4, queue_limit) if ran_in * 4 <= pushed_in else slots
 
 
 def _drop_overdue(

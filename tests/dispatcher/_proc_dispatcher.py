@@ -62,6 +62,10 @@ class ProcSpec:
     # its start-up is not part of a run)
     ready_file: str | None = None
     go_file: str | None = None
+    # benchmarks/replicas.py: each tick's `now` is the first tick's plus the
+    # real time since (replicas then agree on the time, whatever their tick
+    # counts), not plus step_seconds per tick
+    real_clock: bool = False
 
 
 class AppendingRunner:
@@ -183,8 +187,9 @@ def run(spec: ProcSpec) -> int:
         Path(spec.ready_file).touch()
         while not Path(spec.go_file).exists():
             time.sleep(0.002)
-    now = datetime.fromisoformat(spec.now)
-    give_up = time.monotonic() + spec.deadline_seconds
+    now = first = datetime.fromisoformat(spec.now)
+    started = time.monotonic()
+    give_up = started + spec.deadline_seconds
     try:
         while True:
             report = tick(app, now)
@@ -199,7 +204,10 @@ def run(spec: ProcSpec) -> int:
                 return 2
             if spec.idle_wait and not report.commits:
                 time.sleep(spec.idle_wait)
-            now += timedelta(seconds=spec.step_seconds)
+            if spec.real_clock:
+                now = first + timedelta(seconds=time.monotonic() - started)
+            else:
+                now += timedelta(seconds=spec.step_seconds)
     finally:
         forge.close()
 

@@ -21,7 +21,10 @@ import time
 from collections import Counter
 from datetime import timedelta
 
+import pytest
+
 from opsvault.app import App
+from opsvault.dispatcher.push import CLAIM_ATTEMPTS, Pusher
 from opsvault.dispatcher.rounds import next_size
 from opsvault.errors import PushRejected
 from opsvault.git.pygit2_repo import Pygit2OpsRepo
@@ -232,8 +235,16 @@ def test_batches_grow_while_they_run_faster_than_pushes_land(vault: Harness) -> 
     assert claimed == [2, 2, 8]
 
 
+def test_a_lost_push_waits_about_as_long_as_the_attempt_took() -> None:
+    waited: list[float] = []
+    pusher = Pusher(None, None, "vault-bot", str, waited.append, lambda: 0.25)  # type: ignore[arg-type]
+    pusher.back_off(0.2)
+    assert waited == [pytest.approx(0.15)]
+
+
 def test_the_next_size_is_the_free_slots_unless_batches_outrun_pushes() -> None:
     assert next_size(4, 4, 100, ran_in=1.0, pushed_in=0.2) == 4
+    assert next_size(4, 4, 100, ran_in=0.1, pushed_in=0.2) == 4  # not 4x faster
     assert next_size(16, 4, 100, ran_in=1.0, pushed_in=0.2) == 4
     assert next_size(4, 4, 100, ran_in=0.0, pushed_in=0.2) == 16
     assert next_size(64, 4, 100, ran_in=0.0, pushed_in=0.2) == 100
@@ -261,15 +272,20 @@ def test_a_batch_that_would_start_after_its_deadline_allows_is_not_started(
 
 
 def test_a_claim_push_that_keeps_losing_leaves_no_result_unrecorded(
-    vault: Harness,
+    vault: Harness, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     merged(vault, 6)
     clock = Clock()
     runner = TimedRunner(clock, 60, vault)
     app, pushes = app_with(vault, clock, runner)
     pushes.refuse_claims_after = 1  # the first claim lands, every later one loses
+    pauses: list[float] = []
+    monkeypatch.setattr(Pusher, "back_off", lambda self, took: pauses.append(took))
 
     report = vault.tick(app)
+
+    # Each lost push backs off before planning again: 4 attempts, twice.
+    assert len(pauses) == 2 * CLAIM_ATTEMPTS and all(p >= 0 for p in pauses)
 
     assert len(runner.ran) == SLOTS
     results = [p for p in vault.main_files("vault/fired") if p.endswith(".result.json")]
