@@ -3,14 +3,20 @@
 Against the fake Forgejo and real git, 100 low-tier actions are merged (with
 the dispatcher's identity and mark, as a low-tier tick would) and then fired
 by 1 and by 3 dispatcher processes (``tests/dispatcher/_proc_dispatcher.py``:
-each its own bare clone and state_dir, ticking back to back until nothing is
-left in ``vault/actions`` or ``vault/running``). Every run starts from the same
-main. Side by side in one run:
+each its own bare clone and state_dir, ticking until nothing is left in
+``vault/actions`` or ``vault/running``). A replica's start-up (interpreter,
+imports, building its App) is not timed: each process signals it is ready and
+the clock starts when all are, as for long-running services. A tick that
+committed nothing is followed by a wait of ``IDLE_WAIT`` (a service waits for
+its interval or a webhook; it does not spin on a main that other replicas are
+working through), and every replica's clock is real time from the start (so
+none calls another's claims stale early). Every run starts from the same main. Side by side in one
+run:
 
 1. instant actions, ``queue_limit`` 100 (and 10 with ``--queue10``);
 2. actions that each take 1 s (execution-bound), ``queue_limit`` 100.
 
-Each run prints its wall time (spawn to the last exit), actions per minute,
+Each run prints its wall time (start to the last exit), actions per minute,
 forge requests, commits, and checks that every action ran exactly
 once. Goals (issue 11): 3 replicas vs 1 >= 1.0x with instant actions, >= 2.5x
 with 1 s actions. The numbers are printed, never asserted.
@@ -22,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import resource
 import sys
 import tempfile
 import time
@@ -41,6 +48,7 @@ from tests.dispatcher._proc_dispatcher import (  # noqa: E402
 from tests.dispatcher.harness import NOOP, REPO, T0, Harness, make_harness  # noqa: E402
 
 MAX_CONCURRENCY = 4  # the default: execution slots per replica
+IDLE_WAIT = 0.1  # seconds; far below any real tick interval
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,6 +61,8 @@ class Run:
     commits: int  # claim and result commits that won their push
     ticks: int
     exactly_once: bool
+    errors: tuple[str, ...]  # what the ticks reported as errors, each once
+    cpu: float  # user+system s of the replicas (start-up included) and their git children
 
     def per_minute(self, actions: int) -> float:
         return actions / self.wall * 60
@@ -100,20 +110,33 @@ def fire(
             max_concurrency=MAX_CONCURRENCY,
             action_seconds=action_seconds,
             deadline_seconds=240,
+            idle_wait=IDLE_WAIT,
+            ready_file=str(run_dir / f"ready{n}"),
+            go_file=str(run_dir / "go"),
+            real_clock=True,
         )
         # Clone before the clock starts: a replica's clone is made once, not per run.
         Pygit2OpsRepo.clone(spec.origin, spec.clone, bare=True)
         specs.append(spec)
-    vault.forge.requests.reset()
-    start = time.perf_counter()
     procs = [
         spawn_dispatcher(spec, run_dir / f"replica{n}.json")
         for n, spec in enumerate(specs)
     ]
+    while not all(Path(spec.ready_file or "").exists() for spec in specs):
+        if any(p.poll() is not None for p in procs):
+            raise SystemExit(f"{tag}: a replica exited before it was ready")
+        time.sleep(0.01)
+    vault.forge.requests.reset()
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    start = time.perf_counter()
+    (run_dir / "go").touch()
     outputs = [p.communicate(timeout=300) for p in procs]
     wall = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     requests = vault.forge.requests.total
     commits = ticks = 0
+    errors: dict[str, None] = {}
     for proc, (out, err) in zip(procs, outputs, strict=True):
         if proc.returncode != 0:
             raise SystemExit(
@@ -123,6 +146,7 @@ def fire(
             report = json.loads(line)
             ticks += 1
             commits += int(report["commits"])
+            errors.update(dict.fromkeys(report["errors"]))
     ran = Counter(executions(log))
     exactly_once = len(ran) == actions and set(ran.values()) == {1}
     return Run(
@@ -134,6 +158,8 @@ def fire(
         commits,
         ticks,
         exactly_once,
+        tuple(errors),
+        cpu,
     )
 
 
@@ -142,9 +168,11 @@ def show(run: Run, actions: int) -> None:
         f"   {run.replicas} replica(s), queue {run.queue_limit:3d}, "
         f"{run.action_seconds:g} s actions: {run.wall:6.2f} s, "
         f"{run.per_minute(actions):7.0f} actions/min, {run.ticks:3d} ticks, "
-        f"{run.requests:5d} requests, {run.commits} commits, "
+        f"{run.requests:5d} requests, {run.commits} commits, {run.cpu:5.1f} s CPU, "
         f"exactly once: {'yes' if run.exactly_once else 'NO'}"
     )
+    for error in run.errors[:5]:
+        print(f"     tick error: {error}")
 
 
 def main() -> None:

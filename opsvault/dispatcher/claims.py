@@ -62,21 +62,9 @@ def plan_action(
     """Gather the facts about the action at *path*, decide (``decide_action``), apply."""
     action_id = path.rsplit("/", 1)[1].removesuffix(".toml")
     subject = f"action:{action_id}"
-    queue_full = len(plan.claims) >= ctx.queue_limit
+    queue_full = _queued(ctx, plan) >= ctx.queue_limit or _round_full(ctx, plan)
     # A full queue is decided before any provenance work: deferring costs nothing.
-    found = (
-        None
-        if queue_full
-        else establish(
-            ctx.repo,
-            ctx.forge,
-            main,
-            path,
-            ctx.identity,
-            ctx.known_merges,
-            introduced if path in introduced else None,
-        )
-    )
+    found = None if queue_full else _establish(ctx, main, path, introduced)
     if isinstance(found, MergeMismatch):
         plan.mismatches.append(found)  # the whole plan becomes a HALT: nothing fires
         return
@@ -124,6 +112,37 @@ def plan_action(
             claim = claim_record(ctx, prov.base_commit, formula, origin, locks)
             _add_claim(plan, path, content, Claimed(action, formula, claim))
             plan.decisions.append(Decision(subject, "claimed", detail))
+
+
+def _establish(
+    ctx: FireContext, main: str, path: str, introduced: dict[str, str]
+) -> Provenance | ReasonCode | MergeMismatch:
+    """Return the action's provenance, established once per tick (``FireContext.established``)."""
+    commit = introduced.get(path)
+    key = (path, commit or "", ctx.repo.blob_id(main, path))
+    if commit is not None and key in ctx.established:
+        return ctx.established[key]
+    found = establish(
+        ctx.repo,
+        ctx.forge,
+        main,
+        path,
+        ctx.identity,
+        ctx.known_merges,
+        introduced if path in introduced else None,
+    )
+    if commit is not None:
+        ctx.established[key] = found
+    return found
+
+
+def _queued(ctx: FireContext, plan: FirePlan) -> int:
+    """Return how many actions this tick claimed so far, over all its rounds."""
+    return ctx.queued + len(plan.claims)
+
+
+def _round_full(ctx: FireContext, plan: FirePlan) -> bool:
+    return ctx.round_slots is not None and len(plan.claims) >= ctx.round_slots
 
 
 def record_origin(
@@ -181,10 +200,11 @@ def _action_facts(
     """Return the action, its formula at the merge's base, and the facts ``decide_action`` needs."""
     facts = ActionFacts(
         now=ctx.now,
-        queued=len(plan.claims),
+        queued=_queued(ctx, plan),
         queue_limit=ctx.queue_limit,
         merge=found if not isinstance(found, Provenance) else None,
         held=frozenset(held),
+        round_full=_round_full(ctx, plan),
     )
     if not isinstance(found, Provenance):
         return None, None, facts
@@ -255,25 +275,32 @@ def _add_claim(plan: FirePlan, source: str, content: bytes, claim: Claimed) -> N
 
 
 def batch_deadline(ctx: FireContext, plan: FirePlan) -> None:
-    """Give every claim of this tick the deadline of the whole batch (security review SR-3).
+    """Give every claim of this round the deadline of the whole batch (security review SR-3).
 
     Results are recorded together after the batch ran, so a short action's own
     timeout says nothing about when its result reaches main. With *c* workers
     taking *n* claims of at most *T* each in order, the batch ends within
-    ``(ceil(n / c) + 1) * T``; until then no other dispatcher may call a claim
-    of this batch stale.
+    ``ceil(n / c) * T`` of its start, which is at most ``ctx.waits`` after the
+    claim (the batch running before it); one more *T* and the grace cover
+    recording. Until then no other dispatcher may call a claim of this batch
+    stale; ``rounds`` starts no batch that could end past it.
     """
     if not plan.claims:
         return
-    longest = max(claim.formula.timeout for claim in plan.claims)
-    rounds = -(-len(plan.claims) // max(1, ctx.max_concurrency)) + 1
-    deadline = render_iso(ctx.now + longest * rounds + CLAIM_GRACE)
+    deadline = render_iso(ctx.now + ctx.waits + batch_span(plan, ctx.max_concurrency))
     plan.claims[:] = [
         replace(claim, record=replace(claim.record, deadline=deadline))
         for claim in plan.claims
     ]
     for claim in plan.claims:
         plan.changes[claim_path(claim.action.id)] = render_claim(claim.record)
+
+
+def batch_span(plan: FirePlan, max_concurrency: int) -> timedelta:
+    """Return how long the batch of *plan* may take, from its start until its results are due."""
+    longest = max(claim.formula.timeout for claim in plan.claims)
+    rounds = -(-len(plan.claims) // max(1, max_concurrency)) + 1
+    return longest * rounds + CLAIM_GRACE
 
 
 def read_claim(content: bytes | None, where: str = "claim") -> ClaimRecord | None:

@@ -16,10 +16,11 @@ import logging
 from opsvault.dispatcher.candidates import claim_order
 from opsvault.dispatcher.claims import batch_deadline, plan_action, read_claim
 from opsvault.dispatcher.fireplan import FireContext, FirePlan
-from opsvault.dispatcher.provenance import introducing_commits
+from opsvault.dispatcher.provenance import MAX_WALK, introducing_commits
 from opsvault.dispatcher.recovery import plan_recovery
 from opsvault.dispatcher.report import Decision
 from opsvault.errors import OpsvaultError
+from opsvault.git.base import OpsRepo
 from opsvault.layout import ACTIONS, RUNNING
 from opsvault.snapshot import CommitSnapshot, has_file
 
@@ -45,9 +46,7 @@ def plan_fire(ctx: FireContext, main: str) -> FirePlan:
         ctx.claim_token,
     )
     introduced = (
-        introducing_commits(ctx.repo, main, waiting[: ctx.queue_limit * 2])
-        if waiting
-        else {}
+        introduced_on(ctx, main, waiting[: ctx.queue_limit * 2]) if waiting else {}
     )
     for path in waiting:
         try:
@@ -68,3 +67,41 @@ def plan_fire(ctx: FireContext, main: str) -> FirePlan:
     plan_recovery(ctx, snapshot, plan)
     batch_deadline(ctx, plan)
     return plan
+
+
+def introduced_on(ctx: FireContext, main: str, paths: list[str]) -> dict[str, str]:
+    """Return the commit that introduced each of *paths* on *main* (absent: not found).
+
+    What an earlier plan of this tick found still holds for a path that none
+    of the commits added since then (re)introduced: only those are walked.
+    A main that does not descend from the earlier one is walked in full.
+    """
+    memo = ctx.introductions
+    steps = _steps_between(ctx.repo, main, memo.main) if memo.main is not None else None
+    known: dict[str, str] = {}
+    if steps is not None:
+        again = set(memo.found) | set(paths)
+        fresh = introducing_commits(ctx.repo, main, again, limit=steps) if steps else {}
+        known = {
+            p: fresh.get(p) or memo.found[p]
+            for p in again
+            if p in fresh or p in memo.found
+        }
+    missing = [p for p in paths if p not in known]
+    if missing:
+        known.update(introducing_commits(ctx.repo, main, missing))
+    memo.main, memo.found = main, known
+    return {p: known[p] for p in paths if p in known}
+
+
+def _steps_between(repo: OpsRepo, main: str, earlier: str) -> int | None:
+    """Return how many first-parent steps lead from *main* back to *earlier*, or None."""
+    commit = main
+    for steps in range(MAX_WALK):
+        if commit == earlier:
+            return steps
+        parents = repo.commit_info(commit).parents
+        if not parents:
+            return None
+        commit = parents[0]
+    return None

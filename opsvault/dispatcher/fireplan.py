@@ -8,9 +8,11 @@ from __future__ import annotations
 
 from collections.abc import Callable, MutableMapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from opsvault.dispatcher.integrity import MergeMismatch
+from opsvault.dispatcher.provenance import Provenance
+from opsvault.dispatcher.reasons import ReasonCode
 from opsvault.dispatcher.records import (
     ClaimRecord,
     ResultRecord,
@@ -52,6 +54,18 @@ class FirePlan:
     planned_at: datetime | None = None  # the time claims made in this plan count from
 
 
+@dataclass(slots=True)
+class Introductions:
+    """The commits that introduced waiting actions, found this tick on *main* (ADR 0022).
+
+    Main only grows within a tick (claims, results, other replicas' commits),
+    so a later round walks only the commits added since *main*.
+    """
+
+    main: str | None = None
+    found: dict[str, str] = field(default_factory=dict)
+
+
 @dataclass(frozen=True, slots=True)
 class FireContext:
     repo: OpsRepo
@@ -68,6 +82,19 @@ class FireContext:
     # [[freeze]] windows of the policy on main at this tick (not the merge's base:
     # a freeze merged after an approval still holds the action)
     freezes: tuple[Freeze, ...] = ()
+    # the fire rounds (ADR 0022): claims earlier rounds of this tick made, and
+    # how many this round may make (None: no round cap, as in a dry run)
+    queued: int = 0
+    round_slots: int | None = None
+    # how long this round's claims may wait for the batch running before them
+    waits: timedelta = timedelta(0)
+    # provenance established this tick, by (action path, introducing commit,
+    # the action's blob on main): every round and re-plan of one tick judges an
+    # action on the same forge answers, as one plan did before rounds (ADR 0022)
+    introductions: Introductions = field(default_factory=Introductions, hash=False)
+    established: MutableMapping[
+        tuple[str, str, str | None], Provenance | ReasonCode | MergeMismatch
+    ] = field(default_factory=dict, hash=False)
 
 
 def archive(

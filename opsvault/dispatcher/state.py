@@ -352,6 +352,8 @@ class ActionFacts:
     held: frozenset[str] = frozenset()  # locks held by claims on main or this tick
     # the freeze holding this action's formula, from the policy on main now
     freeze: Frozen | None = None
+    # this round claimed as many as the replica has free execution slots (ADR 0022)
+    round_full: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -387,8 +389,8 @@ ActionDecision = Claim | Refuse | Expire | Done | Defer
 def decide_action(facts: ActionFacts) -> ActionDecision:
     """Return what the fire phase does with one action on main.
 
-    In order: defer while this tick's queue is full (before any provenance
-    work); refuse what no eligible merge accounts for and whatever
+    In order: defer while this tick's queue or this round's free slots are
+    full (before any provenance work); refuse what no eligible merge accounts for and whatever
     ``verify_merge`` refuses; refuse a file that is not an action; expire one
     past its own ``expires``; record a merged request for a human as done;
     refuse an action invalid at the merge's base; defer while a freeze holds
@@ -396,6 +398,8 @@ def decide_action(facts: ActionFacts) -> ActionDecision:
     """
     if facts.queued >= facts.queue_limit:
         return Defer(f"queue limit of {facts.queue_limit} reached this tick")
+    if facts.round_full:
+        return Defer("this round's free execution slots are taken")
     merge = facts.merge
     if merge is None or isinstance(merge, ReasonCode):
         return Refuse(

@@ -3,12 +3,14 @@
 1. Refresh main; if ``vault/HALT`` exists there, only report.
 2. Pull requests that changed or are due: classify at their head against
    main's policy, publish, merge low / notify / expire (``pulls.py``).
-3. Actions on main: verify provenance, then one commit claims them (and
+3. Actions on main, in rounds (``rounds.py``, ADR 0022): verify provenance,
+   then one commit claims what the free execution slots can start (and
    records refusals, human requests done, expiries, closed PRs, interrupted
    claims), pushed by compare-and-swap (``push.py``); a lost push re-plans
    from the new main (``fire.py``, ``claims.py``, ``recovery.py``).
-4. Execute the claims in a bounded pool, then one commit records the results.
-5. Comment results on their PRs and alert admins.
+4. Execute the round's claims in a bounded pool; the next round's push
+   records their results first, and the last round's push records only them.
+5. Comment results on their PRs and alert admins as each round lands.
 
 ``tick`` is idempotent: it reads where every action is from git on each call.
 """
@@ -22,17 +24,16 @@ from datetime import UTC, datetime
 
 from opsvault.app import App
 from opsvault.dispatcher.cache import Cache, load_cache, write_cache
-from opsvault.dispatcher.claims import CLAIM_GRACE
-from opsvault.dispatcher.execution import execute_claims
 from opsvault.dispatcher.fireplan import FireContext, FirePlan
 from opsvault.dispatcher.halt import mismatch_recorded, plan_halt
 from opsvault.dispatcher.integrity import MergeMismatch, find_mismatches
 from opsvault.dispatcher.notify import sinks_named
 from opsvault.dispatcher.pullphase import PullContext, PullsOutcome
 from opsvault.dispatcher.pulls import process_pulls
-from opsvault.dispatcher.push import Progress, Pusher, push_plan, push_results
+from opsvault.dispatcher.push import Progress, Pusher, push_plan
 from opsvault.dispatcher.reasons import ReasonCode
 from opsvault.dispatcher.report import Decision, TickReport
+from opsvault.dispatcher.rounds import FireRounds, fire_rounds
 from opsvault.errors import ForgeUnavailable, GitError, OpsvaultError
 from opsvault.layout import HALT
 from opsvault.messages import Notification
@@ -197,58 +198,26 @@ def tick(app: App, now: datetime, *, dry_run: bool = False) -> TickReport:
             if not dry_run:
                 _tell(app, plan, CommitSnapshot(app.repo, main), errors)
             return report()
-        main, plan = push_plan(
-            pusher,
-            ctx,
-            main,
-            pulls.records,
-            dry_run,
-            state,
-            decisions,
-            clock,
-            alert=alert,
-        )
-        if plan is not None and HALT in plan.changes:
-            state.halted = True
-        if plan is not None and plan.claims and not dry_run:
-            app.checkpoint("claimed")
-            claimed_at = plan.planned_at or now
-            if clock() - claimed_at > CLAIM_GRACE:
-                # The claim is on main, but less than its full timeout is left:
-                # never start it; it is recovered after its deadline (I8).
-                for claim in plan.claims:
-                    decisions.append(
-                        Decision(
-                            f"action:{claim.action.id}",
-                            "late",
-                            f"claim pushed {clock() - claimed_at} after it was made; not started",
-                        )
-                    )
-                    plan.alerts.append(
-                        ("late", f"{claim.action.id}: claimed too late to start")
-                    )
-                plan.claims = []
-            results = execute_claims(
+        # A dry run shows what one round would decide, up to the whole queue.
+        if dry_run:
+            _, plan = push_plan(
+                pusher, ctx, main, pulls.records, True, state, decisions, clock
+            )
+            state.halted = plan is not None and HALT in plan.changes
+        else:
+            rounds = FireRounds(
                 app.runner,
-                plan.claims,
-                app.settings.dispatcher.max_concurrency,
                 app.checkpoint,
+                lambda plan, main: _tell(
+                    app, plan, CommitSnapshot(app.repo, main), errors
+                ),
+                alert,
+                # batch sizing only: a step of the clock at worst mis-sizes one batch
+                lambda: app.clock().timestamp(),
             )
-            decisions.extend(
-                Decision(
-                    f"action:{claim.action.id}",
-                    "error",
-                    "its execution raised; it stays claimed and is recovered after its deadline",
-                )
-                for claim, result in zip(plan.claims, results, strict=True)
-                if result is None
+            main = fire_rounds(
+                rounds, pusher, ctx, main, pulls.records, state, decisions, clock
             )
-            main = push_results(
-                pusher, ctx, main, plan, results, state, decisions, clock
-            )
-            app.checkpoint("recorded")
-        if plan is not None and not dry_run:
-            _tell(app, plan, CommitSnapshot(app.repo, main), errors)
     except (ForgeUnavailable, GitError) as exc:
         errors.append(f"{exc}; the next tick retries")
         state.unavailable = isinstance(exc, ForgeUnavailable)
@@ -286,8 +255,14 @@ def _unchecked_mismatches(
 def _tell(
     app: App, plan: FirePlan, snapshot: CommitSnapshot, errors: list[str]
 ) -> None:
-    """Comment results on their PRs and alert the admins' sinks; failures never undo a record."""
-    for pr, action_id, text in plan.results:
+    """Comment results on their PRs and alert the admins' sinks; failures never undo a record.
+
+    What was told is taken off *plan*, so that telling it again says only what is new.
+    """
+    results, alerts = list(plan.results), list(plan.alerts)
+    plan.results.clear()
+    plan.alerts.clear()
+    for pr, action_id, text in results:
         try:
             app.forge.upsert_comment(
                 pr,
@@ -296,14 +271,14 @@ def _tell(
             )
         except OpsvaultError as exc:
             errors.append(f"pr#{pr}: result comment not posted: {exc}")
-    if not plan.alerts:
+    if not alerts:
         return
     try:
         policy = load_base_state(snapshot).policy
     except OpsvaultError:
         return
     sinks = sinks_named(policy, policy.settings(Tier.HIGH).notify)
-    for event, text in plan.alerts:
+    for event, text in alerts:
         app.notifier.notify(
             sinks,
             Notification(

@@ -53,6 +53,19 @@ class ProcSpec:
     action_seconds: float = (
         0.0  # how long each execution takes (benchmarks/replicas.py)
     )
+    # benchmarks/replicas.py: after a tick that committed nothing, wait this long
+    # before the next (a service waits for its interval or a webhook; it does not
+    # spin on a main other replicas are working through)
+    idle_wait: float = 0.0
+    # benchmarks/replicas.py: once built, create *ready_file* and wait for
+    # *go_file* before the first tick (a replica is a long-running service:
+    # its start-up is not part of a run)
+    ready_file: str | None = None
+    go_file: str | None = None
+    # benchmarks/replicas.py: each tick's `now` is the first tick's plus the
+    # real time since (replicas then agree on the time, whatever their tick
+    # counts), not plus step_seconds per tick
+    real_clock: bool = False
 
 
 class AppendingRunner:
@@ -170,8 +183,13 @@ def run(spec: ProcSpec) -> int:
     )
     if spec.kill_at is not None and spec.kill_at != "running":
         app.checkpoint = _die_at(spec.kill_at)
-    now = datetime.fromisoformat(spec.now)
-    give_up = time.monotonic() + spec.deadline_seconds
+    if spec.ready_file and spec.go_file:
+        Path(spec.ready_file).touch()
+        while not Path(spec.go_file).exists():
+            time.sleep(0.002)
+    now = first = datetime.fromisoformat(spec.now)
+    started = time.monotonic()
+    give_up = started + spec.deadline_seconds
     try:
         while True:
             report = tick(app, now)
@@ -184,7 +202,12 @@ def run(spec: ProcSpec) -> int:
             if time.monotonic() > give_up:
                 sys.stderr.write("gave up: actions still pending\n")
                 return 2
-            now += timedelta(seconds=spec.step_seconds)
+            if spec.idle_wait and not report.commits:
+                time.sleep(spec.idle_wait)
+            if spec.real_clock:
+                now = first + timedelta(seconds=time.monotonic() - started)
+            else:
+                now += timedelta(seconds=spec.step_seconds)
     finally:
         forge.close()
 
