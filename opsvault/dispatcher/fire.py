@@ -74,19 +74,19 @@ def introduced_on(ctx: FireContext, main: str, paths: list[str]) -> dict[str, st
 
     What an earlier plan of this tick found still holds for a path that none
     of the commits added since then (re)introduced: only those are walked.
-    A main that does not descend from the earlier one is walked in full.
+    The earlier plan may have been made on commits of ours that lost their
+    push; main is then walked back to where it meets their line. A main that
+    meets none of it is walked in full.
     """
     memo = ctx.introductions
-    steps = _steps_between(ctx.repo, main, memo.main) if memo.main is not None else None
     known: dict[str, str] = {}
-    if steps is not None:
+    met = _meeting(ctx.repo, main, memo.main) if memo.main is not None else None
+    if met is not None:
+        steps, lost = met
         again = set(memo.found) | set(paths)
         fresh = introducing_commits(ctx.repo, main, again, limit=steps) if steps else {}
-        known = {
-            p: fresh.get(p) or memo.found[p]
-            for p in again
-            if p in fresh or p in memo.found
-        }
+        kept = {p: c for p, c in memo.found.items() if c not in lost}
+        known = {p: fresh.get(p) or kept[p] for p in again if p in fresh or p in kept}
     missing = [p for p in paths if p not in known]
     if missing:
         known.update(introducing_commits(ctx.repo, main, missing))
@@ -94,12 +94,21 @@ def introduced_on(ctx: FireContext, main: str, paths: list[str]) -> dict[str, st
     return {p: known[p] for p in paths if p in known}
 
 
-def _steps_between(repo: OpsRepo, main: str, earlier: str) -> int | None:
-    """Return how many first-parent steps lead from *main* back to *earlier*, or None."""
+LINE = 3  # an earlier plan's commit and its first parents (a results and a claims commit of ours)
+
+
+def _meeting(repo: OpsRepo, main: str, earlier: str) -> tuple[int, set[str]] | None:
+    """Return the first-parent steps from *main* to the line of *earlier*, and what of that line main lacks.
+
+    None when main meets none of the line within ``MAX_WALK`` steps.
+    """
+    line = [earlier]
+    while len(line) < LINE and (parents := repo.commit_info(line[-1]).parents):
+        line.append(parents[0])
     commit = main
     for steps in range(MAX_WALK):
-        if commit == earlier:
-            return steps
+        if commit in line:
+            return steps, set(line[: line.index(commit)])
         parents = repo.commit_info(commit).parents
         if not parents:
             return None

@@ -20,16 +20,22 @@ import threading
 import time
 from collections import Counter
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 
 from opsvault.app import App
+from opsvault.dispatcher.fire import introduced_on
+from opsvault.dispatcher.fireplan import FireContext
+from opsvault.dispatcher.provenance import introducing_commits
 from opsvault.dispatcher.push import CLAIM_ATTEMPTS, Pusher
 from opsvault.dispatcher.rounds import next_size
 from opsvault.errors import PushRejected
+from opsvault.git.base import Identity
 from opsvault.git.pygit2_repo import Pygit2OpsRepo
 from opsvault.messages import ExecutionRequest, RunResult
 from opsvault.timefmt import parse_iso
+from tests.conftest import init_repo
 from tests.dispatcher.harness import NOOP, REPO, T0, Harness
 
 SLOTS = 2
@@ -313,3 +319,38 @@ def test_a_claim_push_that_keeps_losing_leaves_no_result_unrecorded(
     assert any(d.event == "contended" for d in report.decisions)
     waiting = [p for p in vault.main_files("vault/actions") if p.endswith(".toml")]
     assert len(waiting) == 6 - SLOTS
+
+
+def test_introductions_found_on_a_commit_that_lost_its_push_match_a_full_walk(
+    tmp_path: Path,
+) -> None:
+    """A round plans on its own unpushed results commit; the push loses to another
+    replica's commit that re-adds an action: the memo must give what a walk gives."""
+    init_repo(tmp_path / "r", {"README": "x"})
+    repo = Pygit2OpsRepo.open(tmp_path / "r")
+    who = Identity("t", "t@example.org")
+    main = repo.resolve("refs/heads/main")
+    for name in ("a", "b", "c"):
+        main = repo.commit_files(
+            main, {f"vault/actions/{name}.toml": name.encode()}, name, who
+        )
+    paths = [f"vault/actions/{n}.toml" for n in ("a", "b", "c")]
+    ctx = FireContext(repo, None, None, "vault-bot", "t", T0, 10, {})  # type: ignore[arg-type]
+    ours = repo.commit_files(main, {"vault/running/x.toml": b"x"}, "ours, lost", who)
+    assert introduced_on(ctx, ours, paths) == introducing_commits(repo, ours, paths)
+    # Another replica's commits won: one deletes b, one adds it again.
+    theirs = repo.commit_files(main, {"vault/actions/b.toml": None}, "claim b", who)
+    theirs = repo.commit_files(theirs, {"vault/actions/b.toml": b"b2"}, "b again", who)
+    diffs: list[str] = []
+    changed_files = repo.changed_files
+
+    def counted(base: str, head: str):  # type: ignore[no-untyped-def]
+        diffs.append(head)
+        return changed_files(base, head)
+
+    repo.changed_files = counted  # type: ignore[method-assign]
+    memo = introduced_on(ctx, theirs, paths)
+    assert len(diffs) == 2  # only their two commits were walked, not the history
+    repo.changed_files = changed_files  # type: ignore[method-assign]
+    assert memo == introducing_commits(repo, theirs, paths)
+    assert memo["vault/actions/b.toml"] == theirs
