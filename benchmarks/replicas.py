@@ -6,10 +6,10 @@ by 1 and by 3 dispatcher processes (``tests/dispatcher/_proc_dispatcher.py``:
 each its own bare clone and state_dir, ticking until nothing is left in
 ``vault/actions`` or ``vault/running``). A replica's start-up (interpreter,
 imports, building its App) is not timed: each process signals it is ready and
-the clock starts when all are, as for long-running services. A tick that
-committed nothing is followed by a wait of ``IDLE_WAIT`` (a service waits for
-its interval or a webhook; it does not spin on a main that other replicas are
-working through), and every replica's clock is real time from the start (so
+the clock starts when all are, as for long-running services. After a tick
+that committed nothing a replica waits until main moves on the forge, at most
+``IDLE_WAIT`` (a service waits for its interval or for the push webhook that
+wakes it; it does not spin on a main that other replicas are working through), and every replica's clock is real time from the start (so
 none calls another's claims stale early). Every run starts from the same main. Side by side in one
 run:
 
@@ -48,7 +48,7 @@ from tests.dispatcher._proc_dispatcher import (  # noqa: E402
 from tests.dispatcher.harness import NOOP, REPO, T0, Harness, make_harness  # noqa: E402
 
 MAX_CONCURRENCY = 4  # the default: execution slots per replica
-IDLE_WAIT = 0.1  # seconds; far below any real tick interval
+IDLE_WAIT = 1.0  # seconds at most; far below any real tick interval
 
 
 @dataclass(frozen=True, slots=True)

@@ -53,9 +53,10 @@ class ProcSpec:
     action_seconds: float = (
         0.0  # how long each execution takes (benchmarks/replicas.py)
     )
-    # benchmarks/replicas.py: after a tick that committed nothing, wait this long
-    # before the next (a service waits for its interval or a webhook; it does not
-    # spin on a main other replicas are working through)
+    # benchmarks/replicas.py: after a tick that committed nothing, wait until
+    # main moves on the forge, or this long at most (a service waits for its
+    # interval or for the push webhook that wakes it; it does not spin on a
+    # main other replicas are working through)
     idle_wait: float = 0.0
     # benchmarks/replicas.py: once built, create *ready_file* and wait for
     # *go_file* before the first tick (a replica is a long-running service:
@@ -120,6 +121,17 @@ def _pending(repo: OpsRepo, main: str) -> list[str]:
         for p in repo.list_files(main, prefix)
         if p.endswith(".toml")
     ]
+
+
+def _wait_for_a_push(origin: Path, seconds: float) -> None:
+    """Return once main on the forge's repository at *origin* moves, or after *seconds*."""
+    from opsvault.git.pygit2_repo import Pygit2OpsRepo
+
+    forge = Pygit2OpsRepo.open(origin)
+    seen = forge.resolve("refs/heads/main")
+    give_up = time.monotonic() + seconds
+    while time.monotonic() < give_up and forge.resolve("refs/heads/main") == seen:
+        time.sleep(0.01)
 
 
 def run(spec: ProcSpec) -> int:
@@ -203,7 +215,7 @@ def run(spec: ProcSpec) -> int:
                 sys.stderr.write("gave up: actions still pending\n")
                 return 2
             if spec.idle_wait and not report.commits:
-                time.sleep(spec.idle_wait)
+                _wait_for_a_push(Path(spec.origin), spec.idle_wait)
             if spec.real_clock:
                 now = first + timedelta(seconds=time.monotonic() - started)
             else:
