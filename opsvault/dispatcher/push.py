@@ -119,6 +119,7 @@ def push_plan(
     alert: Callable[[FirePlan, str], None] = lambda plan, main: None,
     pending: Executed | None = None,
     busy: Callable[[], bool] = lambda: False,
+    attempts: int = CLAIM_ATTEMPTS,
 ) -> tuple[str, FirePlan | None]:
     """Plan the fire phase and push it; re-plan from the new main when the push loses.
 
@@ -129,7 +130,7 @@ def push_plan(
     replica backs off (``Pusher.back_off``) unless it is *busy* running a
     batch: then the next claim is wanted before that batch ends.
     """
-    for _attempt in range(CLAIM_ATTEMPTS):
+    for _attempt in range(attempts):
         began = time.monotonic()
         base = main
         recorded: list[tuple[Claimed, ResultRecord]] = []
@@ -175,7 +176,7 @@ def push_plan(
         Decision(
             pusher.mainline.branch,
             "contended",
-            f"claim push lost {CLAIM_ATTEMPTS} times; next tick retries",
+            f"claim push lost {attempts} times; next tick retries",
         )
     )
     return main, None

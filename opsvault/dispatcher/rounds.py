@@ -29,6 +29,7 @@ from opsvault.dispatcher.execution import execute_claims
 from opsvault.dispatcher.fireplan import FireContext, FirePlan
 from opsvault.dispatcher.pullphase import RecordIntent
 from opsvault.dispatcher.push import (
+    CLAIM_ATTEMPTS,
     Executed,
     Progress,
     Pusher,
@@ -76,7 +77,11 @@ def fire_rounds(
     said = _Said(decisions)
     ahead = _Round(rounds, pusher, ctx, state, said, clock)
     try:
-        main, ready = ahead.push(main, intents, None, slots, 0, timedelta(0))
+        # A tick's first claim meets every replica that woke with it: it may
+        # lose more often before this replica is in step (ADR 0022).
+        main, ready = ahead.push(
+            main, intents, None, slots, 0, timedelta(0), attempts=2 * CLAIM_ATTEMPTS
+        )
         if ready is None:
             return main
         queued = 0
@@ -188,6 +193,7 @@ class _Round:
         queued: int,
         waits: timedelta,
         running: Future[tuple[list[RunResult | None], float]] | None = None,
+        attempts: int = CLAIM_ATTEMPTS,
     ) -> tuple[str, FirePlan | None]:
         """Record *pending* and claim up to *size* more, to start within *waits*; return main and the plan."""
         heard: list[Decision] = []
@@ -208,6 +214,7 @@ class _Round:
             alert=self.rounds.alert,
             pending=pending,
             busy=lambda: running is not None and not running.done(),
+            attempts=attempts,
         )
         self.said.round(heard)
         self.contended = self.state.lost > lost

@@ -59,10 +59,12 @@ class ProcSpec:
     # main other replicas are working through)
     idle_wait: float = 0.0
     # benchmarks/replicas.py: once built, create *ready_file* and wait for
-    # *go_file* before the first tick (a replica is a long-running service:
-    # its start-up is not part of a run)
+    # *go_file* before the first tick; when nothing is left, write the time
+    # (time.time()) into *done_file* before closing down (a replica is a
+    # long-running service: its start-up and shut-down are not part of a run)
     ready_file: str | None = None
     go_file: str | None = None
+    done_file: str | None = None
     # benchmarks/replicas.py: each tick's `now` is the first tick's plus the
     # real time since (replicas then agree on the time, whatever their tick
     # counts), not plus step_seconds per tick
@@ -210,6 +212,8 @@ def run(spec: ProcSpec) -> int:
             if not spec.until_idle:
                 return 0
             if not _pending(repo, mainline.refresh()):
+                if spec.done_file:
+                    Path(spec.done_file).write_text(repr(time.time()))
                 return 0
             if time.monotonic() > give_up:
                 sys.stderr.write("gave up: actions still pending\n")

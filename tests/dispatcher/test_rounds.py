@@ -354,3 +354,21 @@ def test_introductions_found_on_a_commit_that_lost_its_push_match_a_full_walk(
     repo.changed_files = changed_files  # type: ignore[method-assign]
     assert memo == introducing_commits(repo, theirs, paths)
     assert memo["vault/actions/b.toml"] == theirs
+
+
+def test_a_ticks_first_claim_tries_twice_as_often_before_it_gives_up(
+    vault: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every replica woken by one push meets the others at its first claim."""
+    merged(vault, 3)
+    clock = Clock()
+    runner = TimedRunner(clock, 1, vault)
+    app, pushes = app_with(vault, clock, runner)
+    pushes.refuse_claims_after = 0
+    monkeypatch.setattr(Pusher, "back_off", lambda self, took: None)
+
+    report = vault.tick(app)
+
+    assert runner.ran == [] and pushes.claim_pushes == 2 * CLAIM_ATTEMPTS
+    contended = [d for d in report.decisions if d.event == "contended"]
+    assert len(contended) == 1 and f"{2 * CLAIM_ATTEMPTS} times" in contended[0].detail
