@@ -112,7 +112,21 @@ def current_command() -> str:
     command = ctx.meta.get(COMMAND_KEY)
     if isinstance(command, str):
         return command
-    return " ".join(ctx.command_path.split()[1:])
+    return _subcommands(ctx)
+
+
+def _subcommands(ctx: click.Context) -> str:
+    """``"policy check"`` for ``vault policy check``, whatever the program is called.
+
+    The program's name may be several words (``python -m pytest``), so the
+    path is read from the contexts below the root, not split from
+    ``ctx.command_path``.
+    """
+    names: list[str] = []
+    while ctx.parent is not None:
+        names.append(ctx.info_name or "")
+        ctx = ctx.parent
+    return " ".join(reversed(names))
 
 
 def dumps(data: Mapping[str, Any]) -> str:
@@ -128,7 +142,7 @@ def remember_json(ctx: click.Context, _param: click.Parameter, value: bool) -> b
     """Callback of ``--json``: lets the group print errors as JSON too."""
     if value:
         ctx.meta[JSON_KEY] = True
-        ctx.meta[COMMAND_KEY] = " ".join(ctx.command_path.split()[1:])
+        ctx.meta[COMMAND_KEY] = _subcommands(ctx)
     return value
 
 
