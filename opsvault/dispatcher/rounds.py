@@ -8,11 +8,12 @@ replica never holds more than the batch it runs and the one it starts next
 execution capacity adds up across replicas; correctness still rests on the
 compare-and-swap push alone (ADR 0002, 0003).
 
-When a batch ran faster than its push took, claiming is what limits
-throughput, not execution: the next push claims four times as many (up to
-the tick's queue limit), so that a lone replica with quick actions is not
-held to one push per few actions. A batch as slow as its push puts the size
-back to the free slots.
+When a batch ran in a quarter of the time its uncontended push took,
+claiming is what limits throughput, not execution: the next push claims four
+times as many (up to the tick's queue limit), so that a lone replica with
+quick actions is not held to one push per few actions (``next_size``).
+Otherwise, and after a push that lost to another replica, the size goes back
+to the free slots.
 """
 
 from __future__ import annotations
