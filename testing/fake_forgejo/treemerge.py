@@ -4,8 +4,14 @@ libgit2's ``merge_commits`` and ``Tree.diff_to_tree`` read every entry of both
 trees (the merge builds an index of the whole repository and writes every tree
 again), so a merge or a PR's file list cost grows with the repository, not
 with the change: ~70 ms per merge at 20,000 files. Forgejo itself merges with
-git, whose diff and merge machinery skip equal subtrees. The fake does the
-same where the answer is certain and asks libgit2 otherwise:
+git in a temporary clone of the base (services/pull/merge.go
+``doMergeAndPush`` over ``createTemporaryRepoForMerge``), and git's diff and
+merge machinery skip equal subtrees. The fake does the same where the answer
+is certain and asks libgit2 otherwise. This module adds no behaviour: what a
+merge, a mergeability check or a PR's file list answers is still what
+merging.py (services/pull/merge.go) and routes_pulls.py (services/pull/check.go)
+say it is, and tests/testing/test_fake_treemerge.py checks every answer here
+against libgit2's full merge and diff:
 
 - ``trivial_merge``: a three-way merge in which every path changed on at most
   one side (then that side wins; equal subtrees are taken whole). Any path both
